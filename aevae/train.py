@@ -1,0 +1,201 @@
+"""Training loop shared by the CLI, the app and the zoo script. No UI imports.
+
+Loss: sum of squared errors per image (+ beta * KL for the VAE), averaged over the batch.
+Stops at the epoch count or the seconds budget, whichever comes first, or within one
+batch of `should_stop()` returning True; the model keeps what it learned so far.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .models import AutoEncoder, loss_terms
+
+PSNR_CAP = 100.0  # dB, as in metrics.py: identical images would give +inf
+# Channels-last convolutions are faster on CPU for these models (bench/train_speed.py).
+MEMORY_FORMAT = torch.channels_last
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (e.g. the loss became NaN); the message says why and what to try."""
+
+
+@dataclass
+class History:
+    iter_loss: list[float] = field(default_factory=list)  # objective per iteration
+    iter_mse: list[float] = field(default_factory=list)  # reconstruction MSE per pixel value
+    iter_kl: list[float] = field(default_factory=list)  # KL per image (nats); 0 for the AE
+    epochs: list[dict] = field(default_factory=list)  # one dict per (possibly partial) epoch
+    seconds: float = 0.0
+    images_seen: int = 0
+    stopped_by: str = ""  # "epochs", "time budget" or "stop request"
+
+    @property
+    def final(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass
+class Progress:
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # iterations done in total
+    steps_total: int  # planned iterations for all epochs
+    seconds: float
+    budget: float | None
+    loss: float
+    mse: float
+    kl: float
+    history: History
+
+    @property
+    def fraction(self) -> float:
+        by_steps = self.step / max(self.steps_total, 1)
+        by_time = self.seconds / self.budget if self.budget else 0.0
+        return min(1.0, max(by_steps, by_time))
+
+
+def as_uint8_nchw(data) -> torch.Tensor:
+    """ImageSet / (N,H,W,3) uint8 array -> (N,3,H,W) uint8 tensor (a channels-last view, no copy)."""
+    images = getattr(data, "images", data)
+    if torch.is_tensor(images):
+        return images
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected (N,H,W,3) uint8 images, got {images.dtype} {images.shape}")
+    return torch.from_numpy(images).permute(0, 3, 1, 2)
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    return batch.float().div_(255.0).contiguous(memory_format=MEMORY_FORMAT)
+
+
+@torch.no_grad()
+def validate(model: AutoEncoder, data: torch.Tensor, beta: float, batch_size: int = 256,
+             seed: int = 0) -> dict:
+    """Validation loss (fixed noise seed, so epochs compare) and PSNR of the mean reconstruction."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    totals = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+    psnrs = []
+    try:
+        for i in range(0, len(data), batch_size):
+            x = to_float(data[i:i + batch_size])
+            out = model(x, generator=gen)
+            t = loss_terms(out, x, beta)
+            n = len(x)
+            totals["loss"] += t.loss.item() * n
+            totals["mse"] += t.mse.item() * n
+            totals["kl"] += t.kl.item() * n
+            mse = (model.decode(out.mu) - x).pow(2).flatten(1).mean(1).double()
+            psnrs.append(torch.clamp(10 * torch.log10(1.0 / mse), max=PSNR_CAP))
+    finally:
+        model.train(was_training)
+    n = len(data)
+    return {f"val_{k}": v / n for k, v in totals.items()} | {"val_psnr": torch.cat(psnrs).mean().item()}
+
+
+def train(
+    model: AutoEncoder,
+    train_set,
+    val_set=None,
+    cfg: TrainConfig | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> History:
+    """Train `model` in place and return its History (see module docstring)."""
+    cfg = cfg or TrainConfig()
+    data = as_uint8_nchw(train_set)
+    val = as_uint8_nchw(val_set) if val_set is not None and len(getattr(val_set, "images", val_set)) else None
+    n = len(data)
+    if n == 0:
+        raise ValueError("the training set is empty")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    is_vae = model.kind == "vae"
+    model.to(memory_format=MEMORY_FORMAT)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor,
+                                                        patience=cfg.plateau_patience)
+             if cfg.plateau_patience is not None else None)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bs = min(cfg.batch_size, n)
+    # A last batch of one image would break BatchNorm; it is dropped (it is reshuffled next epoch).
+    steps_per_epoch = n // bs + (1 if n % bs > 1 else 0)
+    hist = History()
+    start = time.perf_counter()
+
+    def elapsed() -> float:
+        return time.perf_counter() - start
+
+    for epoch in range(1, cfg.epochs + 1):
+        perm = torch.randperm(n, generator=gen)
+        sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        seen = 0
+        for step in range(steps_per_epoch):
+            if should_stop is not None and should_stop():
+                hist.stopped_by = "stop request"
+                break
+            if cfg.seconds is not None and elapsed() >= cfg.seconds:
+                hist.stopped_by = "time budget"
+                break
+            idx = perm[step * bs:(step + 1) * bs]
+            x = to_float(data[idx])
+            beta = cfg.beta
+            if is_vae and cfg.kl_warmup_epochs > 0:
+                beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.kl_warmup_epochs)
+            out = model(x, generator=gen)
+            t = loss_terms(out, x, beta)
+            loss = t.loss.item()
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss} at epoch {epoch}, step {step + 1}; "
+                    "try a lower learning rate or a smaller beta")
+            opt.zero_grad(set_to_none=True)
+            t.loss.backward()
+            opt.step()
+            mse, kl = t.mse.item(), t.kl.item()
+            hist.iter_loss.append(loss)
+            hist.iter_mse.append(mse)
+            hist.iter_kl.append(kl)
+            k = len(x)
+            seen += k
+            sums["loss"] += loss * k
+            sums["mse"] += mse * k
+            sums["kl"] += kl * k
+            hist.images_seen += k
+            if on_progress is not None:
+                on_progress(Progress(epoch, cfg.epochs, len(hist.iter_loss), cfg.epochs * steps_per_epoch,
+                                     elapsed(), cfg.seconds, loss, mse, kl, hist))
+        if seen:
+            row = {"epoch": epoch, "images": seen, "lr": opt.param_groups[0]["lr"],
+                   **{k: v / seen for k, v in sums.items()}}
+            last = bool(hist.stopped_by) or epoch == cfg.epochs
+            if val is not None and (last or epoch % cfg.eval_every == 0):
+                row |= validate(model, val, cfg.beta, seed=cfg.seed)
+            if sched is not None:
+                sched.step(row.get("val_loss", row["loss"]))
+            row["seconds"] = elapsed()
+            hist.epochs.append(row)
+        if hist.stopped_by:
+            break
+    hist.stopped_by = hist.stopped_by or "epochs"
+    hist.seconds = elapsed()
+    model.eval()
+    return hist

@@ -1,0 +1,26 @@
+"""Shared fixtures: small, deterministic image sets made with numpy (no downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def make_images(n: int = 64, size: int = 32, seed: int = 0) -> np.ndarray:
+    """Coloured discs and squares on white: structured enough that a model can learn them."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    out = np.full((n, size, size, 3), 255, np.uint8)
+    for i in range(n):
+        cx, cy = rng.uniform(0.3, 0.7, 2) * size
+        r = rng.uniform(0.15, 0.3) * size
+        colour = rng.integers(0, 256, 3)
+        mask = ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r) if i % 2 else (
+            (abs(xx - cx) < r) & (abs(yy - cy) < r))
+        out[i][mask] = colour
+    return out
+
+
+@pytest.fixture
+def images32() -> np.ndarray:
+    return make_images(64, 32)
