@@ -240,6 +240,21 @@ def loss_terms(out: Output, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
     return LossTerms(sse + beta * kl, sse, kl, sse / x[0].numel())
 
 
+def describe_layer(m: nn.Module) -> str:
+    """Short layer text: Conv2d(3->64, k4 s2 p1) instead of the full repr."""
+    if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+        extra = f" op{m.output_padding[0]}" if getattr(m, "output_padding", (0,))[0] else ""
+        return (f"{type(m).__name__}({m.in_channels}->{m.out_channels}, k{m.kernel_size[0]} "
+                f"s{m.stride[0]} p{m.padding[0]}{extra})")
+    if isinstance(m, nn.BatchNorm2d):
+        return f"BatchNorm2d({m.num_features})"
+    if isinstance(m, nn.Linear):
+        return f"Linear({m.in_features}->{m.out_features})"
+    if isinstance(m, nn.MaxPool2d):
+        return f"MaxPool2d({m.kernel_size})"
+    return type(m).__name__
+
+
 def summary_rows(model: AutoEncoder) -> list[dict]:
     """One row per layer: name, layer, output shape, parameters; from a real forward pass."""
     rows: list[dict] = []
@@ -248,7 +263,7 @@ def summary_rows(model: AutoEncoder) -> list[dict]:
         if next(m.children(), None) is None and name:
             def hook(mod, inp, out, name=name):
                 shape = tuple(out.shape[1:]) if torch.is_tensor(out) else ()
-                rows.append({"name": name, "layer": repr(mod), "output": "x".join(map(str, shape)),
+                rows.append({"name": name, "layer": describe_layer(mod), "output": "x".join(map(str, shape)),
                              "params": sum(p.numel() for p in mod.parameters())})
             hooks.append(m.register_forward_hook(hook))
     was_training = model.training

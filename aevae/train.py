@@ -119,6 +119,63 @@ def train(
     should_stop: Callable[[], bool] | None = None,
 ) -> History:
     """Train `model` in place and return its History (see module docstring)."""
+    cb = (lambda name, p: on_progress(p)) if on_progress else None
+    return train_together({"model": model}, train_set, val_set, cfg, cb, should_stop)["model"]
+
+
+class _Run:
+    """One model's optimiser, schedule and running sums inside train_together."""
+
+    def __init__(self, model: AutoEncoder, cfg: TrainConfig):
+        self.model = model
+        self.is_vae = model.kind == "vae"
+        model.to(memory_format=MEMORY_FORMAT)
+        model.train()
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=cfg.plateau_factor,
+                                                                 patience=cfg.plateau_patience)
+                      if cfg.plateau_patience is not None else None)
+        self.hist = History()
+        self.sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        # Each model draws its VAE noise from its own stream, apart from the shuffling stream,
+        # so a model trained beside another gets exactly what it would get alone.
+        self.noise = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def step(self, x: torch.Tensor, beta: float, where: str) -> tuple[float, float, float]:
+        out = self.model(x, generator=self.noise)
+        t = loss_terms(out, x, beta if self.is_vae else 0.0)
+        loss = t.loss.item()
+        if not math.isfinite(loss):
+            raise TrainingError(f"the {self.model.kind.upper()}'s loss became {loss} at {where}; "
+                                "try a lower learning rate or a smaller beta")
+        self.opt.zero_grad(set_to_none=True)
+        t.loss.backward()
+        self.opt.step()
+        mse, kl = t.mse.item(), t.kl.item()
+        h, k = self.hist, len(x)
+        h.iter_loss.append(loss)
+        h.iter_mse.append(mse)
+        h.iter_kl.append(kl)
+        h.images_seen += k
+        for key, v in (("loss", loss), ("mse", mse), ("kl", kl)):
+            self.sums[key] += v * k
+        return loss, mse, kl
+
+
+def train_together(
+    models: dict[str, AutoEncoder],
+    train_set,
+    val_set=None,
+    cfg: TrainConfig | None = None,
+    on_progress: Callable[[str, Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, History]:
+    """Train several models in lockstep on the very same batches; one History each.
+
+    Used to train an AE and a VAE side by side: at any moment (a stop, the time budget)
+    both have seen the same images. The models take turns on each batch and each has its own
+    noise stream, so every model gets exactly the batches and noise it would get alone.
+    """
     cfg = cfg or TrainConfig()
     data = as_uint8_nchw(train_set)
     val = as_uint8_nchw(val_set) if val_set is not None and len(getattr(val_set, "images", val_set)) else None
@@ -127,18 +184,12 @@ def train(
         raise ValueError("the training set is empty")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    is_vae = model.kind == "vae"
-    model.to(memory_format=MEMORY_FORMAT)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.plateau_factor,
-                                                        patience=cfg.plateau_patience)
-             if cfg.plateau_patience is not None else None)
+    runs = {name: _Run(m, cfg) for name, m in models.items()}
     gen = torch.Generator().manual_seed(cfg.seed)
     bs = min(cfg.batch_size, n)
     # A last batch of one image would break BatchNorm; it is dropped (it is reshuffled next epoch).
     steps_per_epoch = n // bs + (1 if n % bs > 1 else 0)
-    hist = History()
+    stopped_by = ""
     start = time.perf_counter()
 
     def elapsed() -> float:
@@ -146,56 +197,44 @@ def train(
 
     for epoch in range(1, cfg.epochs + 1):
         perm = torch.randperm(n, generator=gen)
-        sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
+        for r in runs.values():
+            r.sums = dict.fromkeys(r.sums, 0.0)
         seen = 0
         for step in range(steps_per_epoch):
             if should_stop is not None and should_stop():
-                hist.stopped_by = "stop request"
+                stopped_by = "stop request"
                 break
             if cfg.seconds is not None and elapsed() >= cfg.seconds:
-                hist.stopped_by = "time budget"
+                stopped_by = "time budget"
                 break
-            idx = perm[step * bs:(step + 1) * bs]
-            x = to_float(data[idx])
+            x = to_float(data[perm[step * bs:(step + 1) * bs]])
             beta = cfg.beta
-            if is_vae and cfg.kl_warmup_epochs > 0:
+            if cfg.kl_warmup_epochs > 0:
                 beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.kl_warmup_epochs)
-            out = model(x, generator=gen)
-            t = loss_terms(out, x, beta)
-            loss = t.loss.item()
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} at epoch {epoch}, step {step + 1}; "
-                    "try a lower learning rate or a smaller beta")
-            opt.zero_grad(set_to_none=True)
-            t.loss.backward()
-            opt.step()
-            mse, kl = t.mse.item(), t.kl.item()
-            hist.iter_loss.append(loss)
-            hist.iter_mse.append(mse)
-            hist.iter_kl.append(kl)
-            k = len(x)
-            seen += k
-            sums["loss"] += loss * k
-            sums["mse"] += mse * k
-            sums["kl"] += kl * k
-            hist.images_seen += k
-            if on_progress is not None:
-                on_progress(Progress(epoch, cfg.epochs, len(hist.iter_loss), cfg.epochs * steps_per_epoch,
-                                     elapsed(), cfg.seconds, loss, mse, kl, hist))
+            seen += len(x)
+            for name, r in runs.items():
+                loss, mse, kl = r.step(x, beta, f"epoch {epoch}, step {step + 1}")
+                if on_progress is not None:
+                    on_progress(name, Progress(epoch, cfg.epochs, len(r.hist.iter_loss),
+                                               cfg.epochs * steps_per_epoch, elapsed(), cfg.seconds,
+                                               loss, mse, kl, r.hist))
         if seen:
-            row = {"epoch": epoch, "images": seen, "lr": opt.param_groups[0]["lr"],
-                   **{k: v / seen for k, v in sums.items()}}
-            last = bool(hist.stopped_by) or epoch == cfg.epochs
-            if val is not None and (last or epoch % cfg.eval_every == 0):
-                row |= validate(model, val, cfg.beta, seed=cfg.seed)
-            if sched is not None:
-                sched.step(row.get("val_loss", row["loss"]))
-            row["seconds"] = elapsed()
-            hist.epochs.append(row)
-        if hist.stopped_by:
+            last = bool(stopped_by) or epoch == cfg.epochs
+            for r in runs.values():
+                row = {"epoch": epoch, "images": seen, "lr": r.opt.param_groups[0]["lr"],
+                       **{k: v / seen for k, v in r.sums.items()}}
+                if val is not None and (last or epoch % cfg.eval_every == 0):
+                    row |= validate(r.model, val, cfg.beta, seed=cfg.seed)
+                if r.sched is not None:
+                    r.sched.step(row.get("val_loss", row["loss"]))
+                row["seconds"] = elapsed()
+                r.hist.epochs.append(row)
+        if stopped_by:
             break
-    hist.stopped_by = hist.stopped_by or "epochs"
-    hist.seconds = elapsed()
-    model.eval()
-    return hist
+    out = {}
+    for name, r in runs.items():
+        r.hist.stopped_by = stopped_by or "epochs"
+        r.hist.seconds = elapsed()
+        r.model.eval()
+        out[name] = r.hist
+    return out

@@ -24,3 +24,27 @@ def make_images(n: int = 64, size: int = 32, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def images32() -> np.ndarray:
     return make_images(64, 32)
+
+
+@pytest.fixture(scope="session")
+def quick_zoo(tmp_path_factory):
+    """A tiny zoo made by the real build script (python -m aevae.zoo build --quick)."""
+    from aevae import zoo
+
+    out = tmp_path_factory.mktemp("zoo")
+    zoo.build(out, quick=True, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def app_module(quick_zoo):
+    """app.py imported with the quick zoo as its shipped models."""
+    import importlib
+    import os
+    import sys
+
+    os.environ["AEVAE_CHECKPOINTS"] = str(quick_zoo)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+    import app
+
+    return importlib.reload(app)

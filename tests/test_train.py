@@ -107,3 +107,22 @@ def test_a_last_batch_of_one_is_dropped():
 def test_bad_train_config(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+def test_together_matches_training_alone_and_stops_both(images32):
+    from aevae.train import train_together
+
+    cfg = TrainConfig(epochs=2, batch_size=16, seed=1)
+    alone = {k: train(model(k, seed=2), images32, images32[:8], cfg) for k in ("ae", "vae")}
+    pair = {k: model(k, seed=2) for k in ("ae", "vae")}
+    together = train_together(pair, images32, images32[:8], cfg)
+    for k in ("ae", "vae"):
+        assert together[k].iter_loss == pytest.approx(alone[k].iter_loss, rel=1e-6)
+    calls = []
+    stopped = train_together({k: model(k) for k in ("ae", "vae")}, images32, None,
+                             TrainConfig(epochs=50, batch_size=8),
+                             on_progress=lambda name, p: calls.append(name),
+                             should_stop=lambda: len(calls) >= 6)
+    assert calls == ["ae", "vae"] * 3
+    assert [len(h.iter_loss) for h in stopped.values()] == [3, 3]
+    assert {h.stopped_by for h in stopped.values()} == {"stop request"}

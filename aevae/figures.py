@@ -1,0 +1,51 @@
+"""Image grids for the app, the README and reports: numpy/Pillow only, pixels never blurred."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+WHITE = 255
+
+
+def upscale(img: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour upscaling, so small images stay crisp wherever they are shown."""
+    if factor <= 1:
+        return img
+    return img.repeat(factor, axis=-3).repeat(factor, axis=-2)
+
+
+def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
+               col_labels: list[str] | None = None, scale: int = 2, gap: int = 4) -> np.ndarray:
+    """rows: list of (n, H, W, 3) uint8 arrays (same H, W); n may differ per row.
+
+    Returns one uint8 image with optional labels to the left of each row and above each column.
+    """
+    if not rows:
+        raise ValueError("nothing to draw")
+    h, w = rows[0].shape[1:3]
+    cell_h, cell_w = h * scale, w * scale
+    ncols = max(len(r) for r in rows)
+    font = ImageFont.load_default(size=max(11, min(16, cell_h // 5)))
+    left = 0
+    if row_labels:
+        left = max(int(font.getlength(t)) for t in row_labels) + 10
+    top = 20 if col_labels else 0
+    width = left + ncols * (cell_w + gap)
+    height = top + len(rows) * (cell_h + gap)
+    canvas = Image.new("RGB", (width, height), (WHITE, WHITE, WHITE))
+    draw = ImageDraw.Draw(canvas)
+    for j, label in enumerate(col_labels or []):
+        draw.text((left + j * (cell_w + gap) + 2, 3), label[: max(3, cell_w // 7)], fill=(60, 60, 60), font=font)
+    for i, row in enumerate(rows):
+        y = top + i * (cell_h + gap)
+        if row_labels:
+            draw.text((4, y + cell_h // 2 - 7), row_labels[i], fill=(30, 30, 30), font=font)
+        for j, img in enumerate(row):
+            canvas.paste(Image.fromarray(upscale(img, scale)), (left + j * (cell_w + gap), y))
+    return np.asarray(canvas)
+
+
+def auto_scale(size: int, target: int = 128) -> int:
+    """An integer factor that brings a size-px image near `target` px."""
+    return max(1, round(target / size))

@@ -1,0 +1,332 @@
+"""Per-user state and the actions behind the app's tabs. No UI imports: app.py only formats.
+
+Each browser session gets a `Session` (kept in a `SessionStore` keyed by Gradio's session
+hash): the models it trained, its uploaded data and its runs. Shipped models and the rendered
+OpenMoji set are shared read-only by all sessions.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data, metrics, sampling
+from .checkpoints import Checkpoint
+from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
+from .models import AutoEncoder, build_model, plan
+from .train import History, Progress, train_together
+from .zoo import Zoo
+
+OPENMOJI = "openmoji"
+MAX_RECON_IMAGES = 64
+MAX_SESSIONS = 100
+_split_lock = threading.Lock()
+_splits: dict[int, data.Split] = {}
+
+
+class NoModels(RuntimeError):
+    """There is no model to use yet: nothing shipped and nothing trained in this session."""
+
+
+def openmoji_split(size: int) -> data.Split:
+    """The default dataset's fixed split, rendered once per size and shared (read-only)."""
+    with _split_lock:
+        if size not in _splits:
+            _splits[size] = data.load_split(OPENMOJI, size, 0.1, 0)
+        return _splits[size]
+
+
+@dataclass
+class Pair:
+    ae: AutoEncoder
+    vae: AutoEncoder
+    source: str  # "shipped: default" or "run 3"
+    train: dict = field(default_factory=dict)  # the TrainConfig both were trained with
+    history: dict = field(default_factory=dict)  # kind -> History dict
+    dataset: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return self.ae.config.image_size
+
+    @classmethod
+    def from_checkpoints(cls, ae: Checkpoint, vae: Checkpoint, source: str) -> Pair:
+        return cls(ae.model, vae.model, source, ae.meta.get("train") or {},
+                   {"ae": ae.meta.get("history") or {}, "vae": vae.meta.get("history") or {}},
+                   ae.meta.get("dataset") or {})
+
+
+@dataclass
+class TrainSettings:
+    """What the Train tab asks for; validated into a ModelConfig and a TrainConfig."""
+
+    preset: str = "default"
+    image_size: int = 64
+    latent: str = PRESETS["default"].model.latent
+    epochs: int = 10
+    seconds: float | None = 30.0  # for the pair, trained together
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    beta: float = 1.0
+    seed: int = 0
+
+    def model_config(self, kind: str) -> ModelConfig:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}")
+        cfg = PRESETS[self.preset].model.with_(kind=kind, image_size=int(self.image_size),
+                                               latent=str(self.latent).strip())
+        plan(cfg)  # unreachable spatial latents fail here with the sizes that would work
+        return cfg
+
+    def train_config(self) -> TrainConfig:
+        secs = float(self.seconds) if self.seconds else None
+        return PRESETS[self.preset].train.with_(
+            epochs=int(self.epochs), seconds=secs, batch_size=int(self.batch_size), lr=float(self.lr),
+            weight_decay=float(self.weight_decay), beta=float(self.beta), seed=int(self.seed))
+
+
+class Session:
+    def __init__(self, zoo: Zoo | None):
+        self.zoo = zoo
+        self.trained: Pair | None = None
+        self.use_shipped = False
+        self.upload: tuple[Path, str] | None = None  # (saved file, original name) of the user's data
+        self._upload_splits: dict[int, data.Split] = {}
+        self.runs: list[dict] = []
+        self.rungs: dict[str, dict] = {}  # latent -> {"ae": model, "vae": model, ...} trained here
+        self.stop = threading.Event()
+        self.lock = threading.Lock()  # one training at a time per session
+        self._tmp: Path | None = None
+        self.last_seen = time.monotonic()
+
+    # --- where things come from -------------------------------------------------------
+    @property
+    def tmpdir(self) -> Path:
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="aevae-session-"))
+        return self._tmp
+
+    def close(self) -> None:
+        self.stop.set()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def shipped_pair(self) -> Pair:
+        if not self.zoo:
+            raise NoModels("No shipped models were found: train a pair in the Train tab first.")
+        ae, vae = self.zoo.pair("default")
+        return Pair.from_checkpoints(ae, vae, "shipped: default")
+
+    def pair(self) -> Pair:
+        if self.trained is not None and not self.use_shipped:
+            return self.trained
+        return self.shipped_pair()
+
+    def set_upload(self, path: str | Path, image_size: int) -> data.Split:
+        """Keep a copy of the user's dataset file (loaded once to check it), then use it."""
+        src = Path(path)
+        keep = self.tmpdir / f"data{src.suffix.lower()}"
+        split = data.load_split(str(src), image_size)
+        shutil.copyfile(src, keep)
+        split.all.source = f"uploaded: {src.name} ({len(split.all)} images, {image_size}x{image_size})"
+        self.upload = (keep, src.name)
+        self._upload_splits = {image_size: split}
+        return split
+
+    def clear_upload(self) -> None:
+        self.upload = None
+        self._upload_splits = {}
+
+    def split(self, size: int) -> data.Split:
+        if self.upload is None:
+            return openmoji_split(size)
+        if size not in self._upload_splits:
+            split = data.load_split(str(self.upload[0]), size)
+            split.all.source = f"uploaded: {self.upload[1]}"
+            self._upload_splits[size] = split
+        return self._upload_splits[size]
+
+
+class SessionStore:
+    """Sessions by key, oldest dropped past `limit` so memory stays bounded."""
+
+    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS):
+        self.zoo = zoo
+        self.limit = limit
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Session:
+        with self._lock:
+            s = self._sessions.get(key)
+            if s is None:
+                s = self._sessions[key] = Session(self.zoo)
+                while len(self._sessions) > self.limit:
+                    _, old = self._sessions.popitem(last=False)
+                    old.close()
+            self._sessions.move_to_end(key)
+            s.last_seen = time.monotonic()
+            return s
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            s = self._sessions.pop(key, None)
+        if s is not None:
+            s.close()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+# --- actions --------------------------------------------------------------------------
+def choose(split: data.Split, ids: list[int] | None, n: int = 10, seed: int = 0) -> data.ImageSet:
+    """Images by 1-based ids from the whole set, or n random ones from the validation split."""
+    if ids:
+        if len(ids) > MAX_RECON_IMAGES:
+            raise ValueError(f"at most {MAX_RECON_IMAGES} images at once, got {len(ids)} ids")
+        return split.all.select_ids(ids)
+    if not 1 <= n <= MAX_RECON_IMAGES:
+        raise ValueError(f"number of images must be 1..{MAX_RECON_IMAGES}, got {n}")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(split.val), min(n, len(split.val)), replace=False))
+    return split.val.subset(pick)
+
+
+@dataclass
+class Reconstruction:
+    images: data.ImageSet  # ground truth
+    ae: metrics.EvalResult
+    vae: metrics.EvalResult
+
+    def rows(self) -> list[dict]:
+        out = []
+        for i, a, v in zip(range(len(self.images)), self.ae.rows(), self.vae.rows()):
+            out.append({"id": int(self.images.ids[i]), "name": self.images.names[i],
+                        "label": self.images.label_names[self.images.labels[i]],
+                        "AE PSNR": a["psnr"], "VAE PSNR": v["psnr"], "AE SSIM": a["ssim"],
+                        "VAE SSIM": v["ssim"], "AE LPIPS": a["lpips"], "VAE LPIPS": v["lpips"]})
+        return out
+
+
+def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Reconstruction:
+    if images.image_size != pair.image_size:
+        raise ValueError(f"images are {images.image_size}px but the models take {pair.image_size}px")
+    return Reconstruction(images, metrics.evaluate(pair.ae, images, lpips=lpips),
+                          metrics.evaluate(pair.vae, images, lpips=lpips))
+
+
+def load_user_images(paths: list[str], size: int) -> data.ImageSet:
+    """Single image files (or a zip) uploaded to be reconstructed, as one ImageSet."""
+    sets = []
+    for p in paths:
+        sets.append(data.load_dataset(str(p), size))
+    if not sets:
+        raise ValueError("no images uploaded")
+    imgs = np.concatenate([s.images for s in sets])[:MAX_RECON_IMAGES]
+    names = [n for s in sets for n in s.names][:MAX_RECON_IMAGES]
+    skipped = [k for s in sets for k in s.skipped]
+    return data.ImageSet(imgs, np.zeros(len(imgs), np.int64), [data.UNLABELLED], names,
+                         np.arange(1, len(imgs) + 1), "uploaded images", skipped)
+
+
+def variants(pair: Pair, images: data.ImageSet, k: int, scale: float, seed: int) -> sampling.VariantSet:
+    return sampling.variant_set(pair.vae, pair.ae, images.images, images.ids, images.labels, k, scale, seed)
+
+
+def ladder_models(session: Session) -> list[dict]:
+    """Rungs of the latent ladder: shipped entries plus rungs trained in this session."""
+    rows = []
+    zoo = session.zoo
+    if zoo:
+        by_rung: dict[str, dict] = {}
+        for e in zoo.ladder():
+            by_rung.setdefault(e["rung"], {"latent": e["rung"], "source": "shipped"})[e["kind"]] = e["name"]
+        for r in by_rung.values():
+            if "ae" in r and "vae" in r:
+                rows.append({**r, "ae": zoo.load(r["ae"]).model, "vae": zoo.load(r["vae"]).model,
+                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")}})
+    rows += list(session.rungs.values())
+    return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
+
+
+def latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -> list[dict]:
+    out = []
+    for r in ladder_models(session):
+        if r["ae"].config.image_size != images.image_size:
+            continue
+        res = {k: metrics.evaluate(r[k], images, lpips=lpips) for k in ("ae", "vae")}
+        out.append({"latent": r["latent"], "source": r["source"], "values": r["ae"].latent_numel,
+                    "image_values": 3 * images.image_size ** 2, "results": res})
+    return out
+
+
+def train_pair(session: Session, settings: TrainSettings, split: data.Split,
+               on_progress=None) -> Pair:
+    """Train an AE and a VAE side by side on the same batches, seed, architecture and budget.
+
+    On success (a stop request counts: both keep what they learned) the pair becomes this
+    session's models; on failure (e.g. NaN) the previous models stay and the error propagates.
+    """
+    cfgs = {k: settings.model_config(k) for k in ("ae", "vae")}
+    tcfg = settings.train_config()
+    if split.all.image_size != cfgs["ae"].image_size:
+        raise ValueError("the data and the model have different image sizes")
+    session.stop.clear()
+    torch.manual_seed(tcfg.seed)
+    models = {k: build_model(cfgs[k]) for k in ("ae", "vae")}
+    t0 = time.perf_counter()
+    hists = train_together(models, split.train, split.val, tcfg, on_progress, session.stop.is_set)
+    if not hists["ae"].iter_loss:
+        raise InterruptedError("stopped before the first batch; your previous models are unchanged")
+    pair = Pair(models["ae"], models["vae"], f"run {len(session.runs) + 1}", tcfg.to_dict(),
+                {k: h.to_dict() for k, h in hists.items()}, split.describe())
+    session.trained, session.use_shipped = pair, False
+    session.runs.append(run_row(len(session.runs) + 1, settings, pair, split, time.perf_counter() - t0))
+    return pair
+
+
+def run_row(number: int, settings: TrainSettings, pair: Pair, split: data.Split, seconds: float) -> dict:
+    """One row of the hyperparameter table, with validation metrics computed now."""
+    row = {"run": number, "preset": settings.preset, "latent": settings.latent, "epochs": settings.epochs,
+           "batch": settings.batch_size, "lr": settings.lr, "beta": settings.beta,
+           "seconds": round(seconds, 1), "data": split.all.source}
+    for kind, model in (("AE", pair.ae), ("VAE", pair.vae)):
+        hist = History.from_dict(pair.history[kind.lower()])
+        s = metrics.evaluate(model, split.val, lpips=False).summary()
+        row[f"{kind} epochs done"] = len(hist.epochs)
+        row[f"{kind} final loss (MSE)"] = hist.final.get("mse")
+        row[f"{kind} val PSNR"] = s["psnr"].mean
+        row[f"{kind} val SSIM"] = s["ssim"].mean
+    row["histories"] = pair.history
+    return row
+
+
+def train_rung(session: Session, latent: str, seconds: float, split: data.Split, seed: int = 0,
+               on_progress=None) -> dict:
+    """Train a missing ladder rung briefly (default architecture, given latent)."""
+    lat = parse_latent(latent)
+    settings = TrainSettings(image_size=split.all.image_size, latent=str(lat), epochs=1000, seconds=seconds, seed=seed)
+    cfgs = {k: settings.model_config(k) for k in ("ae", "vae")}
+    tcfg = settings.train_config()
+    session.stop.clear()
+    torch.manual_seed(seed)
+    models = {k: build_model(cfgs[k]) for k in ("ae", "vae")}
+    train_together(models, split.train, split.val, tcfg, on_progress, session.stop.is_set)
+    rung = {"latent": str(lat), "source": f"trained here ({seconds:.0f} s)", **models}
+    session.rungs[str(lat)] = rung
+    return rung
+
+
+def progress_text(p: Progress) -> str:
+    budget = f" / {p.budget:.0f} s" if p.budget else ""
+    return f"epoch {p.epoch}/{p.epochs}, step {p.step}, {p.seconds:.1f} s{budget}"

@@ -1,0 +1,224 @@
+"""The shipped models: recipes, the script that trains them, and the manifest the app reads.
+
+    python -m aevae.zoo build [--quick] [--out checkpoints] [--only NAME ...] [--resume]
+    python -m aevae.zoo table [--out checkpoints]     # the README's results table
+    python -m aevae.zoo grid  [--out checkpoints]     # ground truth | AE | VAE image for the README
+
+Every model is trained from scratch with a fixed seed on OpenMoji's fixed train/validation
+split; its validation metrics are measured on the checkpoint as saved (fp16 weights only
+where that changes validation PSNR by less than 0.01 dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoints, data, metrics
+from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
+from .models import build_model
+from .train import train
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+SPLIT = {"spec": "openmoji", "val_fraction": 0.1, "seed": 0}
+LADDER = ["16", "64", "256", "16x8x8", "64x8x8", "256x8x8"]  # 16x8x8 is the default pair
+ZOO_THREADS = 1  # leaves the other core free while the zoo trains in the background
+HALF_TOLERANCE_DB = 0.01
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    group: str  # "default", "ladder" or "report"
+    model: ModelConfig
+    train: TrainConfig
+    rung: str = ""  # the latent, for ladder entries
+
+
+def recipes(quick: bool = False) -> list[Recipe]:
+    default = PRESETS["default"]
+    out: list[Recipe] = []
+    # The default pair is also the ladder's 16x8x8 rung; every rung gets the same training.
+    common = default.train.with_(threads=ZOO_THREADS)
+    for kind in ("ae", "vae"):
+        out.append(Recipe(f"default-{kind}", "default", default.model.with_(kind=kind, name=f"default-{kind}"),
+                          common, default.model.latent))
+    for lat in LADDER:
+        if lat == default.model.latent:
+            continue
+        for kind in ("ae", "vae"):
+            name = f"ladder-{lat}-{kind}"
+            out.append(Recipe(name, "ladder", default.model.with_(kind=kind, latent=lat, name=name), common, lat))
+    for preset, epochs in (("report-b", 15), ("report-a", 10)):
+        p = PRESETS[preset]
+        for kind in ("ae", "vae"):
+            name = f"{preset}-{kind}"
+            # Report A's batch of 4 costs too much CPU per epoch; we keep its lr with batch 16.
+            tr = p.train.with_(epochs=epochs, threads=ZOO_THREADS)
+            if preset == "report-a":
+                tr = tr.with_(batch_size=16)
+            out.append(Recipe(name, "report", p.model.with_(kind=kind, name=name), tr, p.model.latent))
+    if quick:  # tiny models at 32 px, one epoch: the same code path in seconds
+        small = []
+        for r in out:
+            if r.group == "ladder" and r.rung not in ("16", "64x8x8"):
+                continue
+            lat = r.model.latent.replace("8x8", "4x4")
+            small.append(Recipe(r.name, r.group, r.model.with_(image_size=32, widths=(4, 8, 8), latent=lat),
+                                r.train.with_(epochs=1, batch_size=32), lat))
+        out = small
+    return out
+
+
+def _split(image_size: int, quick: bool) -> data.Split:
+    split = data.load_split(SPLIT["spec"], image_size, SPLIT["val_fraction"], SPLIT["seed"])
+    if quick:  # a small slice keeps the test suite fast; ids stay those of the full set
+        split.train = split.train.subset(np.arange(min(192, len(split.train))))
+        split.val = split.val.subset(np.arange(min(48, len(split.val))))
+    return split
+
+
+def _entry(r: Recipe, ck: checkpoints.Checkpoint, result: metrics.EvalResult, path: Path, hist) -> dict:
+    s = result.summary()
+    return {
+        "name": r.name, "group": r.group, "kind": r.model.kind, "rung": r.rung,
+        "file": path.name, "model": r.model.to_dict(), "train": r.train.to_dict(),
+        "params": ck.model.n_params, "latent_numel": ck.model.latent_numel,
+        "image_values": 3 * r.model.image_size ** 2,
+        "seconds": round(hist.seconds, 1), "epochs": len(hist.epochs), "images_seen": hist.images_seen,
+        "dtype": ck.meta["dtype"],
+        "metrics": {k: None if v is None else {"mean": v.mean, "std": v.std, "n": v.n} for k, v in s.items()},
+        "lpips_note": result.lpips_note,
+    }
+
+
+def build(out: Path = DEFAULT_DIR, quick: bool = False, only: list[str] | None = None,
+          resume: bool = False, log=print) -> list[dict]:
+    out = Path(out)
+    entries = {e["name"]: e for e in checkpoints.read_manifest(out)} if (resume or only) else {}
+    splits: dict[int, data.Split] = {}
+    todo = [r for r in recipes(quick) if not only or r.name in only]
+    for i, r in enumerate(todo, 1):
+        path = out / f"{r.name}.json"
+        if resume and r.name in entries and path.is_file():
+            log(f"[{i}/{len(todo)}] {r.name}: kept")
+            continue
+        size = r.model.image_size
+        split = splits.setdefault(size, _split(size, quick))
+        torch.manual_seed(r.train.seed)
+        model = build_model(r.model)
+        t0 = time.perf_counter()
+        hist = train(model, split.train, split.val, r.train)
+        # fp16 weights only where they cost no measurable quality.
+        full = metrics.evaluate(model, split.val, lpips=False).summary()["psnr"].mean
+        checkpoints.save(model, path, train=r.train, history=hist, dataset=split.describe(), half=True, name=r.name)
+        ck = checkpoints.load(path)
+        half = metrics.evaluate(ck.model, split.val, lpips=False).summary()["psnr"].mean
+        if abs(half - full) >= HALF_TOLERANCE_DB:
+            checkpoints.save(model, path, train=r.train, history=hist, dataset=split.describe(), name=r.name)
+            ck = checkpoints.load(path)
+        result = metrics.evaluate(ck.model, split.val)
+        entry = _entry(r, ck, result, path, hist)
+        checkpoints.save(ck.model, path, train=r.train, history=hist, dataset=split.describe(),
+                         half=ck.meta["dtype"] == "float16", name=r.name, metrics=entry["metrics"])
+        entries[r.name] = entry
+        checkpoints.write_manifest(out, [entries[k] for k in sorted(entries, key=_order)],
+                                   split=SPLIT, note="made by python -m aevae.zoo build")
+        s = entry["metrics"]
+        log(f"[{i}/{len(todo)}] {r.name}: {time.perf_counter() - t0:.0f} s, {entry['epochs']} epochs, "
+            f"PSNR {s['psnr']['mean']:.2f} SSIM {s['ssim']['mean']:.4f} ({entry['dtype']})")
+    return [entries[k] for k in sorted(entries, key=_order)]
+
+
+def _order(name: str) -> int:
+    names = [r.name for r in recipes()]
+    return names.index(name) if name in names else len(names)
+
+
+class Zoo:
+    """The shipped models as listed in the manifest; checkpoints load on first use."""
+
+    def __init__(self, folder: str | Path = DEFAULT_DIR):
+        self.folder = Path(folder)
+        self.entries = checkpoints.read_manifest(self.folder)
+        self._loaded: dict[str, checkpoints.Checkpoint] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def entry(self, name: str) -> dict:
+        for e in self.entries:
+            if e["name"] == name:
+                return e
+        raise KeyError(f"no shipped model named {name!r}")
+
+    def load(self, name: str) -> checkpoints.Checkpoint:
+        if name not in self._loaded:
+            self._loaded[name] = checkpoints.load(self.folder / self.entry(name)["file"])
+        return self._loaded[name]
+
+    def pair(self, prefix: str = "default") -> tuple[checkpoints.Checkpoint, checkpoints.Checkpoint]:
+        return self.load(f"{prefix}-ae"), self.load(f"{prefix}-vae")
+
+    def ladder(self) -> list[dict]:
+        """Entries of the 64x64 latent ladder (the default pair included), smallest latent first."""
+        rungs = [e for e in self.entries if e["group"] in ("default", "ladder")]
+        return sorted(rungs, key=lambda e: (parse_latent(e["rung"]).numel, e["rung"], e["kind"]))
+
+
+def results_table(entries: list[dict]) -> str:
+    """Markdown table of the manifest (the README's results table)."""
+    head = ("| model | kind | latent | latent values (vs image) | params | epochs | train s | PSNR dB | SSIM | LPIPS |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for e in entries:
+        m = e["metrics"]
+        lp = f"{m['lpips']['mean']:.4f}" if m.get("lpips") else "not measured"
+        ratio = e["latent_numel"] / e["image_values"]
+        lines.append(
+            f"| {e['name']} | {e['kind'].upper()} | {e['model']['latent']} | {e['latent_numel']:,} ({ratio:.2g}x) "
+            f"| {e['params']:,} | {e['epochs']} | {e['seconds']:.0f} | {m['psnr']['mean']:.2f} "
+            f"| {m['ssim']['mean']:.4f} | {lp} |")
+    return "\n".join(lines)
+
+
+def grid(zoo: Zoo, n: int = 10, seed: int = 0) -> np.ndarray:
+    """Rows ground truth / AE / VAE for n random validation images of the default pair."""
+    ae, vae = zoo.pair()
+    split = _split(ae.model.config.image_size, False)
+    pick = np.sort(np.random.default_rng(seed).choice(len(split.val), n, replace=False))
+    gt = split.val.images[pick]
+    rows = [gt, metrics.evaluate(ae.model, gt, lpips=False).recon, metrics.evaluate(vae.model, gt, lpips=False).recon]
+    return np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aevae.zoo", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["build", "table", "grid"])
+    ap.add_argument("--out", default=str(DEFAULT_DIR))
+    ap.add_argument("--quick", action="store_true", help="tiny models on a slice of the data (for tests)")
+    ap.add_argument("--only", nargs="*", help="build only these models")
+    ap.add_argument("--resume", action="store_true", help="keep models already in the manifest")
+    args = ap.parse_args(argv)
+    if args.command == "build":
+        build(Path(args.out), args.quick, args.only, args.resume)
+    elif args.command == "table":
+        print(results_table(checkpoints.read_manifest(args.out)))
+    else:
+        from PIL import Image
+
+        path = Path(args.out) / "grid.png"
+        Image.fromarray(grid(Zoo(args.out))).save(path)
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

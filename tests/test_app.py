@@ -1,0 +1,200 @@
+"""The app's handlers called directly (no server), with real models from the quick zoo."""
+
+import threading
+import time
+import zipfile
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+from conftest import make_images
+from PIL import Image
+
+from aevae import checkpoints, data
+
+
+def req(name):
+    return SimpleNamespace(session_hash=name)
+
+
+def run_training(app, name, **kw):
+    args = dict(preset="default", image_size=32, latent="16x4x4", epochs=1, seconds=5, batch_size=64, lr=2e-3,
+                weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji", upload=None)
+    args.update(kw)
+    return list(app.train_models(*args.values(), request=req(name)))
+
+
+def test_reconstruct_shows_gt_ae_vae_and_a_table(app_module):
+    grid, summary, table, csv = app_module.reconstruct("", 10, 0, True, req("r1"))
+    assert grid.ndim == 3 and grid.shape[2] == 3 and grid.shape[0] > 3 * 32
+    assert "AE" in summary and "VAE" in summary and "LPIPS" in summary
+    assert len(table) == 10 and {"AE PSNR", "VAE SSIM", "id"} <= set(table.columns)
+    assert table["AE PSNR"].between(0, 100).all() and table["VAE SSIM"].between(-1, 1).all()
+    text = open(csv).read().splitlines()
+    assert len(text) == 11 and text[0].startswith("id,name,label")
+
+
+def test_reconstruct_by_ids_and_a_new_draw_differs(app_module):
+    _, _, t1, _ = app_module.reconstruct("3, 227, 841-843", 10, 0, False, req("r2"))
+    assert t1["id"].tolist() == [3, 227, 841, 842, 843]
+    _, _, a, _ = app_module.reconstruct("", 5, 0, False, req("r2"))
+    _, _, b, _ = app_module.reconstruct("", 5, app_module.new_draw(0), False, req("r2"))
+    assert a["id"].tolist() != b["id"].tolist()
+
+
+@pytest.mark.parametrize("ids, n, message", [("1, abc", 10, "not an id"), ("99999", 10, "99999"),
+                                             ("", 0, "between 1 and 64"), ("", 1000, "between 1 and 64")])
+def test_reconstruct_bad_input_is_refused_with_a_message(app_module, ids, n, message):
+    with pytest.raises(gr.Error, match=message):
+        app_module.reconstruct(ids, n, 0, False, req("r3"))
+
+
+def test_reconstruct_uploaded_images(app_module, tmp_path):
+    paths = []
+    for i, img in enumerate(make_images(3, 40)):
+        p = tmp_path / f"own{i}.png"
+        Image.fromarray(img).convert("RGBA").save(p)
+        paths.append(str(p))
+    grid, _, table, _ = app_module.reconstruct_uploads(paths, False, req("r4"))
+    assert len(table) == 3 and table["name"].tolist()[0].startswith("own0")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    with pytest.raises(gr.Error, match="bad.png"):
+        app_module.reconstruct_uploads([str(bad)], False, req("r4"))
+
+
+def test_variants_default_ids_and_exports(app_module):
+    gallery, msg, files = app_module.make_variants("1-5, 226-230, 841-845, 1471-1475", "(none)", 4, 5, 1.0, 0,
+                                                   req("v1"))
+    assert len(gallery) == 20 and "100 VAE variants" in msg
+    names = {f.rsplit("/", 1)[-1] for f in files}
+    assert names == {"gen_data.npy", "gen_label.npy", "variants.png"}
+    back = data.load_arrays([f for f in files if f.endswith("gen_data.npy")][0],
+                            labels_path=[f for f in files if f.endswith("gen_label.npy")][0])
+    assert len(back) == 100
+
+
+def test_variants_by_label_and_out_of_range_ids_are_reported(app_module):
+    gallery, msg, _ = app_module.make_variants("1, 999999", "flags", 3, 2, 0.5, 1, req("v2"))
+    assert len(gallery) == 4 and "left out: 999999" in msg
+    assert all("flags" in caption for _, caption in gallery[1:])
+
+
+@pytest.mark.parametrize("k, scale", [(0, 1.0), (11, 1.0), (5, -1), (5, 50)])
+def test_variants_bounds(app_module, k, scale):
+    with pytest.raises(gr.Error):
+        app_module.make_variants("1-3", "(none)", 4, k, scale, 0, req("v3"))
+
+
+def test_latent_sizes_ladder(app_module):
+    grid, table, chart, note = app_module.compare_latents("", 4, 0, False, req("l1"))
+    assert set(table["latent"]) == {"16", "16x4x4", "64x4x4"}
+    assert len(chart) == 6 and "3x32x32 = 3,072 values" in note
+    big = table[table["latent"] == "64x4x4"]["vs image values"].iloc[0]
+    assert big.startswith("0.333x")
+
+
+def test_train_then_other_tabs_use_the_trained_pair(app_module):
+    steps = run_training(app_module, "t1")
+    status, mse, kl, val, files = steps[-1]
+    assert "Done" in status and len(mse) > 0 and set(mse["model"]) == {"AE", "VAE"} and len(kl) > 0
+    assert len(files) == 4 and checkpoints.load(files[0]).model.kind == "ae"
+    _, summary, _, _ = app_module.reconstruct("1", 1, 0, False, req("t1"))
+    assert "run 1" in summary
+    # Another session still sees the shipped models.
+    _, other, _, _ = app_module.reconstruct("1", 1, 0, False, req("t2"))
+    assert "shipped" in other
+    assert "shipped" in app_module.choose_models("shipped", req("t1"))
+    _, back, _, _ = app_module.reconstruct("1", 1, 0, False, req("t1"))
+    assert "shipped" in back
+    runs, pick, csv = app_module.show_runs(req("t1"))
+    assert len(runs) == 1 and runs["AE val PSNR"].iloc[0] > 0
+
+
+def test_stop_ends_training_within_a_batch_and_keeps_both_models(app_module):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("steps", run_training(app_module, "s1", epochs=500,
+                                                                            seconds=120)))
+    t.start()
+    s = app_module.session(req("s1"))
+    deadline = time.monotonic() + 20
+    while not s.lock.locked() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2)
+    t0 = time.monotonic()
+    app_module.stop_training(req("s1"))
+    t.join(30)
+    assert not t.is_alive() and time.monotonic() - t0 < 10
+    status = out["steps"][-1][0]
+    assert "stopped early" in status
+    pair = s.pair()
+    assert pair.source == "run 1"
+    assert {h["stopped_by"] for h in pair.history.values()} == {"stop request"}
+    assert len(pair.history["ae"]["iter_loss"]) == len(pair.history["vae"]["iter_loss"]) > 0
+
+
+def test_bad_upload_keeps_previous_models(app_module, tmp_path):
+    run_training(app_module, "u1")
+    s = app_module.session(req("u1"))
+    before = s.pair()
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"this is not a zip")
+    with pytest.raises(gr.Error, match="not a valid zip"):
+        run_training(app_module, "u1", dataset="upload", upload=str(bad))
+    assert s.pair() is before
+
+
+def test_training_on_an_uploaded_zip(app_module, tmp_path):
+    z = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, img in enumerate(make_images(40, 32)):
+            p = tmp_path / f"{i}.png"
+            Image.fromarray(img).save(p)
+            zf.write(p, f"{'discs' if i % 2 else 'squares'}/{i}.png")
+    steps = run_training(app_module, "z1", dataset="upload", upload=str(z))
+    assert "uploaded: shapes.zip" in steps[-1][0]
+    _, _, table, _ = app_module.reconstruct("", 4, 0, False, req("z1"))
+    assert set(table["label"]) <= {"discs", "squares"}
+
+
+@pytest.mark.parametrize("kw, message", [({"epochs": 0}, "epochs"), ({"seconds": 10_000}, "seconds"),
+                                         ({"latent": "3x5x5"}, "cannot be reached"), ({"lr": -1}, "learning rate"),
+                                         ({"dataset": "upload"}, "after uploading")])
+def test_train_refuses_bad_settings(app_module, kw, message):
+    with pytest.raises(gr.Error, match=message):
+        run_training(app_module, "b1", **kw)
+
+
+def test_sweep_fills_the_runs_table(app_module):
+    outs = list(app_module.sweep("1,2", 64, "16x4x4", 0, req("w1")))
+    runs = outs[-1][0]
+    assert runs["epochs"].tolist() == [1, 2] and (runs["AE epochs done"] == runs["epochs"]).all()
+    mse, kl = app_module.run_curves("2", req("w1"))
+    assert len(mse) > 0 and len(kl) > 0
+
+
+def test_models_tab_describes_the_pair(app_module):
+    head, ae, vae, info, mse, kl = app_module.describe_models(req("m1"))
+    assert "parameters" in head and "latent" in head
+    assert "Conv2d" in " ".join(ae["layer"]) and "logvar" in " ".join(vae["name"])
+    assert '"training"' in info
+
+
+def test_closing_a_session_drops_it(app_module):
+    app_module.reconstruct("1", 1, 0, False, req("gone"))
+    s = app_module.session(req("gone"))
+    tmp = s.tmpdir
+    assert tmp.exists()
+    app_module.end_session(req("gone"))
+    assert not tmp.exists() and s.stop.is_set()
+
+
+def test_sessions_are_bounded():
+    from aevae.workbench import SessionStore
+
+    store = SessionStore(None, limit=3)
+    first = store.get("a")
+    for k in "bcd":
+        store.get(k)
+    assert len(store) == 3 and first.stop.is_set()
