@@ -28,6 +28,7 @@ MAX_SECONDS = 600  # per training (both models), so one user cannot hold the CPU
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
 PLOT_POINTS = 400
+COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .lead { font-size: 0.95em; opacity: 0.85; }
@@ -386,7 +387,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, request: gr.Req
         for e in epochs:
             settings = TrainSettings(latent=str(latent), epochs=e, seconds=MAX_SECONDS, seed=int(seed))
             workbench.train_pair(s, settings, small)
-            s.runs[-1]["data"] = f"{len(small.train)} training images"
+            s.runs[-1]["data"] = f"{len(small.train)} of {len(full.train)} training images"
             yield show_runs(request)
     except ValueError as e:
         raise fail(e) from None
@@ -454,9 +455,9 @@ def build_demo() -> gr.Blocks:
                 which = gr.Radio(["yours", "shipped"], value="yours", label="Models used by the other tabs")
             status = gr.Markdown()
             with gr.Row():
-                mse_plot = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", label="Reconstruction loss per iteration")
-                kl_plot = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", label="VAE KL per iteration")
-                val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", label="Validation PSNR per epoch")
+                mse_plot = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="Reconstruction loss per iteration")
+                kl_plot = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
+                val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS, label="Validation PSNR per epoch")
             ckpt_files = gr.File(label="Trained checkpoints (.json + .safetensors)", file_count="multiple", height=120)
             preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note])
             train_btn.click(
@@ -528,7 +529,7 @@ def build_demo() -> gr.Blocks:
                                buttons=["download", "fullscreen"])
             with gr.Row():
                 lat_table = gr.Dataframe(label="Quality per latent size (these images)")
-                lat_chart = gr.LinePlot(x="log10 latent values", y="PSNR (dB)", color="model", label="PSNR vs latent values")
+                lat_chart = gr.LinePlot(x="log10 latent values", y="PSNR (dB)", color="model", color_map=COLORS, label="PSNR vs latent values")
             with gr.Accordion("Train a missing rung briefly", open=False):
                 with gr.Row():
                     rung_lat = gr.Textbox("128", label="Latent (e.g. 128 or 32x8x8)")
@@ -547,7 +548,7 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 sweep_epochs = gr.Textbox("5,10,15", label="Epochs to sweep")
                 sweep_subset = gr.Slider(32, 4096, 512, step=32, label="Training images")
-                sweep_latent = gr.Textbox("256", label="Latent")
+                sweep_latent = gr.Textbox(d.model.latent, label="Latent")
                 sweep_seed = gr.Number(0, label="Seed", precision=0)
             with gr.Row():
                 sweep_btn = gr.Button("Run sweep", variant="primary")
@@ -555,8 +556,8 @@ def build_demo() -> gr.Blocks:
             runs_df = gr.Dataframe(label="Runs")
             run_pick = gr.Dropdown([], label="Loss curves of run")
             with gr.Row():
-                run_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", label="MSE per iteration")
-                run_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", label="VAE KL per iteration")
+                run_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
+                run_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
             runs_csv = gr.File(label="Runs as CSV")
             sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed], [runs_df, run_pick, runs_csv],
                             api_name="sweep", concurrency_id="train")
@@ -573,8 +574,8 @@ def build_demo() -> gr.Blocks:
                 vae_layers = gr.Dataframe(label="VAE layers")
             m_info = gr.Code(language="json", label="Training config and data")
             with gr.Row():
-                m_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", label="MSE per iteration")
-                m_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", label="VAE KL per iteration")
+                m_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
+                m_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
             gr.Markdown("\n\n".join(f"**{k.upper()}** — {v}" for k, v in metrics.METRIC_HELP.items()))
             models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                              api_name="models")
@@ -584,15 +585,20 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
+    demo = build_demo()
+    demo.queue(max_size=64, default_concurrency_limit=4)
+    demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, css=CSS, show_error=True,
+                prevent_thread_lock=not block, quiet=not block)
+    return demo
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="aevae web app")
     ap.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = ap.parse_args()
-    demo = build_demo()
-    demo.queue(max_size=64, default_concurrency_limit=4)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, css=CSS,
-                show_error=True)
+    serve(args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -304,9 +304,9 @@ def run_row(number: int, settings: TrainSettings, pair: Pair, split: data.Split,
         hist = History.from_dict(pair.history[kind.lower()])
         s = metrics.evaluate(model, split.val, lpips=False).summary()
         row[f"{kind} epochs done"] = len(hist.epochs)
-        row[f"{kind} final loss (MSE)"] = hist.final.get("mse")
-        row[f"{kind} val PSNR"] = s["psnr"].mean
-        row[f"{kind} val SSIM"] = s["ssim"].mean
+        row[f"{kind} final loss (MSE)"] = round(hist.final.get("mse", float("nan")), 5)
+        row[f"{kind} val PSNR"] = round(s["psnr"].mean, 2)
+        row[f"{kind} val SSIM"] = round(s["ssim"].mean, 4)
     row["histories"] = pair.history
     return row
 

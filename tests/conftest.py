@@ -48,3 +48,20 @@ def app_module(quick_zoo):
     import app
 
     return importlib.reload(app)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(app_module):
+    """The app served on a free loopback port for the API and browser tests."""
+    port = free_port()
+    demo = app_module.serve("127.0.0.1", port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

@@ -1,0 +1,65 @@
+"""Each main action through the HTTP API with gradio_client, against a served app."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client
+from PIL import Image
+
+from aevae import checkpoints, data
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def test_endpoints_are_listed(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/train", "/reconstruct", "/variants", "/latent_sizes", "/sweep", "/models", "/stop"} <= names
+
+
+def test_reconstruct(client):
+    img, summary, table, csv = client.predict("", 10, 0, True, api_name="/reconstruct")
+    arr = np.asarray(Image.open(img))
+    assert arr.ndim == 3 and arr.shape[0] > 96
+    assert len(table["data"]) == 10
+    psnr = [row[table["headers"].index("AE PSNR")] for row in table["data"]]
+    assert all(0 < v <= 100 for v in psnr)
+    assert open(csv).read().startswith("id,name,label")
+
+
+def test_variants(client):
+    gallery, msg, files = client.predict("1-5, 226-230, 841-845, 1471-1475", "(none)", 4, 5, 1.0, 0,
+                                         api_name="/variants")
+    assert len(gallery) == 20
+    paths = {p.rsplit("/", 1)[-1]: p for p in files}
+    back = data.load_arrays(paths["gen_data.npy"], labels_path=paths["gen_label.npy"])
+    assert len(back) == 100 and back.image_size == 32
+
+
+def test_latent_sizes(client):
+    img, table, chart, note = client.predict("", 3, 0, False, api_name="/latent_sizes")
+    assert len(table["data"]) == 6 and "values" in note
+
+
+def test_train_then_models(client, tmp_path):
+    status, mse, kl, val, files = client.predict("default", 32, "16x4x4", 1, 5, 64, 2e-3, 1e-5, 0.1, 0,
+                                                 "openmoji", None, api_name="/train")
+    assert "Done" in status
+    assert sorted(Path(f).name for f in files) == ["trained-ae.json", "trained-ae.safetensors",
+                                                   "trained-vae.json", "trained-vae.safetensors"]
+    for f in files:  # the client downloads each file to its own folder
+        shutil.copy(f, tmp_path)
+    assert checkpoints.load(tmp_path / "trained-vae.json").model.config.image_size == 32
+    head, ae, vae, info, _, _ = client.predict(api_name="/models")
+    assert "run 1" in head
+
+
+def test_out_of_range_values_are_refused(client):
+    with pytest.raises(Exception, match="maximum value 64|between 1 and 64"):
+        client.predict("", 500, 0, False, api_name="/reconstruct")
+    with pytest.raises(Exception, match="maximum value 10|variants per image"):
+        client.predict("1", "(none)", 4, 99, 1.0, 0, api_name="/variants")

@@ -1,0 +1,92 @@
+"""A real browser (Debian's Chromium driven by Playwright) clicks through every tab.
+
+Screenshots go to test-artifacts/ for people to look at.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(server)
+        pg.get_by_role("button", name="Train AE + VAE").wait_for(timeout=30_000)
+        yield pg
+        browser.close()
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def tab(page, name):
+    page.get_by_role("tab", name=name).click()
+
+
+def test_reconstructions_tab(page):
+    tab(page, "Reconstructions")
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.get_by_text("Mean ± std over 10 images").wait_for(timeout=30_000)
+    assert page.locator("img[src*='/file=']").count() + page.locator("img[src*='gradio_api/file']").count() >= 1
+    assert page.get_by_role("cell", name="AE", exact=True).count() >= 1
+    shot(page, "reconstructions")
+
+
+def test_variants_tab(page):
+    tab(page, "Noisy VAE variants")
+    page.get_by_role("button", name="Draw variants").click()
+    page.get_by_text("100 VAE variants of 20 images").wait_for(timeout=30_000)
+    shot(page, "variants")
+
+
+def test_latent_sizes_tab(page):
+    tab(page, "Latent sizes")
+    page.get_by_role("button", name="Compare latent sizes").click()
+    page.get_by_text("A 'bottleneck' with more values").wait_for(timeout=30_000)
+    shot(page, "latent-sizes")
+
+
+def test_train_tab_five_seconds(page):
+    tab(page, "Train")
+    page.get_by_label("Image size (px, 32-128)").fill("32")
+    page.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
+    seconds = page.get_by_label("Seconds for both (at most)").first
+    seconds.fill("5")
+    seconds.press("Enter")
+    page.get_by_role("button", name="Train AE + VAE").click()
+    page.get_by_text("Done").wait_for(timeout=60_000)
+    # The loss plot has drawn lines for both models.
+    plot = page.locator("div.vega-embed").first
+    plot.wait_for(timeout=10_000)
+    assert page.locator("div.vega-embed canvas, div.vega-embed svg").count() >= 1
+    shot(page, "train")
+
+
+def test_runs_and_models_tabs(page):
+    tab(page, "Hyperparameter runs")
+    page.get_by_role("button", name="Refresh table").click()
+    try:
+        page.get_by_role("columnheader", name="AE epochs done", exact=True).wait_for(timeout=30_000)
+    finally:
+        shot(page, "runs")
+    tab(page, "Models")
+    page.get_by_role("button", name="Show the models in use").click()
+    page.get_by_text("parameters").first.wait_for(timeout=30_000)
+    shot(page, "models")
