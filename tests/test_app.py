@@ -6,7 +6,6 @@ import zipfile
 from types import SimpleNamespace
 
 import gradio as gr
-import numpy as np
 import pytest
 from conftest import make_images
 from PIL import Image

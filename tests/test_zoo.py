@@ -1,0 +1,55 @@
+"""The shipped models (checkpoints/) and the script that makes them."""
+
+import json
+
+import pytest
+
+from aevae import checkpoints, metrics, zoo
+from aevae.config import ModelConfig, parse_latent
+
+SHIPPED = checkpoints.read_manifest(zoo.DEFAULT_DIR)
+
+
+def test_the_repo_ships_every_recipe():
+    assert sorted(e["name"] for e in SHIPPED) == sorted(r.name for r in zoo.recipes())
+
+
+@pytest.mark.parametrize("entry", SHIPPED, ids=[e["name"] for e in SHIPPED])
+def test_shipped_entry_loads_and_reproduces_its_psnr(entry):
+    ck = checkpoints.load(zoo.DEFAULT_DIR / entry["file"])
+    assert ck.model.config == ModelConfig.from_dict(entry["model"])
+    assert ck.model.kind == entry["kind"] and ck.model.n_params == entry["params"]
+    assert ck.model.latent_numel == entry["latent_numel"] == parse_latent(entry["model"]["latent"]).numel
+    split = zoo._split(ck.model.config.image_size, quick=False)
+    assert entry["metrics"]["psnr"]["n"] == len(split.val)
+    got = metrics.evaluate(ck.model, split.val, lpips=False).summary()
+    assert got["psnr"].mean == pytest.approx(entry["metrics"]["psnr"]["mean"], abs=0.05)
+    assert got["ssim"].mean == pytest.approx(entry["metrics"]["ssim"]["mean"], abs=0.002)
+
+
+def test_quality_bars_and_the_ladder():
+    by = {e["name"]: e["metrics"] for e in SHIPPED}
+    assert by["default-ae"]["psnr"]["mean"] >= 24 and by["default-ae"]["ssim"]["mean"] >= 0.88
+    assert by["default-vae"]["psnr"]["mean"] >= 22 and by["default-vae"]["ssim"]["mean"] >= 0.82
+    ladder = [e for e in zoo.Zoo().ladder() if e["kind"] == "ae"]
+    psnrs = [e["metrics"]["psnr"]["mean"] for e in ladder]
+    assert [e["latent_numel"] for e in ladder] == sorted(e["latent_numel"] for e in ladder)
+    assert psnrs == sorted(psnrs), "AE quality must rise along the latent ladder"
+
+
+def test_checkpoints_stay_small():
+    total = sum(p.stat().st_size for p in zoo.DEFAULT_DIR.iterdir())
+    assert total < 100_000_000
+
+
+def test_quick_build_end_to_end(tmp_path):
+    assert zoo.main(["build", "--quick", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    names = [e["name"] for e in manifest["models"]]
+    assert names == [r.name for r in zoo.recipes(quick=True)]
+    z = zoo.Zoo(tmp_path)
+    ae, vae = z.pair()
+    assert ae.model.kind == "ae" and vae.model.kind == "vae"
+    assert [e["rung"] for e in z.ladder()][::2] == ["16", "16x4x4", "64x4x4"]
+    table = zoo.results_table(manifest["models"])
+    assert table.count("\n") == len(names) + 1
