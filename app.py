@@ -585,10 +585,11 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
+def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          max_file_size: str | int = MAX_FILE_SIZE) -> gr.Blocks:
     demo = build_demo()
     demo.queue(max_size=64, default_concurrency_limit=4)
-    demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, css=CSS, show_error=True,
+    demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
                 prevent_thread_lock=not block, quiet=not block)
     return demo
 
