@@ -11,12 +11,9 @@ import torch
 
 
 def _train(args) -> int:
-    from tqdm import tqdm
-
-    from . import checkpoints, data, metrics
+    from . import data, distributed
     from .config import PRESETS, ModelConfig
-    from .models import build_model, plan, summary
-    from .train import train
+    from .models import plan
 
     base = PRESETS[args.preset]
     changes = {k: v for k, v in {"image_size": args.image_size, "latent": args.latent,
@@ -28,28 +25,46 @@ def _train(args) -> int:
     tcfg = base.train.with_(**{k: v for k, v in {
         "epochs": args.epochs, "seconds": args.seconds, "batch_size": args.batch_size, "lr": args.lr,
         "weight_decay": args.weight_decay, "beta": args.beta, "kl_warmup_epochs": args.kl_warmup,
-        "seed": args.seed, "threads": args.threads}.items() if v is not None})
+        "seed": args.seed, "threads": args.threads, "device": args.device}.items() if v is not None})
     if args.no_plateau:
         tcfg = tcfg.with_(plateau_patience=None)
     size = cfgs[0].image_size
-    split = data.load_split(args.dataset, size, args.val_fraction, args.split_seed, labels_path=args.labels)
-    print(f"data: {split.train.source}: {len(split.train)} train / {len(split.val)} validation images"
-          + (f" ({len(split.skipped)} files skipped)" if split.skipped else ""), file=sys.stderr)
-    out = Path(args.out)
-    for cfg in cfgs:
-        kind = cfg.kind
-        torch.manual_seed(tcfg.seed)
-        model = build_model(cfg)
-        if args.verbose:
-            print(summary(model), file=sys.stderr)
-        with tqdm(desc=kind.upper(), unit="step", file=sys.stderr) as bar:
-            def progress(p, bar=bar):
-                bar.total = p.steps_total
-                bar.update(p.step - bar.n)
-                bar.set_postfix(epoch=p.epoch, mse=f"{p.mse:.4f}", kl=f"{p.kl:.1f}")
-            hist = train(model, split.train, split.val, tcfg, on_progress=progress)
+    world = distributed.setup(tcfg.device)  # a no-op unless started by torchrun
+    try:
+        split = data.load_split(args.dataset, size, args.val_fraction, args.split_seed, labels_path=args.labels)
+        if world.main:
+            print(f"data: {split.train.source}: {len(split.train)} train / {len(split.val)} validation images"
+                  + (f" ({len(split.skipped)} files skipped)" if split.skipped else "")
+                  + (f"; {world.size} processes" if world.size > 1 else ""), file=sys.stderr)
+        for cfg in cfgs:
+            _train_one(cfg, tcfg, split, world, args)
+    finally:
+        distributed.teardown()
+    return 0
+
+
+def _train_one(cfg, tcfg, split, world, args) -> None:
+    from tqdm import tqdm
+
+    from . import checkpoints, metrics
+    from .models import build_model, summary
+    from .train import train
+
+    kind = cfg.kind
+    torch.manual_seed(tcfg.seed)
+    model = build_model(cfg)
+    if args.verbose and world.main:
+        print(summary(model), file=sys.stderr)
+    with tqdm(desc=kind.upper(), unit="step", file=sys.stderr, disable=not world.main) as bar:
+        def progress(p):
+            bar.total = p.steps_total
+            bar.update(p.step - bar.n)
+            bar.set_postfix(epoch=p.epoch, mse=f"{p.mse:.4f}", kl=f"{p.kl:.1f}")
+        hist = train(model, split.train, split.val, tcfg, on_progress=progress)
+    if world.main:  # every process holds the same weights; only the first writes them
+        model.cpu()
         result = metrics.evaluate(model, split.val, lpips=not args.no_lpips)
-        path = checkpoints.save(model, out / kind, train=tcfg, history=hist, dataset=split.describe(),
+        path = checkpoints.save(model, Path(args.out) / kind, train=tcfg, history=hist, dataset=split.describe(),
                                 metrics=result.to_dict()["summary"], half=args.half, name=f"{args.preset}-{kind}")
         s = result.summary()
         lp = f"{s['lpips'].mean:.4f}" if s["lpips"] else "n/a"
@@ -57,7 +72,6 @@ def _train(args) -> int:
               f"val PSNR {s['psnr'].mean:.2f} dB, SSIM {s['ssim'].mean:.4f}, LPIPS {lp} -> {path}")
         if result.lpips_note:
             print(f"LPIPS not measured: {result.lpips_note}", file=sys.stderr)
-    return 0
 
 
 def _evaluate(args) -> int:
@@ -159,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--split-seed", type=int, default=0)
     t.add_argument("--val-fraction", type=float, default=0.1)
     t.add_argument("--threads", type=int)
+    t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu; under torchrun, cuda uses nccl")
     t.add_argument("--half", action="store_true", help="store weights as float16")
     t.add_argument("--no-lpips", action="store_true")
     t.add_argument("--verbose", "-v", action="store_true", help="print the architecture")

@@ -112,6 +112,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None  # None: torch's default (one per physical core)
     eval_every: int = 1  # epochs between validation passes
+    device: str = "cpu"  # "cuda" where a GPU exists
 
     def __post_init__(self):
         checks = [
@@ -123,6 +124,7 @@ class TrainConfig:
             (0 <= self.beta <= 1000, f"beta must be in [0, 1000], got {self.beta}"),
             (self.kl_warmup_epochs >= 0, "KL warm-up must be >= 0 epochs"),
             (self.eval_every >= 1, "eval_every must be >= 1"),
+            (self.device == "cpu" or self.device.startswith("cuda"), f"device must be cpu or cuda, got {self.device!r}"),
         ]
         for ok, msg in checks:
             if not ok:

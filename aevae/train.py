@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from . import distributed
 from .config import TrainConfig
 from .models import AutoEncoder, loss_terms
 
@@ -87,15 +89,21 @@ def to_float(batch: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def validate(model: AutoEncoder, data: torch.Tensor, beta: float, batch_size: int = 256,
              seed: int = 0) -> dict:
-    """Validation loss (fixed noise seed, so epochs compare) and PSNR of the mean reconstruction."""
+    """Validation loss (fixed noise seed, so epochs compare) and PSNR of the mean reconstruction.
+
+    Under torch.distributed each process scores its share of `data` and the sums are reduced.
+    """
+    world = distributed.current()
+    data = data[world.rank::world.size]
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed + world.rank)
     totals = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
     psnrs = []
     try:
         for i in range(0, len(data), batch_size):
-            x = to_float(data[i:i + batch_size])
+            x = to_float(data[i:i + batch_size].to(device))
             out = model(x, generator=gen)
             t = loss_terms(out, x, beta)
             n = len(x)
@@ -106,8 +114,9 @@ def validate(model: AutoEncoder, data: torch.Tensor, beta: float, batch_size: in
             psnrs.append(torch.clamp(10 * torch.log10(1.0 / mse), max=PSNR_CAP))
     finally:
         model.train(was_training)
-    n = len(data)
-    return {f"val_{k}": v / n for k, v in totals.items()} | {"val_psnr": torch.cat(psnrs).mean().item()}
+    psnr_sum = torch.cat(psnrs).sum().item() if psnrs else 0.0
+    *sums, psnr_sum, n = world.sum([*totals.values(), psnr_sum, float(len(data))])
+    return {f"val_{k}": v / n for k, v in zip(totals, sums)} | {"val_psnr": psnr_sum / n}
 
 
 def train(
@@ -126,11 +135,13 @@ def train(
 class _Run:
     """One model's optimiser, schedule and running sums inside train_together."""
 
-    def __init__(self, model: AutoEncoder, cfg: TrainConfig):
+    def __init__(self, model: AutoEncoder, cfg: TrainConfig, world: distributed.World):
         self.model = model
         self.is_vae = model.kind == "vae"
-        model.to(memory_format=MEMORY_FORMAT)
+        model.to(device=cfg.device, memory_format=MEMORY_FORMAT)
         model.train()
+        # Under torchrun, DDP averages gradients over processes after each backward.
+        self.net = DistributedDataParallel(model) if world.size > 1 else model
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=cfg.plateau_factor,
                                                                  patience=cfg.plateau_patience)
@@ -139,10 +150,10 @@ class _Run:
         self.sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
         # Each model draws its VAE noise from its own stream, apart from the shuffling stream,
         # so a model trained beside another gets exactly what it would get alone.
-        self.noise = torch.Generator().manual_seed(cfg.seed + 1)
+        self.noise = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 1 + 1000 * world.rank)
 
     def step(self, x: torch.Tensor, beta: float, where: str) -> tuple[float, float, float]:
-        out = self.model(x, generator=self.noise)
+        out = self.net(x, generator=self.noise)
         t = loss_terms(out, x, beta if self.is_vae else 0.0)
         loss = t.loss.item()
         if not math.isfinite(loss):
@@ -175,6 +186,10 @@ def train_together(
     Used to train an AE and a VAE side by side: at any moment (a stop, the time budget)
     both have seen the same images. The models take turns on each batch and each has its own
     noise stream, so every model gets exactly the batches and noise it would get alone.
+
+    Under torchrun every process shuffles with the same seed and takes its share of each
+    global batch (DistributedSampler's interleaving), so the global batch is the one a single
+    process would use; stops are agreed between processes and epoch sums are reduced.
     """
     cfg = cfg or TrainConfig()
     data = as_uint8_nchw(train_set)
@@ -184,7 +199,10 @@ def train_together(
         raise ValueError("the training set is empty")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    runs = {name: _Run(m, cfg) for name, m in models.items()}
+    world = distributed.current()
+    if cfg.batch_size % world.size:
+        raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world.size} processes")
+    runs = {name: _Run(m, cfg, world) for name, m in models.items()}
     gen = torch.Generator().manual_seed(cfg.seed)
     bs = min(cfg.batch_size, n)
     # A last batch of one image would break BatchNorm; it is dropped (it is reshuffled next epoch).
@@ -201,13 +219,17 @@ def train_together(
             r.sums = dict.fromkeys(r.sums, 0.0)
         seen = 0
         for step in range(steps_per_epoch):
-            if should_stop is not None and should_stop():
-                stopped_by = "stop request"
+            asked = should_stop is not None and should_stop()
+            late = cfg.seconds is not None and elapsed() >= cfg.seconds
+            if world.size > 1:
+                asked, late = world.any(asked), world.any(late)
+            if asked or late:
+                stopped_by = "stop request" if asked else "time budget"
                 break
-            if cfg.seconds is not None and elapsed() >= cfg.seconds:
-                stopped_by = "time budget"
-                break
-            x = to_float(data[perm[step * bs:(step + 1) * bs]])
+            chunk = perm[step * bs:(step + 1) * bs]
+            if len(chunk) % world.size:
+                continue  # a short last batch that cannot be split evenly over processes: skipped
+            x = to_float(data[chunk[world.rank::world.size]].to(cfg.device))
             beta = cfg.beta
             if cfg.kl_warmup_epochs > 0:
                 beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.kl_warmup_epochs)
@@ -218,11 +240,13 @@ def train_together(
                     on_progress(name, Progress(epoch, cfg.epochs, len(r.hist.iter_loss),
                                                cfg.epochs * steps_per_epoch, elapsed(), cfg.seconds,
                                                loss, mse, kl, r.hist))
-        if seen:
+        total = world.sum([float(seen)])[0]
+        if total:
             last = bool(stopped_by) or epoch == cfg.epochs
             for r in runs.values():
-                row = {"epoch": epoch, "images": seen, "lr": r.opt.param_groups[0]["lr"],
-                       **{k: v / seen for k, v in r.sums.items()}}
+                sums = dict(zip(r.sums, world.sum(list(r.sums.values()))))
+                row = {"epoch": epoch, "images": int(total), "lr": r.opt.param_groups[0]["lr"],
+                       **{k: v / total for k, v in sums.items()}}
                 if val is not None and (last or epoch % cfg.eval_every == 0):
                     row |= validate(r.model, val, cfg.beta, seed=cfg.seed)
                 if r.sched is not None:
