@@ -113,6 +113,7 @@ def train_models(preset, image_size, latent, epochs, seconds, batch_size, lr, we
     need(1, MAX_EPOCHS, epochs, "epochs")
     need(1, MAX_SECONDS, seconds, "seconds")
     need(1, 512, batch_size, "batch size")
+    need(0, 2**31 - 1, seed, "seed")
     try:
         settings = TrainSettings(preset, int(image_size), str(latent), int(epochs), float(seconds),
                                  int(batch_size), float(lr), float(weight_decay), float(beta), int(seed))
@@ -128,6 +129,7 @@ def train_models(preset, image_size, latent, epochs, seconds, batch_size, lr, we
         raise fail(e) from None
     if not s.lock.acquire(blocking=False):
         raise gr.Error("A training is already running in this browser tab; stop it first.")
+    t = None
     try:
         live: dict = {"ae": None, "vae": None, "text": "starting", "frac": 0.0}
         result: dict = {}
@@ -140,12 +142,15 @@ def train_models(preset, image_size, latent, epochs, seconds, batch_size, lr, we
         def work():
             try:
                 result["pair"] = workbench.train_pair(s, settings, split, progress)
+            except MemoryError:
+                result["error"] = RuntimeError("out of memory: try a smaller batch, latent or image size; "
+                                               "your previous models are unchanged")
             except Exception as e:  # reported to the user below; the previous models stay
                 result["error"] = e
 
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
         head = f"**Data:** {split.all.source}: {len(split.train)} train / {len(split.val)} validation{skipped}.  "
-        t = threading.Thread(target=work, daemon=True)
+        t = threading.Thread(target=work, daemon=True, name=f"aevae-train-{id(s)}")
         t.start()
         while t.is_alive():
             t.join(0.5)
@@ -167,6 +172,11 @@ def train_models(preset, image_size, latent, epochs, seconds, batch_size, lr, we
                f"VAE val PSNR {row['VAE val PSNR']:.2f} dB in {row['seconds']:.0f} s. "
                "The other tabs now use these models.", *curves(pair.history), files)
     finally:
+        # Reached also when the browser goes away mid-training (the generator is closed):
+        # the worker must not go on burning CPU for nobody.
+        if t is not None and t.is_alive():
+            s.stop.set()
+            t.join(10)
         s.lock.release()
 
 

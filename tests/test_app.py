@@ -197,3 +197,32 @@ def test_sessions_are_bounded():
     for k in "bcd":
         store.get(k)
     assert len(store) == 3 and first.stop.is_set()
+
+
+def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module, monkeypatch):
+    from aevae import workbench
+
+    run_training(app_module, "f1")
+    s = app_module.session(req("f1"))
+    before = s.pair()
+    real = workbench.build_model
+
+    def broken(cfg):  # a real model whose output turns NaN, as a diverging run would
+        m = real(cfg)
+        m.decoder.register_forward_hook(lambda mod, inp, out: out * float("nan"))
+        return m
+
+    monkeypatch.setattr(workbench, "build_model", broken)
+    with pytest.raises(gr.Error, match="loss became nan"):
+        run_training(app_module, "f1")
+    assert s.pair() is before and len(s.runs) == 1
+
+
+def test_hostile_zip_upload_is_refused_cleanly(app_module, tmp_path):
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("../../escape.png", b"\x89PNG not really")
+        zf.writestr("/abs.png", b"x")
+    with pytest.raises(gr.Error, match="evil.zip"):
+        run_training(app_module, "h1", dataset="upload", upload=str(z))
+    assert not (tmp_path.parent / "escape.png").exists()

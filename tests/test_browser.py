@@ -90,3 +90,29 @@ def test_runs_and_models_tabs(page):
     page.get_by_role("button", name="Show the models in use").click()
     page.get_by_text("parameters").first.wait_for(timeout=30_000)
     shot(page, "models")
+
+
+def test_closing_the_tab_ends_its_training(page, server):
+    import threading
+    import time
+
+    other = page.context.browser.new_page()
+    other.goto(server)
+    other.get_by_role("button", name="Train AE + VAE").wait_for(timeout=30_000)
+    other.get_by_label("Image size (px, 32-128)").fill("32")
+    other.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
+    secs = other.get_by_label("Seconds for both (at most)").first
+    secs.fill("120")
+    secs.press("Enter")
+    other.get_by_role("button", name="Train AE + VAE").click()
+    other.get_by_text("epoch 1/").wait_for(timeout=30_000)
+
+    def training_threads():
+        return [t for t in threading.enumerate() if t.name.startswith("aevae-train-")]
+
+    assert training_threads()
+    other.close()
+    deadline = time.monotonic() + 30
+    while training_threads() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not training_threads(), "a closed tab's training kept running"
