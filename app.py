@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from aevae import checkpoints, data, figures, metrics, workbench
+from aevae import checkpoints, data, figures, metrics, sampling, workbench
 from aevae.config import PRESETS
 from aevae.models import summary_rows
 from aevae.sampling import save_arrays
@@ -357,6 +357,120 @@ def train_missing_rung(latent: str, seconds: float, request: gr.Request):
     return f"Trained latent {rung['latent']} ({rung['source']}); press Compare to see it in the ladder."
 
 
+# --- Latent space -----------------------------------------------------------------------
+def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
+    """The same N(0, I) draws through the VAE's and the AE's decoder."""
+    s = session(request)
+    need(1, 32, n, "samples")
+    try:
+        pair = workbench.pair_named(s, pair_name)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    vae, ae = workbench.prior_pair(pair, int(n), int(seed))
+    grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
+    return grid, (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
+                  "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
+                  "never was, so its codes live elsewhere and its decoder makes little of them.")
+
+
+def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
+    s = session(request)
+    need(3, 16, steps, "steps")
+    try:
+        pair = workbench.pair_named(s, pair_name)
+        two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
+    grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
+    return grid, f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+
+
+def code_map(pair_name: str, kind: str, request: gr.Request):
+    """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
+    s = session(request)
+    try:
+        pair = workbench.pair_named(s, pair_name)
+        split = s.split(pair.image_size)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    model = pair.vae if kind == "VAE" else pair.ae
+    cmap = sampling.code_map(model, split.val)
+    s.code_map = (pair_name, kind, cmap)
+    points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
+                           "label": [split.val.label_names[i] for i in split.val.labels],
+                           "id": split.val.ids, "name": split.val.names})
+    thumbs = sampling.decode_grid(model, cmap, 7)
+    grid = figures.image_grid(list(thumbs), scale=1, gap=1)
+    sx, sy = cmap.coords.std(0)
+    note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
+            f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
+            f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
+    return points, grid, note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
+        minimum=-3 * sy, maximum=3 * sy, value=0)
+
+
+def decode_point(x: float, y: float, request: gr.Request):
+    s = session(request)
+    cm = s.code_map
+    if cm is None:
+        raise gr.Error("Map the validation set first.")
+    pair_name, kind, cmap = cm
+    pair = workbench.pair_named(s, pair_name)
+    model = pair.vae if kind == "VAE" else pair.ae
+    img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
+    return figures.upscale(img[0], figures.auto_scale(pair.image_size, 160))
+
+
+# --- Beta trade-off ---------------------------------------------------------------------
+def show_betas(rows: list[dict], source: str):
+    table = pd.DataFrame([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                           if k not in ("samples", "recon")} for r in rows])
+    chart = pd.DataFrame({"KL (nats/image)": [r["KL (nats/image)"] for r in rows],
+                          "MSE per pixel": [r["MSE per pixel"] for r in rows],
+                          "beta": [f"{r['beta']:g}" for r in rows]})
+    size = rows[0]["samples"].shape[1]
+    grid_rows, labels = [], []
+    for r in rows:
+        grid_rows += [r["recon"], r["samples"]]
+        labels += [f"beta {r['beta']:g} recon", f"beta {r['beta']:g} samples"]
+    grid = figures.image_grid(grid_rows, labels, scale=figures.auto_scale(size, 64))
+    note = (f"{source}. Low beta: sharp reconstructions, a high KL (rate) and prior samples that are not "
+            "emoji. High beta: the code carries little (low KL), reconstructions blur, and samples become "
+            "smooth average emoji. Report B's VAE sits at the blurry end of this trade-off.")
+    return table, chart, grid, note
+
+
+def shipped_beta_sweep(request: gr.Request):
+    s = session(request)
+    models = workbench.shipped_betas(s)
+    if not models:
+        raise gr.Error("No beta sweep is shipped; train one on your data below.")
+    size = models[0][1].config.image_size
+    return show_betas(workbench.beta_results(models, workbench.openmoji_split(size)),
+                      "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
+
+
+def beta_sweep(betas_text: str, seconds: float, request: gr.Request):
+    s = session(request)
+    need(2, 60, seconds, "seconds per beta")
+    try:
+        betas = [float(b) for b in betas_text.replace(" ", "").split(",") if b]
+        if not 2 <= len(betas) <= 8 or any(not 0 <= b <= 100 for b in betas):
+            raise ValueError("give 2 to 8 betas between 0 and 100, like 0, 0.1, 1, 4")
+        split = s.split(64)
+    except ValueError as e:
+        raise fail(e) from None
+    if not s.lock.acquire(blocking=False):
+        raise gr.Error("A training is already running in this browser tab.")
+    try:
+        models = workbench.train_betas(s, split, betas, float(seconds))
+    finally:
+        s.lock.release()
+    return show_betas(workbench.beta_results(models, split),
+                      f"Trained here: {seconds:g} s per beta on {split.all.source}")
+
+
 # --- Hyperparameter runs --------------------------------------------------------------
 def runs_table(s: workbench.Session) -> pd.DataFrame:
     return pd.DataFrame([{k: v for k, v in r.items() if k != "histories"} for r in s.runs])
@@ -550,6 +664,63 @@ def build_demo() -> gr.Blocks:
                           api_name="latent_sizes")
             rung_btn.click(train_missing_rung, [rung_lat, rung_secs], rung_msg, api_name="train_rung",
                            concurrency_id="train")
+
+        with gr.Tab("Latent space"):
+            gr.Markdown("What lives in the latent space: random draws decoded, paths between two images, "
+                        "and a map of the codes. Look for where the AE fails and the VAE does not.",
+                        elem_classes="lead")
+            pair_pick = gr.Dropdown(workbench.pair_choices(ZOO), value=workbench.IN_USE,
+                                    label="Models (vector latents generate best: try shipped: ladder-64)")
+            with gr.Row():
+                pn = gr.Slider(1, 32, 12, step=1, label="Prior samples")
+                pseed = gr.Number(0, label="Seed", precision=0)
+                prior_btn = gr.Button("Decode random draws", variant="primary")
+            prior_img = gr.Image(label="VAE row, AE row: the same z", format="png", elem_classes="pixelated")
+            prior_note = gr.Markdown()
+            with gr.Row():
+                ia = gr.Number(3, label="From id", precision=0)
+                ib = gr.Number(841, label="To id", precision=0)
+                isteps = gr.Slider(3, 16, 8, step=1, label="Steps")
+                interp_btn = gr.Button("Interpolate")
+            interp_img = gr.Image(label="interpolation", format="png", elem_classes="pixelated")
+            interp_note = gr.Markdown()
+            with gr.Row():
+                map_kind = gr.Radio(["VAE", "AE"], value="VAE", label="Codes of")
+                map_btn = gr.Button("Map the validation set")
+            map_note = gr.Markdown()
+            with gr.Row():
+                map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
+                                          label="Validation codes (PCA)", height=420)
+                map_grid = gr.Image(label="decoded across the plane", format="png", elem_classes="pixelated")
+            with gr.Row():
+                px = gr.Slider(-1, 1, 0, label="PC 1")
+                py = gr.Slider(-1, 1, 0, label="PC 2")
+                point_img = gr.Image(label="decoded point", format="png", elem_classes="pixelated", height=200)
+            prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
+            interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
+            map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
+            gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
+
+        with gr.Tab("Beta trade-off"):
+            gr.Markdown("Rate against distortion: VAEs that differ only in beta, the weight of the KL term. "
+                        "Each point is one beta; the grid shows its reconstructions and its prior samples.",
+                        elem_classes="lead")
+            with gr.Row():
+                beta_shipped_btn = gr.Button("Show the shipped sweep", variant="primary")
+                betas_text = gr.Textbox("0, 0.1, 0.5, 1, 2, 4", label="Betas to train on your data")
+                beta_secs = gr.Slider(2, 60, 10, step=1, label="Seconds per beta")
+                beta_train_btn = gr.Button("Train the sweep")
+            beta_note = gr.Markdown()
+            with gr.Row():
+                beta_table = gr.Dataframe(label="Per beta (validation split)")
+                beta_chart = gr.ScatterPlot(x="KL (nats/image)", y="MSE per pixel", color="beta",
+                                            label="Distortion vs rate", height=360)
+            beta_grid = gr.Image(label="reconstructions and prior samples per beta", format="png",
+                                 elem_classes="pixelated")
+            beta_out = [beta_table, beta_chart, beta_grid, beta_note]
+            beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
+            beta_train_btn.click(beta_sweep, [betas_text, beta_secs], beta_out, api_name="beta_sweep",
+                                 concurrency_id="train")
 
         with gr.Tab("Hyperparameter runs"):
             gr.Markdown("Every training in this session is a row. The sweep repeats one set-up at several "

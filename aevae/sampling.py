@@ -156,3 +156,43 @@ def interpolate(model: AutoEncoder, a, b, steps: int = 8, spherical: bool = Fals
     else:
         z = torch.lerp(mu[0].unsqueeze(0), mu[1].unsqueeze(0), t.view(-1, *[1] * (mu.dim() - 1)))
     return to_uint8(model.decode(z.contiguous()))
+
+
+@dataclass
+class CodeMap:
+    """A 2-D PCA view of a model's codes (the VAE's means), and the way back to a code."""
+
+    coords: np.ndarray  # (N, 2)
+    mean: torch.Tensor  # (D,) mean code
+    axes: torch.Tensor  # (2, D) first two principal directions
+    explained: tuple[float, float]  # fraction of the codes' variance along each axis
+    latent_shape: tuple[int, ...]
+
+    def code_at(self, x: float, y: float) -> torch.Tensor:
+        return (self.mean + x * self.axes[0] + y * self.axes[1]).view(1, *self.latent_shape)
+
+
+@torch.no_grad()
+def code_map(model: AutoEncoder, images, batch_size: int = 256) -> CodeMap:
+    """PCA of the codes of `images` (SVD of the centred code matrix)."""
+    model.eval()
+    data = as_uint8_nchw(images)
+    mu = torch.cat([model.encode(to_float(data[i:i + batch_size])).mu.flatten(1)
+                    for i in range(0, len(data), batch_size)])
+    mean = mu.mean(0)
+    _, s, vt = torch.linalg.svd(mu - mean, full_matrices=False)
+    axes = vt[:2]
+    var = s.pow(2)
+    explained = tuple(float(v) for v in (var[:2] / var.sum().clamp_min(1e-12)))
+    return CodeMap(((mu - mean) @ axes.T).numpy(), mean, axes, explained, model.latent_shape)
+
+
+@torch.no_grad()
+def decode_grid(model: AutoEncoder, cmap: CodeMap, n: int = 7, extent: float = 2.0) -> np.ndarray:
+    """Decode an n x n grid over the map's plane, +-extent standard deviations of the codes."""
+    sx, sy = cmap.coords.std(0) + 1e-8
+    xs = np.linspace(-extent, extent, n) * sx
+    ys = np.linspace(extent, -extent, n) * sy
+    z = torch.cat([cmap.code_at(float(x), float(y)) for y in ys for x in xs])
+    out = to_uint8(model.decode(z))
+    return out.reshape(n, n, *out.shape[1:])

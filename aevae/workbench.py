@@ -103,6 +103,7 @@ class Session:
         self._upload_splits: dict[int, data.Split] = {}
         self.runs: list[dict] = []
         self.rungs: dict[str, dict] = {}  # latent -> {"ae": model, "vae": model, ...} trained here
+        self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
         self._tmp: Path | None = None
@@ -330,3 +331,74 @@ def train_rung(session: Session, latent: str, seconds: float, split: data.Split,
 def progress_text(p: Progress) -> str:
     budget = f" / {p.budget:.0f} s" if p.budget else ""
     return f"epoch {p.epoch}/{p.epochs}, step {p.step}, {p.seconds:.1f} s{budget}"
+
+
+# --- latent space and the beta trade-off ----------------------------------------------
+IN_USE = "in use"
+
+
+def pair_choices(zoo: Zoo | None) -> list[str]:
+    return [IN_USE] + [f"shipped: {p}" for p in (zoo.pairs() if zoo else [])]
+
+
+def pair_named(session: Session, name: str) -> Pair:
+    if not name or name == IN_USE:
+        return session.pair()
+    prefix = name.removeprefix("shipped: ")
+    if not session.zoo or prefix not in session.zoo.pairs():
+        raise ValueError(f"no shipped pair named {prefix!r}")
+    ae, vae = session.zoo.pair(prefix)
+    return Pair.from_checkpoints(ae, vae, f"shipped: {prefix}")
+
+
+def prior_pair(pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same draws z ~ N(0, I) decoded by the VAE and by the AE."""
+    z = torch.randn((n, *pair.vae.latent_shape), generator=torch.Generator().manual_seed(seed))
+    return sampling.prior_samples(pair.vae, z=z), sampling.prior_samples(pair.ae, z=z)
+
+
+def interpolations(pair: Pair, a: np.ndarray, b: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    return {"AE linear": sampling.interpolate(pair.ae, a, b, steps),
+            "VAE linear": sampling.interpolate(pair.vae, a, b, steps),
+            "VAE spherical": sampling.interpolate(pair.vae, a, b, steps, spherical=True)}
+
+
+def beta_results(models: list[tuple[float, AutoEncoder]], split: data.Split, n_samples: int = 8,
+                 seed: int = 0) -> list[dict]:
+    """Rate (KL, nats/image) and distortion (MSE per pixel value) on the validation split per beta."""
+    from .train import as_uint8_nchw, validate
+
+    val = as_uint8_nchw(split.val)
+    rows = []
+    for beta, m in models:
+        v = validate(m, val, beta, seed=seed)
+        z = torch.randn((n_samples, *m.latent_shape), generator=torch.Generator().manual_seed(seed))
+        rows.append({"beta": beta, "KL (nats/image)": v["val_kl"], "MSE per pixel": v["val_mse"],
+                     "val PSNR": v["val_psnr"], "samples": sampling.prior_samples(m, z=z),
+                     "recon": metrics.evaluate(m, split.val.subset(np.arange(n_samples)), lpips=False).recon})
+    return rows
+
+
+def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
+    if not session.zoo:
+        return []
+    return [(e["train"]["beta"], session.zoo.load(e["name"]).model) for e in session.zoo.betas()]
+
+
+def train_betas(session: Session, split: data.Split, betas: list[float], seconds: float, seed: int = 0,
+                on_progress=None) -> list[tuple[float, AutoEncoder]]:
+    """A brief VAE per beta on this session's data, all trained together on the same batches."""
+    from .zoo import BETA_LATENT
+
+    cfg = TrainSettings(image_size=split.all.image_size, latent=BETA_LATENT).model_config("vae")
+    torch.manual_seed(seed)
+    models = {f"{b:g}": build_model(cfg) for b in betas}
+    base = TrainSettings(epochs=1000, seconds=seconds, seed=seed).train_config()
+    # Each model needs its own beta, so they train one after the other with equal budgets.
+    session.stop.clear()
+    out = []
+    for b, (name, m) in zip(betas, models.items()):
+        train_together({name: m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
+                       session.stop.is_set)
+        out.append((float(b), m))
+    return out

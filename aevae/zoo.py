@@ -28,6 +28,8 @@ from .train import train
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 SPLIT = {"spec": "openmoji", "val_fraction": 0.1, "seed": 0}
 LADDER = ["16", "64", "256", "16x8x8", "64x8x8", "256x8x8"]  # 16x8x8 is the default pair
+BETAS = [0.0, 0.1, 0.5, 1.0, 2.0, 4.0]  # the rate-distortion sweep (VAEs with a 64-value vector latent)
+BETA_LATENT = "64"
 ZOO_THREADS = 1  # leaves the other core free while the zoo trains in the background
 HALF_TOLERANCE_DB = 0.01
 
@@ -64,10 +66,15 @@ def recipes(quick: bool = False) -> list[Recipe]:
             if preset == "report-a":
                 tr = tr.with_(batch_size=16)
             out.append(Recipe(name, "report", p.model.with_(kind=kind, name=name), tr, p.model.latent))
+    for b in BETAS:
+        name = f"beta-{b:g}-vae"
+        out.append(Recipe(name, "beta", default.model.with_(kind="vae", latent=BETA_LATENT, name=name),
+                          common.with_(epochs=10, beta=b), BETA_LATENT))
     if quick:  # tiny models at 32 px, one epoch: the same code path in seconds
         small = []
         for r in out:
-            if r.group == "ladder" and r.rung not in ("16", "64x8x8"):
+            if (r.group == "ladder" and r.rung not in ("16", "64x8x8")) or (
+                    r.group == "beta" and r.train.beta not in (0.0, 1.0)):
                 continue
             lat = r.model.latent.replace("8x8", "4x4")
             small.append(Recipe(r.name, r.group, r.model.with_(image_size=32, widths=(4, 8, 8), latent=lat),
@@ -165,6 +172,15 @@ class Zoo:
 
     def pair(self, prefix: str = "default") -> tuple[checkpoints.Checkpoint, checkpoints.Checkpoint]:
         return self.load(f"{prefix}-ae"), self.load(f"{prefix}-vae")
+
+    def betas(self) -> list[dict]:
+        """Entries of the beta sweep, smallest beta first."""
+        return sorted((e for e in self.entries if e["group"] == "beta"), key=lambda e: e["train"]["beta"])
+
+    def pairs(self) -> list[str]:
+        """Prefixes that have both an AE and a VAE, e.g. 'default', 'ladder-64', 'report-b'."""
+        names = {e["name"] for e in self.entries}
+        return [n[:-3] for n in sorted(names, key=_order) if n.endswith("-ae") and n[:-3] + "-vae" in names]
 
     def ladder(self) -> list[dict]:
         """Entries of the 64x64 latent ladder (the default pair included), smallest latent first."""

@@ -18,7 +18,15 @@ def client(server):
 
 def test_endpoints_are_listed(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/train", "/reconstruct", "/variants", "/latent_sizes", "/sweep", "/models", "/stop"} <= names
+    assert {"/train", "/reconstruct", "/variants", "/latent_sizes", "/sweep", "/models", "/stop",
+            "/prior_samples", "/interpolate", "/code_map", "/beta_shipped", "/beta_sweep"} <= names
+
+
+def test_prior_samples_and_beta(client):
+    img, note = client.predict("in use", 4, 0, api_name="/prior_samples")
+    assert "same draws" in note
+    table, chart, grid, note = client.predict(api_name="/beta_shipped")
+    assert len(table["data"]) == 2
 
 
 def test_reconstruct(client):

@@ -6,6 +6,7 @@ import zipfile
 from types import SimpleNamespace
 
 import gradio as gr
+import numpy as np
 import pytest
 from conftest import make_images
 from PIL import Image
@@ -226,3 +227,33 @@ def test_hostile_zip_upload_is_refused_cleanly(app_module, tmp_path):
     with pytest.raises(gr.Error, match="evil.zip"):
         run_training(app_module, "h1", dataset="upload", upload=str(z))
     assert not (tmp_path.parent / "escape.png").exists()
+
+
+def test_latent_space_prior_interpolation_and_map(app_module):
+    grid, note = app_module.prior_samples("in use", 6, 0, req("ls1"))
+    assert grid.shape[0] > 2 * 32 and "same draws" in note
+    grid2, _ = app_module.prior_samples("shipped: ladder-16", 6, 0, req("ls1"))
+    assert grid2.shape == grid.shape and not np.array_equal(grid, grid2)
+    interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
+    assert interp.shape[0] > 3 * 32 and "5 steps" in msg
+    points, thumbs, note, xs, ys = app_module.code_map("in use", "VAE", req("ls1"))
+    assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
+    assert "variance" in note and thumbs.shape[0] >= 7 * 32
+    point = app_module.decode_point(0.0, 0.0, req("ls1"))
+    assert point.ndim == 3 and point.shape[0] >= 32
+    with pytest.raises(gr.Error, match="Map the validation set first"):
+        app_module.decode_point(0.0, 0.0, req("ls2"))
+    with pytest.raises(gr.Error, match="no shipped pair"):
+        app_module.prior_samples("shipped: nope", 4, 0, req("ls1"))
+
+
+def test_beta_tradeoff_shipped_and_trained(app_module):
+    table, chart, grid, note = app_module.shipped_beta_sweep(req("b1"))
+    assert table["beta"].tolist() == [0.0, 1.0] and len(chart) == 2
+    assert (table["KL (nats/image)"] >= 0).all() and "trade-off" in note
+    table, chart, grid, note = app_module.beta_sweep("0, 4", 2, req("b2"))
+    assert table["beta"].tolist() == [0.0, 4.0] and "Trained here" in note
+    # A large beta squeezes the code: less information (KL) passes than with beta 0.
+    assert table["KL (nats/image)"].iloc[1] < table["KL (nats/image)"].iloc[0]
+    with pytest.raises(gr.Error, match="betas"):
+        app_module.beta_sweep("1", 2, req("b2"))

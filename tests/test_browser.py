@@ -63,6 +63,19 @@ def test_latent_sizes_tab(page):
     shot(page, "latent-sizes")
 
 
+def test_latent_space_and_beta_tabs(page):
+    tab(page, "Latent space")
+    page.get_by_role("button", name="Decode random draws").click()
+    page.get_by_text("the same draws through both decoders").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Map the validation set").click()
+    page.get_by_text("codes of 450 validation images").wait_for(timeout=30_000)
+    shot(page, "latent-space")
+    tab(page, "Beta trade-off")
+    page.get_by_role("button", name="Show the shipped sweep").click()
+    page.get_by_text("Low beta: sharp reconstructions").wait_for(timeout=30_000)
+    shot(page, "beta")
+
+
 def test_train_tab_five_seconds(page):
     tab(page, "Train")
     page.get_by_label("Image size (px, 32-128)").fill("32")
