@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from aevae import checkpoints, data, figures, metrics, sampling, workbench
+from aevae import checkpoints, data, figures, metrics, report, sampling, workbench
 from aevae.config import PRESETS
 from aevae.models import summary_rows
 from aevae.sampling import save_arrays
@@ -185,6 +185,26 @@ def stop_training(request: gr.Request):
     return "Stopping at the end of the current batch…"
 
 
+SHARE_KEYS = list(workbench.QUERY_KEYS)
+# Builds the link in the browser, which knows the page's own address.
+SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = new URLSearchParams();"
+            " keys.forEach((k, i) => q.set(k, v[i]));"
+            " return window.location.origin + window.location.pathname + '?' + q.toString(); }")
+
+
+def settings_from_link(request: gr.Request):
+    """Fill the Train tab from the page's query parameters (a teacher's shared link)."""
+    params = dict(getattr(request, "query_params", {}) or {})
+    values, problems = workbench.settings_from_query(params)
+    controls = [gr.update(value=values[k]) if k in values else gr.update() for k in SHARE_KEYS]
+    note = ""
+    if values:
+        note = "Settings from the link: " + ", ".join(f"{k}={v}" for k, v in values.items()) + "."
+    if problems:
+        note += " Not applied: " + "; ".join(problems) + "."
+    return *controls, note
+
+
 def choose_models(which: str, request: gr.Request):
     s = session(request)
     s.use_shipped = which == "shipped"
@@ -229,6 +249,7 @@ def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
 
 
 def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str):
+    s.last["reconstruction"] = rec
     size = rec.images.image_size
     grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
                               [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
@@ -283,6 +304,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         vs = workbench.variants(pair, images, int(k), float(scale), int(seed))
     except (ValueError, NoModels) as e:
         raise fail(e) from None
+    s.last["variants"] = (images, vs)
     size = pair.image_size
     sc = figures.auto_scale(size, 72)
     gallery = []
@@ -334,6 +356,7 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
                           "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
             labels.append(f"{kind.upper()} {r['latent']}")
+    s.last["latent_sizes"] = rows
     grid = figures.image_grid(grid_rows, labels, [str(i) for i in images.ids],
                               scale=figures.auto_scale(images.image_size, 64))
     note = (f"Input: 3x{images.image_size}x{images.image_size} = {3 * images.image_size ** 2:,} values. "
@@ -542,6 +565,16 @@ def end_session(request: gr.Request):
     STORE.drop(request.session_hash)
 
 
+def download_report(request: gr.Request):
+    """A zip answering the homework questions from what this session did."""
+    s = session(request)
+    try:
+        path = report.build(s, s.tmpdir / "aevae-report.zip")
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return str(path), "Report ready: Markdown and HTML, figures, tables, checkpoints and the .npy exports."
+
+
 # --- layout ---------------------------------------------------------------------------
 def build_demo() -> gr.Blocks:
     ladder_default = ", ".join(sorted({e["rung"] for e in ZOO.ladder()}, key=lambda r: r)) if ZOO else ""
@@ -583,7 +616,13 @@ def build_demo() -> gr.Blocks:
                 kl_plot = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
                 val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS, label="Validation PSNR per epoch")
             ckpt_files = gr.File(label="Trained checkpoints (.json + .safetensors)", file_count="multiple", height=120)
+            with gr.Row():
+                share_btn = gr.Button("Link to these settings", size="sm")
+                share_url = gr.Textbox(label="Shareable link", buttons=["copy"], interactive=False)
             preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note])
+            shared = [preset, image_size, latent, epochs, seconds, batch, lr, wd, beta, seed]
+            share_btn.click(None, shared, share_url, js=SHARE_JS)
+            demo.load(settings_from_link, None, [*shared, preset_note])
             train_btn.click(
                 train_models, [preset, image_size, latent, epochs, seconds, batch, lr, wd, beta, seed, dataset, upload],
                 [status, mse_plot, kl_plot, val_plot, ckpt_files], api_name="train", concurrency_limit=2,
@@ -760,6 +799,15 @@ def build_demo() -> gr.Blocks:
             gr.Markdown("\n\n".join(f"**{k.upper()}** — {v}" for k, v in metrics.METRIC_HELP.items()))
             models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                              api_name="models")
+
+        with gr.Tab("Report"):
+            gr.Markdown("Everything this session did, as a report answering the homework questions: "
+                        "architectures, training, reconstructions with metrics, noisy variants, latent sizes "
+                        "and runs. Tabs you did not use are filled in with their defaults.", elem_classes="lead")
+            report_btn = gr.Button("Download report", variant="primary")
+            report_msg = gr.Markdown()
+            report_file = gr.File(label="aevae-report.zip")
+            report_btn.click(download_report, None, [report_file, report_msg], api_name="report")
 
         gr.Markdown(f"<small>Emoji: {data.OPENMOJI_CREDIT}</small>")
         demo.unload(end_session)

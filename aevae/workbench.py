@@ -94,6 +94,33 @@ class TrainSettings:
             weight_decay=float(self.weight_decay), beta=float(self.beta), seed=int(self.seed))
 
 
+# Query-string keys of the Train tab's settings (shareable links), with their types.
+QUERY_KEYS = {"preset": str, "size": int, "latent": str, "epochs": int, "seconds": float, "batch": int,
+              "lr": float, "wd": float, "beta": float, "seed": int}
+
+
+def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
+    """Train settings from a page's query parameters; problems are returned, never dropped silently."""
+    values, problems = {}, []
+    for key, raw in params.items():
+        kind = QUERY_KEYS.get(key)
+        if kind is None:
+            problems.append(f"unknown setting '{key}'")
+            continue
+        try:
+            values[key] = kind(raw)
+        except ValueError:
+            problems.append(f"'{key}={raw}' is not a valid {kind.__name__}")
+    if "preset" in values and values["preset"] not in PRESETS:
+        problems.append(f"unknown preset '{values.pop('preset')}'")
+    try:
+        TrainSettings(values.get("preset", "default"), values.get("size", 64),
+                      values.get("latent", PRESETS["default"].model.latent)).model_config("ae")
+    except ValueError as e:
+        problems.append(str(e))
+    return values, problems
+
+
 class Session:
     def __init__(self, zoo: Zoo | None):
         self.zoo = zoo
@@ -104,6 +131,7 @@ class Session:
         self.runs: list[dict] = []
         self.rungs: dict[str, dict] = {}  # latent -> {"ae": model, "vae": model, ...} trained here
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
+        self.last: dict = {}  # the latest results shown per tab, for the report
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
         self._tmp: Path | None = None

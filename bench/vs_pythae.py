@@ -101,6 +101,7 @@ class Result:
     images_per_s: float
     seconds: float  # training wall-clock as each system counts it
     images: int  # training images seen
+    params: int  # trainable parameters
 
 
 # ---------------------------------------------------------------- aevae
@@ -114,7 +115,7 @@ def run_aevae(kind: str, budget: float, split_train: ImageSet, split_val: ImageS
     hist = train(model, split_train, split_val, cfg)
     res = evaluate(model, split_val, lpips=False)
     return Result(float(res.psnr.mean()), float(res.ssim.mean()), hist.images_seen / hist.seconds,
-                  hist.seconds, hist.images_seen)
+                  hist.seconds, hist.images_seen, model.n_params)
 
 
 # ---------------------------------------------------------------- pythae
@@ -239,6 +240,7 @@ def pythae_recon(model, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
 def run_pythae(system: str, kind: str, budget: float, split_train: ImageSet, split_val: ImageSet,
                latent_dim: int) -> Result:
     model, net = pythae_model(system, kind, latent_dim)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     train_x, val_x = split_train.to_tensor(), split_val.to_tensor()  # float [0,1] NCHW
     out_dir = tempfile.mkdtemp(prefix="vs_pythae-")
     budget_cb = _Budget(budget, len(train_x), BATCH)
@@ -255,6 +257,11 @@ def run_pythae(system: str, kind: str, budget: float, split_train: ImageSet, spl
                 trainer.train()
             except _BudgetSpent:
                 pass  # the model was trained in place and keeps its weights
+            except ArithmeticError as e:  # pythae's "NaN detected in train loss"
+                print(f"  {system} {kind.upper()} at {budget:g}s failed: {e}", flush=True)
+                nan = float("nan")
+                return Result(nan, nan, budget_cb.images / max(budget_cb.elapsed, 1e-9),
+                              budget_cb.elapsed, budget_cb.images, params)
             finally:
                 for cb in trainer.callback_handler.callbacks:  # close tqdm bars left open
                     if isinstance(cb, ProgressBarCallback):
@@ -269,7 +276,7 @@ def run_pythae(system: str, kind: str, budget: float, split_train: ImageSet, spl
         res = score(split_val.images, pythae_recon(model, split_val.images), lpips=False)
     secs = max(budget_cb.elapsed, 1e-9)
     return Result(float(res.psnr.mean()), float(res.ssim.mean()), budget_cb.images / secs, secs,
-                  budget_cb.images)
+                  budget_cb.images, params)
 
 
 # ---------------------------------------------------------------- main
@@ -328,14 +335,14 @@ def main() -> None:
 
     print()
     print(f"{'budget':>7} {'model':<6}{'system':<21}{'val PSNR':>9}{'val SSIM':>9}{'img/s':>9}"
-          f"{'images':>9}{'train s':>8}")
+          f"{'images':>9}{'train s':>8}{'params':>13}")
     for budget in budgets:
         for kind in ("ae", "vae"):
             for system in SYSTEMS:
                 k = (budget, kind, system)
                 print(f"{budget:>6g}s {kind.upper():<6}{system:<21}{med(k, 'psnr'):>9.2f}"
                       f"{med(k, 'ssim'):>9.4f}{med(k, 'images_per_s'):>9.1f}{med(k, 'images'):>9.0f}"
-                      f"{med(k, 'seconds'):>8.1f}")
+                      f"{med(k, 'seconds'):>8.1f}{results[k][0].params:>13,}")
     print()
     print("aevae minus pythae (val PSNR dB, medians); loop: aevae vs pythae's trainer on aevae's net")
     for budget in budgets:

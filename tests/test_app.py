@@ -257,3 +257,14 @@ def test_beta_tradeoff_shipped_and_trained(app_module):
     assert table["KL (nats/image)"].iloc[1] < table["KL (nats/image)"].iloc[0]
     with pytest.raises(gr.Error, match="betas"):
         app_module.beta_sweep("1", 2, req("b2"))
+
+
+def test_settings_from_a_link(app_module):
+    link = SimpleNamespace(session_hash="q1", query_params={"latent": "64x8x8", "beta": "0.5", "epochs": "x",
+                                                            "color": "red"})
+    *controls, note = app_module.settings_from_link(link)
+    assert "latent=64x8x8" in note and "beta=0.5" in note
+    assert "'epochs=x' is not a valid int" in note and "unknown setting 'color'" in note
+    bad = SimpleNamespace(session_hash="q2", query_params={"size": "50", "latent": "16x8x8"})
+    *_, note = app_module.settings_from_link(bad)
+    assert "cannot be reached" in note

@@ -129,3 +129,20 @@ def test_closing_the_tab_ends_its_training(page, server):
     while training_threads() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not training_threads(), "a closed tab's training kept running"
+
+
+def test_settings_round_trip_through_the_link(page, server):
+    tab(page, "Train")
+    page.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("64x4x4")
+    page.get_by_label("Beta (KL weight, VAE)").fill("0.5")
+    page.get_by_role("button", name="Link to these settings").click()
+    find = "() => [...document.querySelectorAll('textarea, input')].map(e => e.value).find(v => v.includes('latent='))"
+    page.wait_for_function(find, timeout=10_000)
+    url = page.evaluate(find)
+    assert "latent=64x4x4" in url and "beta=0.5" in url
+    other = page.context.browser.new_page()
+    other.goto(url)
+    other.get_by_text("Settings from the link").wait_for(timeout=30_000)
+    assert other.get_by_label("Latent: vector (256) or spatial (256x8x8)").input_value() == "64x4x4"
+    assert other.get_by_label("Beta (KL weight, VAE)").input_value() == "0.5"
+    other.close()

@@ -1,0 +1,200 @@
+"""One-click report: a zip with Markdown + HTML answering the homework questions from a session.
+
+Every figure and number in it is computed from the session's models and data when the report
+is made (or taken from results the session computed), never typed in.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from markdown_it import MarkdownIt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from . import __version__, checkpoints, data, figures, metrics, workbench  # noqa: E402
+from .models import summary_rows  # noqa: E402
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _fig_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(rows: list[dict], digits: int = 4) -> str:
+    if not rows:
+        return "_(none)_\n"
+    cols = list(rows[0])
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.{digits}f}" if v == 0 or abs(v) >= 10 ** -digits else f"{v:.2e}"
+        return "n/a" if v is None else str(v).replace("|", "/")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def loss_curves(history: dict) -> bytes:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    for kind, h in history.items():
+        if h and h.get("iter_mse"):
+            axes[0].plot(np.arange(1, len(h["iter_mse"]) + 1), h["iter_mse"], label=kind.upper(), lw=0.8)
+    axes[0].set(xlabel="iteration", ylabel="MSE per pixel value", title="Reconstruction loss", yscale="log")
+    axes[0].legend()
+    vae = history.get("vae") or {}
+    if vae.get("iter_kl"):
+        axes[1].plot(np.arange(1, len(vae["iter_kl"]) + 1), vae["iter_kl"], color="C1", lw=0.8)
+    axes[1].set(xlabel="iteration", ylabel="nats per image", title="VAE KL")
+    return _fig_png(fig)
+
+
+def latent_chart(rows: list[dict]) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for kind in ("AE", "VAE"):
+        pts = sorted((r["latent values"], r["PSNR"]) for r in rows if r["model"] == kind)
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=kind)
+    ax.set(xscale="log", xlabel="latent values", ylabel="PSNR (dB)", title="Quality vs latent size")
+    ax.legend()
+    return _fig_png(fig)
+
+
+def build(session: workbench.Session, out: str | Path) -> Path:
+    """Write the report zip for `session`; returns its path."""
+    pair = session.pair()
+    split = session.split(pair.image_size)
+    files: dict[str, bytes] = {}
+    md: list[str] = [f"# aevae report\n\nMade {_dt.datetime.now():%Y-%m-%d %H:%M} by aevae {__version__} from "
+                     f"this session's models ({pair.source}) and data ({split.all.source}). Every number "
+                     "and figure here was computed when the report was made.\n"]
+
+    # 1. Architecture (report B Q1)
+    md.append("## 1. Architectures\n")
+    for kind, model in (("AE", pair.ae), ("VAE", pair.vae)):
+        md.append(f"### {kind}: {model.n_params:,} parameters, latent "
+                  f"{'x'.join(map(str, model.latent_shape))} ({model.latent_numel:,} values) for a "
+                  f"3x{pair.image_size}x{pair.image_size} image ({3 * pair.image_size ** 2:,} values)\n")
+        md.append(_table(summary_rows(model)))
+
+    # 2. Training (Q2) and loss curves
+    md.append("## 2. Training\n")
+    md.append(_table([{"setting": k, "value": v} for k, v in (pair.train or {}).items()]))
+    for kind, h in pair.history.items():
+        if h:
+            last = (h.get("epochs") or [{}])[-1]
+            md.append(f"- {kind.upper()}: {len(h.get('epochs', []))} epochs, {len(h.get('iter_loss', []))} "
+                      f"iterations, {h.get('seconds', 0):.1f} s, stopped by {h.get('stopped_by', '?')}; last "
+                      f"epoch MSE {last.get('mse', float('nan')):.5f}, validation PSNR "
+                      f"{last.get('val_psnr', float('nan')):.2f} dB\n")
+    files["loss_curves.png"] = loss_curves(pair.history)
+    md.append("\n![loss curves](loss_curves.png)\n")
+
+    # 3. Reconstructions (Q3, Q5)
+    rec = session.last.get("reconstruction")
+    if rec is None or rec.images.image_size != pair.image_size:
+        rec = workbench.reconstruct(pair, workbench.choose(split, None, 10, 0))
+    files["reconstructions.png"] = _png(figures.image_grid(
+        [rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+        [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
+    md.append("## 3. Ground truth vs AE vs VAE\n\n![reconstructions](reconstructions.png)\n")
+    summary = []
+    for kind, r in (("AE", rec.ae), ("VAE", rec.vae)):
+        s = r.summary()
+        summary.append({"model": kind, "PSNR mean": s["psnr"].mean, "PSNR std": s["psnr"].std,
+                        "SSIM mean": s["ssim"].mean, "SSIM std": s["ssim"].std,
+                        "LPIPS mean": s["lpips"].mean if s["lpips"] else None})
+    md.append(_table(summary))
+    if rec.ae.lpips_note:
+        md.append(f"\nLPIPS not measured: {rec.ae.lpips_note}\n")
+    md.append("\nPer image:\n\n" + _table(rec.rows()))
+
+    # 4. Metrics (Q4)
+    md.append("## 4. What the metrics mean\n\n" + "\n".join(
+        f"- **{k.upper()}**: {v}" for k, v in metrics.METRIC_HELP.items()) + "\n")
+
+    # 5. Noisy variants (report A, Problems 2 and 4)
+    var = session.last.get("variants")
+    if var is None or var[0].image_size != pair.image_size:
+        ids = [i for i in data.REPORT_A_IDS if i <= len(split.all)]
+        chosen = split.all.select_ids(ids)
+        var = (chosen, workbench.variants(pair, chosen, 5, 1.0, 0))
+    chosen, vs = var
+    gen_data, gen_label = vs.export_arrays()
+    for name, arr in (("gen_data.npy", gen_data), ("gen_label.npy", gen_label)):
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        files[name] = buf.getvalue()
+    rows = [np.concatenate([chosen.images[i:i + 1], vs.vae[i], chosen.images[i:i + 1], vs.ae[i]])
+            for i in range(len(chosen))]
+    files["variants.png"] = _png(figures.image_grid(rows, [str(i) for i in chosen.ids], scale=1))
+    k = vs.vae.shape[1]
+    md.append(f"## 5. Noisy VAE variants\n\n{len(chosen)} images (ids {', '.join(map(str, chosen.ids))}), {k} "
+              f"variants each: each row is the source, its {k} VAE variants, the source again and the AE "
+              f"with the same noise draws. `gen_data.npy` {tuple(gen_data.shape)} and `gen_label.npy` "
+              f"{tuple(gen_label.shape)} are in this zip.\n\n![variants](variants.png)\n")
+
+    # 6. Latent sizes (report A, Problem 5-1)
+    lat = session.last.get("latent_sizes")
+    if lat is None:
+        ladder = workbench.ladder_models(session)
+        if ladder:
+            size = ladder[0]["ae"].config.image_size
+            imgs = workbench.choose(session.split(size), None, 6, 0)
+            lat = [{"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
+                    "vs image values": r["values"] / r["image_values"],
+                    "PSNR": r["results"][kind].summary()["psnr"].mean,
+                    "SSIM": r["results"][kind].summary()["ssim"].mean}
+                   for r in workbench.latent_sizes(session, imgs, lpips=False) for kind in ("ae", "vae")]
+    md.append("## 6. Latent sizes\n\n")
+    if lat:
+        md.append(_table(lat) + "\n![latent sizes](latent_sizes.png)\n")
+        files["latent_sizes.png"] = latent_chart(lat)
+    else:
+        md.append("_No latent ladder available._\n")
+
+    # 7. Hyperparameter runs (report A, Problem 3)
+    runs = [{k: v for k, v in r.items() if k != "histories"} for r in session.runs]
+    md.append("## 7. Hyperparameter runs\n\n" + _table(runs, digits=4))
+
+    # Checkpoints of the pair
+    tmp = session.tmpdir / "report-ckpt"
+    for kind, model in (("ae", pair.ae), ("vae", pair.vae)):
+        p = checkpoints.save(model, tmp / kind, train=pair.train, history=pair.history.get(kind),
+                             dataset=pair.dataset, name=f"{pair.source} {kind}")
+        files[f"checkpoints/{kind}.json"] = p.read_bytes()
+        files[f"checkpoints/{kind}.safetensors"] = p.with_suffix(".safetensors").read_bytes()
+    md.append("\n## Files\n\n" + "\n".join(f"- `{n}`" for n in sorted(files)) + "\n")
+    text = "\n".join(md)
+    files["report.md"] = text.encode()
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    files["report.html"] = (f"<!doctype html><meta charset='utf-8'><title>aevae report</title>"
+                            f"<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
+                            f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}"
+                            f"img{{image-rendering:pixelated;max-width:100%}}</style>{html}").encode()
+    files["report.json"] = json.dumps({"source": pair.source, "data": split.all.source,
+                                       "reconstruction": summary, "runs": runs}, default=str).encode()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, blob in files.items():
+            zf.writestr(f"aevae-report/{name}", blob)
+    return out
+
