@@ -11,6 +11,7 @@ import io
 import json
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
@@ -28,6 +29,7 @@ MAX_SECONDS = 600  # per training (both models), so one user cannot hold the CPU
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
 PLOT_POINTS = 400
+DEFAULT_SIZE = PRESETS["default"].model.image_size
 COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
@@ -52,6 +54,28 @@ def need(lo, hi, value, name):
     if value is None or not lo <= value <= hi:
         raise gr.Error(f"{name} must be between {lo} and {hi}, got {value}", print_exception=False)
     return value
+
+
+@contextmanager
+def training_slot(s: workbench.Session):
+    """One training at a time per browser tab."""
+    if not s.lock.acquire(blocking=False):
+        raise gr.Error("A training is already running in this browser tab; stop it first.")
+    try:
+        yield
+    finally:
+        s.lock.release()
+
+
+def numbers(text: str, kind, lo, hi, most: int, what: str, example: str) -> list:
+    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error."""
+    try:
+        vals = [kind(v) for v in (text or "").replace(" ", "").split(",") if v]
+    except ValueError:
+        vals = []
+    if not vals or len(vals) > most or any(not lo <= v <= hi for v in vals):
+        raise gr.Error(f"give 1 to {most} {what} between {lo} and {hi}, like {example}", print_exception=False)
+    return vals
 
 
 def parse_ids_or_none(text: str | None) -> list[int] | None:
@@ -368,15 +392,13 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
 def train_missing_rung(latent: str, seconds: float, request: gr.Request):
     s = session(request)
     need(1, 120, seconds, "seconds")
-    if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab.")
-    try:
-        size = workbench.ladder_models(s)[0]["ae"].config.image_size if workbench.ladder_models(s) else 64
-        rung = workbench.train_rung(s, latent, float(seconds), s.split(size))
-    except ValueError as e:
-        raise fail(e) from None
-    finally:
-        s.lock.release()
+    ladder = workbench.ladder_models(s)
+    size = ladder[0]["ae"].config.image_size if ladder else DEFAULT_SIZE
+    with training_slot(s):
+        try:
+            rung = workbench.train_rung(s, latent, float(seconds), s.split(size))
+        except ValueError as e:
+            raise fail(e) from None
     return f"Trained latent {rung['latent']} ({rung['source']}); press Compare to see it in the ladder."
 
 
@@ -477,19 +499,15 @@ def shipped_beta_sweep(request: gr.Request):
 def beta_sweep(betas_text: str, seconds: float, request: gr.Request):
     s = session(request)
     need(2, 60, seconds, "seconds per beta")
+    betas = numbers(betas_text, float, 0, 100, 8, "betas", "0, 0.1, 1, 4")
+    if len(betas) < 2:
+        raise gr.Error("give at least 2 betas to compare", print_exception=False)
     try:
-        betas = [float(b) for b in betas_text.replace(" ", "").split(",") if b]
-        if not 2 <= len(betas) <= 8 or any(not 0 <= b <= 100 for b in betas):
-            raise ValueError("give 2 to 8 betas between 0 and 100, like 0, 0.1, 1, 4")
-        split = s.split(64)
+        split = s.split(DEFAULT_SIZE)
     except ValueError as e:
         raise fail(e) from None
-    if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab.")
-    try:
+    with training_slot(s):
         models = workbench.train_betas(s, split, betas, float(seconds))
-    finally:
-        s.lock.release()
     return show_betas(workbench.beta_results(models, split),
                       f"Trained here: {seconds:g} s per beta on {split.all.source}")
 
@@ -519,27 +537,22 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, request: gr.Req
     """Report A's Problem 3: the same set-up at several epoch counts, on a subset to fit the class."""
     s = session(request)
     need(32, 4096, subset, "training images")
+    epochs = numbers(epochs_text, int, 1, 50, 5, "epoch counts", "5, 10, 15")
     try:
-        epochs = [int(e) for e in epochs_text.replace(" ", "").split(",") if e]
-        if not epochs or len(epochs) > 5 or any(not 1 <= e <= 50 for e in epochs):
-            raise ValueError("give 1 to 5 epoch counts between 1 and 50, like 5,10,15")
-        full = s.split(64)
+        full = s.split(DEFAULT_SIZE)
     except ValueError as e:
         raise fail(e) from None
-    if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab.")
-    try:
+    with training_slot(s):
         small = data.Split(full.all, full.train.subset(np.arange(min(int(subset), len(full.train)))), full.val,
                            full.spec, full.val_fraction, full.seed)
         for e in epochs:
             settings = TrainSettings(latent=str(latent), epochs=e, seconds=MAX_SECONDS, seed=int(seed))
-            workbench.train_pair(s, settings, small)
+            try:
+                workbench.train_pair(s, settings, small)
+            except ValueError as err:
+                raise fail(err) from None
             s.runs[-1]["data"] = f"{len(small.train)} of {len(full.train)} training images"
             yield show_runs(request)
-    except ValueError as e:
-        raise fail(e) from None
-    finally:
-        s.lock.release()
 
 
 # --- Models ---------------------------------------------------------------------------
