@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -41,6 +40,7 @@ os.environ["AEVAE_NO_DOWNLOAD"] = "1"
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import cpu_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,16 +55,6 @@ VARIANT_IDS = "1-5, 226-230, 841-845, 1471-1475"  # report A's choose_id list
 CALL_TIMEOUT = 120.0  # seconds for any one API call
 START_TIMEOUT = 120.0  # seconds for a fresh app.py to answer on /
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def nproc() -> int:

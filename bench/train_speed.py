@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from common import cpu_name
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -93,16 +93,6 @@ def app_loop(cfg: ModelConfig, batch: int, seconds: float, images: torch.Tensor)
     hist = train(model, images, None, TrainConfig(epochs=10_000, seconds=seconds, batch_size=batch),
                  on_progress=lambda p: None)
     return hist.images_seen / hist.seconds
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import logging
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,16 +68,6 @@ for _name in ("pythae.trainers.base_trainer.base_trainer", "pythae.trainers.trai
               "pythae.models.base.base_model"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 _SINK = open(os.devnull, "w")  # kept open: a tqdm bar of pythae's may outlive its run
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def pythae_version() -> str:
