@@ -78,8 +78,11 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:7.0f} ms   p95 {p95(values) * 1000:7.0f} ms"
 
 
-def client(url: str, downloads: Path) -> Client:
-    return Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads))
+def client(url: str, downloads: Path | None) -> Client:
+    """downloads=None: time the answer only (a browser then fetches the images in parallel);
+    a folder: gradio_client also downloads every output file, one after another."""
+    return Client(url, verbose=False, analytics_enabled=False,
+                  download_files=str(downloads) if downloads else False)
 
 
 def call(c: Client, *args, api_name: str, timeout: float = CALL_TIMEOUT):
@@ -108,20 +111,21 @@ def timed(fn, n: int) -> list[float]:
 
 
 def latency(url: str, calls: int, downloads: Path) -> None:
-    c = client(url, downloads)
     try:
         load_lpips(allow_download=False)
         lpips_modes, why = (False, True), ""
     except LPIPSUnavailable as e:
         lpips_modes, why = (False,), str(e)
-    print(f"latency over {calls} calls each (after 1 warm-up call), as seen by gradio_client:")
-    for lp in lpips_modes:
-        t = timed(lambda i, lp=lp: call(c, *reconstruct_args(i, lp), api_name="/reconstruct"), calls)
-        print(f"  /reconstruct  10 images, LPIPS {'on ' if lp else 'off'}   {ms(t)}", flush=True)
+    for label, folder in (("answer only", None), ("answer + downloading every output file", downloads)):
+        c = client(url, folder)
+        print(f"latency over {calls} calls each (after 1 warm-up call), gradio_client, {label}:")
+        for lp in lpips_modes:
+            t = timed(lambda i, lp=lp, c=c: call(c, *reconstruct_args(i, lp), api_name="/reconstruct"), calls)
+            print(f"  /reconstruct  10 images, LPIPS {'on ' if lp else 'off'}   {ms(t)}", flush=True)
+        t = timed(lambda i, c=c: call(c, *variants_args(i), api_name="/variants"), calls)
+        print(f"  /variants     20 ids x 5 (no LPIPS)  {ms(t)}", flush=True)
     if why:
         print(f"  /reconstruct  LPIPS on: skipped, LPIPS unavailable here: {why}")
-    t = timed(lambda i: call(c, *variants_args(i), api_name="/variants"), calls)
-    print(f"  /variants     20 ids x 5 (no LPIPS)  {ms(t)}", flush=True)
 
 
 def crowd(url: str, n: int, downloads: Path) -> None:
