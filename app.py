@@ -632,10 +632,11 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 share_btn = gr.Button("Link to these settings", size="sm")
                 share_url = gr.Textbox(label="Shareable link", buttons=["copy"], interactive=False)
-            preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note])
+            preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
+                          api_visibility="private")
             shared = [preset, image_size, latent, epochs, seconds, batch, lr, wd, beta, seed]
-            share_btn.click(None, shared, share_url, js=SHARE_JS)
-            demo.load(settings_from_link, None, [*shared, preset_note])
+            share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
+            demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
             train_btn.click(
                 train_models, [preset, image_size, latent, epochs, seconds, batch, lr, wd, beta, seed, dataset, upload],
                 [status, mse_plot, kl_plot, val_plot, ckpt_files], api_name="train", concurrency_limit=2,
@@ -665,8 +666,8 @@ def build_demo() -> gr.Blocks:
                 own_btn = gr.Button("Reconstruct uploads")
             rec_out = [rec_img, rec_summary, rec_table, rec_csv]
             rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct")
-            draw_btn.click(new_draw, rseed, rseed, queue=False).then(
-                reconstruct, [ids, n, rseed, use_lpips], rec_out)
+            draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
+                reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
             own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
 
         with gr.Tab("Noisy VAE variants"):
@@ -795,7 +796,7 @@ def build_demo() -> gr.Blocks:
             sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed], [runs_df, run_pick, runs_csv],
                             api_name="sweep", concurrency_id="train")
             refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv], api_name="runs")
-            run_pick.change(run_curves, run_pick, [run_mse, run_kl])
+            run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")
 
         with gr.Tab("Models"):
             gr.Markdown("The loaded AE and VAE layer by layer, how they were trained, and what the three "
