@@ -590,7 +590,7 @@ def download_report(request: gr.Request):
 
 # --- layout ---------------------------------------------------------------------------
 def build_demo() -> gr.Blocks:
-    ladder_default = ", ".join(sorted({e["rung"] for e in ZOO.ladder()}, key=lambda r: r)) if ZOO else ""
+    ladder_default = ", ".join(dict.fromkeys(e["rung"] for e in ZOO.ladder())) if ZOO else ""
     labels = ["(none)"] + data.OPENMOJI_GROUPS
     d = PRESETS["default"]
     with gr.Blocks(title="aevae: autoencoders vs VAEs", delete_cache=(3600, 3600)) as demo:
