@@ -3,6 +3,7 @@
     python -m aevae.zoo build [--quick] [--out checkpoints] [--only NAME ...] [--resume]
     python -m aevae.zoo table [--out checkpoints]     # the README's results table
     python -m aevae.zoo grid  [--out checkpoints]     # ground truth | AE | VAE image for the README
+    python -m aevae.zoo readme                         # writes the table into README.md
 
 Every model is trained from scratch with a fixed seed on OpenMoji's fixed train/validation
 split; its validation metrics are measured on the checkpoint as saved (fp16 weights only
@@ -59,7 +60,7 @@ def recipes(quick: bool = False) -> list[Recipe]:
         for kind in ("ae", "vae"):
             name = f"ladder-{lat}-{kind}"
             out.append(Recipe(name, "ladder", default.model.with_(kind=kind, latent=lat, name=name), common, lat))
-    for preset, epochs in (("report-b", 15), ("report-a", 10)):
+    for preset, epochs in (("report-b", 25), ("report-a", 10)):
         p = PRESETS[preset]
         for kind in ("ae", "vae"):
             name = f"{preset}-{kind}"
@@ -211,6 +212,17 @@ def results_table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def write_readme_table(readme: Path, entries: list[dict]) -> None:
+    """Replace the README's results block with the table made from the manifest."""
+    text = readme.read_text()
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{results_table(entries)}\n{README_END}{tail}")
+
+
 def grid(zoo: Zoo, n: int = 10, seed: int = 0) -> np.ndarray:
     """Rows ground truth / AE / VAE for n random validation images of the default pair."""
     ae, vae = zoo.pair()
@@ -224,7 +236,7 @@ def grid(zoo: Zoo, n: int = 10, seed: int = 0) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m aevae.zoo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["build", "table", "grid"])
+    ap.add_argument("command", choices=["build", "table", "grid", "readme"])
     ap.add_argument("--out", default=str(DEFAULT_DIR))
     ap.add_argument("--quick", action="store_true", help="tiny models on a slice of the data (for tests)")
     ap.add_argument("--only", nargs="*", help="build only these models")
@@ -234,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         build(Path(args.out), args.quick, args.only, args.resume)
     elif args.command == "table":
         print(results_table(checkpoints.read_manifest(args.out)))
+    elif args.command == "readme":
+        write_readme_table(DEFAULT_DIR.parent / "README.md", checkpoints.read_manifest(args.out))
     else:
         from PIL import Image
 

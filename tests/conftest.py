@@ -46,7 +46,9 @@ def app_module(quick_zoo):
     os.environ["AEVAE_CHECKPOINTS"] = str(quick_zoo)
     sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
     import app
+    import ui.common
 
+    ui.common.store.cache_clear()  # the shipped models are read on first use, from the quick zoo
     return importlib.reload(app)
 
 

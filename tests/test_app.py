@@ -12,6 +12,7 @@ from conftest import make_images
 from PIL import Image
 
 from aevae import checkpoints, data
+from ui.common import session
 
 
 def req(name):
@@ -117,7 +118,7 @@ def test_stop_ends_training_within_a_batch_and_keeps_both_models(app_module):
     t = threading.Thread(target=lambda: out.setdefault("steps", run_training(app_module, "s1", epochs=500,
                                                                             seconds=120)))
     t.start()
-    s = app_module.session(req("s1"))
+    s = session(req("s1"))
     deadline = time.monotonic() + 20
     while not s.lock.locked() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -136,7 +137,7 @@ def test_stop_ends_training_within_a_batch_and_keeps_both_models(app_module):
 
 def test_bad_upload_keeps_previous_models(app_module, tmp_path):
     run_training(app_module, "u1")
-    s = app_module.session(req("u1"))
+    s = session(req("u1"))
     before = s.pair()
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"this is not a zip")
@@ -183,7 +184,7 @@ def test_models_tab_describes_the_pair(app_module):
 
 def test_closing_a_session_drops_it(app_module):
     app_module.reconstruct("1", 1, 0, False, req("gone"))
-    s = app_module.session(req("gone"))
+    s = session(req("gone"))
     tmp = s.tmpdir
     assert tmp.exists()
     app_module.end_session(req("gone"))
@@ -204,7 +205,7 @@ def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module,
     from aevae import workbench
 
     run_training(app_module, "f1")
-    s = app_module.session(req("f1"))
+    s = session(req("f1"))
     before = s.pair()
     real = workbench.build_model
 

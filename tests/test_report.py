@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from aevae import checkpoints
+from ui.common import session
 
 
 def test_report_has_every_part_and_true_numbers(app_module, tmp_path):
@@ -23,7 +24,7 @@ def test_report_has_every_part_and_true_numbers(app_module, tmp_path):
                     "## 7. Hyperparameter runs"):
         assert heading in md
     # The reconstruction table is the one the tab showed (same ids, same PSNR means).
-    s = app_module.session(req)
+    s = session(req)
     rec = s.last["reconstruction"]
     assert f"| AE | {rec.ae.summary()['psnr'].mean:.4f} |" in md
     assert f"| VAE | {rec.vae.summary()['psnr'].mean:.4f} |" in md

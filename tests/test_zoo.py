@@ -53,3 +53,9 @@ def test_quick_build_end_to_end(tmp_path):
     assert [e["rung"] for e in z.ladder()][::2] == ["16", "16x4x4", "64x4x4"]
     table = zoo.results_table(manifest["models"])
     assert table.count("\n") == len(names) + 1
+
+
+def test_readme_results_table_is_the_manifests():
+    readme = (zoo.DEFAULT_DIR.parent / "README.md").read_text()
+    block = readme.split(zoo.README_START, 1)[1].split(zoo.README_END, 1)[0].strip()
+    assert block == zoo.results_table(SHIPPED)

@@ -1,0 +1,1 @@
+"""The Gradio app's handlers, one module per group of tabs (layout stays in app.py)."""

@@ -1,0 +1,128 @@
+"""What every tab's handlers share: the session store, input checks, tables and curves."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from aevae import data, workbench
+from aevae.config import PRESETS
+from aevae.zoo import DEFAULT_DIR, Zoo
+
+MAX_SECONDS = 600  # per training (both models), so one user cannot hold the CPU for long
+MAX_EPOCHS = 500
+MAX_FILE_SIZE = "200mb"
+PLOT_POINTS = 400
+DEFAULT_SIZE = PRESETS["default"].model.image_size
+COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
+CSS = """
+.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+.lead { font-size: 0.95em; opacity: 0.85; }
+"""
+
+
+
+@functools.cache
+def store() -> workbench.SessionStore:
+    """All sessions, with the shipped models; made on first use, after AEVAE_CHECKPOINTS is read.
+
+    AEVAE_CHECKPOINTS points the app at another folder of shipped models (the tests use a tiny one).
+    """
+    return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR))
+
+
+def session(request: gr.Request | None) -> workbench.Session:
+    return store().get(getattr(request, "session_hash", None) or "anonymous")
+
+
+def fail(e: Exception) -> gr.Error:
+    return gr.Error(str(e), print_exception=False)
+
+
+def need(lo, hi, value, name):
+    """Out-of-range values (e.g. from the API) are refused, never clipped silently."""
+    if value is None or not lo <= value <= hi:
+        raise gr.Error(f"{name} must be between {lo} and {hi}, got {value}", print_exception=False)
+    return value
+
+
+@contextmanager
+def training_slot(s: workbench.Session):
+    """One training at a time per browser tab."""
+    if not s.lock.acquire(blocking=False):
+        raise gr.Error("A training is already running in this browser tab; stop it first.")
+    try:
+        yield
+    finally:
+        s.lock.release()
+
+
+def numbers(text: str, kind, lo, hi, most: int, what: str, example: str) -> list:
+    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error."""
+    try:
+        vals = [kind(v) for v in (text or "").replace(" ", "").split(",") if v]
+    except ValueError:
+        vals = []
+    if not vals or len(vals) > most or any(not lo <= v <= hi for v in vals):
+        raise gr.Error(f"give 1 to {most} {what} between {lo} and {hi}, like {example}", print_exception=False)
+    return vals
+
+
+def parse_ids_or_none(text: str | None) -> list[int] | None:
+    text = (text or "").strip()
+    return data.parse_ids(text) if text else None
+
+
+def csv_file(rows: list[dict], folder: Path, name: str) -> str:
+    path = folder / name
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    path.write_text(buf.getvalue())
+    return str(path)
+
+
+def short_note(note: str) -> str:
+    """The first sentence of a long reason, and how to fix it."""
+    first = note.split(". Tried:")[0]
+    fix = note.split("Fix: ")[-1] if "Fix: " in note else ""
+    return f"{first}. {('Fix: ' + fix) if fix else ''}"
+
+
+def rounded(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows).round({c: 4 for c in ("AE SSIM", "VAE SSIM", "AE LPIPS", "VAE LPIPS")} |
+                                    {"AE PSNR": 2, "VAE PSNR": 2})
+
+
+# --- Train ----------------------------------------------------------------------------
+def curves(histories: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Loss per iteration (MSE both models, KL for the VAE) and validation PSNR per epoch."""
+    mse, kl, val = [], [], []
+    for kind, h in histories.items():
+        if not h:
+            continue
+        h = h if isinstance(h, dict) else h.to_dict()
+        n = len(h["iter_mse"])
+        step = max(1, n // PLOT_POINTS)
+        for i in range(0, n, step):
+            mse.append({"iteration": i + 1, "MSE per pixel": float(np.mean(h["iter_mse"][i:i + step])),
+                        "model": kind.upper()})
+            if kind == "vae":
+                kl.append({"iteration": i + 1, "KL (nats/image)": float(np.mean(h["iter_kl"][i:i + step])),
+                           "model": "VAE"})
+        for e in h["epochs"]:
+            if "val_psnr" in e:
+                val.append({"epoch": e["epoch"], "val PSNR (dB)": e["val_psnr"], "model": kind.upper()})
+    return (pd.DataFrame(mse, columns=["iteration", "MSE per pixel", "model"]),
+            pd.DataFrame(kl, columns=["iteration", "KL (nats/image)", "model"]),
+            pd.DataFrame(val, columns=["epoch", "val PSNR (dB)", "model"]))

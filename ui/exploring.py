@@ -1,0 +1,141 @@
+"""Handlers of the Latent space, Beta trade-off and Report tabs, and session end."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from aevae import figures, report, sampling, workbench
+from aevae.workbench import NoModels
+
+from .common import DEFAULT_SIZE, fail, need, numbers, session, store, training_slot
+
+
+def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
+    """The same N(0, I) draws through the VAE's and the AE's decoder."""
+    s = session(request)
+    need(1, 32, n, "samples")
+    try:
+        pair = workbench.pair_named(s, pair_name)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    vae, ae = workbench.prior_pair(pair, int(n), int(seed))
+    grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
+    return grid, (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
+                  "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
+                  "never was, so its codes live elsewhere and its decoder makes little of them.")
+
+
+def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
+    s = session(request)
+    need(3, 16, steps, "steps")
+    try:
+        pair = workbench.pair_named(s, pair_name)
+        two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
+    grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
+    return grid, f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+
+
+def code_map(pair_name: str, kind: str, request: gr.Request):
+    """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
+    s = session(request)
+    try:
+        pair = workbench.pair_named(s, pair_name)
+        split = s.split(pair.image_size)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    model = pair.vae if kind == "VAE" else pair.ae
+    cmap = sampling.code_map(model, split.val)
+    s.code_map = (pair_name, kind, cmap)
+    points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
+                           "label": [split.val.label_names[i] for i in split.val.labels],
+                           "id": split.val.ids, "name": split.val.names})
+    thumbs = sampling.decode_grid(model, cmap, 7)
+    grid = figures.image_grid(list(thumbs), scale=1, gap=1)
+    sx, sy = cmap.coords.std(0)
+    note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
+            f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
+            f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
+    return points, grid, note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
+        minimum=-3 * sy, maximum=3 * sy, value=0)
+
+
+def decode_point(x: float, y: float, request: gr.Request):
+    s = session(request)
+    cm = s.code_map
+    if cm is None:
+        raise gr.Error("Map the validation set first.")
+    pair_name, kind, cmap = cm
+    pair = workbench.pair_named(s, pair_name)
+    model = pair.vae if kind == "VAE" else pair.ae
+    img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
+    return figures.upscale(img[0], figures.auto_scale(pair.image_size, 160))
+
+
+# --- Beta trade-off ---------------------------------------------------------------------
+def show_betas(rows: list[dict], source: str):
+    table = pd.DataFrame([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+                           if k not in ("samples", "recon")} for r in rows])
+    chart = pd.DataFrame({"KL (nats/image)": [r["KL (nats/image)"] for r in rows],
+                          "MSE per pixel": [r["MSE per pixel"] for r in rows],
+                          "beta": [f"{r['beta']:g}" for r in rows]})
+    size = rows[0]["samples"].shape[1]
+    grid_rows, labels = [], []
+    for r in rows:
+        grid_rows += [r["recon"], r["samples"]]
+        labels += [f"beta {r['beta']:g} recon", f"beta {r['beta']:g} samples"]
+    grid = figures.image_grid(grid_rows, labels, scale=figures.auto_scale(size, 64))
+    note = (f"{source}. Low beta: sharp reconstructions, a high KL (rate) and prior samples that are not "
+            "emoji. High beta: the code carries little (low KL), reconstructions blur, and samples become "
+            "smooth average emoji. Report B's VAE sits at the blurry end of this trade-off.")
+    return table, chart, grid, note
+
+
+def shipped_beta_sweep(request: gr.Request):
+    s = session(request)
+    models = workbench.shipped_betas(s)
+    if not models:
+        raise gr.Error("No beta sweep is shipped; train one on your data below.")
+    size = models[0][1].config.image_size
+    return show_betas(workbench.beta_results(models, workbench.openmoji_split(size)),
+                      "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
+
+
+def beta_sweep(betas_text: str, seconds: float, request: gr.Request):
+    s = session(request)
+    need(2, 60, seconds, "seconds per beta")
+    betas = numbers(betas_text, float, 0, 100, 8, "betas", "0, 0.1, 1, 4")
+    if len(betas) < 2:
+        raise gr.Error("give at least 2 betas to compare", print_exception=False)
+    try:
+        split = s.split(DEFAULT_SIZE)
+    except ValueError as e:
+        raise fail(e) from None
+    with training_slot(s):
+        models = workbench.train_betas(s, split, betas, float(seconds))
+    return show_betas(workbench.beta_results(models, split),
+                      f"Trained here: {seconds:g} s per beta on {split.all.source}")
+
+
+# --- Hyperparameter runs --------------------------------------------------------------
+
+
+def end_session(request: gr.Request):
+    """A closed tab stops its training and frees its models and files."""
+    store().drop(request.session_hash)
+
+
+def download_report(request: gr.Request):
+    """A zip answering the homework questions from what this session did."""
+    s = session(request)
+    try:
+        path = report.build(s, s.tmpdir / "aevae-report.zip")
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return str(path), "Report ready: Markdown and HTML, figures, tables, checkpoints and the .npy exports."
+
+
+# --- layout ---------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Handlers of the Reconstructions, Noisy VAE variants and Latent sizes tabs."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from aevae import figures, workbench
+from aevae.sampling import save_arrays
+from aevae.workbench import NoModels
+
+from .common import (
+    DEFAULT_SIZE,
+    csv_file,
+    fail,
+    need,
+    parse_ids_or_none,
+    rounded,
+    session,
+    short_note,
+    training_slot,
+)
+
+
+def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
+    """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
+    s = session(request)
+    need(1, workbench.MAX_RECON_IMAGES, n, "number of images")
+    try:
+        pair = s.pair()
+        images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
+        rec = workbench.reconstruct(pair, images, use_lpips)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return show_reconstruction(rec, s, pair.source)
+
+
+def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
+    s = session(request)
+    if not files:
+        raise gr.Error("Upload one or more images first.")
+    try:
+        pair = s.pair()
+        images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
+        rec = workbench.reconstruct(pair, images, use_lpips)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return show_reconstruction(rec, s, pair.source)
+
+
+def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str):
+    s.last["reconstruction"] = rec
+    size = rec.images.image_size
+    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+                              [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
+    rows = rec.rows()
+    lines = [f"**Models:** {source}. Mean ± std over {len(rows)} images "
+             "(PSNR: higher is better; SSIM: up to 1, higher is better; LPIPS: lower is better).", "",
+             "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
+    for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
+        sm = r.summary()
+        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else "not measured"
+        lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
+                     f"{sm['ssim'].mean:.4f} ± {sm['ssim'].std:.4f} | {lp} |")
+    if rec.ae.lpips_note:
+        lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
+    if rec.images.skipped:
+        lines.append(f"\nSkipped {len(rec.images.skipped)} files: " + "; ".join(rec.images.skipped[:5]))
+    table = rounded(rows)
+    return grid, "\n".join(lines), table, csv_file(rows, s.tmpdir, "reconstructions.csv")
+
+
+def new_draw(seed: int) -> int:
+    return int(seed) + 1
+
+
+# --- Noisy variants -------------------------------------------------------------------
+def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: float, seed: int,
+                  request: gr.Request):
+    """Each source with k VAE variants (its own sigma x scale) and the AE with the same noise draws."""
+    s = session(request)
+    need(1, 10, k, "variants per image")
+    need(0, 5, scale, "noise scale")
+    need(1, 40, per_label, "images per label")
+    notes = []
+    try:
+        pair = s.pair()
+        full = s.split(pair.image_size).all
+        ids = parse_ids_or_none(ids_text) or []
+        known = [i for i in ids if 1 <= i <= len(full)]
+        if len(known) < len(ids):
+            notes.append(f"ids beyond this dataset's {len(full)} images were left out: "
+                         f"{', '.join(map(str, [i for i in ids if i not in known][:10]))}")
+        if label and label != "(none)":
+            if label not in full.label_names:
+                raise ValueError(f"no label {label!r} in this dataset")
+            lab = full.label_names.index(label)
+            known += [int(i) for i in full.ids[full.labels == lab][:per_label] if int(i) not in known]
+        if not known:
+            raise ValueError("choose images by ids and/or a label")
+        if len(known) > 40:
+            raise ValueError(f"at most 40 source images at once, got {len(known)}")
+        images = full.select_ids(known)
+        vs = workbench.variants(pair, images, int(k), float(scale), int(seed))
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    s.last["variants"] = (images, vs)
+    size = pair.image_size
+    sc = figures.auto_scale(size, 72)
+    gallery = []
+    for i in range(len(images)):
+        g = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]),
+                                np.concatenate([images.images[i:i + 1], vs.ae[i]])],
+                               ["VAE", "AE"], ["source"] + [f"#{j + 1}" for j in range(k)], scale=sc)
+        gallery.append((g, f"id {images.ids[i]} · {images.label_names[images.labels[i]]} · {images.names[i]}"))
+    gen_data, gen_label = vs.export_arrays()
+    folder = s.tmpdir / "variants"
+    folder.mkdir(exist_ok=True)
+    files = [str(p) for p in save_arrays(folder, gen_data, gen_label)]
+    big = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]) for i in range(len(images))],
+                             [str(i) for i in images.ids], scale=1)
+    from PIL import Image
+
+    Image.fromarray(big).save(folder / "variants.png")
+    files.append(str(folder / "variants.png"))
+    msg = (f"{len(gen_data)} VAE variants of {len(images)} images ({k} each, noise scale {scale}); "
+           f"`gen_data.npy` is {tuple(gen_data.shape)} uint8, `gen_label.npy` follows each source's label.")
+    return gallery, "\n\n".join([msg, *notes]), files
+
+
+# --- Latent sizes ---------------------------------------------------------------------
+def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
+    """The same images through models that differ only in latent size."""
+    s = session(request)
+    need(1, 16, n, "number of images")
+    try:
+        rungs = workbench.ladder_models(s)
+        if not rungs:
+            raise NoModels("No latent ladder is shipped: train a rung below.")
+        size = rungs[0]["ae"].config.image_size
+        images = workbench.choose(workbench.openmoji_split(size) if s.upload is None else s.split(size),
+                                  parse_ids_or_none(ids_text), int(n), int(seed))
+        res = workbench.latent_sizes(s, images, use_lpips)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    rows, grid_rows, labels, chart = [], [images.images], ["ground truth"], []
+    for r in res:
+        ratio = r["values"] / r["image_values"]
+        for kind in ("ae", "vae"):
+            sm = r["results"][kind].summary()
+            rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
+                         "vs image values": f"{ratio:.3g}x" + (" (LARGER than the image)" if ratio > 1 else ""),
+                         "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 4),
+                         "LPIPS": round(sm["lpips"].mean, 4) if sm["lpips"] else None, "source": r["source"]})
+            chart.append({"log10 latent values": float(np.log10(r["values"])), "PSNR (dB)": sm["psnr"].mean,
+                          "model": kind.upper()})
+            grid_rows.append(r["results"][kind].recon)
+            labels.append(f"{kind.upper()} {r['latent']}")
+    s.last["latent_sizes"] = rows
+    grid = figures.image_grid(grid_rows, labels, [str(i) for i in images.ids],
+                              scale=figures.auto_scale(images.image_size, 64))
+    note = (f"Input: 3x{images.image_size}x{images.image_size} = {3 * images.image_size ** 2:,} values. "
+            "A 'bottleneck' with more values than the image compresses nothing: it reconstructs well "
+            "but has not learned a compact code.")
+    return grid, pd.DataFrame(rows), pd.DataFrame(chart), note
+
+
+def train_missing_rung(latent: str, seconds: float, request: gr.Request):
+    s = session(request)
+    need(1, 120, seconds, "seconds")
+    ladder = workbench.ladder_models(s)
+    size = ladder[0]["ae"].config.image_size if ladder else DEFAULT_SIZE
+    with training_slot(s):
+        try:
+            rung = workbench.train_rung(s, latent, float(seconds), s.split(size))
+        except ValueError as e:
+            raise fail(e) from None
+    return f"Trained latent {rung['latent']} ({rung['source']}); press Compare to see it in the ladder."
+
+
+# --- Latent space -----------------------------------------------------------------------
