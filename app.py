@@ -64,7 +64,8 @@ def build_demo() -> gr.Blocks:
                 image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
                 latent = gr.Textbox(d.model.latent, label="Latent: vector (256) or spatial (256x8x8)")
                 dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data")
-                upload = gr.File(label="Your data: .zip of images or .npy/.npz", file_types=[".zip", ".npy", ".npz"],
+                upload = gr.File(label="Your data: .zip of images, .npz, or .npy (+ a *label*.npy)",
+                                 file_types=[".zip", ".npy", ".npz"], file_count="multiple",
                                  type="filepath")
             with gr.Row():
                 epochs = gr.Slider(1, MAX_EPOCHS, 10, step=1, label="Epochs (at most)")

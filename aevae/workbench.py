@@ -126,7 +126,7 @@ class Session:
         self.zoo = zoo
         self.trained: Pair | None = None
         self.use_shipped = False
-        self.upload: tuple[Path, str] | None = None  # (saved file, original name) of the user's data
+        self.upload: tuple[Path, str, Path | None] | None = None  # (saved file, name, saved labels)
         self._upload_splits: dict[int, data.Split] = {}
         self.runs: list[dict] = []
         self.rungs: dict[str, dict] = {}  # latent -> {"ae": model, "vae": model, ...} trained here
@@ -161,14 +161,33 @@ class Session:
             return self.trained
         return self.shipped_pair()
 
-    def set_upload(self, path: str | Path, image_size: int) -> data.Split:
-        """Keep a copy of the user's dataset file (loaded once to check it), then use it."""
-        src = Path(path)
+    def set_upload(self, paths, image_size: int) -> data.Split:
+        """Keep a copy of the user's dataset (loaded once to check it), then use it.
+
+        `paths`: one .zip / .npy / .npz, or a .npy of images plus a .npy of labels (the one whose
+        name says "label", as in report A's gen_data.npy / gen_label.npy).
+        """
+        files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+        if not 1 <= len(files) <= 2:
+            raise ValueError("upload one dataset file, or a .npy of images and a .npy of labels")
+        labels = None
+        if len(files) == 2:
+            named = [f for f in files if "label" in f.name.lower()]
+            if len(named) != 1 or any(f.suffix.lower() != ".npy" for f in files):
+                raise ValueError("with two files, both must be .npy and exactly one named like *label*.npy")
+            labels = named[0]
+            files.remove(labels)
+        src = files[0]
+        split = data.load_split(str(src), image_size, labels_path=labels)
         keep = self.tmpdir / f"data{src.suffix.lower()}"
-        split = data.load_split(str(src), image_size)
         shutil.copyfile(src, keep)
-        split.all.source = f"uploaded: {src.name} ({len(split.all)} images, {image_size}x{image_size})"
-        self.upload = (keep, src.name)
+        keep_labels = None
+        if labels is not None:
+            keep_labels = self.tmpdir / "labels.npy"
+            shutil.copyfile(labels, keep_labels)
+        name = src.name + (f" + {labels.name}" if labels else "")
+        split.all.source = f"uploaded: {name} ({len(split.all)} images, {image_size}x{image_size})"
+        self.upload = (keep, name, keep_labels)
         self._upload_splits = {image_size: split}
         return split
 
@@ -180,8 +199,9 @@ class Session:
         if self.upload is None:
             return openmoji_split(size)
         if size not in self._upload_splits:
-            split = data.load_split(str(self.upload[0]), size)
-            split.all.source = f"uploaded: {self.upload[1]}"
+            path, name, labels = self.upload
+            split = data.load_split(str(path), size, labels_path=labels)
+            split.all.source = f"uploaded: {name}"
             self._upload_splits[size] = split
         return self._upload_splits[size]
 

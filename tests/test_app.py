@@ -269,3 +269,16 @@ def test_settings_from_a_link(app_module):
     bad = SimpleNamespace(session_hash="q2", query_params={"size": "50", "latent": "16x8x8"})
     *_, note = app_module.settings_from_link(bad)
     assert "cannot be reached" in note
+
+
+def test_training_on_uploaded_arrays_with_labels(app_module, tmp_path):
+    np.save(tmp_path / "gen_data.npy", make_images(40, 32))
+    np.save(tmp_path / "gen_label.npy", np.arange(40) % 2 + 7)
+    steps = run_training(app_module, "n1", dataset="upload",
+                         upload=[str(tmp_path / "gen_label.npy"), str(tmp_path / "gen_data.npy")])
+    assert "uploaded: gen_data.npy + gen_label.npy" in steps[-1][0]
+    _, _, table, _ = app_module.reconstruct("1-4", 4, 0, False, req("n1"))
+    assert table["label"].tolist() == ["7", "8", "7", "8"]
+    with pytest.raises(gr.Error, match="label"):
+        run_training(app_module, "n1", dataset="upload",
+                     upload=[str(tmp_path / "gen_data.npy"), str(tmp_path / "gen_data.npy")])

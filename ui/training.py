@@ -42,7 +42,8 @@ def train_models(preset, image_size, latent, epochs, seconds, batch_size, lr, we
         settings.model_config("ae"), settings.train_config()
         if dataset == "upload":
             if not upload:
-                raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file")
+                raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                                 "(or a .npy of images with a *label*.npy)")
             split = s.set_upload(upload, settings.image_size)
         else:
             s.clear_upload()
