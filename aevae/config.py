@@ -108,6 +108,7 @@ class TrainConfig:
     beta: float = 1.0  # KL weight (VAE only)
     kl_warmup_epochs: float = 0.0  # beta ramps linearly from 0 over this many epochs
     plateau_patience: int | None = 2  # ReduceLROnPlateau on validation loss; None turns it off
+    cosine: bool = False  # instead: lr decays to 0 along a half cosine over the planned steps
     plateau_factor: float = 0.5
     seed: int = 0
     threads: int | None = None  # None: torch's default (one per physical core)

@@ -135,7 +135,7 @@ def train(
 class _Run:
     """One model's optimiser, schedule and running sums inside train_together."""
 
-    def __init__(self, model: AutoEncoder, cfg: TrainConfig, world: distributed.World):
+    def __init__(self, model: AutoEncoder, cfg: TrainConfig, world: distributed.World, total_steps: int):
         self.model = model
         self.is_vae = model.kind == "vae"
         model.to(device=cfg.device, memory_format=MEMORY_FORMAT)
@@ -145,7 +145,10 @@ class _Run:
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, factor=cfg.plateau_factor,
                                                                  patience=cfg.plateau_patience)
-                      if cfg.plateau_patience is not None else None)
+                      if cfg.plateau_patience is not None and not cfg.cosine else None)
+        # A schedule that ends at lr 0 ends training calmly; plateau cuts can leave a late spike.
+        self.cosine = (torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(total_steps, 1))
+                       if cfg.cosine else None)
         self.hist = History()
         self.sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0}
         # Each model draws its VAE noise from its own stream, apart from the shuffling stream,
@@ -162,6 +165,8 @@ class _Run:
         self.opt.zero_grad(set_to_none=True)
         t.loss.backward()
         self.opt.step()
+        if self.cosine is not None:
+            self.cosine.step()
         mse, kl = t.mse.item(), t.kl.item()
         h, k = self.hist, len(x)
         h.iter_loss.append(loss)
@@ -202,11 +207,11 @@ def train_together(
     world = distributed.current()
     if cfg.batch_size % world.size:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world.size} processes")
-    runs = {name: _Run(m, cfg, world) for name, m in models.items()}
     gen = torch.Generator().manual_seed(cfg.seed)
     bs = min(cfg.batch_size, n)
     # A last batch of one image would break BatchNorm; it is dropped (it is reshuffled next epoch).
     steps_per_epoch = n // bs + (1 if n % bs > 1 else 0)
+    runs = {name: _Run(m, cfg, world, cfg.epochs * steps_per_epoch) for name, m in models.items()}
     stopped_by = ""
     start = time.perf_counter()
 

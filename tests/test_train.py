@@ -126,3 +126,9 @@ def test_together_matches_training_alone_and_stops_both(images32):
     assert calls == ["ae", "vae"] * 3
     assert [len(h.iter_loss) for h in stopped.values()] == [3, 3]
     assert {h.stopped_by for h in stopped.values()} == {"stop request"}
+
+
+def test_cosine_schedule_ends_near_zero(images32):
+    hist = train(model("ae"), images32, None, TrainConfig(epochs=3, batch_size=16, lr=1e-2, cosine=True))
+    lrs = [e["lr"] for e in hist.epochs]
+    assert lrs[0] < 1e-2 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 1e-6
