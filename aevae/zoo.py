@@ -200,8 +200,8 @@ class Zoo:
 
 def results_table(entries: list[dict]) -> str:
     """Markdown table of the manifest (the README's results table)."""
-    head = ("| model | kind | latent | latent values (vs image) | params | epochs | train s | PSNR dB | SSIM | LPIPS |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | kind | latent | latent values (vs image) | params | weights | epochs | train s | PSNR dB "
+            "| SSIM | LPIPS |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for e in entries:
         m = e["metrics"]
@@ -209,7 +209,8 @@ def results_table(entries: list[dict]) -> str:
         ratio = e["latent_numel"] / e["image_values"]
         lines.append(
             f"| {e['name']} | {e['kind'].upper()} | {e['model']['latent']} | {e['latent_numel']:,} ({ratio:.2g}x) "
-            f"| {e['params']:,} | {e['epochs']} | {e['seconds']:.0f} | {m['psnr']['mean']:.2f} "
+            f"| {e['params']:,} | {e['dtype'].replace('float', 'fp')} | {e['epochs']} | {e['seconds']:.0f} "
+            f"| {m['psnr']['mean']:.2f} "
             f"| {m['ssim']['mean']:.4f} | {lp} |")
     return "\n".join(lines)
 
