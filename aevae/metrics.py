@@ -18,6 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from aevae.lpips_alex import MIN_SIZE as LPIPS_MIN_SIZE
 from aevae.lpips_alex import AlexLPIPS, LPIPSUnavailable, load_lpips
+from aevae.sampling import to_uint8
+from aevae.train import as_uint8_nchw, to_float
 
 # Identical images have infinite PSNR; capping keeps means, JSON and plots finite. 100 dB is
 # far above anything 8-bit images can show (one grey level of error in one pixel of a 128x128
@@ -96,14 +98,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float (N, 3, H, W) in [0, 1] -> uint8 (N, H, W, 3), rounded."""
-    x = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1], in the layout training uses."""
+    return to_float(as_uint8_nchw(np.ascontiguousarray(x)))
 
 
 # ---------------------------------------------------------------- results
@@ -283,7 +279,7 @@ def evaluate(
                 raise ValueError(
                     f"model.reconstruct returned shape {tuple(y.shape)} for input {tuple(x.shape)}"
                 )
-            parts.append(_to_uint8(y))
+            parts.append(to_uint8(y))
     finally:
         for m, training in modes.items():
             m.training = training

@@ -26,7 +26,7 @@ MAX_SCALE = 10.0
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """(N,3,H,W) float in [0,1] -> (N,H,W,3) uint8, rounded."""
-    return (x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy())
+    return x.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def noise_draws(n: int, k: int, latent_shape: tuple[int, ...], seed: int) -> torch.Tensor:
