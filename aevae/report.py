@@ -171,7 +171,7 @@ def build(session: workbench.Session, out: str | Path) -> Path:
         md.append("_No latent ladder available._\n")
 
     # 7. Hyperparameter runs (report A, Problem 3)
-    runs = [{k: v for k, v in r.items() if k != "histories"} for r in session.runs]
+    runs = session.run_rows()
     md.append("## 7. Hyperparameter runs\n\n" + _table(runs, digits=4))
 
     # Checkpoints of the pair

@@ -23,7 +23,7 @@ from .checkpoints import Checkpoint
 from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
 from .models import AutoEncoder, build_model, plan
 from .train import History, Progress, train_together
-from .zoo import Zoo
+from .zoo import BETA_LATENT, Zoo
 
 OPENMOJI = "openmoji"
 MAX_RECON_IMAGES = 64
@@ -135,7 +135,6 @@ class Session:
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
         self._tmp: Path | None = None
-        self.last_seen = time.monotonic()
 
     # --- where things come from -------------------------------------------------------
     @property
@@ -143,6 +142,10 @@ class Session:
         if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="aevae-session-"))
         return self._tmp
+
+    def run_rows(self) -> list[dict]:
+        """The hyperparameter runs as table rows (without their loss histories)."""
+        return [{k: v for k, v in r.items() if k != "histories"} for r in self.runs]
 
     def close(self) -> None:
         self.stop.set()
@@ -224,7 +227,6 @@ class SessionStore:
                     _, old = self._sessions.popitem(last=False)
                     old.close()
             self._sessions.move_to_end(key)
-            s.last_seen = time.monotonic()
             return s
 
     def drop(self, key: str) -> None:
@@ -435,18 +437,18 @@ def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
 
 def train_betas(session: Session, split: data.Split, betas: list[float], seconds: float, seed: int = 0,
                 on_progress=None) -> list[tuple[float, AutoEncoder]]:
-    """A brief VAE per beta on this session's data, all trained together on the same batches."""
-    from .zoo import BETA_LATENT
+    """A brief VAE per beta on this session's data, one after the other with equal budgets.
 
+    Every model starts from the same initial weights, so they differ only in beta.
+    """
     cfg = TrainSettings(image_size=split.all.image_size, latent=BETA_LATENT).model_config("vae")
-    torch.manual_seed(seed)
-    models = {f"{b:g}": build_model(cfg) for b in betas}
     base = TrainSettings(epochs=1000, seconds=seconds, seed=seed).train_config()
-    # Each model needs its own beta, so they train one after the other with equal budgets.
     session.stop.clear()
     out = []
-    for b, (name, m) in zip(betas, models.items()):
-        train_together({name: m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
+    for b in betas:
+        torch.manual_seed(seed)
+        m = build_model(cfg)
+        train_together({f"{b:g}": m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
                        session.stop.is_set)
         out.append((float(b), m))
     return out

@@ -147,15 +147,11 @@ def apply_preset(name: str):
 # --- Reconstructions ------------------------------------------------------------------
 
 
-def runs_table(s: workbench.Session) -> pd.DataFrame:
-    return pd.DataFrame([{k: v for k, v in r.items() if k != "histories"} for r in s.runs])
-
-
 def show_runs(request: gr.Request):
     s = session(request)
     choices = [str(r["run"]) for r in s.runs]
-    rows = [{k: v for k, v in r.items() if k != "histories"} for r in s.runs]
-    return (runs_table(s), gr.update(choices=choices, value=choices[-1] if choices else None),
+    rows = s.run_rows()
+    return (pd.DataFrame(rows), gr.update(choices=choices, value=choices[-1] if choices else None),
             csv_file(rows, s.tmpdir, "runs.csv") if rows else None)
 
 
