@@ -12,7 +12,16 @@ import gradio as gr
 
 from aevae import data, metrics, workbench
 from aevae.config import PRESETS
-from ui.common import COLORS, CSS, MAX_EPOCHS, MAX_FILE_SIZE, MAX_SECONDS, store
+from ui.common import (
+    COLORS,
+    CSS,
+    DEFAULT_CAP,
+    KL_LABEL,
+    MAX_EPOCHS,
+    MAX_FILE_SIZE,
+    MAX_SECONDS,
+    store,
+)
 from ui.exploring import (
     beta_sweep,
     code_map,
@@ -26,14 +35,16 @@ from ui.exploring import (
 from ui.training import (
     SHARE_JS,
     apply_preset,
-    choose_models,
     describe_models,
+    load_picker,
+    plan_training,
     run_curves,
     settings_from_link,
     show_runs,
     stop_training,
     sweep,
     train_models,
+    use_models,
 )
 from ui.viewing import (
     compare_latents,
@@ -55,10 +66,30 @@ def build_demo() -> gr.Blocks:
                     "Train an AE and a VAE on small colour images, then compare what they reconstruct "
                     "and generate. " + ("Shipped models are loaded, so every tab works right away."
                                         if zoo else "**No shipped models found: train a pair first.**"))
+        with gr.Row(elem_classes="in-use"):
+            in_use = gr.Dropdown(workbench.pair_choices(zoo)[1:], value=workbench.SHIPPED + "default",
+                                 label="Models in use (every tab): a shipped pair or one of your runs", scale=3)
+            in_use_msg = gr.Markdown(scale=2)
         with gr.Tab("Train"):
             gr.Markdown("An AE and a VAE are trained side by side on the very same batches, seed, "
-                        "architecture and budget. Watch the VAE's KL term: it is the price of a "
-                        "latent space you can sample from.", elem_classes="lead")
+                        "architecture and epochs. Watch the VAE's KL term: it is the price of a "
+                        "latent space you can sample from. Same settings, seed and data give the same models.",
+                        elem_classes="lead")
+            with gr.Row():
+                train_btn = gr.Button("Train AE + VAE", variant="primary", scale=2)
+                stop_btn = gr.Button("Stop", variant="stop", scale=1)
+                use_new = gr.Checkbox(True, label="Use the new pair in every tab when done", scale=2)
+            plan_md = gr.Markdown()
+            status = gr.Markdown()
+            with gr.Row():
+                mse_plot = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS,
+                                       label="Reconstruction loss per iteration", height=260)
+                val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS, x_axis_format="d",
+                                       label="Validation PSNR per epoch", height=260)
+                kl_plot = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS,
+                                      label=KL_LABEL, height=260)
+            strip = gr.Image(label="Fixed validation images: before training and now", format="png",
+                             elem_classes="pixelated", buttons=["download"], height=300)
             with gr.Row():
                 preset = gr.Dropdown(list(PRESETS), value="default", label="Preset")
                 image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
@@ -68,8 +99,9 @@ def build_demo() -> gr.Blocks:
                                  file_types=[".zip", ".npy", ".npz"], file_count="multiple",
                                  type="filepath")
             with gr.Row():
-                epochs = gr.Slider(1, MAX_EPOCHS, 10, step=1, label="Epochs (at most)")
-                seconds = gr.Slider(1, MAX_SECONDS, 30, step=1, label="Seconds for both (at most)")
+                epochs = gr.Slider(1, MAX_EPOCHS, d.train.epochs, step=1, label="Epochs")
+                cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1,
+                                label="Time cap (s): a safety stop; a run it cuts is not reproducible")
                 batch = gr.Slider(1, 512, d.train.batch_size, step=1, label="Batch size")
             with gr.Row():
                 lr = gr.Number(d.train.lr, label="Learning rate")
@@ -77,30 +109,24 @@ def build_demo() -> gr.Blocks:
                 beta = gr.Number(d.train.beta, label="Beta (KL weight, VAE)")
                 seed = gr.Number(0, label="Seed", precision=0)
             preset_note = gr.Markdown(d.note)
-            with gr.Row():
-                train_btn = gr.Button("Train AE + VAE", variant="primary")
-                stop_btn = gr.Button("Stop", variant="stop")
-                which = gr.Radio(["yours", "shipped"], value="yours", label="Models used by the other tabs")
-            status = gr.Markdown()
-            with gr.Row():
-                mse_plot = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="Reconstruction loss per iteration")
-                kl_plot = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
-                val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS, label="Validation PSNR per epoch")
             ckpt_files = gr.File(label="Trained checkpoints (.json + .safetensors)", file_count="multiple", height=120)
             with gr.Row():
                 share_btn = gr.Button("Link to these settings", size="sm")
                 share_url = gr.Textbox(label="Shareable link", buttons=["copy"], interactive=False)
             preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
                           api_visibility="private")
-            shared = [preset, image_size, latent, epochs, seconds, batch, lr, wd, beta, seed]
+            shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
             share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
             demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
+            demo.load(load_picker, None, in_use, api_visibility="private")
+            gr.on([c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
+                  api_visibility="private", queue=False)
             train_btn.click(
-                train_models, [preset, image_size, latent, epochs, seconds, batch, lr, wd, beta, seed, dataset, upload],
-                [status, mse_plot, kl_plot, val_plot, ckpt_files], api_name="train", concurrency_limit=2,
-                concurrency_id="train")
+                train_models, [*shared, dataset, upload, use_new],
+                [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, in_use], api_name="train",
+                concurrency_limit=2, concurrency_id="train")
             stop_btn.click(stop_training, None, status, api_name="stop", queue=False)
-            which.change(choose_models, which, status, api_name="use_models")
+            in_use.input(use_models, in_use, in_use_msg, api_name="use_models")
 
         with gr.Tab("Reconstructions"):
             gr.Markdown("Ground truth, then the AE's and the VAE's reconstruction of the same images. "
@@ -168,13 +194,16 @@ def build_demo() -> gr.Blocks:
             with gr.Accordion("Train a missing rung briefly", open=False):
                 with gr.Row():
                     rung_lat = gr.Textbox("128", label="Latent (e.g. 128 or 32x8x8)")
-                    rung_secs = gr.Slider(5, 120, 30, step=1, label="Seconds (both models)")
-                rung_btn = gr.Button("Train rung")
+                    rung_epochs = gr.Slider(1, 50, d.train.epochs, step=1, label="Epochs (both models)")
+                with gr.Row():
+                    rung_btn = gr.Button("Train rung")
+                    rung_stop = gr.Button("Stop", variant="stop")
                 rung_msg = gr.Markdown()
             lat_btn.click(compare_latents, [lids, ln, lseed, llpips], [lat_img, lat_table, lat_chart, lat_note],
                           api_name="latent_sizes")
-            rung_btn.click(train_missing_rung, [rung_lat, rung_secs], rung_msg, api_name="train_rung",
+            rung_btn.click(train_missing_rung, [rung_lat, rung_epochs], [rung_msg, in_use], api_name="train_rung",
                            concurrency_id="train")
+            rung_stop.click(stop_training, None, rung_msg, api_visibility="private", queue=False)
 
         with gr.Tab("Latent space"):
             gr.Markdown("What lives in the latent space: random draws decoded, paths between two images, "
@@ -219,8 +248,9 @@ def build_demo() -> gr.Blocks:
             with gr.Row():
                 beta_shipped_btn = gr.Button("Show the shipped sweep", variant="primary")
                 betas_text = gr.Textbox("0, 0.1, 0.5, 1, 2, 4", label="Betas to train on your data")
-                beta_secs = gr.Slider(2, 60, 10, step=1, label="Seconds per beta")
+                beta_epochs = gr.Slider(1, 30, 3, step=1, label="Epochs per beta")
                 beta_train_btn = gr.Button("Train the sweep")
+                beta_stop = gr.Button("Stop", variant="stop")
             beta_note = gr.Markdown()
             with gr.Row():
                 beta_table = gr.Dataframe(label="Per beta (validation split)")
@@ -230,8 +260,9 @@ def build_demo() -> gr.Blocks:
                                  elem_classes="pixelated")
             beta_out = [beta_table, beta_chart, beta_grid, beta_note]
             beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
-            beta_train_btn.click(beta_sweep, [betas_text, beta_secs], beta_out, api_name="beta_sweep",
+            beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                                  concurrency_id="train")
+            beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)
 
         with gr.Tab("Hyperparameter runs"):
             gr.Markdown("Every training in this session is a row. The sweep repeats one set-up at several "
@@ -242,18 +273,23 @@ def build_demo() -> gr.Blocks:
                 sweep_subset = gr.Slider(32, 4096, 512, step=32, label="Training images")
                 sweep_latent = gr.Textbox(d.model.latent, label="Latent")
                 sweep_seed = gr.Number(0, label="Seed", precision=0)
+                sweep_cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1, label="Time cap per row (s)")
             with gr.Row():
                 sweep_btn = gr.Button("Run sweep", variant="primary")
+                sweep_stop = gr.Button("Stop", variant="stop")
                 refresh_btn = gr.Button("Refresh table")
-            runs_df = gr.Dataframe(label="Runs")
+            sweep_msg = gr.Markdown()
+            runs_df = gr.Dataframe(label="Runs (every training of this session)")
+            runs_note = gr.Markdown()
             run_pick = gr.Dropdown([], label="Loss curves of run")
             with gr.Row():
                 run_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
                 run_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
             runs_csv = gr.File(label="Runs as CSV")
-            sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed], [runs_df, run_pick, runs_csv],
-                            api_name="sweep", concurrency_id="train")
-            refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv], api_name="runs")
+            sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap],
+                            [sweep_msg, runs_df, run_pick, runs_csv, in_use], api_name="sweep", concurrency_id="train")
+            sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
+            refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
             run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")
 
         with gr.Tab("Models"):

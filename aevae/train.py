@@ -1,7 +1,7 @@
 """Training loop shared by the CLI, the app and the zoo script. No UI imports.
 
 Loss: sum of squared errors per image (+ beta * KL for the VAE), averaged over the batch.
-Stops at the epoch count or the seconds budget, whichever comes first, or within one
+Stops at the epoch count or the seconds cap, whichever comes first, or within one
 batch of `should_stop()` returning True; the model keeps what it learned so far.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -37,7 +38,8 @@ class History:
     epochs: list[dict] = field(default_factory=list)  # one dict per (possibly partial) epoch
     seconds: float = 0.0
     images_seen: int = 0
-    stopped_by: str = ""  # "epochs", "time budget" or "stop request"
+    stopped_by: str = ""  # "epochs", "time cap" or "stop request"
+    initial: dict = field(default_factory=dict)  # validation scores before the first step ("epoch 0")
 
     @property
     def final(self) -> dict:
@@ -188,9 +190,15 @@ def train_together(
 ) -> dict[str, History]:
     """Train several models in lockstep on the very same batches; one History each.
 
-    Used to train an AE and a VAE side by side: at any moment (a stop, the time budget)
-    both have seen the same images. The models take turns on each batch and each has its own
-    noise stream, so every model gets exactly the batches and noise it would get alone.
+    Used to train an AE and a VAE side by side: at any moment (a stop, the time cap)
+    both have seen the same images. Each model has its own noise stream, so every model gets
+    exactly the batches and noise it would get alone.
+
+    In one process the models train at the same time, each in its own thread with
+    `cfg.threads or 1` torch threads: on a small CPU that beats sharing every op between cores
+    (whose threads wait on each other, badly when other programs load the machine), and a fixed
+    thread count keeps results the same whatever the load. `on_progress` is called from the
+    calling thread after every step of all models.
 
     Under torchrun every process shuffles with the same seed and takes its share of each
     global batch (DistributedSampler's interleaving), so the global batch is the one a single
@@ -202,9 +210,10 @@ def train_together(
     n = len(data)
     if n == 0:
         raise ValueError("the training set is empty")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     world = distributed.current()
+    parallel = len(models) > 1 and world.size == 1
+    if cfg.threads and not parallel:
+        torch.set_num_threads(cfg.threads)
     if cfg.batch_size % world.size:
         raise ValueError(f"batch size {cfg.batch_size} must divide evenly over {world.size} processes")
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -212,54 +221,74 @@ def train_together(
     # A last batch of one image would break BatchNorm; it is dropped (it is reshuffled next epoch).
     steps_per_epoch = n // bs + (1 if n % bs > 1 else 0)
     runs = {name: _Run(m, cfg, world, cfg.epochs * steps_per_epoch) for name, m in models.items()}
+    pool = (ThreadPoolExecutor(len(runs), thread_name_prefix="aevae-model", initializer=torch.set_num_threads,
+                               initargs=(cfg.threads or 1,)) if parallel else None)
+
+    def each(fn) -> dict:
+        """fn(run) for every run: at the same time in the pool, else one after the other."""
+        if pool is None:
+            return {name: fn(r) for name, r in runs.items()}
+        futures = {name: pool.submit(fn, r) for name, r in runs.items()}
+        wait(futures.values())  # all finish before any error is raised: no thread left mid-step
+        return {name: f.result() for name, f in futures.items()}
+
     stopped_by = ""
     start = time.perf_counter()
 
     def elapsed() -> float:
         return time.perf_counter() - start
 
-    for epoch in range(1, cfg.epochs + 1):
-        perm = torch.randperm(n, generator=gen)
-        for r in runs.values():
-            r.sums = dict.fromkeys(r.sums, 0.0)
-        seen = 0
-        for step in range(steps_per_epoch):
-            asked = should_stop is not None and should_stop()
-            late = cfg.seconds is not None and elapsed() >= cfg.seconds
-            if world.size > 1:
-                asked, late = world.any(asked), world.any(late)
-            if asked or late:
-                stopped_by = "stop request" if asked else "time budget"
-                break
-            chunk = perm[step * bs:(step + 1) * bs]
-            if len(chunk) % world.size:
-                continue  # a short last batch that cannot be split evenly over processes: skipped
-            x = to_float(data[chunk[world.rank::world.size]].to(cfg.device))
-            beta = cfg.beta
-            if cfg.kl_warmup_epochs > 0:
-                beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.kl_warmup_epochs)
-            seen += len(x)
-            for name, r in runs.items():
-                loss, mse, kl = r.step(x, beta, f"epoch {epoch}, step {step + 1}")
-                if on_progress is not None:
-                    on_progress(name, Progress(epoch, cfg.epochs, len(r.hist.iter_loss),
-                                               cfg.epochs * steps_per_epoch, elapsed(), cfg.seconds,
-                                               loss, mse, kl, r.hist))
-        total = world.sum([float(seen)])[0]
-        if total:
-            last = bool(stopped_by) or epoch == cfg.epochs
+    try:
+        if val is not None:  # the "before" point of every validation curve; training is unchanged by it
+            for name, v in each(lambda r: validate(r.model, val, cfg.beta, seed=cfg.seed)).items():
+                runs[name].hist.initial = v
+        for epoch in range(1, cfg.epochs + 1):
+            perm = torch.randperm(n, generator=gen)
             for r in runs.values():
-                sums = dict(zip(r.sums, world.sum(list(r.sums.values()))))
-                row = {"epoch": epoch, "images": int(total), "lr": r.opt.param_groups[0]["lr"],
-                       **{k: v / total for k, v in sums.items()}}
-                if val is not None and (last or epoch % cfg.eval_every == 0):
-                    row |= validate(r.model, val, cfg.beta, seed=cfg.seed)
-                if r.sched is not None:
-                    r.sched.step(row.get("val_loss", row["loss"]))
-                row["seconds"] = elapsed()
-                r.hist.epochs.append(row)
-        if stopped_by:
-            break
+                r.sums = dict.fromkeys(r.sums, 0.0)
+            seen = 0
+            for step in range(steps_per_epoch):
+                asked = should_stop is not None and should_stop()
+                late = cfg.seconds is not None and elapsed() >= cfg.seconds
+                if world.size > 1:
+                    asked, late = world.any(asked), world.any(late)
+                if asked or late:
+                    stopped_by = "stop request" if asked else "time cap"
+                    break
+                chunk = perm[step * bs:(step + 1) * bs]
+                if len(chunk) % world.size:
+                    continue  # a short last batch that cannot be split evenly over processes: skipped
+                x = to_float(data[chunk[world.rank::world.size]].to(cfg.device))
+                beta = cfg.beta
+                if cfg.kl_warmup_epochs > 0:
+                    beta *= min(1.0, (epoch - 1 + step / steps_per_epoch) / cfg.kl_warmup_epochs)
+                seen += len(x)
+                where = f"epoch {epoch}, step {step + 1}"
+                done = each(lambda r: r.step(x, beta, where))  # noqa: B023 (used at once)
+                if on_progress is not None:
+                    for name, (loss, mse, kl) in done.items():
+                        r = runs[name]
+                        on_progress(name, Progress(epoch, cfg.epochs, len(r.hist.iter_loss),
+                                                   cfg.epochs * steps_per_epoch, elapsed(), cfg.seconds,
+                                                   loss, mse, kl, r.hist))
+            total = world.sum([float(seen)])[0]
+            if total:
+                last = bool(stopped_by) or epoch == cfg.epochs
+                scores = (each(lambda r: validate(r.model, val, cfg.beta, seed=cfg.seed))
+                          if val is not None and (last or epoch % cfg.eval_every == 0) else {})
+                for name, r in runs.items():
+                    sums = dict(zip(r.sums, world.sum(list(r.sums.values()))))
+                    row = {"epoch": epoch, "images": int(total), "lr": r.opt.param_groups[0]["lr"],
+                           **{k: v / total for k, v in sums.items()}, **scores.get(name, {})}
+                    if r.sched is not None:
+                        r.sched.step(row.get("val_loss", row["loss"]))
+                    row["seconds"] = elapsed()
+                    r.hist.epochs.append(row)
+            if stopped_by:
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     out = {}
     for name, r in runs.items():
         r.hist.stopped_by = stopped_by or "epochs"

@@ -12,17 +12,17 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import data, metrics, sampling
-from .checkpoints import Checkpoint
+from . import data, metrics, sampling, timing
 from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
 from .models import AutoEncoder, build_model, plan
-from .train import History, Progress, train_together
+from .runs import RUN, SHIPPED, Pair, Run, RunList
+from .train import History, Progress, as_uint8_nchw, to_float, train_together
 from .zoo import BETA_LATENT, Zoo
 
 OPENMOJI = "openmoji"
@@ -45,26 +45,6 @@ def openmoji_split(size: int) -> data.Split:
 
 
 @dataclass
-class Pair:
-    ae: AutoEncoder
-    vae: AutoEncoder
-    source: str  # "shipped: default" or "run 3"
-    train: dict = field(default_factory=dict)  # the TrainConfig both were trained with
-    history: dict = field(default_factory=dict)  # kind -> History dict
-    dataset: dict = field(default_factory=dict)
-
-    @property
-    def image_size(self) -> int:
-        return self.ae.config.image_size
-
-    @classmethod
-    def from_checkpoints(cls, ae: Checkpoint, vae: Checkpoint, source: str) -> Pair:
-        return cls(ae.model, vae.model, source, ae.meta.get("train") or {},
-                   {"ae": ae.meta.get("history") or {}, "vae": vae.meta.get("history") or {}},
-                   ae.meta.get("dataset") or {})
-
-
-@dataclass
 class TrainSettings:
     """What the Train tab asks for; validated into a ModelConfig and a TrainConfig."""
 
@@ -72,7 +52,7 @@ class TrainSettings:
     image_size: int = 64
     latent: str = PRESETS["default"].model.latent
     epochs: int = 10
-    seconds: float | None = 30.0  # for the pair, trained together
+    seconds: float | None = 300.0  # a safety cap for the pair; runs are planned in epochs
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-5
@@ -124,12 +104,10 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
 class Session:
     def __init__(self, zoo: Zoo | None):
         self.zoo = zoo
-        self.trained: Pair | None = None
-        self.use_shipped = False
+        self.in_use = SHIPPED + "default"  # which pair the tabs use: "shipped:NAME" or "run:N"
         self.upload: tuple[Path, str, Path | None] | None = None  # (saved file, name, saved labels)
         self._upload_splits: dict[int, data.Split] = {}
-        self.runs: list[dict] = []
-        self.rungs: dict[str, dict] = {}  # latent -> {"ae": model, "vae": model, ...} trained here
+        self.runs = RunList()
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
         self.last: dict = {}  # the latest results shown per tab, for the report
         self.stop = threading.Event()
@@ -144,8 +122,8 @@ class Session:
         return self._tmp
 
     def run_rows(self) -> list[dict]:
-        """The hyperparameter runs as table rows (without their loss histories)."""
-        return [{k: v for k, v in r.items() if k != "histories"} for r in self.runs]
+        """Every run of this session as a table row (without loss histories)."""
+        return self.runs.rows()
 
     def close(self) -> None:
         self.stop.set()
@@ -153,16 +131,43 @@ class Session:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def shipped_pair(self) -> Pair:
+    def shipped_pair(self, name: str = "default") -> Pair:
         if not self.zoo:
             raise NoModels("No shipped models were found: train a pair in the Train tab first.")
-        ae, vae = self.zoo.pair("default")
-        return Pair.from_checkpoints(ae, vae, "shipped: default")
+        if name not in self.zoo.pairs():
+            raise ValueError(f"no shipped pair named {name!r}")
+        ae, vae = self.zoo.pair(name)
+        return Pair.from_checkpoints(ae, vae, f"shipped: {name}")
 
     def pair(self) -> Pair:
-        if self.trained is not None and not self.use_shipped:
-            return self.trained
-        return self.shipped_pair()
+        """The pair the tabs use (see `use`)."""
+        return self.pair_of(self.in_use)
+
+    def pair_of(self, value: str) -> Pair:
+        if value.startswith(RUN):
+            run = self.runs.get(int(value.removeprefix(RUN)))
+            if run is None or run.pair is None:
+                raise ValueError(f"run {value.removeprefix(RUN)} is not kept in this session any more")
+            return run.pair
+        return self.shipped_pair(value.removeprefix(SHIPPED))
+
+    def use(self, value: str) -> Pair:
+        """Make a shipped pair or one of this session's runs the pair every tab uses."""
+        pair = self.pair_of(value)
+        self.in_use = value
+        return pair
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, value) of every pair the user can pick: shipped ones, then this session's runs."""
+        out = [(f"shipped: {p}", SHIPPED + p) for p in (self.zoo.pairs() if self.zoo else [])]
+        out += [(r.title, r.value) for r in reversed(self.runs.items) if r.pair is not None]
+        return out
+
+    def add_run(self, kind: str, row: dict, histories: dict, pair: Pair | None, use: bool = False) -> Run:
+        run = self.runs.add(kind, row, histories, pair, keep=self.in_use)
+        if use and pair is not None:
+            self.in_use = run.value
+        return run
 
     def set_upload(self, paths, image_size: int) -> data.Split:
         """Keep a copy of the user's dataset (loaded once to check it), then use it.
@@ -306,7 +311,10 @@ def ladder_models(session: Session) -> list[dict]:
             if "ae" in r and "vae" in r:
                 rows.append({**r, "ae": zoo.load(r["ae"]).model, "vae": zoo.load(r["vae"]).model,
                              "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")}})
-    rows += list(session.rungs.values())
+    for run in session.runs:
+        if run.kind == "rung" and run.pair is not None:
+            rows.append({"latent": run.pair.latent, "source": f"run {run.number} (trained here)",
+                         "ae": run.pair.ae, "vae": run.pair.vae})
     return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
 
 
@@ -321,12 +329,53 @@ def latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) ->
     return out
 
 
-def train_pair(session: Session, settings: TrainSettings, split: data.Split,
-               on_progress=None) -> Pair:
-    """Train an AE and a VAE side by side on the same batches, seed, architecture and budget.
+SNAPSHOT_IMAGES = 8  # fixed validation images shown "before / now" while a pair trains
+SNAPSHOT_EVERY_S = 2.0
 
-    On success (a stop request counts: both keep what they learned) the pair becomes this
-    session's models; on failure (e.g. NaN) the previous models stay and the error propagates.
+
+@dataclass
+class Snapshot:
+    """The live "before / now" strip: fixed validation images and both models' reconstructions."""
+
+    images: np.ndarray  # (n, H, W, 3) uint8
+    before: dict  # kind -> reconstructions by the untrained model
+    now: dict  # kind -> reconstructions now
+    step: int = 0
+
+
+def _recon(model: AutoEncoder, x: torch.Tensor) -> np.ndarray:
+    was_training = model.training
+    model.eval()  # BatchNorm's running statistics are read, not updated: training is unchanged
+    try:
+        return sampling.to_uint8(model.reconstruct(x))
+    finally:
+        model.train(was_training)
+
+
+def snapshot_images(split: data.Split, n: int = SNAPSHOT_IMAGES) -> np.ndarray:
+    pick = np.linspace(0, len(split.val) - 1, min(n, len(split.val))).astype(int)
+    return split.val.images[pick]
+
+
+def plan_text(settings: TrainSettings, split: data.Split) -> str:
+    """What a training will do, before it starts: epochs, steps and the estimated time here."""
+    cfgs = [settings.model_config(k) for k in ("ae", "vae")]
+    tcfg = settings.train_config()
+    n = len(split.train)
+    steps = tcfg.epochs * -(-n // min(tcfg.batch_size, n))
+    est = timing.estimate_seconds(cfgs, n, len(split.val), tcfg.epochs)
+    cap = f"; stopped at the {tcfg.seconds:.0f} s cap if it runs longer" if tcfg.seconds else ""
+    return (f"{tcfg.epochs} epochs x {n:,} images = {steps:,} steps of batch {tcfg.batch_size} per model, "
+            f"{settings.image_size} px; about {est:.0f} s on this server{cap}.")
+
+
+def train_pair(session: Session, settings: TrainSettings, split: data.Split, on_progress=None,
+               kind: str = "Train", use: bool = False, on_snapshot=None) -> Run:
+    """Train an AE and a VAE side by side on the same batches, seed, architecture and epochs.
+
+    The result is a new run of the session (a stop request counts: both keep what they learned);
+    it becomes the pair in use only when `use` is true. On failure (e.g. NaN) nothing changes and
+    the error propagates. `on_snapshot(Snapshot)` is called every few seconds and at each epoch's end.
     """
     cfgs = {k: settings.model_config(k) for k in ("ae", "vae")}
     tcfg = settings.train_config()
@@ -335,70 +384,89 @@ def train_pair(session: Session, settings: TrainSettings, split: data.Split,
     session.stop.clear()
     torch.manual_seed(tcfg.seed)
     models = {k: build_model(cfgs[k]) for k in ("ae", "vae")}
+    snap = None
+    if on_snapshot is not None:
+        imgs = snapshot_images(split)
+        x = to_float(as_uint8_nchw(imgs))
+        first = {k: _recon(m, x) for k, m in models.items()}
+        snap = Snapshot(imgs, first, dict(first))
+        on_snapshot(snap)
+        last = {"t": time.perf_counter(), "epoch": 1}
+
+    def progress(name, p):
+        if on_progress is not None:
+            on_progress(name, p)
+        if snap is not None and name == "vae" and (
+                p.epoch != last["epoch"] or time.perf_counter() - last["t"] >= SNAPSHOT_EVERY_S
+                or p.step == p.steps_total):
+            snap.now = {k: _recon(m, x) for k, m in models.items()}
+            snap.step = p.step
+            last.update(t=time.perf_counter(), epoch=p.epoch)
+            on_snapshot(snap)
+
     t0 = time.perf_counter()
-    hists = train_together(models, split.train, split.val, tcfg, on_progress, session.stop.is_set)
+    hists = train_together(models, split.train, split.val, tcfg, progress, session.stop.is_set)
+    seconds = time.perf_counter() - t0
     if not hists["ae"].iter_loss:
-        raise InterruptedError("stopped before the first batch; your previous models are unchanged")
-    pair = Pair(models["ae"], models["vae"], f"run {len(session.runs) + 1}", tcfg.to_dict(),
-                {k: h.to_dict() for k, h in hists.items()}, split.describe())
-    session.trained, session.use_shipped = pair, False
-    session.runs.append(run_row(len(session.runs) + 1, settings, pair, split, time.perf_counter() - t0))
-    return pair
+        raise InterruptedError("stopped before the first batch; nothing was kept")
+    if hists["ae"].stopped_by == "epochs":
+        timing.record(timing.training_flops(list(cfgs.values()), len(split.train), len(split.val),
+                                            tcfg.epochs), seconds)
+    pair = Pair(models["ae"], models["vae"], "", tcfg.to_dict(), {k: h.to_dict() for k, h in hists.items()},
+                split.describe())
+    return session.add_run(kind, run_row(settings, pair, split, seconds), pair.history, pair, use)
 
 
-def run_row(number: int, settings: TrainSettings, pair: Pair, split: data.Split, seconds: float) -> dict:
-    """One row of the hyperparameter table, with validation metrics computed now."""
-    row = {"run": number, "preset": settings.preset, "latent": settings.latent, "epochs": settings.epochs,
-           "batch": settings.batch_size, "lr": settings.lr, "beta": settings.beta,
-           "seconds": round(seconds, 1), "data": split.all.source}
+STOPPED = {"epochs": "finished", "time cap": "CUT SHORT by the time cap", "stop request": "stopped by you"}
+
+
+def run_row(settings: TrainSettings, pair: Pair, split: data.Split, seconds: float) -> dict:
+    """One row of the runs table, with validation metrics computed now."""
+    hist = {k: History.from_dict(pair.history[k]) for k in ("ae", "vae")}
+    row = {"preset": settings.preset, "size": settings.image_size, "latent": settings.latent,
+           "epochs": settings.epochs, "epochs done": len(hist["ae"].epochs), "steps": len(hist["ae"].iter_loss),
+           "batch": settings.batch_size, "lr": settings.lr, "beta": settings.beta, "seed": settings.seed,
+           "seconds": round(seconds, 1), "ended": STOPPED.get(hist["ae"].stopped_by, hist["ae"].stopped_by),
+           "data": split.all.source}
     for kind, model in (("AE", pair.ae), ("VAE", pair.vae)):
-        hist = History.from_dict(pair.history[kind.lower()])
         s = metrics.evaluate(model, split.val, lpips=False).summary()
-        row[f"{kind} epochs done"] = len(hist.epochs)
-        row[f"{kind} final loss (MSE)"] = round(hist.final.get("mse", float("nan")), 5)
+        row[f"{kind} final loss (MSE)"] = round(hist[kind.lower()].final.get("mse", float("nan")), 5)
         row[f"{kind} val PSNR"] = round(s["psnr"].mean, 2)
-        row[f"{kind} val SSIM"] = round(s["ssim"].mean, 4)
-    row["histories"] = pair.history
+        row[f"{kind} val SSIM"] = round(s["ssim"].mean, 3)
     return row
 
 
-def train_rung(session: Session, latent: str, seconds: float, split: data.Split, seed: int = 0,
-               on_progress=None) -> dict:
-    """Train a missing ladder rung briefly (default architecture, given latent)."""
+def train_rung(session: Session, latent: str, epochs: int, split: data.Split, seed: int = 0,
+               on_progress=None, cap: float | None = None) -> Run:
+    """Train a missing ladder rung (default architecture, given latent) as a run of the session."""
     lat = parse_latent(latent)
-    settings = TrainSettings(image_size=split.all.image_size, latent=str(lat), epochs=1000, seconds=seconds, seed=seed)
-    cfgs = {k: settings.model_config(k) for k in ("ae", "vae")}
-    tcfg = settings.train_config()
-    session.stop.clear()
-    torch.manual_seed(seed)
-    models = {k: build_model(cfgs[k]) for k in ("ae", "vae")}
-    train_together(models, split.train, split.val, tcfg, on_progress, session.stop.is_set)
-    rung = {"latent": str(lat), "source": f"trained here ({seconds:.0f} s)", **models}
-    session.rungs[str(lat)] = rung
-    return rung
+    settings = TrainSettings(image_size=split.all.image_size, latent=str(lat), epochs=int(epochs), seconds=cap,
+                             seed=seed)
+    return train_pair(session, settings, split, on_progress, kind="rung")
 
 
 def progress_text(p: Progress) -> str:
-    budget = f" / {p.budget:.0f} s" if p.budget else ""
-    return f"epoch {p.epoch}/{p.epochs}, step {p.step}, {p.seconds:.1f} s{budget}"
+    left = p.seconds / p.step * (p.steps_total - p.step) if p.step else 0.0
+    return (f"epoch {p.epoch}/{p.epochs}, step {p.step:,}/{p.steps_total:,}, {p.seconds:.1f} s"
+            f" (about {left:.0f} s left)")
 
 
 # --- latent space and the beta trade-off ----------------------------------------------
 IN_USE = "in use"
 
 
-def pair_choices(zoo: Zoo | None) -> list[str]:
-    return [IN_USE] + [f"shipped: {p}" for p in (zoo.pairs() if zoo else [])]
+def pair_choices(zoo: Zoo | None) -> list[tuple[str, str]]:
+    """Choices of the Latent space tab: the pair in use (see 'Models in use'), or a shipped pair."""
+    return [("the pair in use", IN_USE)] + [(f"shipped: {p}", SHIPPED + p) for p in (zoo.pairs() if zoo else [])]
 
 
 def pair_named(session: Session, name: str) -> Pair:
     if not name or name == IN_USE:
         return session.pair()
-    prefix = name.removeprefix("shipped: ")
-    if not session.zoo or prefix not in session.zoo.pairs():
-        raise ValueError(f"no shipped pair named {prefix!r}")
-    ae, vae = session.zoo.pair(prefix)
-    return Pair.from_checkpoints(ae, vae, f"shipped: {prefix}")
+    name = name.strip()
+    if name.startswith(SHIPPED):
+        name = SHIPPED + name.removeprefix(SHIPPED).strip()
+    return session.pair_of(name if name.startswith((RUN, SHIPPED)) else SHIPPED + name)
 
 
 def prior_pair(pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -435,20 +503,34 @@ def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
     return [(e["train"]["beta"], session.zoo.load(e["name"]).model) for e in session.zoo.betas()]
 
 
-def train_betas(session: Session, split: data.Split, betas: list[float], seconds: float, seed: int = 0,
-                on_progress=None) -> list[tuple[float, AutoEncoder]]:
-    """A brief VAE per beta on this session's data, one after the other with equal budgets.
+def train_betas(session: Session, split: data.Split, betas: list[float], epochs: int, seed: int = 0,
+                on_progress=None, cap: float | None = None) -> list[tuple[float, AutoEncoder]]:
+    """A VAE per beta on this session's data, one after the other, each a run of the session.
 
-    Every model starts from the same initial weights, so they differ only in beta.
+    Every model starts from the same initial weights and sees the same batches, so they differ
+    only in beta. A stop request ends the sweep after the model in training (which is kept).
     """
     cfg = TrainSettings(image_size=split.all.image_size, latent=BETA_LATENT).model_config("vae")
-    base = TrainSettings(epochs=1000, seconds=seconds, seed=seed).train_config()
+    base = TrainSettings(epochs=int(epochs), seconds=cap, seed=seed).train_config()
     session.stop.clear()
     out = []
     for b in betas:
         torch.manual_seed(seed)
         m = build_model(cfg)
-        train_together({f"{b:g}": m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
-                       session.stop.is_set)
+        t0 = time.perf_counter()
+        hist = train_together({f"{b:g}": m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
+                              session.stop.is_set)[f"{b:g}"]
+        if not hist.iter_loss:
+            break
+        s = metrics.evaluate(m, split.val, lpips=False).summary()
+        row = {"latent": BETA_LATENT, "size": split.all.image_size, "epochs": base.epochs,
+               "epochs done": len(hist.epochs), "steps": len(hist.iter_loss), "batch": base.batch_size,
+               "lr": base.lr, "beta": float(b), "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
+               "ended": STOPPED.get(hist.stopped_by, hist.stopped_by), "data": split.all.source,
+               "VAE final loss (MSE)": round(hist.final.get("mse", float("nan")), 5),
+               "VAE val PSNR": round(s["psnr"].mean, 2), "VAE val SSIM": round(s["ssim"].mean, 3)}
+        session.add_run("beta sweep (VAE only)", row, {"vae": hist.to_dict()}, None)
         out.append((float(b), m))
+        if hist.stopped_by != "epochs":
+            break
     return out

@@ -261,11 +261,11 @@ def memory(train_seconds: int, logs: Path, downloads: Path) -> None:
         reset = app.reset_peak()
         t0 = time.perf_counter()
         status, *_ = call(c, "default", 64, latent, 100, train_seconds, 64, 2e-3, 1e-5, 0.1, 0,
-                          "openmoji", None, api_name="/train", timeout=train_seconds + CALL_TIMEOUT)
+                          "openmoji", None, True, api_name="/train", timeout=train_seconds + CALL_TIMEOUT)
         took = time.perf_counter() - t0
         peak = app.status("VmHWM")
         after = app.status("VmRSS")
-    done = "done" if "Done" in str(status) else f"status: {str(status)[:80]!r}"
+    done = "done" if "Done" in str(status) or "CUT SHORT" in str(status) else f"status: {str(status)[:80]!r}"
     print(f"memory of a fresh `python app.py`: RSS {started / mb:.0f} MB after start, "
           f"{idle / mb:.0f} MB idle with the default pair and data loaded; peak RSS (VmHWM"
           f"{', reset before' if reset else ', since start'}) {peak / mb:.0f} MB during one "

@@ -21,38 +21,13 @@ from pathlib import Path
 
 import torch
 from common import cpu_name
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aevae.config import ModelConfig, TrainConfig, preset  # noqa: E402
 from aevae.models import build_model, loss_terms  # noqa: E402
+from aevae.timing import forward_flops  # noqa: E402
 from aevae.train import MEMORY_FORMAT, train  # noqa: E402
-
-
-def forward_flops(model: nn.Module, size: int) -> int:
-    """Multiply-adds x 2 of every Conv, ConvTranspose and Linear in one forward pass of one image."""
-    total = 0
-
-    def hook(m, inp, out):
-        nonlocal total
-        if isinstance(m, nn.Conv2d):
-            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
-            total += 2 * out[0].numel() * k
-        elif isinstance(m, nn.ConvTranspose2d):
-            k = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            total += 2 * inp[0][0].numel() * k
-        elif isinstance(m, nn.Linear):
-            total += 2 * m.in_features * m.out_features
-
-    hooks = [m.register_forward_hook(hook) for m in model.modules()
-             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear)]
-    model.eval()
-    with torch.no_grad():
-        model(torch.rand(1, 3, size, size))
-    for h in hooks:
-        h.remove()
-    return total
 
 
 def matmul_gflops(n: int = 2048, seconds: float = 1.5) -> float:

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client
 from PIL import Image
+from safetensors.torch import load_file
 
 from aevae import checkpoints, data
 
@@ -54,14 +56,14 @@ def test_latent_sizes(client):
 
 
 def test_train_then_models(client, tmp_path):
-    status, mse, kl, val, files = client.predict("default", 32, "16x4x4", 1, 5, 64, 2e-3, 1e-5, 0.1, 0,
-                                                 "openmoji", None, api_name="/train")
+    status, mse, kl, val, files, strip, picker = client.predict(
+        "default", 32, "16x4x4", 1, 120, 64, 2e-3, 1e-5, 0.1, 0, "openmoji", None, True, api_name="/train")
     assert "Done" in status
-    assert sorted(Path(f).name for f in files) == ["trained-ae.json", "trained-ae.safetensors",
-                                                   "trained-vae.json", "trained-vae.safetensors"]
+    assert sorted(Path(f).name for f in files) == ["run-1-ae.json", "run-1-ae.safetensors",
+                                                   "run-1-vae.json", "run-1-vae.safetensors"]
     for f in files:  # the client downloads each file to its own folder
         shutil.copy(f, tmp_path)
-    assert checkpoints.load(tmp_path / "trained-vae.json").model.config.image_size == 32
+    assert checkpoints.load(tmp_path / "run-1-vae.json").model.config.image_size == 32
     head, ae, vae, info, _, _ = client.predict(api_name="/models")
     assert "run 1" in head
 
@@ -71,3 +73,22 @@ def test_out_of_range_values_are_refused(client):
         client.predict("", 500, 0, False, api_name="/reconstruct")
     with pytest.raises(Exception, match="maximum value 10|variants per image"):
         client.predict("1", "(none)", 4, 99, 1.0, 0, api_name="/variants")
+
+
+def test_same_settings_and_seed_give_identical_checkpoints_in_two_sessions(server, tmp_path):
+    """Two browser sessions (two clients) train with the same small settings and seed."""
+    tensors = []
+    for i in range(2):
+        c = Client(server, verbose=False)
+        *_, files, _, _ = c.predict("default", 32, "16x4x4", 1, 120, 32, 2e-3, 1e-5, 0.1, 11, "openmoji", None,
+                                    False, api_name="/train")
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        for f in files:
+            shutil.copy(f, folder)
+        tensors.append({k: load_file(str(p)) for k, p in ((p.stem, p) for p in folder.glob("*.safetensors"))})
+    a, b = tensors
+    assert sorted(a) == sorted(b) == ["run-1-ae", "run-1-vae"]
+    for name in a:
+        assert a[name].keys() == b[name].keys()
+        assert all(torch.equal(a[name][k], b[name][k]) for k in a[name]), name

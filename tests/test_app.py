@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from conftest import make_images
 from PIL import Image
 
@@ -20,8 +21,8 @@ def req(name):
 
 
 def run_training(app, name, **kw):
-    args = dict(preset="default", image_size=32, latent="16x4x4", epochs=1, seconds=5, batch_size=64, lr=2e-3,
-                weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji", upload=None)
+    args = dict(preset="default", image_size=32, latent="16x4x4", epochs=1, seconds=120, batch_size=64, lr=2e-3,
+                weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji", upload=None, use_when_done=True)
     args.update(kw)
     return list(app.train_models(*args.values(), request=req(name)))
 
@@ -98,18 +99,21 @@ def test_latent_sizes_ladder(app_module):
 
 def test_train_then_other_tabs_use_the_trained_pair(app_module):
     steps = run_training(app_module, "t1")
-    status, mse, kl, val, files = steps[-1]
+    status, mse, kl, val, files, strip, picker = steps[-1]
     assert "Done" in status and len(mse) > 0 and set(mse["model"]) == {"AE", "VAE"} and len(kl) > 0
+    assert set(val["model"]) == {"AE", "VAE"} and val["epoch"].tolist().count(0) == 2  # "before" points
+    assert strip.ndim == 3 and picker["value"] == "run:1"
+    assert any(v == "run:1" for _, v in picker["choices"])
     assert len(files) == 4 and checkpoints.load(files[0]).model.kind == "ae"
     _, summary, _, _ = app_module.reconstruct("1", 1, 0, False, req("t1"))
     assert "run 1" in summary
     # Another session still sees the shipped models.
     _, other, _, _ = app_module.reconstruct("1", 1, 0, False, req("t2"))
     assert "shipped" in other
-    assert "shipped" in app_module.choose_models("shipped", req("t1"))
+    assert "shipped: default" in app_module.use_models("shipped:default", req("t1"))
     _, back, _, _ = app_module.reconstruct("1", 1, 0, False, req("t1"))
     assert "shipped" in back
-    runs, pick, csv = app_module.show_runs(req("t1"))
+    runs, pick, csv, note = app_module.show_runs(req("t1"))
     assert len(runs) == 1 and runs["AE val PSNR"].iloc[0] > 0
 
 
@@ -128,7 +132,7 @@ def test_stop_ends_training_within_a_batch_and_keeps_both_models(app_module):
     t.join(30)
     assert not t.is_alive() and time.monotonic() - t0 < 10
     status = out["steps"][-1][0]
-    assert "stopped early" in status
+    assert "Stopped by you" in status
     pair = s.pair()
     assert pair.source == "run 1"
     assert {h["stopped_by"] for h in pair.history.values()} == {"stop request"}
@@ -159,7 +163,7 @@ def test_training_on_an_uploaded_zip(app_module, tmp_path):
     assert set(table["label"]) <= {"discs", "squares"}
 
 
-@pytest.mark.parametrize("kw, message", [({"epochs": 0}, "epochs"), ({"seconds": 10_000}, "seconds"),
+@pytest.mark.parametrize("kw, message", [({"epochs": 0}, "epochs"), ({"seconds": 10_000}, "time cap"),
                                          ({"latent": "3x5x5"}, "cannot be reached"), ({"lr": -1}, "learning rate"),
                                          ({"dataset": "upload"}, "after uploading")])
 def test_train_refuses_bad_settings(app_module, kw, message):
@@ -168,10 +172,12 @@ def test_train_refuses_bad_settings(app_module, kw, message):
 
 
 def test_sweep_fills_the_runs_table(app_module):
-    outs = list(app_module.sweep("1,2", 64, "16x4x4", 0, req("w1")))
-    runs = outs[-1][0]
-    assert runs["epochs"].tolist() == [1, 2] and (runs["AE epochs done"] == runs["epochs"]).all()
-    mse, kl = app_module.run_curves("2", req("w1"))
+    s = session(req("w1"))
+    outs = list(app_module.sweep("1,2", 64, "16x4x4", 0, 120, req("w1")))
+    runs = outs[-1][1]
+    assert runs["epochs"].tolist() == [1, 2] and (runs["epochs done"] == runs["epochs"]).all()
+    assert s.in_use == "shipped:default"  # a sweep never replaces the pair in use
+    mse, kl = app_module.run_curves(2, req("w1"))
     assert len(mse) > 0 and len(kl) > 0
 
 
@@ -252,12 +258,12 @@ def test_beta_tradeoff_shipped_and_trained(app_module):
     table, chart, grid, note = app_module.shipped_beta_sweep(req("b1"))
     assert table["beta"].tolist() == [0.0, 1.0] and len(chart) == 2
     assert (table["KL (nats/image)"] >= 0).all() and "trade-off" in note
-    table, chart, grid, note = app_module.beta_sweep("0, 4", 2, req("b2"))
+    table, chart, grid, note = list(app_module.beta_sweep("0, 4", 2, req("b2")))[-1]
     assert table["beta"].tolist() == [0.0, 4.0] and "Trained here" in note
     # A large beta squeezes the code: less information (KL) passes than with beta 0.
     assert table["KL (nats/image)"].iloc[1] < table["KL (nats/image)"].iloc[0]
     with pytest.raises(gr.Error, match="betas"):
-        app_module.beta_sweep("1", 2, req("b2"))
+        list(app_module.beta_sweep("1", 2, req("b2")))
 
 
 def test_settings_from_a_link(app_module):
@@ -282,3 +288,42 @@ def test_training_on_uploaded_arrays_with_labels(app_module, tmp_path):
     with pytest.raises(gr.Error, match="label"):
         run_training(app_module, "n1", dataset="upload",
                      upload=[str(tmp_path / "gen_data.npy"), str(tmp_path / "gen_data.npy")])
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_same_settings_and_seed_give_the_same_models_in_two_sessions(app_module):
+    run_training(app_module, "d1", seed=7, batch_size=32)
+    run_training(app_module, "d2", seed=7, batch_size=32)
+    a, b = session(req("d1")).pair(), session(req("d2")).pair()
+    for kind in ("ae", "vae"):
+        sa, sb = state(getattr(a, kind)), state(getattr(b, kind))
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.history["ae"]["iter_loss"] == b.history["ae"]["iter_loss"]
+
+
+def test_runs_are_kept_and_picked_and_bounded(app_module):
+    s = session(req("k1"))
+    run_training(app_module, "k1", use_when_done=False)
+    assert s.in_use == "shipped:default" and len(s.runs) == 1  # trained, kept, not switched
+    run_training(app_module, "k1")
+    assert s.in_use == "run:2"
+    app_module.use_models("run:1", req("k1"))
+    assert s.pair().source == "run 1"
+    s.runs.limit = 2
+    run_training(app_module, "k1", use_when_done=False)  # run 3: drops run 2, keeps run 1 (in use)
+    assert [r.number for r in s.runs] == [1, 3] and s.pair().source == "run 1"
+    assert "dropped so far: run 2" in app_module.show_runs(req("k1"))[3]
+    with pytest.raises(gr.Error, match="not kept"):
+        app_module.use_models("run:2", req("k1"))
+
+
+def test_a_rung_is_a_run_and_shows_in_the_ladder(app_module):
+    outs = list(app_module.train_missing_rung("8", 1, req("g1")))
+    assert "Trained latent 8" in outs[-1][0]
+    s = session(req("g1"))
+    assert s.runs.last.kind == "rung" and s.in_use == "shipped:default"
+    _, table, _, _ = app_module.compare_latents("", 2, 0, False, req("g1"))
+    assert "8" in set(table["latent"])

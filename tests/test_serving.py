@@ -45,8 +45,8 @@ def test_a_classroom_at_once(server, capfd):
 
     def train(i):
         c = Client(server, verbose=False)
-        status, *_ = c.predict("default", 32, "16x4x4", 2, 4, 64, 2e-3, 1e-5, 0.1, i, "openmoji", None,
-                               api_name="/train")
+        status, *_ = c.predict("default", 32, "16x4x4", 1, 120, 64, 2e-3, 1e-5, 0.1, i, "openmoji", None,
+                               False, api_name="/train")
         return status
 
     with cf.ThreadPoolExecutor(32) as pool:

@@ -8,7 +8,18 @@ import pandas as pd
 from aevae import figures, report, sampling, workbench
 from aevae.workbench import NoModels
 
-from .common import DEFAULT_SIZE, fail, need, numbers, session, store, training_slot
+from .common import (
+    DEFAULT_SIZE,
+    MAX_SECONDS,
+    background,
+    bar,
+    fail,
+    need,
+    numbers,
+    session,
+    store,
+    training_slot,
+)
 
 
 def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
@@ -104,9 +115,10 @@ def shipped_beta_sweep(request: gr.Request):
                       "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
 
 
-def beta_sweep(betas_text: str, seconds: float, request: gr.Request):
+def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
+    """A VAE per beta on this session's data (each a run of the session), shown as the trade-off."""
     s = session(request)
-    need(2, 60, seconds, "seconds per beta")
+    need(1, 30, epochs, "epochs per beta")
     betas = numbers(betas_text, float, 0, 100, 8, "betas", "0, 0.1, 1, 4")
     if len(betas) < 2:
         raise gr.Error("give at least 2 betas to compare", print_exception=False)
@@ -114,10 +126,25 @@ def beta_sweep(betas_text: str, seconds: float, request: gr.Request):
         split = s.split(DEFAULT_SIZE)
     except ValueError as e:
         raise fail(e) from None
+    live = {"text": "starting", "frac": 0.0, "name": ""}
+
+    def progress(name, p):
+        i = [f"{b:g}" for b in betas].index(name)
+        live.update(text=workbench.progress_text(p), frac=(i + p.fraction) / len(betas), name=name)
+
+    def show():
+        return (gr.update(), gr.update(), gr.update(),
+                f"Training beta {live['name']}: {bar(live['frac'])} — {live['text']}")
+
     with training_slot(s):
-        models = workbench.train_betas(s, split, betas, float(seconds))
-    return show_betas(workbench.beta_results(models, split),
-                      f"Trained here: {seconds:g} s per beta on {split.all.source}")
+        models = yield from background(s, lambda: workbench.train_betas(
+            s, split, betas, int(epochs), on_progress=progress, cap=MAX_SECONDS), show)
+    if not models:
+        raise gr.Error("Stopped before the first beta had trained a step.", print_exception=False)
+    done = "" if len(models) == len(betas) else f" Stopped after {len(models)} of {len(betas)} betas."
+    yield show_betas(workbench.beta_results(models, split),
+                     f"Trained here: {epochs} epochs per beta on {split.all.source}.{done} Each beta is a run "
+                     "in the Hyperparameter runs tab")
 
 
 # --- Hyperparameter runs --------------------------------------------------------------

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 
-from aevae import checkpoints, data, workbench
+from aevae import checkpoints, data, figures, workbench
 from aevae.config import PRESETS
 from aevae.models import summary_rows
 from aevae.workbench import NoModels, TrainSettings
@@ -18,6 +17,8 @@ from .common import (
     DEFAULT_SIZE,
     MAX_EPOCHS,
     MAX_SECONDS,
+    background,
+    bar,
     csv_file,
     curves,
     fail,
@@ -28,84 +29,132 @@ from .common import (
 )
 
 
-def train_models(preset, image_size, latent, epochs, seconds, batch_size, lr, weight_decay, beta, seed,
-                 dataset, upload, request: gr.Request):
-    """Train an AE and a VAE side by side; yields progress, curves and finally the checkpoints."""
-    s = session(request)
+def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed) -> TrainSettings:
     need(1, MAX_EPOCHS, epochs, "epochs")
-    need(1, MAX_SECONDS, seconds, "seconds")
+    need(1, MAX_SECONDS, cap, "time cap (s)")
     need(1, 512, batch_size, "batch size")
     need(0, 2**31 - 1, seed, "seed")
     try:
-        settings = TrainSettings(preset, int(image_size), str(latent), int(epochs), float(seconds),
+        settings = TrainSettings(preset, int(image_size), str(latent), int(epochs), float(cap),
                                  int(batch_size), float(lr), float(weight_decay), float(beta), int(seed))
         settings.model_config("ae"), settings.train_config()
-        if dataset == "upload":
-            if not upload:
-                raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
-                                 "(or a .npy of images with a *label*.npy)")
-            split = s.set_upload(upload, settings.image_size)
-        else:
-            s.clear_upload()
-            split = s.split(settings.image_size)
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise fail(e) from None
+    return settings
+
+
+def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, dataset,
+                  request: gr.Request):
+    """The plan shown under the settings: epochs, steps, estimated time; or what is wrong."""
+    s = session(request)
+    try:
+        settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
+        split = s.split(settings.image_size) if dataset == "upload" and s.upload else \
+            workbench.openmoji_split(settings.image_size)
+        return "**Plan:** " + workbench.plan_text(settings, split)
+    except gr.Error as e:
+        return f"**Cannot train with these settings:** {e.message}"
+    except ValueError as e:
+        return f"**Cannot train with these settings:** {e}"
+
+
+def _strip(snap: workbench.Snapshot | None):
+    if snap is None:
+        return None
+    rows = [snap.images, snap.before["ae"], snap.now["ae"], snap.before["vae"], snap.now["vae"]]
+    labels = ["ground truth", "AE before", f"AE step {snap.step}", "VAE before", f"VAE step {snap.step}"]
+    return figures.image_grid(rows, labels, scale=figures.auto_scale(snap.images.shape[1], 48))
+
+
+def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
+                 dataset, upload, use_when_done, request: gr.Request):
+    """Train an AE and a VAE side by side; yields progress, curves, the live strip and finally checkpoints."""
+    s = session(request)
+    settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
     if not s.lock.acquire(blocking=False):
         raise gr.Error("A training is already running in this browser tab; stop it first.")
-    t = None
     try:
-        live: dict = {"ae": None, "vae": None, "text": "starting", "frac": 0.0}
-        result: dict = {}
+        try:
+            if dataset == "upload":
+                if not upload:
+                    raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                                     "(or a .npy of images with a *label*.npy)")
+                split = s.set_upload(upload, settings.image_size)
+            else:
+                s.clear_upload()
+                split = s.split(settings.image_size)
+            plan = workbench.plan_text(settings, split)
+        except ValueError as e:
+            raise fail(e) from None
+        live: dict = {"ae": None, "vae": None, "text": "starting", "frac": 0.0, "snap": None, "strip": None}
 
         def progress(kind, p):
             live[kind] = p.history
             live["text"] = workbench.progress_text(p)
             live["frac"] = p.fraction
 
-        def work():
-            try:
-                result["pair"] = workbench.train_pair(s, settings, split, progress)
-            except MemoryError:
-                result["error"] = RuntimeError("out of memory: try a smaller batch, latent or image size; "
-                                               "your previous models are unchanged")
-            except Exception as e:  # reported to the user below; the previous models stay
-                result["error"] = e
+        def snapshot(snap):
+            live["snap"] = snap
+            live["strip"] = _strip(snap)
 
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
-        head = f"**Data:** {split.all.source}: {len(split.train)} train / {len(split.val)} validation{skipped}.  "
-        t = threading.Thread(target=work, daemon=True, name=f"aevae-train-{id(s)}")
-        t.start()
-        while t.is_alive():
-            t.join(0.5)
-            bar = "█" * int(live["frac"] * 30) + "░" * (30 - int(live["frac"] * 30))
-            yield (head + f"`{bar}` {live['frac']:.0%} — {live['text']}", *curves(
-                {k: live[k] for k in ("ae", "vae")}), None)
-        if "error" in result:
-            raise fail(result["error"])
-        pair = result["pair"]
+        head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
+                f"{skipped}.  \n**Plan:** {plan}  \n")
+        shown = {"strip": None}
+
+        def show():
+            strip = live["strip"]
+            new = strip is not shown["strip"]
+            shown["strip"] = strip
+            return (head + f"{bar(live['frac'])} — {live['text']}", *curves({k: live[k] for k in ("ae", "vae")}),
+                    None, strip if new else gr.update(), gr.update())
+
+        run = yield from background(s, lambda: workbench.train_pair(
+            s, settings, split, progress, use=bool(use_when_done), on_snapshot=snapshot), show)
+        pair, row = run.pair, run.row
         files = []
+        folder = s.tmpdir / f"run-{run.number}"
+        folder.mkdir(exist_ok=True)
         for kind, model in (("ae", pair.ae), ("vae", pair.vae)):
-            p = checkpoints.save(model, s.tmpdir / f"trained-{kind}", train=pair.train,
-                                 history=pair.history[kind], dataset=pair.dataset, name=f"{pair.source} {kind}")
+            p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
+                                 dataset=pair.dataset, name=f"{pair.source} {kind}")
             files += [str(p), str(p.with_suffix(".safetensors"))]
-        row = s.runs[-1]
-        stopped = " (stopped early: models kept as trained so far)" if any(
-            h["stopped_by"] == "stop request" for h in pair.history.values()) else ""
-        yield (head + f"**Done{stopped}.** {pair.source}: AE val PSNR {row['AE val PSNR']:.2f} dB, "
-               f"VAE val PSNR {row['VAE val PSNR']:.2f} dB in {row['seconds']:.0f} s. "
-               "The other tabs now use these models.", *curves(pair.history), files)
+        ended = {"finished": "Done", "stopped by you": "Stopped by you (both models kept as trained so far)",
+                 "CUT SHORT by the time cap": f"CUT SHORT by the {settings.seconds:.0f} s time cap after "
+                 f"{row['epochs done']} of {settings.epochs} epochs: not the planned run, so not reproducible; "
+                 "lower the epochs or raise the cap"}[row["ended"]]
+        used = ("The other tabs now use it (change this with **Models in use** at the top)." if use_when_done
+                else "The pair in use did not change: pick this run in **Models in use** at the top to use it.")
+        yield (head + f"**{ended}.** {run.title}: AE val PSNR {row['AE val PSNR']:.2f} dB, VAE val PSNR "
+               f"{row['VAE val PSNR']:.2f} dB; {row['steps']:,} steps in {row['seconds']:.1f} s "
+               f"(a fresh run: same settings, seed and data give the same models). {used}",
+               *curves(pair.history), files, _strip(live["snap"]), picker_update(s))
     finally:
-        # Reached also when the browser goes away mid-training (the generator is closed):
-        # the worker must not go on burning CPU for nobody.
-        if t is not None and t.is_alive():
-            s.stop.set()
-            t.join(10)
         s.lock.release()
 
 
 def stop_training(request: gr.Request):
     session(request).stop.set()
     return "Stopping at the end of the current batch…"
+
+
+def picker_update(s: workbench.Session):
+    """The 'Models in use' dropdown with this session's choices and its current value."""
+    return gr.update(choices=s.choices(), value=s.in_use)
+
+
+def use_models(value: str, request: gr.Request):
+    """Make the picked pair the one every tab uses."""
+    s = session(request)
+    try:
+        p = s.use(value)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return f"Every tab now uses **{p.source}** (latent {p.latent}, {p.image_size} px)."
+
+
+def load_picker(request: gr.Request):
+    return picker_update(session(request))
 
 
 SHARE_KEYS = list(workbench.QUERY_KEYS)
@@ -128,16 +177,6 @@ def settings_from_link(request: gr.Request):
     return *controls, note
 
 
-def choose_models(which: str, request: gr.Request):
-    s = session(request)
-    s.use_shipped = which == "shipped"
-    try:
-        p = s.pair()
-    except NoModels as e:
-        return str(e)
-    return f"The other tabs now use **{p.source}** ({p.ae.config.latent} latent, {p.image_size}px)."
-
-
 def apply_preset(name: str):
     p = PRESETS[name]
     return (p.model.image_size, p.model.latent, p.train.batch_size, p.train.lr, p.train.weight_decay,
@@ -148,41 +187,69 @@ def apply_preset(name: str):
 
 
 def show_runs(request: gr.Request):
+    """Every run of this session (Train, sweeps, rungs, beta sweeps) as a table, with its CSV."""
     s = session(request)
-    choices = [str(r["run"]) for r in s.runs]
     rows = s.run_rows()
-    return (pd.DataFrame(rows), gr.update(choices=choices, value=choices[-1] if choices else None),
-            csv_file(rows, s.tmpdir, "runs.csv") if rows else None)
+    choices = [(r.title, r.number) for r in reversed(s.runs.items)]
+    note = s.runs.note()
+    return (pd.DataFrame(rows), gr.update(choices=choices, value=choices[0][1] if choices else None),
+            csv_file(rows, s.tmpdir, f"runs-{len(rows)}.csv") if rows else None, note)
 
 
-def run_curves(run: str, request: gr.Request):
+def run_curves(run, request: gr.Request):
     s = session(request)
-    for r in s.runs:
-        if str(r["run"]) == str(run):
-            return curves(r["histories"])[:2]
-    return curves({})[:2]
+    r = s.runs.get(int(run)) if run not in (None, "") else None
+    return curves(r.histories if r else {})[:2]
 
 
-def sweep(epochs_text: str, subset: int, latent: str, seed: int, request: gr.Request):
-    """Report A's Problem 3: the same set-up at several epoch counts, on a subset to fit the class."""
+def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request):
+    """Report A's Problem 3: the same set-up at several epoch counts, on a subset to fit the class.
+
+    Each row is a run of the session; none of them becomes the pair in use unless the user picks it.
+    """
     s = session(request)
     need(32, 4096, subset, "training images")
+    need(1, MAX_SECONDS, cap, "time cap (s)")
+    need(0, 2**31 - 1, seed, "seed")
     epochs = numbers(epochs_text, int, 1, 50, 5, "epoch counts", "5, 10, 15")
     try:
         full = s.split(DEFAULT_SIZE)
+        small = data.Split(full.all, full.train.subset(np.arange(min(int(subset), len(full.train)))), full.val,
+                           full.spec, full.val_fraction, full.seed)
+        plans = [TrainSettings(latent=str(latent), epochs=e, seconds=float(cap), seed=int(seed)) for e in epochs]
+        for p in plans:
+            p.model_config("ae"), p.train_config()
     except ValueError as e:
         raise fail(e) from None
     with training_slot(s):
-        small = data.Split(full.all, full.train.subset(np.arange(min(int(subset), len(full.train)))), full.val,
-                           full.spec, full.val_fraction, full.seed)
-        for e in epochs:
-            settings = TrainSettings(latent=str(latent), epochs=e, seconds=MAX_SECONDS, seed=int(seed))
-            try:
-                workbench.train_pair(s, settings, small)
-            except ValueError as err:
-                raise fail(err) from None
-            s.runs[-1]["data"] = f"{len(small.train)} of {len(full.train)} training images"
-            yield show_runs(request)
+        live = {"text": "starting", "frac": 0.0, "i": 0}
+        total = sum(epochs)
+
+        def progress(kind, p):
+            live["text"] = workbench.progress_text(p)
+            live["frac"] = (sum(epochs[:live["i"]]) + p.fraction * p.epochs) / total
+
+        def show():
+            return (f"Sweep row {live['i'] + 1} of {len(plans)} ({plans[live['i']].epochs} epochs): "
+                    f"{bar(live['frac'])} — {live['text']}", gr.update(), gr.update(), gr.update(), gr.update())
+
+        for i, settings in enumerate(plans):
+            live["i"] = i
+
+            def work(settings=settings):
+                run = workbench.train_pair(s, settings, small, progress, kind="sweep")
+                run.row["data"] = f"{len(small.train)} of {len(full.train)} training images"
+                return run
+
+            run = yield from background(s, work, show)
+            stopped = run.row["ended"] != "finished"
+            msg = (f"Sweep: {i + 1} of {len(plans)} rows done. The pair in use did not change "
+                   f"(pick a sweep run in **Models in use** to look at it).")
+            if stopped:
+                msg = f"Sweep ended at row {i + 1} of {len(plans)} ({run.row['ended']}); rows so far are kept."
+            yield (msg, *show_runs(request)[:3], picker_update(s))
+            if stopped:
+                return
 
 
 # --- Models ---------------------------------------------------------------------------

@@ -12,6 +12,9 @@ from aevae.workbench import NoModels
 
 from .common import (
     DEFAULT_SIZE,
+    MAX_SECONDS,
+    background,
+    bar,
     csv_file,
     fail,
     need,
@@ -21,6 +24,7 @@ from .common import (
     short_note,
     training_slot,
 )
+from .training import picker_update
 
 
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
@@ -166,17 +170,28 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     return grid, pd.DataFrame(rows), pd.DataFrame(chart), note
 
 
-def train_missing_rung(latent: str, seconds: float, request: gr.Request):
+def train_missing_rung(latent: str, epochs: int, request: gr.Request):
+    """Train one more rung of the ladder (default architecture, this latent) as a run of the session."""
     s = session(request)
-    need(1, 120, seconds, "seconds")
+    need(1, 50, epochs, "epochs")
     ladder = workbench.ladder_models(s)
     size = ladder[0]["ae"].config.image_size if ladder else DEFAULT_SIZE
+    try:
+        split = s.split(size)
+        settings = workbench.TrainSettings(image_size=size, latent=str(latent), epochs=int(epochs))
+        settings.model_config("ae")
+        plan = workbench.plan_text(settings, split)
+    except ValueError as e:
+        raise fail(e) from None
+    live = {"text": "starting", "frac": 0.0}
+
+    def progress(kind, p):
+        live["text"], live["frac"] = workbench.progress_text(p), p.fraction
+
     with training_slot(s):
-        try:
-            rung = workbench.train_rung(s, latent, float(seconds), s.split(size))
-        except ValueError as e:
-            raise fail(e) from None
-    return f"Trained latent {rung['latent']} ({rung['source']}); press Compare to see it in the ladder."
-
-
-# --- Latent space -----------------------------------------------------------------------
+        run = yield from background(
+            s, lambda: workbench.train_rung(s, latent, int(epochs), split, on_progress=progress, cap=MAX_SECONDS),
+            lambda: (f"Training latent {latent}: {plan}  \n{bar(live['frac'])} — {live['text']}", gr.update()))
+    yield (f"Trained latent {run.pair.latent} as {run.title} ({run.row['ended']}; AE {run.row['AE val PSNR']:.2f} dB, "
+           f"VAE {run.row['VAE val PSNR']:.2f} dB on the validation split). Press Compare to see it in the ladder.",
+           picker_update(s))
