@@ -63,9 +63,10 @@ def test_shipped_lin_layers_equal_the_lpips_wheel(shipped):
 
 
 def test_shipped_features_equal_torchvision_checkpoint(shipped):
-    path = os.environ.get(lpips_alex.ENV_WEIGHTS, "").strip()
-    if not path or not Path(path).is_file():
-        pytest.skip(f"set {lpips_alex.ENV_WEIGHTS} to torchvision's {lpips_alex.ALEXNET_FILE} to compare")
+    path = os.environ.get(lpips_alex.ENV_WEIGHTS, "").strip() or str(lpips_alex.hub_backbone_path())
+    if not Path(path).is_file():
+        pytest.skip(f"no {lpips_alex.ALEXNET_FILE} here to compare with: set {lpips_alex.ENV_WEIGHTS} "
+                    f"or put it at {lpips_alex.hub_backbone_path()}")
     real = torch.load(path, map_location="cpu", weights_only=True)
     for key in lpips_alex.backbone_spec():
         assert torch.equal(shipped[key], real[key]), key
