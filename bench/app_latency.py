@@ -1,12 +1,12 @@
 """The app under load: API latency, cold start, memory and 30 clients at once, over loopback.
 
-    python bench/app_latency.py [--calls 30] [--cold-repeats 3] [--clients 30] [--quick]
+    python bench/app_latency.py [--calls 30] [--cold-repeats 3] [--clients 30] [--quick] [--latency-only]
 
 With gradio_client, against the app on a free 127.0.0.1 port (AEVAE_CHECKPOINTS picks the shipped
 models, as for the app; the default AE/VAE pair must be in the manifest):
   - latency of /reconstruct (10 random validation images, a new seed per call) and /variants
     (report A's 20 ids x 5 variants), median and p95 over --calls calls after one warm-up call,
-    LPIPS off, and LPIPS on where its weights are on this machine (otherwise: skipped, and why);
+    LPIPS off, and LPIPS on (its weights ship in checkpoints/; if they cannot load: skipped, and why);
     the app is served in this process (app.serve(block=False)), times are as a client sees them
     (request, queue, work, result files downloaded);
   - cold start: `python app.py --port P` in a fresh process, seconds from the process start to
@@ -281,6 +281,8 @@ def main() -> None:
     ap.add_argument("--cold-repeats", type=int, help="fresh app.py processes to time (3)")
     ap.add_argument("--clients", type=int, help="clients calling /reconstruct at once (30)")
     ap.add_argument("--train-seconds", type=int, help="budget of the /train call for the peak RSS (10)")
+    ap.add_argument("--latency-only", action="store_true", help="only the latency part (no crowd, "
+                    "cold start or memory)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 3 calls, 1 cold start, 5 clients, a 3 s /train (unless given)")
     args = ap.parse_args()
@@ -307,11 +309,13 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}/"
             latency(url, args.calls, tmp / "dl")
-            crowd(url, args.clients, tmp / "crowd")
+            if not args.latency_only:
+                crowd(url, args.clients, tmp / "crowd")
         finally:
             demo.close()
-        cold_start(args.cold_repeats, tmp, tmp / "dl")
-        memory(args.train_seconds, tmp, tmp / "dl")
+        if not args.latency_only:
+            cold_start(args.cold_repeats, tmp, tmp / "dl")
+            memory(args.train_seconds, tmp, tmp / "dl")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,6 +1,7 @@
 """The command line end to end on a small generated dataset: train -> evaluate -> sample."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -46,6 +47,16 @@ def test_evaluate_json_matches_the_recorded_metrics(trained, capsys):
         assert entry["n"] == 6 and entry["kind"] == kind
         assert entry["summary"]["psnr"]["mean"] == pytest.approx(recorded, abs=1e-9)
         assert len(entry["images"]) == 6
+
+
+def test_evaluate_prints_lpips_with_no_network_and_an_empty_home(trained, tmp_path, monkeypatch, capsys):
+    for var in ("HOME", "TORCH_HOME"):
+        monkeypatch.setenv(var, str(tmp_path))
+    monkeypatch.setenv("AEVAE_NO_DOWNLOAD", "1")
+    monkeypatch.delenv("AEVAE_ALEXNET_WEIGHTS", raising=False)
+    assert main(["evaluate", str(trained / "ae.json")]) == 0
+    out, err = capsys.readouterr()
+    assert re.search(r"LPIPS 0\.\d{4} ± 0\.\d{4}", out) and "not measured" not in err
 
 
 def test_sample_exports_arrays_that_load_back(trained, dataset, tmp_path):

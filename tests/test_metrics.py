@@ -1,9 +1,10 @@
 """Tests for aevae.metrics and aevae.lpips_alex.
 
-LPIPS runs offline against stand-in weight files made here (random AlexNet-shaped weights):
-that checks the plumbing and the arithmetic (against an independent computation written
-with torch.nn.functional), not the ImageNet numbers. Agreement with the real ``lpips``
-package is checked only where it imports and the real AlexNet checkpoint is present.
+LPIPS runs offline against stand-in weight files made here (random AlexNet-shaped weights, the
+shipped file hidden): that checks the plumbing and the arithmetic (against an independent
+computation written with torch.nn.functional), not the ImageNet numbers. The shipped weights are
+tested in test_lpips_alex.py. Agreement with the real ``lpips`` package is checked only where it
+imports and the real AlexNet checkpoint is present.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def _standin_lin(seed=1):
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
-    """An empty torch hub, no backbone env var, no downloads, no remembered download failure."""
+    """No shipped file, an empty torch hub, no backbone env var, no downloads, no remembered
+    download failure."""
+    monkeypatch.setattr(lpips_alex, "SHIPPED_WEIGHTS", tmp_path / "no-shipped.safetensors")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.delenv("AEVAE_ALEXNET_WEIGHTS", raising=False)
     monkeypatch.setenv("AEVAE_NO_DOWNLOAD", "1")

@@ -1,5 +1,6 @@
 """The one-click report: every part present, and its numbers the ones the session computed."""
 
+import json
 import zipfile
 
 import numpy as np
@@ -28,6 +29,12 @@ def test_report_has_every_part_and_true_numbers(app_module, tmp_path):
     rec = s.last["reconstruction"]
     assert f"| AE | {rec.ae.summary()['psnr'].mean:.4f} |" in md
     assert f"| VAE | {rec.vae.summary()['psnr'].mean:.4f} |" in md
+    # The tab ran with LPIPS off; the report still measures it (shipped weights), here and in section 6.
+    assert "LPIPS not measured" not in md
+    table = json.loads((root / "report.json").read_text())["reconstruction"]
+    assert all(0 < row["LPIPS mean"] < 1 for row in table)
+    latent_part = md.split("## 6. Latent sizes", 1)[1].split("## 7.", 1)[0]
+    assert "| LPIPS |" in latent_part and "n/a" not in latent_part
     data = np.load(root / "gen_data.npy", allow_pickle=False)
     labels = np.load(root / "gen_label.npy", allow_pickle=False)
     assert data.shape == (60, 32, 32, 3) and labels.shape == (60,)

@@ -22,9 +22,19 @@ def test_shipped_entry_loads_and_reproduces_its_psnr(entry):
     assert ck.model.latent_numel == entry["latent_numel"] == parse_latent(entry["model"]["latent"]).numel
     split = zoo._split(ck.model.config.image_size, quick=False)
     assert entry["metrics"]["psnr"]["n"] == len(split.val)
-    got = metrics.evaluate(ck.model, split.val, lpips=False).summary()
+    with_lpips = entry["group"] == "default"  # LPIPS adds ~3 s a model: redone for the default pair
+    got = metrics.evaluate(ck.model, split.val, lpips=with_lpips).summary()
     assert got["psnr"].mean == pytest.approx(entry["metrics"]["psnr"]["mean"], abs=0.05)
     assert got["ssim"].mean == pytest.approx(entry["metrics"]["ssim"]["mean"], abs=0.002)
+    if with_lpips:
+        assert got["lpips"].mean == pytest.approx(entry["metrics"]["lpips"]["mean"], abs=0.001)
+
+
+def test_every_shipped_model_has_lpips_in_manifest_and_checkpoint():
+    for e in SHIPPED:
+        assert e["metrics"]["lpips"]["n"] == e["metrics"]["psnr"]["n"] and e["lpips_note"] == "", e["name"]
+        assert 0 < e["metrics"]["lpips"]["mean"] < 1, e["name"]
+        assert checkpoints.read_meta(zoo.DEFAULT_DIR / e["file"])["metrics"] == e["metrics"], e["name"]
 
 
 def test_quality_bars_and_the_ladder():
@@ -35,6 +45,8 @@ def test_quality_bars_and_the_ladder():
     psnrs = [e["metrics"]["psnr"]["mean"] for e in ladder]
     assert [e["latent_numel"] for e in ladder] == sorted(e["latent_numel"] for e in ladder)
     assert psnrs == sorted(psnrs), "AE quality must rise along the latent ladder"
+    lpips = [e["metrics"]["lpips"]["mean"] for e in ladder]
+    assert lpips == sorted(lpips, reverse=True), "AE LPIPS must fall along the latent ladder"
 
 
 def test_checkpoints_stay_small():
