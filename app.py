@@ -20,6 +20,7 @@ from ui.common import (
     MAX_EPOCHS,
     MAX_FILE_SIZE,
     MAX_SECONDS,
+    TRAIN_WATCHERS,
     store,
 )
 from ui.exploring import (
@@ -124,7 +125,7 @@ def build_demo() -> gr.Blocks:
             train_btn.click(
                 train_models, [*shared, dataset, upload, use_new],
                 [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, in_use], api_name="train",
-                concurrency_limit=2, concurrency_id="train")
+                concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
             stop_btn.click(stop_training, None, status, api_name="stop", queue=False)
             in_use.input(use_models, in_use, in_use_msg, api_name="use_models")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data, metrics, sampling, timing
+from . import classroom, data, metrics, sampling, timing
 from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
 from .models import AutoEncoder, build_model, plan
 from .runs import RUN, SHIPPED, Pair, Run, RunList
@@ -102,8 +102,9 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
 
 
 class Session:
-    def __init__(self, zoo: Zoo | None):
+    def __init__(self, zoo: Zoo | None, shared: classroom.SharedRuns | None = None):
         self.zoo = zoo
+        self.shared = shared if shared is not None else classroom.SharedRuns()
         self.in_use = SHIPPED + "default"  # which pair the tabs use: "shipped:NAME" or "run:N"
         self.upload: tuple[Path, str, Path | None] | None = None  # (saved file, name, saved labels)
         self._upload_splits: dict[int, data.Split] = {}
@@ -219,6 +220,7 @@ class SessionStore:
 
     def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS):
         self.zoo = zoo
+        self.shared = classroom.SharedRuns()  # trainings of all sessions: identical ones run once
         self.limit = limit
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
@@ -227,7 +229,7 @@ class SessionStore:
         with self._lock:
             s = self._sessions.get(key)
             if s is None:
-                s = self._sessions[key] = Session(self.zoo)
+                s = self._sessions[key] = Session(self.zoo, self.shared)
                 while len(self._sessions) > self.limit:
                     _, old = self._sessions.popitem(last=False)
                     old.close()
@@ -369,21 +371,21 @@ def plan_text(settings: TrainSettings, split: data.Split) -> str:
             f"{settings.image_size} px; about {est:.0f} s on this server{cap}.")
 
 
-def train_pair(session: Session, settings: TrainSettings, split: data.Split, on_progress=None,
-               kind: str = "Train", use: bool = False, on_snapshot=None) -> Run:
+def train_models(settings: TrainSettings, split: data.Split, on_progress=None, should_stop=None,
+                 on_snapshot=None, on_models=None) -> tuple[dict, dict, float]:
     """Train an AE and a VAE side by side on the same batches, seed, architecture and epochs.
 
-    The result is a new run of the session (a stop request counts: both keep what they learned);
-    it becomes the pair in use only when `use` is true. On failure (e.g. NaN) nothing changes and
-    the error propagates. `on_snapshot(Snapshot)` is called every few seconds and at each epoch's end.
+    Returns (models, histories, seconds). `on_snapshot(Snapshot)` is called at the start, every
+    few seconds and at each epoch's end with the live "before / now" reconstructions.
     """
     cfgs = {k: settings.model_config(k) for k in ("ae", "vae")}
     tcfg = settings.train_config()
     if split.all.image_size != cfgs["ae"].image_size:
         raise ValueError("the data and the model have different image sizes")
-    session.stop.clear()
     torch.manual_seed(tcfg.seed)
     models = {k: build_model(cfgs[k]) for k in ("ae", "vae")}
+    if on_models is not None:
+        on_models(models)
     snap = None
     if on_snapshot is not None:
         imgs = snapshot_images(split)
@@ -405,16 +407,103 @@ def train_pair(session: Session, settings: TrainSettings, split: data.Split, on_
             on_snapshot(snap)
 
     t0 = time.perf_counter()
-    hists = train_together(models, split.train, split.val, tcfg, progress, session.stop.is_set)
+    hists = train_together(models, split.train, split.val, tcfg, progress, should_stop)
     seconds = time.perf_counter() - t0
-    if not hists["ae"].iter_loss:
-        raise InterruptedError("stopped before the first batch; nothing was kept")
     if hists["ae"].stopped_by == "epochs":
         timing.record(timing.training_flops(list(cfgs.values()), len(split.train), len(split.val),
                                             tcfg.epochs), seconds)
-    pair = Pair(models["ae"], models["vae"], "", tcfg.to_dict(), {k: h.to_dict() for k, h in hists.items()},
-                split.describe())
-    return session.add_run(kind, run_row(settings, pair, split, seconds), pair.history, pair, use)
+    return models, hists, seconds
+
+
+def add_pair_run(session: Session, settings: TrainSettings, split: data.Split, models: dict, hists: dict,
+                 seconds: float, kind: str = "Train", use: bool = False, how: str = "") -> Run:
+    """Make trained models a run of the session (the pair in use only when `use`)."""
+    if not hists["ae"].iter_loss:
+        raise InterruptedError("stopped before the first batch; nothing was kept")
+    hd = {k: (h if isinstance(h, dict) else h.to_dict()) for k, h in hists.items()}
+    pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, split.describe())
+    row = run_row(settings, pair, split, seconds)
+    row["trained"] = how or "here"
+    return session.add_run(kind, row, hd, pair, use)
+
+
+HOW = {"new": "a fresh run", "running": "joined a run already in progress on this server",
+       "finished": "same settings and seed as a run already trained on this server"}
+
+
+class PairJob:
+    """A student's wait for a pair training that the server may share between students.
+
+    See classroom.py: identical trainings run once; this job watches the shared one and, when it
+    ends, makes its models a run of the student's session.
+    """
+
+    def __init__(self, session: Session, settings: TrainSettings, split: data.Split, kind: str = "Train",
+                 use: bool = False):
+        self.session, self.settings, self.split, self.kind, self.use = session, settings, split, kind, use
+        cfgs = [settings.model_config(k) for k in ("ae", "vae")]
+        tcfg = settings.train_config()
+        key = classroom.run_key(cfgs, tcfg.to_dict(), split)
+        est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), tcfg.epochs)
+
+        def train(shared: classroom.Shared, should_stop):
+            live, held = shared.live, {}
+
+            def progress(name, p):
+                live.histories[name] = p.history
+                live.text, live.fraction = progress_text(p), p.fraction
+                if name == "vae":
+                    shared.serve_stops(held, live.histories)
+
+            def snapshot(snap):
+                live.snapshot = snap
+
+            return train_models(settings, split, progress, should_stop, snapshot, held.update)
+
+        self.shared, self.how = session.shared.get_or_start(key, est, train)
+        self.waiter = self.shared.join()
+
+    @property
+    def live(self) -> classroom.Live:
+        return self.shared.live
+
+    def stop(self) -> None:
+        self.waiter.stop.set()
+
+    @property
+    def done(self) -> bool:
+        return self.shared.done.is_set() or self.waiter.copied.is_set()
+
+    def leave(self) -> None:
+        self.stop()
+        self.shared.leave(self.waiter)
+
+    def result(self) -> Run:
+        """The run this job gives the session (raises the training's error, if any)."""
+        try:
+            if self.waiter.copy is not None:
+                models, hists = self.waiter.copy["models"], self.waiter.copy["histories"]
+                for h in hists.values():
+                    h.stopped_by = "stop request"
+                secs = time.monotonic() - self.shared.started
+                how = "your copy, taken when you pressed Stop, of a run others still wait for"
+            else:
+                if self.shared.error is not None:
+                    raise self.shared.error
+                models, hists, secs = self.shared.result
+                how = HOW[self.how]
+            return add_pair_run(self.session, self.settings, self.split, models, hists, secs, self.kind,
+                                self.use, how)
+        finally:
+            self.shared.leave(self.waiter)
+
+
+def train_pair(session: Session, settings: TrainSettings, split: data.Split, on_progress=None,
+               kind: str = "Train", use: bool = False, on_snapshot=None) -> Run:
+    """Train a pair in this thread and make it a run of the session (see train_models)."""
+    session.stop.clear()
+    models, hists, seconds = train_models(settings, split, on_progress, session.stop.is_set, on_snapshot)
+    return add_pair_run(session, settings, split, models, hists, seconds, kind, use)
 
 
 STOPPED = {"epochs": "finished", "time cap": "CUT SHORT by the time cap", "stop request": "stopped by you"}
@@ -434,15 +523,6 @@ def run_row(settings: TrainSettings, pair: Pair, split: data.Split, seconds: flo
         row[f"{kind} val PSNR"] = round(s["psnr"].mean, 2)
         row[f"{kind} val SSIM"] = round(s["ssim"].mean, 3)
     return row
-
-
-def train_rung(session: Session, latent: str, epochs: int, split: data.Split, seed: int = 0,
-               on_progress=None, cap: float | None = None) -> Run:
-    """Train a missing ladder rung (default architecture, given latent) as a run of the session."""
-    lat = parse_latent(latent)
-    settings = TrainSettings(image_size=split.all.image_size, latent=str(lat), epochs=int(epochs), seconds=cap,
-                             seed=seed)
-    return train_pair(session, settings, split, on_progress, kind="rung")
 
 
 def progress_text(p: Progress) -> str:
@@ -504,7 +584,7 @@ def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
 
 
 def train_betas(session: Session, split: data.Split, betas: list[float], epochs: int, seed: int = 0,
-                on_progress=None, cap: float | None = None) -> list[tuple[float, AutoEncoder]]:
+                on_progress=None, cap: float | None = None, on_wait=None) -> list[tuple[float, AutoEncoder]]:
     """A VAE per beta on this session's data, one after the other, each a run of the session.
 
     Every model starts from the same initial weights and sees the same batches, so they differ
@@ -513,6 +593,15 @@ def train_betas(session: Session, split: data.Split, betas: list[float], epochs:
     cfg = TrainSettings(image_size=split.all.image_size, latent=BETA_LATENT).model_config("vae")
     base = TrainSettings(epochs=int(epochs), seconds=cap, seed=seed).train_config()
     session.stop.clear()
+    est = len(betas) * timing.estimate_seconds([cfg], len(split.train), len(split.val), int(epochs))
+    ticket = session.shared.slots.acquire(est, session.stop.is_set, on_wait or (lambda place, secs: None))
+    try:
+        return _train_betas(session, split, betas, cfg, base, seed, on_progress)
+    finally:
+        session.shared.slots.release(ticket)
+
+
+def _train_betas(session, split, betas, cfg, base, seed, on_progress) -> list[tuple[float, AutoEncoder]]:
     out = []
     for b in betas:
         torch.manual_seed(seed)

@@ -14,11 +14,14 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from aevae import data, workbench
+from aevae import classroom, data, workbench
 from aevae.config import PRESETS
 from aevae.zoo import DEFAULT_DIR, Zoo
 
 MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot hold the CPU for long
+# Students waiting for or watching trainings at once; the real work is limited by the server's
+# training slots (aevae/classroom.py), so identical trainings can be joined instead of queued.
+TRAIN_WATCHERS = 64
 DEFAULT_CAP = 300  # the default cap: a safety stop, far above what the default plan takes
 KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out
 KL_LABEL = f"KL per iteration (nats/image; first {KL_SKIP:.0%} of iterations left out: the early spike hides the rest)"
@@ -100,6 +103,45 @@ def background(s: workbench.Session, work, show, every: float = 0.5):
     if "error" in result:
         raise fail(result["error"])
     return result["value"]
+
+
+def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5):
+    """Yield show() until the (possibly shared) training ends; return the run it gives the session.
+
+    Use as `run = yield from watch(...)`. Stop (s.stop) is passed on to the job; a closed page
+    (the generator is closed) leaves it, which stops the training if nobody else waits for it.
+    """
+    finished = False
+    try:
+        while not job.done:
+            if s.stop.is_set():
+                job.stop()
+            yield show()
+            job.shared.done.wait(every)
+        finished = True
+    finally:
+        if not finished:
+            job.leave()
+    try:
+        return job.result()
+    except classroom.Cancelled:
+        raise fail(RuntimeError("You left the queue before your training started; nothing was trained.")) from None
+    except MemoryError:
+        raise fail(RuntimeError("out of memory: try a smaller batch, latent or image size; nothing was changed")) from None
+    except Exception as e:  # shown to the user; nothing changes
+        raise fail(e) from None
+
+
+def replay(histories: dict, frames: int = 8):
+    """Finished histories as `frames` growing prefixes, to replay a reused run's curves quickly."""
+    for k in range(1, frames + 1):
+        out = {}
+        for kind, h in histories.items():
+            h = h if isinstance(h, dict) else h.to_dict()
+            n, e = len(h["iter_mse"]), len(h["epochs"])
+            out[kind] = {**h, "iter_mse": h["iter_mse"][:n * k // frames], "iter_kl": h["iter_kl"][:n * k // frames],
+                         "epochs": h["epochs"][:e * k // frames]}
+        yield out
 
 
 def bar(fraction: float, width: int = 30) -> str:

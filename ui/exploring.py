@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import figures, report, sampling, workbench
+from aevae import classroom, figures, report, sampling, workbench
 from aevae.workbench import NoModels
 
 from .common import (
@@ -130,15 +130,26 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
 
     def progress(name, p):
         i = [f"{b:g}" for b in betas].index(name)
-        live.update(text=workbench.progress_text(p), frac=(i + p.fraction) / len(betas), name=name)
+        live.update(queued="", text=workbench.progress_text(p), frac=(i + p.fraction) / len(betas), name=name)
 
     def show():
+        if live.get("queued"):
+            return gr.update(), gr.update(), gr.update(), f"**Queued:** {live['queued']}. Stop leaves the queue."
         return (gr.update(), gr.update(), gr.update(),
                 f"Training beta {live['name']}: {bar(live['frac'])} — {live['text']}")
 
+    def on_wait(place, secs):
+        live["queued"] = f"waiting for a free training slot: place {place} in the queue, about {secs:.0f} s"
+
+    def work():
+        try:
+            return workbench.train_betas(s, split, betas, int(epochs), on_progress=progress, cap=MAX_SECONDS,
+                                         on_wait=on_wait)
+        except classroom.Cancelled:
+            return []
+
     with training_slot(s):
-        models = yield from background(s, lambda: workbench.train_betas(
-            s, split, betas, int(epochs), on_progress=progress, cap=MAX_SECONDS), show)
+        models = yield from background(s, work, show)
     if not models:
         raise gr.Error("Stopped before the first beta had trained a step.", print_exception=False)
     done = "" if len(models) == len(betas) else f" Stopped after {len(models)} of {len(betas)} betas."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import gradio as gr
 import numpy as np
@@ -17,15 +18,16 @@ from .common import (
     DEFAULT_SIZE,
     MAX_EPOCHS,
     MAX_SECONDS,
-    background,
     bar,
     csv_file,
     curves,
     fail,
     need,
     numbers,
+    replay,
     session,
     training_slot,
+    watch,
 )
 
 
@@ -86,31 +88,35 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             plan = workbench.plan_text(settings, split)
         except ValueError as e:
             raise fail(e) from None
-        live: dict = {"ae": None, "vae": None, "text": "starting", "frac": 0.0, "snap": None, "strip": None}
-
-        def progress(kind, p):
-            live[kind] = p.history
-            live["text"] = workbench.progress_text(p)
-            live["frac"] = p.fraction
-
-        def snapshot(snap):
-            live["snap"] = snap
-            live["strip"] = _strip(snap)
-
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
         head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
                 f"{skipped}.  \n**Plan:** {plan}  \n")
-        shown = {"strip": None}
+        s.stop.clear()
+        job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
+        shown = {"snap": None, "step": -1}
+
+        def strip_update(snap):
+            if snap is None or (snap is shown["snap"] and snap.step == shown["step"]):
+                return gr.update()
+            shown.update(snap=snap, step=snap.step)
+            return _strip(snap)
 
         def show():
-            strip = live["strip"]
-            new = strip is not shown["strip"]
-            shown["strip"] = strip
-            return (head + f"{bar(live['frac'])} — {live['text']}", *curves({k: live[k] for k in ("ae", "vae")}),
-                    None, strip if new else gr.update(), gr.update())
+            live = job.live
+            if live.queued:
+                return (head + f"**Queued:** {live.queued}. Stop leaves the queue.", *[gr.update()] * 6)
+            joined = " (joined a run already in progress on this server: same settings, seed and data)" \
+                if job.how == "running" else ""
+            return (head + f"{bar(live.fraction)} — {live.text}{joined}",
+                    *curves(dict(live.histories)), None, strip_update(live.snapshot), gr.update())
 
-        run = yield from background(s, lambda: workbench.train_pair(
-            s, settings, split, progress, use=bool(use_when_done), on_snapshot=snapshot), show)
+        if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
+            for frame in replay(job.shared.result[1]):
+                yield (head + "Same settings, seed and data as a run already trained on this server: "
+                       "handing over its identical result…", *curves(frame), None, strip_update(job.live.snapshot),
+                       gr.update())
+                time.sleep(0.15)
+        run = yield from watch(s, job, show)
         pair, row = run.pair, run.row
         files = []
         folder = s.tmpdir / f"run-{run.number}"
@@ -126,9 +132,9 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         used = ("The other tabs now use it (change this with **Models in use** at the top)." if use_when_done
                 else "The pair in use did not change: pick this run in **Models in use** at the top to use it.")
         yield (head + f"**{ended}.** {run.title}: AE val PSNR {row['AE val PSNR']:.2f} dB, VAE val PSNR "
-               f"{row['VAE val PSNR']:.2f} dB; {row['steps']:,} steps in {row['seconds']:.1f} s "
-               f"(a fresh run: same settings, seed and data give the same models). {used}",
-               *curves(pair.history), files, _strip(live["snap"]), picker_update(s))
+               f"{row['VAE val PSNR']:.2f} dB; {row['steps']:,} steps in {row['seconds']:.1f} s; "
+               f"{row['trained']} (same settings, seed and data give the same models). {used}",
+               *curves(pair.history), files, _strip(job.live.snapshot), picker_update(s))
     finally:
         s.lock.release()
 
@@ -222,26 +228,20 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
     except ValueError as e:
         raise fail(e) from None
     with training_slot(s):
-        live = {"text": "starting", "frac": 0.0, "i": 0}
-        total = sum(epochs)
-
-        def progress(kind, p):
-            live["text"] = workbench.progress_text(p)
-            live["frac"] = (sum(epochs[:live["i"]]) + p.fraction * p.epochs) / total
+        s.stop.clear()
+        total, state = sum(epochs), {"i": 0, "job": None}
 
         def show():
-            return (f"Sweep row {live['i'] + 1} of {len(plans)} ({plans[live['i']].epochs} epochs): "
-                    f"{bar(live['frac'])} — {live['text']}", gr.update(), gr.update(), gr.update(), gr.update())
+            i, live = state["i"], state["job"].live
+            frac = (sum(epochs[:i]) + live.fraction * epochs[i]) / total
+            text = live.queued or live.text
+            return (f"Sweep row {i + 1} of {len(plans)} ({epochs[i]} epochs): {bar(frac)} — {text}",
+                    gr.update(), gr.update(), gr.update(), gr.update())
 
         for i, settings in enumerate(plans):
-            live["i"] = i
-
-            def work(settings=settings):
-                run = workbench.train_pair(s, settings, small, progress, kind="sweep")
-                run.row["data"] = f"{len(small.train)} of {len(full.train)} training images"
-                return run
-
-            run = yield from background(s, work, show)
+            state.update(i=i, job=workbench.PairJob(s, settings, small, "sweep"))
+            run = yield from watch(s, state["job"], show)
+            run.row["data"] = f"{len(small.train)} of {len(full.train)} training images"
             stopped = run.row["ended"] != "finished"
             msg = (f"Sweep: {i + 1} of {len(plans)} rows done. The pair in use did not change "
                    f"(pick a sweep run in **Models in use** to look at it).")

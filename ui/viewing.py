@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 
 from aevae import figures, workbench
+from aevae.config import parse_latent
 from aevae.sampling import save_arrays
 from aevae.workbench import NoModels
 
 from .common import (
     DEFAULT_SIZE,
     MAX_SECONDS,
-    background,
     bar,
     csv_file,
     fail,
@@ -23,6 +23,7 @@ from .common import (
     session,
     short_note,
     training_slot,
+    watch,
 )
 from .training import picker_update
 
@@ -178,20 +179,18 @@ def train_missing_rung(latent: str, epochs: int, request: gr.Request):
     size = ladder[0]["ae"].config.image_size if ladder else DEFAULT_SIZE
     try:
         split = s.split(size)
-        settings = workbench.TrainSettings(image_size=size, latent=str(latent), epochs=int(epochs))
+        settings = workbench.TrainSettings(image_size=size, latent=str(parse_latent(latent)), epochs=int(epochs),
+                                           seconds=float(MAX_SECONDS))
         settings.model_config("ae")
         plan = workbench.plan_text(settings, split)
     except ValueError as e:
         raise fail(e) from None
-    live = {"text": "starting", "frac": 0.0}
-
-    def progress(kind, p):
-        live["text"], live["frac"] = workbench.progress_text(p), p.fraction
-
     with training_slot(s):
-        run = yield from background(
-            s, lambda: workbench.train_rung(s, latent, int(epochs), split, on_progress=progress, cap=MAX_SECONDS),
-            lambda: (f"Training latent {latent}: {plan}  \n{bar(live['frac'])} — {live['text']}", gr.update()))
+        s.stop.clear()
+        job = workbench.PairJob(s, settings, split, "rung")
+        run = yield from watch(s, job, lambda: (
+            f"Training latent {latent}: {plan}  \n{bar(job.live.fraction)} — {job.live.queued or job.live.text}",
+            gr.update()))
     yield (f"Trained latent {run.pair.latent} as {run.title} ({run.row['ended']}; AE {run.row['AE val PSNR']:.2f} dB, "
            f"VAE {run.row['VAE val PSNR']:.2f} dB on the validation split). Press Compare to see it in the ladder.",
            picker_update(s))

@@ -1,0 +1,237 @@
+"""One server, a whole class: identical trainings run once, and trainings queue for a few slots.
+
+Same data + settings + seed give the same models (see train.py), so when ten students press
+Train with the same settings, one training runs and all ten get its result: a finished one at
+once, one in progress by joining it. A training belongs to the server, not to the student who
+started it: it stops only when every student waiting for it has stopped or left. A student who
+presses Stop while others still wait gets a copy of the models as they are at that moment.
+
+Trainings that must wait for a slot queue first come, first served, with their place and an
+estimate; leaving the queue (Stop, closing the tab) removes them from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import heapq
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from . import data, timing
+
+MAX_FINISHED = 24  # finished runs kept for reuse (least recently used dropped)
+# Trainings at once on this server: 2 on a 2-core machine (each model of a pair uses one core).
+SLOTS = int(os.environ.get("AEVAE_TRAINING_SLOTS") or 2)
+
+
+class Cancelled(RuntimeError):
+    """The student stopped or left before the training started."""
+
+
+def fingerprint(split: data.Split) -> str:
+    """A hash of the data's content (images, labels, the split), never of a file name."""
+    cached = getattr(split, "_aevae_fingerprint", None)
+    if cached:
+        return cached
+    h = hashlib.blake2b(digest_size=16)
+    for part in (split.train, split.val):
+        h.update(repr(part.images.shape).encode())
+        h.update(part.images.tobytes())
+        h.update(part.labels.astype("int64").tobytes())
+    h.update(json.dumps(list(split.all.label_names)).encode())
+    split._aevae_fingerprint = h.hexdigest()
+    return split._aevae_fingerprint
+
+
+def run_key(model_configs: list, train_config: dict, split: data.Split) -> str:
+    """What decides a training's result: data, models, training settings (not the time cap)."""
+    tc = {k: v for k, v in train_config.items() if k != "seconds"}
+    text = json.dumps({"data": fingerprint(split), "models": [c.to_dict() for c in model_configs], "train": tc,
+                       "torch": torch.__version__}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Slots:
+    """At most `n` trainings at once; the others wait first come, first served."""
+
+    def __init__(self, n: int = SLOTS):
+        self.n = n
+        self.running: dict[object, float] = {}  # ticket -> expected end (monotonic)
+        self.queue: list[tuple[object, float]] = []  # (ticket, expected duration)
+        self.cv = threading.Condition()
+
+    def _wait_estimate(self, place: int) -> float:
+        now = time.monotonic()
+        free = sorted(max(0.0, end - now) for end in self.running.values())
+        free += [0.0] * (self.n - len(free))
+        heapq.heapify(free)
+        for _, duration in self.queue[:place - 1]:
+            heapq.heappush(free, heapq.heappop(free) + duration)
+        return free[0] if free else 0.0
+
+    def acquire(self, duration: float, cancelled: Callable[[], bool], on_wait: Callable[[int, float], None]):
+        """Block until a slot is free (calling on_wait(place, seconds) meanwhile); returns a ticket."""
+        ticket = object()
+        with self.cv:
+            self.queue.append((ticket, duration))
+            try:
+                while True:
+                    place = next(i for i, (t, _) in enumerate(self.queue) if t is ticket) + 1
+                    if place == 1 and len(self.running) < self.n:
+                        self.queue.pop(0)
+                        self.running[ticket] = time.monotonic() + duration
+                        self.cv.notify_all()
+                        return ticket
+                    if cancelled():
+                        raise Cancelled("left the queue before the training started")
+                    on_wait(place, self._wait_estimate(place))
+                    self.cv.wait(0.25)
+            except BaseException:
+                self.queue = [(t, d) for t, d in self.queue if t is not ticket]
+                self.cv.notify_all()
+                raise
+
+    def release(self, ticket) -> None:
+        with self.cv:
+            self.running.pop(ticket, None)
+            self.cv.notify_all()
+
+    def waiting(self) -> int:
+        with self.cv:
+            return len(self.queue)
+
+
+@dataclass
+class Live:
+    """What a training shows while it runs; read by every student who waits for it."""
+
+    text: str = "starting"
+    fraction: float = 0.0
+    histories: dict = field(default_factory=dict)  # kind -> History (live objects)
+    snapshot: object = None  # workbench.Snapshot
+    queued: str = ""  # "place 2 in the queue, about 40 s" while waiting for a slot
+
+
+@dataclass
+class Waiter:
+    """One student waiting for a shared training."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    copy: dict | None = None  # filled at a step boundary after stop: {"models", "histories"}
+    copied: threading.Event = field(default_factory=threading.Event)
+
+
+class Shared:
+    """One training (running or finished) that any number of students wait for or reuse."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.live = Live()
+        self.waiters: list[Waiter] = []
+        self.done = threading.Event()
+        self.result = None  # (models dict, histories dict, seconds) once finished
+        self.error: BaseException | None = None
+        self.started = 0.0
+        self.lock = threading.Lock()
+
+    def join(self) -> Waiter:
+        w = Waiter()
+        with self.lock:
+            self.waiters.append(w)
+        return w
+
+    def leave(self, w: Waiter) -> None:
+        with self.lock:
+            if w in self.waiters:
+                self.waiters.remove(w)
+
+    def nobody_waits(self) -> bool:
+        with self.lock:
+            return not any(not w.stop.is_set() for w in self.waiters)
+
+    def serve_stops(self, models: dict, histories: dict) -> None:
+        """At a step boundary: students who pressed Stop while others wait get a copy now."""
+        with self.lock:
+            pending = [w for w in self.waiters if w.stop.is_set() and w.copy is None]
+        if not pending or all(w.stop.is_set() for w in self.waiters):
+            return  # when everyone stopped, the training itself stops and all get its models
+        snap = {"models": {k: copy.deepcopy(m).eval() for k, m in models.items()},
+                "histories": {k: copy.deepcopy(h) for k, h in histories.items()}}
+        for w in pending:
+            w.copy = snap
+            w.copied.set()
+
+
+class SharedRuns:
+    """The server's trainings, keyed by what decides their result."""
+
+    def __init__(self, slots: int = SLOTS, keep: int = MAX_FINISHED):
+        self.slots = Slots(slots)
+        self.keep = keep
+        self._runs: OrderedDict[str, Shared] = OrderedDict()
+        self._lock = threading.Lock()
+        self.trainings_started = 0  # trainings actually run (the rest were reused)
+
+    def get_or_start(self, key: str, estimate: float, train: Callable[[Shared, Callable[[], bool]], tuple]
+                     ) -> tuple[Shared, str]:
+        """The shared run for `key` and how it was found: "finished", "running" or "new".
+
+        `train(shared, should_stop)` runs in a server thread once a slot is free and returns
+        (models, histories, seconds).
+        """
+        with self._lock:
+            s = self._runs.get(key)
+            if s is not None and (s.error is None):
+                self._runs.move_to_end(key)
+                return s, "finished" if s.done.is_set() else "running"
+            s = self._runs[key] = Shared(key)
+            self.trainings_started += 1
+            self._trim()
+        threading.Thread(target=self._run, args=(s, estimate, train), daemon=True,
+                         name="aevae-train-shared").start()
+        return s, "new"
+
+    def _run(self, s: Shared, estimate: float, train) -> None:
+        def on_wait(place, seconds):
+            s.live.queued = f"waiting for a free training slot: place {place} in the queue, about {seconds:.0f} s"
+
+        ticket = None
+        try:
+            ticket = self.slots.acquire(estimate, s.nobody_waits, on_wait)
+            s.live.queued = ""
+            s.started = time.monotonic()
+            s.result = train(s, s.nobody_waits)
+            if s.result[1] and any(h.stopped_by != "epochs" for h in s.result[1].values()):
+                self._forget(s)  # cut short or stopped: not the planned run, so not reusable
+        except BaseException as e:  # handed to every waiter; the run is not kept
+            s.error = e
+            self._forget(s)
+        finally:
+            if ticket is not None:
+                self.slots.release(ticket)
+            s.done.set()
+
+    def _forget(self, s: Shared) -> None:
+        with self._lock:
+            if self._runs.get(s.key) is s:
+                del self._runs[s.key]
+
+    def _trim(self) -> None:
+        finished = [k for k, s in self._runs.items() if s.done.is_set()]
+        for k in finished[:max(0, len(finished) - self.keep)]:
+            del self._runs[k]
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+def estimate(cfgs, split: data.Split, epochs: int) -> float:
+    return timing.estimate_seconds(cfgs, len(split.train), len(split.val), epochs)

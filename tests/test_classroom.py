@@ -1,0 +1,152 @@
+"""Identical trainings run once and are shared; trainings queue for the server's slots."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_images
+
+from aevae import classroom, data, workbench
+from aevae.workbench import PairJob, Session, TrainSettings
+
+
+def small_split(seed: int = 0) -> data.Split:
+    images = make_images(96, 32, seed)
+    full = data.ImageSet(images, np.arange(96) % 2, ["discs", "squares"], [f"{i}.png" for i in range(96)],
+                         np.arange(1, 97), "test shapes")
+    train, val = full.split(0.25, 0)
+    return data.Split(full, train, val, "test", 0.25, 0)
+
+
+def settings(epochs=2, seed=0) -> TrainSettings:
+    return TrainSettings("default", 32, "8x4x4", epochs, 120.0, 16, 2e-3, 1e-5, 0.1, seed)
+
+
+def finish(job: PairJob, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while not job.done and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.done
+    return job.result()
+
+
+def test_identical_trainings_run_once_and_give_the_same_models():
+    shared = classroom.SharedRuns()
+    a, b, c = (Session(None, shared) for _ in range(3))
+    split = small_split()
+    first = PairJob(a, settings(), split)
+    joined = PairJob(b, settings(), split)  # while the first runs
+    ra, rb = finish(first), finish(joined)
+    later = PairJob(c, settings(), small_split())  # same content, another object: same key
+    rc = finish(later)
+    assert (first.how, joined.how, later.how) == ("new", "running", "finished")
+    assert shared.trainings_started == 1
+    assert ra.pair.ae is rb.pair.ae is rc.pair.ae  # the very same models
+    assert [r.number for r in (ra, rb, rc)] == [1, 1, 1]  # each is run 1 of its own session
+    assert "already trained" in rc.row["trained"] and rc.row["AE val PSNR"] == ra.row["AE val PSNR"]
+
+
+def test_other_settings_or_data_train_again():
+    shared = classroom.SharedRuns()
+    s = Session(None, shared)
+    finish(PairJob(s, settings(seed=0), small_split()))
+    finish(PairJob(s, settings(seed=1), small_split()))
+    finish(PairJob(s, settings(seed=0), small_split(seed=5)))
+    assert shared.trainings_started == 3 and len(s.runs) == 3
+
+
+def test_stop_with_others_waiting_gives_a_copy_and_the_run_goes_on():
+    shared = classroom.SharedRuns()
+    a, b = Session(None, shared), Session(None, shared)
+    split = small_split()
+    ja, jb = PairJob(a, settings(epochs=40), split), PairJob(b, settings(epochs=40), split)
+    while not ja.live.histories.get("vae") or len(ja.live.histories["vae"].iter_loss) < 3:
+        time.sleep(0.02)
+    ja.stop()
+    ra = finish(ja, 30)
+    assert ra.row["ended"] == "stopped by you" and "your copy" in ra.row["trained"]
+    assert not jb.done  # the run goes on for the other student
+    jb.stop()  # now nobody waits: the training itself stops
+    rb = finish(jb, 30)
+    assert rb.row["ended"] == "stopped by you"
+    assert ra.pair.ae is not rb.pair.ae
+    assert ra.row["steps"] <= rb.row["steps"] < 40 * 5
+    assert len(shared) == 0  # a stopped run is not kept for reuse
+
+
+def test_a_failed_training_is_not_kept(monkeypatch):
+    shared = classroom.SharedRuns()
+    s = Session(None, shared)
+    real = workbench.build_model
+
+    def broken(cfg):
+        m = real(cfg)
+        m.decoder.register_forward_hook(lambda mod, inp, out: out * float("nan"))
+        return m
+
+    monkeypatch.setattr(workbench, "build_model", broken)
+    job = PairJob(s, settings(), small_split())
+    with pytest.raises(Exception, match="loss became nan"):
+        finish(job)
+    assert len(shared) == 0 and len(s.runs) == 0
+
+
+def test_slots_queue_first_come_first_served_and_can_be_left():
+    slots = classroom.Slots(1)
+    first = slots.acquire(10.0, lambda: False, lambda *a: None)
+    order, places, cancel = [], [], threading.Event()
+
+    def wait(name, cancelled=lambda: False):
+        try:
+            t = slots.acquire(5.0, cancelled, lambda place, secs: places.append((name, place, round(secs))))
+        except classroom.Cancelled:
+            order.append(f"{name} left")
+            return
+        order.append(name)
+        slots.release(t)
+
+    threads = [threading.Thread(target=wait, args=("b",))]
+    threads[0].start()
+    time.sleep(0.3)
+    threads.append(threading.Thread(target=wait, args=("c", cancel.is_set)))
+    threads[1].start()
+    time.sleep(0.3)
+    threads.append(threading.Thread(target=wait, args=("d",)))
+    threads[2].start()
+    time.sleep(0.3)
+    seen = {}
+    for name, place, secs in places:
+        seen.setdefault(name, (place, secs))
+    # place in the queue, and an estimate from what runs (10 s) and what waits ahead (5 s each)
+    assert seen["b"][0] == 1 and 8 <= seen["b"][1] <= 10
+    assert seen["c"][0] == 2 and 13 <= seen["c"][1] <= 15
+    assert seen["d"][0] == 3 and 18 <= seen["d"][1] <= 20
+    cancel.set()
+    time.sleep(0.5)
+    slots.release(first)
+    for t in threads:
+        t.join(5)
+    assert order == ["c left", "b", "d"]
+    assert slots.waiting() == 0
+
+
+def test_the_key_is_the_content_not_the_file_name(tmp_path):
+    images = make_images(40, 32)
+    for name in ("a.npy", "b.npy"):
+        np.save(tmp_path / name, images)
+    ka = classroom.run_key([], {"seed": 0}, data.load_split(str(tmp_path / "a.npy"), 32))
+    kb = classroom.run_key([], {"seed": 0}, data.load_split(str(tmp_path / "b.npy"), 32))
+    np.save(tmp_path / "c.npy", images[::-1])
+    kc = classroom.run_key([], {"seed": 0}, data.load_split(str(tmp_path / "c.npy"), 32))
+    assert ka == kb != kc
+    assert classroom.run_key([], {"seed": 0, "seconds": 5}, data.load_split(str(tmp_path / "a.npy"), 32)) == ka
+
+
+def test_models_are_identical_tensor_by_tensor_when_trained_twice_apart():
+    split = small_split()
+    runs = [finish(PairJob(Session(None, classroom.SharedRuns()), settings(), split)) for _ in range(2)]
+    for kind in ("ae", "vae"):
+        a, b = (getattr(r.pair, kind).state_dict() for r in runs)
+        assert all(torch.equal(a[k], b[k]) for k in a)
