@@ -160,6 +160,28 @@ class ImageSet:
         train, val = self._split_index(val_fraction, seed)
         return self.subset(train), self.subset(val)
 
+    def _reorder_in_place(self, order: np.ndarray) -> None:
+        """Rows become self[order] without a second copy of the images (one row at a time)."""
+        a = self.images
+        row = np.empty_like(a[0]) if len(a) else None
+        done = np.zeros(len(order), bool)
+        for start in range(len(order)):  # follow each cycle of the permutation
+            if done[start] or order[start] == start:
+                done[start] = True
+                continue
+            row[...] = a[start]
+            i = start
+            while True:
+                done[i] = True
+                j = int(order[i])
+                if j == start:
+                    a[i] = row
+                    break
+                a[i] = a[j]
+                i = j
+        self.labels, self.ids = self.labels[order], self.ids[order]
+        self.names = [self.names[i] for i in order]
+
     def split_views(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet, ImageSet]:
         """(whole, train, validation) with the same train and validation images as split().
 
@@ -425,7 +447,11 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
     # A single wrapper folder around class folders (typical of zips) is not a class itself.
     if entries and all(len(p) >= 3 for p, _ in entries) and len({p[0] for p, _ in entries}) == 1:
         entries = [(p[1:], r) for p, r in entries]
-    images, labels, names, total, pixels = [], [], [], 0, 0
+    # Decoded straight into one array: rows never written are never touched, so they take
+    # address space but no memory (no list of images and np.stack copy beside it).
+    rows = min(len(entries), MAX_IMAGES, max_images or MAX_IMAGES)
+    images = np.empty((rows, size, size, 3), np.uint8)
+    labels, names, total, pixels, count = [], [], 0, 0, 0
     for parts, read in entries:
         _check_stop(should_stop, name)
         rel = "/".join(parts)
@@ -434,7 +460,6 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
             total += len(data)
             image, cost = _decode(data, size, MAX_DECODED_PIXELS - pixels)
             pixels += cost
-            images.append(image)
         except _Skip as e:
             skipped.append(f"{rel}: {e}")
             continue
@@ -442,22 +467,25 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
             raise DataError(f"{name}: more than {MAX_ZIP_TOTAL_BYTES:,} bytes in all, too much") from None
         except _PixelBudget:
             raise DataError(f"{name}: more than {MAX_DECODED_PIXELS:,} pixels to decode in all "
-                            f"(stopped at {rel}, after {len(images)} images); use fewer or smaller "
+                            f"(stopped at {rel}, after {count} images); use fewer or smaller "
                             f"images (about {size}x{size} is enough)") from None
-        if len(images) > MAX_IMAGES:
+        if count == MAX_IMAGES:
             raise DataError(f"{name}: more than {MAX_IMAGES} images ({len(entries)} files); "
                             f"the limit is {MAX_IMAGES}, use a smaller set")
+        images[count] = image
+        count += 1
         labels.append(parts[0] if len(parts) > 1 else UNLABELLED)
         names.append(rel)
-        if max_images is not None and len(images) >= max_images:
+        if max_images is not None and count >= max_images:
             break
-    if not images:
+    if not count:
         shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
         raise DataError(f"{name}: no readable images ({len(skipped)} files skipped: {shown})")
     label_names = sorted(set(labels))
-    return ImageSet(np.stack(images), np.array([label_names.index(v) for v in labels]),
-                    label_names, names, np.arange(1, len(images) + 1),
-                    _source(f"{kind}{name}", len(images), size), skipped)
+    index = {v: i for i, v in enumerate(label_names)}
+    return ImageSet(images[:count], np.array([index[v] for v in labels]),
+                    label_names, names, np.arange(1, count + 1),
+                    _source(f"{kind}{name}", count, size), skipped)
 
 
 _CHUNK = 1 << 20
@@ -835,6 +863,11 @@ def load_split(spec: str = "openmoji", image_size: int = 64, val_fraction: float
     should_stop: checked between images while loading, True raises Cancelled."""
     if not 0 < val_fraction < 1:
         raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
-    whole, train, val = load_dataset(spec, image_size, labels_path=labels_path,
-                                     should_stop=should_stop).split_views(val_fraction, seed)
-    return Split(whole, train, val, str(spec), val_fraction, seed)
+    whole = load_dataset(spec, image_size, labels_path=labels_path, should_stop=should_stop)
+    train_index, val_index = whole._split_index(val_fraction, seed)
+    if whole.images.flags.writeable:  # ours alone (just loaded): reorder it where it lies
+        whole._reorder_in_place(np.concatenate([train_index, val_index]))
+    else:  # e.g. a read-only memory map of a .npy: one copy, in the new order
+        whole = whole.subset(np.concatenate([train_index, val_index]))
+    n = len(train_index)
+    return Split(whole, whole._slice(0, n), whole._slice(n, len(whole)), str(spec), val_fraction, seed)

@@ -778,6 +778,35 @@ def test_split_views_hold_the_images_once(tmp_path):
     assert split.describe()["n_train"] == 40 and split.describe()["n_val"] == 10
 
 
+def test_split_of_a_zip_is_reordered_in_place(tmp_path, monkeypatch):
+    colours = [(i * 10, 255 - i * 10, i) for i in range(12)]
+    path = make_zip(tmp_path / "c.zip", [(f"{i:02}.png", image_bytes(rgb(c))) for i, c in enumerate(colours)])
+    copies = []
+    real = data.ImageSet.subset
+    monkeypatch.setattr(data.ImageSet, "subset", lambda self, idx: copies.append(1) or real(self, idx))
+    split = data.load_split(str(path), 32, 0.25, seed=1)
+    assert copies == []  # no second copy of the images: rows were swapped where they lay
+    monkeypatch.undo()
+    train, val = data.load_zip(path, 32).split(0.25, seed=1)
+    assert split.train.ids.tolist() == train.ids.tolist() and split.val.ids.tolist() == val.ids.tolist()
+    assert np.array_equal(split.train.images, train.images) and np.array_equal(split.val.images, val.images)
+    assert split.train.names == train.names and np.shares_memory(split.val.images, split.all.images)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 300])
+def test_reorder_in_place_is_a_permutation(n):
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
+    s = data.ImageSet(images.copy(), np.arange(n) % 3, ["a", "b", "c"], [str(i) for i in range(n)],
+                      np.arange(1, n + 1), "x")
+    buffer = s.images
+    order = rng.permutation(n)
+    s._reorder_in_place(order)
+    assert s.images is buffer and np.array_equal(s.images, images[order])
+    assert s.ids.tolist() == (order + 1).tolist() and s.names == [str(i) for i in order]
+    assert s.labels.tolist() == (order % 3).tolist()
+
+
 def test_subset_of_a_range_is_a_view(small):
     head = small.subset(np.arange(2, 7))
     assert np.shares_memory(head.images, small.images) and head.ids.tolist() == [3, 4, 5, 6, 7]
