@@ -1,7 +1,7 @@
 """How much memory a training needs, and how much one training may have on this machine.
 
 The web app lets students pick a preset, image size, latent and batch; some choices need more
-memory than a small server has (report B's model at 128 px and batch 512 needs about 7 GB).
+memory than a small server has (report B's model at 128 px and batch 512: about 8 GB).
 `check_training` is called before any model is built and refuses, with what to lower, a
 training whose estimated peak exceeds this machine's per-training budget:
 
@@ -55,9 +55,12 @@ APP_BASELINE_BYTES = 1 * GB  # the app with shipped models and OpenMoji loaded (
 USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and other requests
 TRAIN_OVERHEAD_BYTES = 150_000_000  # a first training in a process: oneDNN, allocator, threads
 VAL_BATCH = 256  # train.validate's batch size
-# glibc keeps memory freed by one step for reuse, and the AE's and the VAE's steps take turns,
-# so the process's peak grows over the first steps to about 1.3-1.5x what one step holds at
-# once (bench/limits.py; with MALLOC_MMAP_THRESHOLD_=1048576 it stays at 1.0-1.1x).
+# What the process holds at its peak over what one step holds at once: glibc keeps memory
+# freed by one step for reuse, and the AE's and the VAE's steps take turns, so the peak grows
+# over the first steps, measured at 1.3-1.5x for mid-sized trainings and ~1.0x for report B
+# at 128 px and batch 410 (bench/limits.py; with MALLOC_MMAP_THRESHOLD_=1048576 it stays at
+# 1.0-1.1x). The larger factor is used: an estimate too low lets a training take the server
+# down, one too high only refuses some batches that would have fitted.
 HEAP_GROWTH = 1.5
 FLOAT = 4
 
