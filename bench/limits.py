@@ -1,6 +1,7 @@
 """The limits of issues 17 and 18: the largest allowed training and upload, and hostile files.
 
     python bench/limits.py [--space-gib 16] [--steps 3] [--skip-training]
+    python bench/limits.py --calibrate    # the estimate against 5 mid-sized trainings, 6 steps each
 
 Prints, each measured in a fresh process (peak RSS = VmHWM, reset first where the kernel
 allows, minus the RSS before the work):
@@ -169,6 +170,21 @@ def training(space_gib: float, steps: int) -> None:
           f"(estimate / measured = {est.total / m['peak']:.2f}; budget {mb(allowed)})", flush=True)
 
 
+CALIBRATION = [("default", 128, 128), ("report-b", 64, 128), ("report-b", 128, 64), ("report-a-wide", 50, 64),
+               ("report-a", 50, 16)]
+
+
+def calibrate(steps: int) -> None:
+    """The estimate against real trainings of mid-sized configurations (AE + VAE together)."""
+    print(f"Estimate against measured peak RSS ({steps} steps + 1 validation pass, {steps} x batch random images):")
+    for name, size, batch in CALIBRATION:
+        pair = [preset(name, k, image_size=size) for k in ("ae", "vae")]
+        est = budget.estimate_training(pair, batch, steps * batch)
+        m = budget.measure_training(pair, batch, steps=steps, threads=torch.get_num_threads(), timeout=3600)
+        print(f"  {name:<14} {size:>3} px batch {batch:>4}: estimate {mb(est.total):>9}, measured {mb(m['peak']):>9}, "
+              f"estimate / measured {est.total / m['peak']:.2f}  ({m['seconds']:.0f} s)", flush=True)
+
+
 def uploads(tmp: Path) -> None:
     n = data.MAX_IMAGES
     images = small_images(n, 128)
@@ -214,12 +230,15 @@ def main() -> None:
     ap.add_argument("--space-gib", type=float, default=16.0, help="memory of the Space the budget is for")
     ap.add_argument("--steps", type=int, default=3, help="training steps to measure (the heap grows over 2-3)")
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--calibrate", action="store_true", help="only: the estimate against 5 mid-sized trainings")
     ap.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
         return case(*args.case)
     print(f"machine: {os.cpu_count()} CPUs ({cpu_name()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; MAX_DECODED_PIXELS {data.MAX_DECODED_PIXELS:,}")
+    if args.calibrate:
+        return calibrate(max(args.steps, 6))
     if not args.skip_training:
         training(args.space_gib, args.steps)
     with tempfile.TemporaryDirectory(prefix="aevae-limits-") as d:
