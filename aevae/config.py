@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields
 
 MIN_SIZE, MAX_SIZE = 32, 128
 MAX_LATENT_VALUES = 200_000  # report A's 64x48x48 (147,456) must fit
+# A vector code is made by fully connected layers from the last feature map (up to 65,536
+# values at 128 px), so its parameters grow as features x latent: 4,096 is already 16x the
+# largest shipped vector (256). Larger codes are refused here; what fits in memory beside
+# that is for aevae.budget to say (it counts those layers' parameters).
+MAX_VECTOR_LATENT = 4_096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and many tools take 32-bit seeds
 KINDS = ("ae", "vae")
+
+
+def check_finite(value, name: str) -> float:
+    """`value` as a float if it is a real, finite number; else ValueError naming `name`.
+
+    Refuses NaN, +-inf, bools, None and strings: `not (0 < nan <= 1)` happens to refuse NaN
+    in a range check, but `x >= 0` lets +inf through, so check this first.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        f = float(value)
+    except (OverflowError, ValueError):  # e.g. an int too large for a float
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be a finite number, got {f}")
+    return f
+
+
+def check_whole(value, name: str, lo: int, hi: int) -> int:
+    """`value` as an int if it is a whole number (3 or 3.0) in lo..hi; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a whole number from {lo:,} to {hi:,}, got {value!r}")
+    if not isinstance(value, numbers.Integral):
+        f = check_finite(value, name)
+        if f != int(f):
+            raise ValueError(f"{name} must be a whole number, got {f}")
+        value = int(f)
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be a whole number from {lo:,} to {hi:,}, got {value:,}")
+    return value
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """A seed as an int in 0..2**32-1; whole floats (3.0, as number widgets send) are accepted.
+
+    Refuses bools, fractions, NaN/inf, negatives and anything larger, with a message
+    (torch's manual_seed would otherwise fail with "Overflow when unpacking long long").
+    """
+    return check_whole(value, name, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -31,21 +80,38 @@ class Latent:
 
 
 def parse_latent(text: str | int) -> Latent:
-    """'256' -> vector of 256; '256x8x8' (or '256×8×8', '256,8,8') -> spatial map."""
+    """'256' -> vector of 256; '256x8x8' (or '256×8×8', '256,8,8') -> spatial map.
+
+    The one parser for latent shapes typed anywhere. Every dimension must be >= 1 ('0',
+    '64x0x0' and '0x8x8' are refused), a vector at most MAX_VECTOR_LATENT values and any
+    latent at most MAX_LATENT_VALUES values. Raises ValueError with a message for the user.
+    """
+    shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:36] + "...'"
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise ValueError(f"latent {shown}: write a vector size like 256 or a map like 256x8x8")
     s = str(text).strip().lower().replace("×", "x").replace(",", "x").replace(" ", "")
-    if re.fullmatch(r"\d+", s):
-        lat = Latent(int(s))
-    elif m := re.fullmatch(r"(\d+)x(\d+)x(\d+)", s):
-        c, h, w = (int(g) for g in m.groups())
-        if h != w:
-            raise ValueError(f"latent {text!r}: spatial latents must be square (got {h}x{w})")
-        lat = Latent(c, h, w)
+    # At most 9 digits a number: longer ones are over every limit anyway (and int() of
+    # thousands of digits is slow).
+    if re.fullmatch(r"\d{1,9}", s):
+        dims = [int(s)]
+    elif m := re.fullmatch(r"(\d{1,9})x(\d{1,9})x(\d{1,9})", s):
+        dims = [int(g) for g in m.groups()]
     else:
-        raise ValueError(f"latent {text!r}: write a vector size like 256 or a map like 256x8x8")
-    if lat.channels < 1 or (lat.spatial and lat.h < 1):
-        raise ValueError(f"latent {text!r}: sizes must be at least 1")
+        raise ValueError(f"latent {shown}: write a vector size like 256 or a map like 256x8x8")
+    if min(dims) < 1:
+        raise ValueError(f"latent {shown}: every size must be at least 1 "
+                         "(write 256 for a vector, 64x8x8 for a map)")
+    if len(dims) == 1:
+        if dims[0] > MAX_VECTOR_LATENT:
+            raise ValueError(f"latent {shown}: a vector latent is at most {MAX_VECTOR_LATENT:,} values "
+                             "(for more, use a map like 64x16x16)")
+        return Latent(dims[0])
+    c, h, w = dims
+    if h != w:
+        raise ValueError(f"latent {shown}: spatial latents must be square (got {h}x{w})")
+    lat = Latent(c, h, w)
     if lat.numel > MAX_LATENT_VALUES:
-        raise ValueError(f"latent {text!r} has {lat.numel:,} values; the limit is {MAX_LATENT_VALUES:,}")
+        raise ValueError(f"latent {shown} has {lat.numel:,} values; the limit is {MAX_LATENT_VALUES:,}")
     return lat
 
 
@@ -68,13 +134,17 @@ class ModelConfig:
     name: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if self.kind not in KINDS:
             raise ValueError(f"model kind must be one of {KINDS}, got {self.kind!r}")
-        if not MIN_SIZE <= self.image_size <= MAX_SIZE:
-            raise ValueError(f"image size must be {MIN_SIZE}..{MAX_SIZE}, got {self.image_size}")
-        if not 1 <= len(self.widths) <= 5 or any(not 1 <= w <= 1024 for w in self.widths):
-            raise ValueError(f"widths must be 1-5 stage widths of 1..1024 channels, got {self.widths}")
+        try:
+            widths = tuple(check_whole(w, "width", 1, 1024) for w in self.widths)
+        except (TypeError, ValueError):
+            raise ValueError(f"widths must be 1-5 stage widths of 1..1024 channels, "
+                             f"got {self.widths!r}") from None
+        if not 1 <= len(widths) <= 5:
+            raise ValueError(f"widths must be 1-5 stage widths of 1..1024 channels, got {widths}")
+        object.__setattr__(self, "widths", widths)
+        object.__setattr__(self, "image_size", check_whole(self.image_size, "image size", MIN_SIZE, MAX_SIZE))
         parse_latent(self.latent)
 
     @property
@@ -116,16 +186,33 @@ class TrainConfig:
     device: str = "cpu"  # "cuda" where a GPU exists
 
     def __post_init__(self):
+        # Types first (whole numbers, finite floats; NaN/inf refused with their own message),
+        # then ranges. Whole numbers given as floats (3.0) are stored as ints.
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        put("epochs", check_whole(self.epochs, "epochs", 1, 10_000))
+        put("batch_size", check_whole(self.batch_size, "batch size", 1, 4096))
+        put("eval_every", check_whole(self.eval_every, "eval_every", 1, 10_000))
+        put("seed", check_seed(self.seed))
+        if self.plateau_patience is not None:
+            put("plateau_patience", check_whole(self.plateau_patience, "plateau patience", 0, 10_000))
+        if self.threads is not None:
+            put("threads", check_whole(self.threads, "threads", 1, 1024))
+        if self.seconds is not None:
+            put("seconds", check_finite(self.seconds, "seconds"))
+        for name, label in (("lr", "learning rate"), ("weight_decay", "weight decay"), ("beta", "beta"),
+                            ("kl_warmup_epochs", "KL warm-up"), ("plateau_factor", "plateau factor")):
+            put(name, check_finite(getattr(self, name), label))
         checks = [
-            (1 <= self.epochs <= 10_000, f"epochs must be 1..10000, got {self.epochs}"),
-            (self.seconds is None or 0 < self.seconds <= 86_400, f"seconds must be > 0, got {self.seconds}"),
-            (1 <= self.batch_size <= 4096, f"batch size must be 1..4096, got {self.batch_size}"),
+            (self.seconds is None or 0 < self.seconds <= 86_400, f"seconds must be in (0, 86400], got {self.seconds}"),
             (0 < self.lr <= 1, f"learning rate must be in (0, 1], got {self.lr}"),
             (0 <= self.weight_decay <= 1, f"weight decay must be in [0, 1], got {self.weight_decay}"),
             (0 <= self.beta <= 1000, f"beta must be in [0, 1000], got {self.beta}"),
-            (self.kl_warmup_epochs >= 0, "KL warm-up must be >= 0 epochs"),
-            (self.eval_every >= 1, "eval_every must be >= 1"),
-            (self.device == "cpu" or self.device.startswith("cuda"), f"device must be cpu or cuda, got {self.device!r}"),
+            (0 <= self.kl_warmup_epochs <= 10_000, f"KL warm-up must be 0..10000 epochs, got {self.kl_warmup_epochs}"),
+            (0 < self.plateau_factor < 1, f"plateau factor must be in (0, 1), got {self.plateau_factor}"),
+            (isinstance(self.device, str) and (self.device == "cpu" or self.device.startswith("cuda")),
+             f"device must be cpu or cuda, got {self.device!r}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -3,6 +3,13 @@
 Every loader returns an `ImageSet` of square uint8 RGB images with 1-based ids. Bad input
 raises `DataError` (a ValueError) whose message starts with the file name; inside a folder
 or zip one unreadable file is only recorded in `ImageSet.skipped`.
+
+Limits are checked before the work they bound: image counts and sizes of .npy/.npz arrays
+from their headers (before any data is read or decompressed), zip entry counts, declared
+sizes and overlaps from the central directory (before any entry is read), each image's size
+from its header (before it is decoded), and the bytes read and pixels decoded as loading
+goes. The file loaders take `max_images` (stop after that many usable images) and
+`should_stop` (checked between images; a True answer raises `Cancelled`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ MAX_IMAGE_PIXELS = 4096 * 4096  # per image; Pillow's own bomb limit is about 89
 MAX_ZIP_MEMBERS = 20_000  # also the file-count cap for folders
 MAX_ZIP_TOTAL_BYTES = 1_000_000_000  # uncompressed, also for folders and arrays
 MAX_MEMBER_BYTES = 50_000_000
+# Pixels decoded per load, summed over images: what decoding costs in CPU time (about 40 M
+# pixels/s for PNG on one core here, so ~10 s). Counted at the size an image is decoded at:
+# its own size, or for JPEG the reduced size draft() decodes at (>= the requested size).
+# 10,000 images of 128x128 are 164 M; 24 images of 4096x4096 already exceed it.
+MAX_DECODED_PIXELS = 400_000_000
 MAX_IDS = 1_000
 UNLABELLED = "unlabelled"
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
@@ -48,8 +60,28 @@ class DataError(ValueError):
     """Input that cannot become an ImageSet; the message is meant for the user."""
 
 
+class Cancelled(Exception):
+    """Loading stopped because `should_stop()` answered True (e.g. the request was cancelled)."""
+
+
 class _Skip(Exception):  # one file in a folder or zip is unusable; the reason goes to skipped
     pass
+
+
+StopCheck = Callable[[], bool] | None
+
+
+def _check_stop(should_stop: StopCheck, name: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled(f"{name}: loading was cancelled")
+
+
+def _check_max_images(max_images: int | None) -> int | None:
+    if max_images is None:
+        return None
+    if isinstance(max_images, bool) or not isinstance(max_images, int | np.integer) or max_images < 1:
+        raise ValueError(f"max_images must be a whole number >= 1 or None, got {max_images!r}")
+    return int(max_images)
 
 
 @dataclass
@@ -79,10 +111,22 @@ class ImageSet:
         return self.images.shape[1]
 
     def subset(self, index: np.ndarray | list[int]) -> ImageSet:
-        """Images at these positions (0-based), keeping their ids, labels and names."""
+        """Images at these positions (0-based), keeping their ids, labels and names.
+
+        A run of consecutive positions (e.g. np.arange(k)) gives views of this set's arrays,
+        not copies; any other index copies the images it picks.
+        """
         idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        if len(idx) and idx[0] >= 0 and idx[-1] < len(self) and np.array_equal(
+                idx, np.arange(idx[0], idx[0] + len(idx))):
+            return self._slice(int(idx[0]), int(idx[0]) + len(idx))
         return ImageSet(self.images[idx], self.labels[idx], list(self.label_names),
                         [self.names[i] for i in idx], self.ids[idx], self.source)
+
+    def _slice(self, start: int, stop: int) -> ImageSet:
+        """Positions start..stop-1 as views (no image is copied)."""
+        return ImageSet(self.images[start:stop], self.labels[start:stop], list(self.label_names),
+                        self.names[start:stop], self.ids[start:stop], self.source)
 
     def select_ids(self, ids: Iterable[int]) -> ImageSet:
         """Images with these 1-based ids, in the order given."""
@@ -102,15 +146,53 @@ class ImageSet:
         nchw = np.ascontiguousarray(self.images.transpose(0, 3, 1, 2))
         return torch.from_numpy(nchw).float() / 255
 
-    def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
-        """(train, validation), the same every call for the same seed; ids are kept."""
+    def _split_index(self, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self) < 2:
             raise DataError(f"{self.source}: need at least 2 images to split, have {len(self)}")
         if not 0 < val_fraction < 1:
             raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
         n_val = min(max(round(len(self) * val_fraction), 1), len(self) - 1)
         perm = np.random.default_rng(seed).permutation(len(self))
-        return self.subset(np.sort(perm[n_val:])), self.subset(np.sort(perm[:n_val]))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+        """(train, validation), the same every call for the same seed; ids are kept."""
+        train, val = self._split_index(val_fraction, seed)
+        return self.subset(train), self.subset(val)
+
+    def _reorder_in_place(self, order: np.ndarray) -> None:
+        """Rows become self[order] without a second copy of the images (one row at a time)."""
+        a = self.images
+        row = np.empty_like(a[0]) if len(a) else None
+        done = np.zeros(len(order), bool)
+        for start in range(len(order)):  # follow each cycle of the permutation
+            if done[start] or order[start] == start:
+                done[start] = True
+                continue
+            row[...] = a[start]
+            i = start
+            while True:
+                done[i] = True
+                j = int(order[i])
+                if j == start:
+                    a[i] = row
+                    break
+                a[i] = a[j]
+                i = j
+        self.labels, self.ids = self.labels[order], self.ids[order]
+        self.names = [self.names[i] for i in order]
+
+    def split_views(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet, ImageSet]:
+        """(whole, train, validation) with the same train and validation images as split().
+
+        `whole` is one copy of this set reordered as the training images then the validation
+        images (each in their original order, ids kept); train and validation are views of
+        it. So the three together hold the images once, where split() beside this set holds
+        them twice; once this set is dropped, `whole` is the only copy.
+        """
+        train, val = self._split_index(val_fraction, seed)
+        whole = self.subset(np.concatenate([train, val]))
+        return whole, whole._slice(0, len(train)), whole._slice(len(train), len(self))
 
     def describe(self) -> dict:
         return {"source": self.source, "n": len(self), "image_size": self.image_size,
@@ -314,7 +396,12 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _decode(data: bytes, size: int) -> np.ndarray:
+class _PixelBudget(Exception):  # decoding this image would pass MAX_DECODED_PIXELS for the load
+    pass
+
+
+def _decode(data: bytes, size: int, pixels_left: int | None = None) -> tuple[np.ndarray, int]:
+    """(image, pixels decoded). Sizes come from the header, checked before decoding."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -323,13 +410,16 @@ def _decode(data: bytes, size: int) -> np.ndarray:
                 if w * h > MAX_IMAGE_PIXELS:
                     raise _Skip(f"image too large ({w} x {h} pixels, limit {MAX_IMAGE_PIXELS:,})")
                 im.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
+                cost = im.size[0] * im.size[1]  # what load() will decode
+                if pixels_left is not None and cost > pixels_left:
+                    raise _PixelBudget
                 im.load()
-                return _square(_to_rgb(ImageOps.exif_transpose(im)), size)
+                return _square(_to_rgb(ImageOps.exif_transpose(im)), size), cost
     except UnidentifiedImageError:
         raise _Skip("not a PNG, JPEG, WebP or BMP image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise _Skip(f"image too large ({e})") from None
-    except _Skip:
+    except (_Skip, _PixelBudget):
         raise
     except Exception as e:  # Pillow raises many types on damaged files; one must not stop the rest
         raise _Skip(f"unreadable image ({e or type(e).__name__})") from None
@@ -339,10 +429,17 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-Entry = tuple[tuple[str, ...], Callable[[], bytes]]  # path parts, reader
+# A reader gets the most bytes it may return (the load's bytes left) and returns the file's
+# bytes, raising _Skip for an unusable file and _ByteBudget past that limit.
+Entry = tuple[tuple[str, ...], Callable[[int], bytes]]  # path parts, reader
 
 
-def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size: int) -> ImageSet:
+class _ByteBudget(Exception):  # reading this file would pass MAX_ZIP_TOTAL_BYTES for the load
+    pass
+
+
+def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size: int,
+           max_images: int | None = None, should_stop: StopCheck = None) -> ImageSet:
     """Decode the entries; the first path part (a sub-folder) is the label."""
     if not entries and not skipped:
         raise DataError(f"{name} is empty")
@@ -350,44 +447,86 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
     # A single wrapper folder around class folders (typical of zips) is not a class itself.
     if entries and all(len(p) >= 3 for p, _ in entries) and len({p[0] for p, _ in entries}) == 1:
         entries = [(p[1:], r) for p, r in entries]
-    images, labels, names, total = [], [], [], 0
+    # Decoded straight into one array: rows never written are never touched, so they take
+    # address space but no memory (no list of images and np.stack copy beside it).
+    rows = min(len(entries), MAX_IMAGES, max_images or MAX_IMAGES)
+    images = np.empty((rows, size, size, 3), np.uint8)
+    labels, names, total, pixels, count = [], [], 0, 0, 0
     for parts, read in entries:
+        _check_stop(should_stop, name)
         rel = "/".join(parts)
         try:
-            data = read()
+            data = read(MAX_ZIP_TOTAL_BYTES - total)
             total += len(data)
-            if total > MAX_ZIP_TOTAL_BYTES:
-                raise DataError(f"{name}: more than {MAX_ZIP_TOTAL_BYTES:,} bytes in all, too much")
-            images.append(_decode(data, size))
+            image, cost = _decode(data, size, MAX_DECODED_PIXELS - pixels)
+            pixels += cost
         except _Skip as e:
             skipped.append(f"{rel}: {e}")
             continue
-        if len(images) > MAX_IMAGES:
+        except _ByteBudget:
+            raise DataError(f"{name}: more than {MAX_ZIP_TOTAL_BYTES:,} bytes in all, too much") from None
+        except _PixelBudget:
+            raise DataError(f"{name}: more than {MAX_DECODED_PIXELS:,} pixels to decode in all "
+                            f"(stopped at {rel}, after {count} images); use fewer or smaller "
+                            f"images (about {size}x{size} is enough)") from None
+        if count == MAX_IMAGES:
             raise DataError(f"{name}: more than {MAX_IMAGES} images ({len(entries)} files); "
                             f"the limit is {MAX_IMAGES}, use a smaller set")
+        images[count] = image
+        count += 1
         labels.append(parts[0] if len(parts) > 1 else UNLABELLED)
         names.append(rel)
-    if not images:
+        if max_images is not None and count >= max_images:
+            break
+    if not count:
         shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
         raise DataError(f"{name}: no readable images ({len(skipped)} files skipped: {shown})")
     label_names = sorted(set(labels))
-    return ImageSet(np.stack(images), np.array([label_names.index(v) for v in labels]),
-                    label_names, names, np.arange(1, len(images) + 1),
-                    _source(f"{kind}{name}", len(images), size), skipped)
+    index = {v: i for i, v in enumerate(label_names)}
+    return ImageSet(images[:count], np.array([index[v] for v in labels]),
+                    label_names, names, np.arange(1, count + 1),
+                    _source(f"{kind}{name}", count, size), skipped)
 
 
-def _read_file(path: Path) -> bytes:
+_CHUNK = 1 << 20
+
+
+def _read_capped(f, declared: int, limit: int) -> bytes:
+    """Read a stream in chunks, stopping as soon as it passes what it may hold."""
+    cap = min(declared, MAX_MEMBER_BYTES, limit)
+    chunks, got = [], 0
+    while chunk := f.read(min(_CHUNK, cap + 1 - got)):
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > cap:
+            if got > limit:
+                raise _ByteBudget
+            if got > MAX_MEMBER_BYTES:
+                raise _Skip(f"file too large (over {MAX_MEMBER_BYTES:,} bytes)")
+            raise _Skip(f"holds more than its declared {declared:,} bytes")
+    return b"".join(chunks)
+
+
+def _read_file(path: Path, limit: int) -> bytes:
     try:
         if (n := path.stat().st_size) > MAX_MEMBER_BYTES:
             raise _Skip(f"file too large ({n:,} bytes, limit {MAX_MEMBER_BYTES:,})")
-        return path.read_bytes()
+        if n > limit:
+            raise _ByteBudget
+        with path.open("rb") as f:  # the size may change between stat() and read: read capped
+            return _read_capped(f, n, limit)
     except OSError as e:
         raise _Skip(f"cannot read ({e.strerror or e})") from None
 
 
-def load_folder(path: str | Path, image_size: int) -> ImageSet:
-    """Images in a folder; each immediate sub-folder is a label (as torchvision's ImageFolder)."""
+def load_folder(path: str | Path, image_size: int, max_images: int | None = None,
+                should_stop: StopCheck = None) -> ImageSet:
+    """Images in a folder; each immediate sub-folder is a label (as torchvision's ImageFolder).
+
+    max_images: stop after that many usable images (in name order); should_stop: checked
+    between files, True raises Cancelled."""
     size, root = _check_size(image_size), Path(path)
+    max_images = _check_max_images(max_images)
     if not root.is_dir():
         raise DataError(f"{root.name or root}: not a folder")
     entries: list[Entry] = []
@@ -398,24 +537,58 @@ def load_folder(path: str | Path, image_size: int) -> ImageSet:
                     for f in filenames if not _hidden(f)]
         if len(entries) > MAX_ZIP_MEMBERS:
             raise DataError(f"{root.name}: more than {MAX_ZIP_MEMBERS} files, the limit")
-    return _build(root.name or str(root), "folder ", entries, [], size)
+        _check_stop(should_stop, root.name)
+    return _build(root.name or str(root), "folder ", entries, [], size, max_images, should_stop)
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    if info.file_size > limit:
+        raise _ByteBudget
     try:
-        with zf.open(info) as f:
-            data = f.read(MAX_MEMBER_BYTES + 1)  # never trust the header's size alone
+        with zf.open(info) as f:  # never trust the declared size alone: read capped
+            return _read_capped(f, info.file_size, limit)
     except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError,
             EOFError) as e:  # damaged, encrypted or unsupported compression
         raise _Skip(f"cannot unpack ({e})") from None
-    if len(data) > MAX_MEMBER_BYTES:
-        raise _Skip(f"file too large (over {MAX_MEMBER_BYTES:,} bytes)")
-    return data
 
 
-def load_zip(path: str | Path, image_size: int) -> ImageSet:
-    """Images in a zip, read member by member in memory; nothing is extracted to disk."""
+_LOCAL_HEADER = 30  # bytes of a zip entry's local header before its name and extra field
+
+
+def _check_zip_entries(name: str, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse archives whose central directory lists a name twice or entries that overlap.
+
+    Both are tricks, never what a zip tool writes: one small compressed image listed
+    thousands of times makes a small file that decodes for an hour, and overlapping entries
+    make zip bombs. Checked from the directory alone, before any entry is read.
+    """
+    seen: set[str] = set()
+    for info in infos:
+        if info.filename in seen:
+            raise DataError(f"{name} lists {info.filename!r} more than once; "
+                            "archives with repeated entries are refused, zip the files again")
+        seen.add(info.filename)
+    spans = []
+    for info in infos:
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        head = _LOCAL_HEADER + len(info.orig_filename.encode(encoding, errors="replace"))
+        spans.append((info.header_offset, info.header_offset + head + info.compress_size, info.filename))
+    spans.sort()
+    for (start, end, first), (nxt, _, second) in zip(spans, spans[1:]):
+        if nxt < end:
+            what = "start at the same place" if nxt == start else "overlap"
+            raise DataError(f"{name}: entries {first!r} and {second!r} {what} in the archive; "
+                            "archives with overlapping entries are refused, zip the files again")
+
+
+def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
+             should_stop: StopCheck = None) -> ImageSet:
+    """Images in a zip, read member by member in memory; nothing is extracted to disk.
+
+    max_images: stop after that many usable images (in name order); should_stop: checked
+    between entries, True raises Cancelled."""
     size, path = _check_size(image_size), Path(path)
+    max_images = _check_max_images(max_images)
     name = path.name
     if not path.is_file():
         raise DataError(f"{name}: no such file")
@@ -427,6 +600,7 @@ def load_zip(path: str | Path, image_size: int) -> ImageSet:
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_MEMBERS:
             raise DataError(f"{name} has {len(infos)} entries; the limit is {MAX_ZIP_MEMBERS}")
+        _check_zip_entries(name, infos)
         entries: list[Entry] = []
         skipped: list[str] = []
         for info in infos:
@@ -447,7 +621,7 @@ def load_zip(path: str | Path, image_size: int) -> ImageSet:
                 entries.append((parts, partial(_read_member, zf, info)))
         if sum(info.file_size for info in infos) > MAX_ZIP_TOTAL_BYTES:
             raise DataError(f"{name} unpacks to more than {MAX_ZIP_TOTAL_BYTES:,} bytes, too much")
-        return _build(name, "zip ", entries, skipped, size)
+        return _build(name, "zip ", entries, skipped, size, max_images, should_stop)
 
 
 # ---------------------------------------------------------------- NumPy arrays
@@ -468,24 +642,66 @@ def _numpy_errors(name: str):
         raise DataError(f"{name} is not a valid NumPy file ({e})") from None
 
 
-def _array_images(a: np.ndarray, name: str, size: int | None) -> np.ndarray:
-    """(N,H,W,3) or (N,3,H,W), uint8 or float in [0,1] or [0,255] -> (N,S,S,3) uint8."""
-    if a.dtype.kind not in "uif":
-        raise DataError(f"{name}: images have dtype {a.dtype}; expected uint8 or float numbers")
-    if a.ndim == 3 and a.shape[-1] == 3:  # a single (H, W, 3) image
-        a = a[None]
-    if a.ndim != 4 or 3 not in (a.shape[1], a.shape[3]):
+def _check_images_shape(shape: tuple[int, ...], dtype: np.dtype, name: str) -> tuple[int, int, int]:
+    """(n, h, w) of an image array from its shape and dtype alone (a .npy header is enough)."""
+    if dtype.hasobject:
+        raise DataError(f"{name} contains Python objects (pickle), which is not allowed")
+    if dtype.kind not in "uif":
+        raise DataError(f"{name}: images have dtype {dtype}; expected uint8 or float numbers")
+    if len(shape) == 3 and shape[-1] == 3:  # a single (H, W, 3) image
+        shape = (1, *shape)
+    if len(shape) != 4 or 3 not in (shape[1], shape[3]):
         raise DataError(f"{name}: images must have shape (N, H, W, 3) or (N, 3, H, W), "
-                        f"got {a.shape}")
-    if a.shape[3] != 3:
-        a = a.transpose(0, 2, 3, 1)
-    n, h, w = a.shape[:3]
+                        f"got {tuple(shape)}")
+    n, h, w = (shape[0], shape[1], shape[2]) if shape[3] == 3 else (shape[0], shape[2], shape[3])
     if n == 0 or h == 0 or w == 0:
-        raise DataError(f"{name} contains no images (shape {a.shape})")
+        raise DataError(f"{name} contains no images (shape {tuple(shape)})")
     if n > MAX_IMAGES:
         raise DataError(f"{name}: {n} images; the limit is {MAX_IMAGES}")
-    if h * w > MAX_IMAGE_PIXELS or a.nbytes > MAX_ZIP_TOTAL_BYTES:
-        raise DataError(f"{name}: images too large ({h} x {w} pixels each, {a.nbytes:,} bytes)")
+    nbytes = n * h * w * 3 * dtype.itemsize
+    if h * w > MAX_IMAGE_PIXELS or nbytes > MAX_ZIP_TOTAL_BYTES:
+        raise DataError(f"{name}: images too large ({h} x {w} pixels each, {nbytes:,} bytes)")
+    return n, h, w
+
+
+def _read_npy_header(f, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy stream's header; reads (or decompresses) only the header."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        if read is None:
+            raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError) as e:
+        if isinstance(e, ValueError) and ("pickle" in str(e) or "Python objects" in str(e)):
+            raise DataError(f"{name} contains Python objects (pickle), which is not allowed") from None
+        raise DataError(f"{name} is not a valid NumPy file ({e})") from None
+    if dtype.hasobject:
+        raise DataError(f"{name} contains Python objects (pickle), which is not allowed")
+    return tuple(int(v) for v in shape), dtype
+
+
+def _check_labels_shape(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    if dtype.hasobject:
+        raise DataError(f"{name} contains Python objects (pickle), which is not allowed")
+    if dtype.kind not in "uif" or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise DataError(f"{name}: labels must be a 1-D array of whole numbers, got {dtype} {tuple(shape)}")
+    if shape[0] > MAX_IMAGES:
+        raise DataError(f"{name}: {shape[0]:,} labels; the limit is {MAX_IMAGES} images")
+
+
+def _array_images(a: np.ndarray, name: str, size: int | None, max_images: int | None = None,
+                  should_stop: StopCheck = None) -> np.ndarray:
+    """(N,H,W,3) or (N,3,H,W), uint8 or float in [0,1] or [0,255] -> (N,S,S,3) uint8."""
+    _check_images_shape(a.shape, a.dtype, name)
+    if a.ndim == 3:  # a single (H, W, 3) image
+        a = a[None]
+    if a.shape[3] != 3:
+        a = a.transpose(0, 2, 3, 1)
+    h, w = a.shape[1:3]
+    if max_images is not None:
+        a = a[:max_images]
     a = np.asarray(a)  # read a memory-mapped file now that its size is known
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise DataError(f"{name} contains NaN or infinite values")
@@ -498,7 +714,11 @@ def _array_images(a: np.ndarray, name: str, size: int | None) -> np.ndarray:
     size = size or min(max(min(h, w), MIN_SIZE), MAX_SIZE)
     if h == w == size:
         return np.ascontiguousarray(a)
-    return np.stack([_square(Image.fromarray(im), size) for im in a])
+    out = np.empty((len(a), size, size, 3), np.uint8)
+    for i, im in enumerate(a):
+        _check_stop(should_stop, name)
+        out[i] = _square(Image.fromarray(im), size)
+    return out
 
 
 def _array_labels(lab: np.ndarray, name: str, n: int) -> tuple[np.ndarray, list[str]]:
@@ -516,16 +736,42 @@ def _array_labels(lab: np.ndarray, name: str, n: int) -> tuple[np.ndarray, list[
     return index.astype(np.int64), [str(v) for v in values]
 
 
+def _npz_member(z: np.lib.npyio.NpzFile, key: str, name: str, check) -> np.ndarray:
+    """One array of an .npz: its header read and checked before the data is decompressed.
+
+    np.load then reads exactly the bytes the checked header declares."""
+    member = key if key in z.zip.namelist() else f"{key}.npy"
+    with z.zip.open(member) as f:
+        shape, dtype = _read_npy_header(f, name)
+    check(shape, dtype, name)
+    return z[key]
+
+
+def _peek_npy(path: Path, name: str, check) -> None:
+    """Check a .npy file's header (a no-op for files that are not .npy: np.load judges them)."""
+    with path.open("rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            return
+        f.seek(0)
+        shape, dtype = _read_npy_header(f, name)
+    check(shape, dtype, name)
+
+
 def load_arrays(path: str | Path, image_size: int | None = None,
-                labels_path: str | Path | None = None) -> ImageSet:
+                labels_path: str | Path | None = None, max_images: int | None = None,
+                should_stop: StopCheck = None) -> ImageSet:
     """Images from .npy, or .npz with `data`/`images` (and optionally `label`/`labels`).
 
-    Without image_size the stored size is kept (clamped to 32..128)."""
+    Without image_size the stored size is kept (clamped to 32..128). Shapes and dtypes are
+    read from the arrays' headers and checked against the caps before any data is read or
+    decompressed. max_images keeps the first that many images (and labels)."""
     path, labels = Path(path), None
     size = None if image_size is None else _check_size(image_size)
+    max_images = _check_max_images(max_images)
     if not path.is_file():
         raise DataError(f"{path.name}: no such file")
     with _numpy_errors(path.name):
+        _peek_npy(path, path.name, _check_images_shape)
         arr = np.load(path, mmap_mode="r", allow_pickle=False)  # mmap: shape before reading
         if isinstance(arr, np.lib.npyio.NpzFile):
             with arr as z:
@@ -534,50 +780,65 @@ def load_arrays(path: str | Path, image_size: int | None = None,
                 if ikey is None:
                     raise DataError(f"{path.name} has no 'data' or 'images' array "
                                     f"(found: {', '.join(z.files) or 'nothing'})")
-                arr, labels = z[ikey], (z[lkey] if lkey else None)
-    images = _array_images(arr, path.name, size)
+                arr = _npz_member(z, ikey, path.name, _check_images_shape)
+                labels = _npz_member(z, lkey, path.name, _check_labels_shape) if lkey else None
+    _check_stop(should_stop, path.name)
+    images = _array_images(arr, path.name, size, max_images, should_stop)
     labels_name = path.name
     if labels_path is not None:
         labels_name = Path(labels_path).name
         with _numpy_errors(labels_name):
+            _peek_npy(Path(labels_path), labels_name, _check_labels_shape)
             labels = np.load(labels_path, allow_pickle=False)
         if isinstance(labels, np.lib.npyio.NpzFile):
+            labels.close()
             raise DataError(f"{labels_name}: labels must be a .npy file")
     if labels is None:
         index, names = np.zeros(len(images), np.int64), [UNLABELLED]
     else:
-        index, names = _array_labels(np.asarray(labels), labels_name, len(images))
+        labels = np.asarray(labels)
+        if max_images is not None and labels.ndim >= 1 and len(labels) > len(images) == max_images:
+            labels = labels[:max_images]
+        index, names = _array_labels(labels, labels_name, len(images))
     return ImageSet(images, index, names, [f"{path.stem}[{i}]" for i in range(len(images))],
                     np.arange(1, len(images) + 1),
                     _source(path.name, len(images), images.shape[1]))
 
 
-def load_dataset(spec: str, image_size: int = 64,
-                 labels_path: str | Path | None = None) -> ImageSet:
-    """ "openmoji" (or empty) or a path: folder, .zip, .npy, .npz or a single image file."""
+def load_dataset(spec: str, image_size: int = 64, labels_path: str | Path | None = None,
+                 max_images: int | None = None, should_stop: StopCheck = None) -> ImageSet:
+    """ "openmoji" (or empty) or a path: folder, .zip, .npy, .npz or a single image file.
+
+    max_images: at most that many images (the first usable ones; OpenMoji ignores it);
+    should_stop: checked between images, True raises Cancelled."""
+    max_images = _check_max_images(max_images)
     if str(spec).strip().lower() in ("", "openmoji"):
         if labels_path is not None:
             raise DataError("a labels file only goes with .npy or .npz images")
         return load_openmoji(image_size)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return load_folder(path, image_size)
+        return load_folder(path, image_size, max_images, should_stop)
     if not path.is_file():
         raise DataError(f"{spec}: no such file or folder")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        return load_arrays(path, image_size, labels_path)
+        return load_arrays(path, image_size, labels_path, max_images, should_stop)
     if labels_path is not None:
         raise DataError(f"{path.name}: a labels file only goes with .npy or .npz images")
     if suffix == ".zip":
-        return load_zip(path, image_size)
+        return load_zip(path, image_size, max_images, should_stop)
     return _build(path.name, "image ", [((path.name,), partial(_read_file, path))], [],
-                  _check_size(image_size))
+                  _check_size(image_size), max_images, should_stop)
 
 
 @dataclass
 class Split:
-    """A dataset with its deterministic train/validation split and how it was made."""
+    """A dataset with its deterministic train/validation split and how it was made.
+
+    From load_split, `all` holds the training images then the validation images (ids kept)
+    and `train` and `val` are views of it: the images are held once.
+    """
 
     all: ImageSet
     train: ImageSet
@@ -596,10 +857,17 @@ class Split:
 
 
 def load_split(spec: str = "openmoji", image_size: int = 64, val_fraction: float = 0.1, seed: int = 0,
-               labels_path=None) -> Split:
-    """Load a dataset and split it; the same arguments always give the same split."""
+               labels_path=None, should_stop: StopCheck = None) -> Split:
+    """Load a dataset and split it; the same arguments always give the same split.
+
+    should_stop: checked between images while loading, True raises Cancelled."""
     if not 0 < val_fraction < 1:
         raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
-    full = load_dataset(spec, image_size, labels_path=labels_path)
-    train, val = full.split(val_fraction, seed)
-    return Split(full, train, val, str(spec), val_fraction, seed)
+    whole = load_dataset(spec, image_size, labels_path=labels_path, should_stop=should_stop)
+    train_index, val_index = whole._split_index(val_fraction, seed)
+    if whole.images.flags.writeable:  # ours alone (just loaded): reorder it where it lies
+        whole._reorder_in_place(np.concatenate([train_index, val_index]))
+    else:  # e.g. a read-only memory map of a .npy: one copy, in the new order
+        whole = whole.subset(np.concatenate([train_index, val_index]))
+    n = len(train_index)
+    return Split(whole, whole._slice(0, n), whole._slice(n, len(whole)), str(spec), val_fraction, seed)

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import stat
+import time
 import zipfile
 from pathlib import Path
 
@@ -565,3 +566,251 @@ def test_no_gradio_or_torchvision_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- limits (issues 17 and 18)
+# Each hostile file is made here; refusals must come before the work they bound. The time
+# bounds are generous (a busy 2-core machine); bench/limits.py prints the real figures.
+
+def npy_header(shape, dtype="|u1") -> bytes:
+    """A .npy header (version 1.0) declaring this array, with no data after it."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()  # magic, version and the padded header dict
+
+
+def test_npz_image_count_refused_from_the_header(tmp_path):
+    np.savez_compressed(tmp_path / "blank.npz", data=np.zeros((60_000, 8, 8, 3), np.uint8))
+    t = time.perf_counter()
+    with pytest.raises(DataError, match=r"^blank.npz: 60000 images; the limit is 10000$"):
+        data.load_dataset(str(tmp_path / "blank.npz"), 64)
+    assert time.perf_counter() - t < 15
+
+
+@pytest.mark.parametrize(("shape", "dtype", "message"), [
+    ((60_000, 64, 64, 3), "|u1", "60000 images; the limit is 10000"),
+    ((60_000, 3, 64, 64), "<f4", "60000 images; the limit is 10000"),
+    ((1, 5000, 5000, 3), "|u1", r"images too large \(5000 x 5000 pixels each"),
+    ((10_000, 128, 128, 3), "<f8", r"images too large \(128 x 128 pixels each, 3,932,160,000 bytes"),
+    ((10, 8, 8, 3), "|O", r"contains Python objects \(pickle\)"),
+    ((10, 8, 8, 3), "<c16", "dtype complex128"),
+    ((10, 8, 8), "|u1", "must have shape"),
+])
+def test_array_headers_checked_before_any_data_is_read(tmp_path, shape, dtype, message):
+    # Only a header, no data: reading the data would fail as "not a valid NumPy file".
+    header = npy_header(shape, dtype)
+    (tmp_path / "h.npy").write_bytes(header)
+    with zipfile.ZipFile(tmp_path / "h.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("images.npy", header)
+    for name in ("h.npy", "h.npz"):
+        with pytest.raises(DataError, match=f"^{name}: .*{message}|^{name} {message}"):
+            data.load_arrays(tmp_path / name)
+
+
+def test_npz_labels_header_checked(tmp_path, pixels):
+    with zipfile.ZipFile(tmp_path / "l.npz", "w") as zf:
+        buf = io.BytesIO()
+        np.save(buf, pixels)
+        zf.writestr("data.npy", buf.getvalue())
+        zf.writestr("labels.npy", npy_header((10**9,), "<i8"))
+    with pytest.raises(DataError, match="^l.npz: 1,000,000,000 labels; the limit is 10000"):
+        data.load_arrays(tmp_path / "l.npz")
+    (tmp_path / "big_labels.npy").write_bytes(npy_header((10**9,), "<i8"))
+    np.save(tmp_path / "d.npy", pixels)
+    with pytest.raises(DataError, match="^big_labels.npy: 1,000,000,000 labels"):
+        data.load_arrays(tmp_path / "d.npy", labels_path=tmp_path / "big_labels.npy")
+    (tmp_path / "void.npy").write_bytes(npy_header((5,), "|V1000000"))
+    with pytest.raises(DataError, match="^void.npy: labels must be a 1-D array of whole numbers"):
+        data.load_arrays(tmp_path / "d.npy", labels_path=tmp_path / "void.npy")
+
+
+def zip_listing(path: Path, content: bytes, names: list[str], offsets: list[int] | None = None) -> Path:
+    """A zip holding `content` once (stored, at offset 0) whose central directory lists it under
+    each of `names`, at `offsets` (default: all at 0). Made by hand: zip tools never write this."""
+    import struct
+    import zlib as z
+    crc, n = z.crc32(content), len(content)
+    first = names[0].encode()
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, n, n, len(first), 0) + first + content
+    central = b""
+    for name, offset in zip(names, offsets or [0] * len(names), strict=True):
+        b = name.encode()
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, n, n, len(b),
+                               0, 0, 0, 0, 0, offset) + b
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(names), len(names), len(central), len(local), 0)
+    path.write_bytes(local + central + end)
+    return path
+
+
+@pytest.fixture(scope="module")
+def huge_png() -> bytes:
+    """A 4096 x 4096 PNG (exactly the per-image limit), a few tens of KB."""
+    return image_bytes(Image.new("RGB", (4096, 4096), (90, 20, 200)))
+
+
+def test_zip_repeating_one_entry_refused_before_decoding(tmp_path, huge_png, monkeypatch):
+    decoded = []
+    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1))
+    path = zip_listing(tmp_path / "same.zip", huge_png, ["a.png"] * 5000)
+    assert zipfile.ZipFile(path).namelist() == ["a.png"] * 5000  # what zipfile itself sees
+    t = time.perf_counter()
+    with pytest.raises(DataError, match="^same.zip lists 'a.png' more than once; archives with repeated"):
+        data.load_dataset(str(path), 64)
+    path = zip_listing(tmp_path / "names.zip", huge_png, [f"{i}.png" for i in range(5000)])
+    with pytest.raises(DataError, match="^names.zip: entries '0.png' and '1.png' start at the same place"):
+        data.load_zip(path, 64)
+    assert time.perf_counter() - t < 15 and decoded == []
+
+
+def test_zip_overlapping_entries_refused(tmp_path):
+    png = image_bytes(rgb())
+    path = zip_listing(tmp_path / "overlap.zip", png, ["a.png", "b.png"], [0, 40])  # b inside a's data
+    with pytest.raises(DataError, match="^overlap.zip: entries 'a.png' and 'b.png' overlap in the archive"):
+        data.load_zip(path, 32)
+    ok = zip_listing(tmp_path / "one.zip", png, ["a.png"])  # the helper itself makes valid zips
+    assert data.load_zip(ok, 32).names == ["a.png"]
+
+
+def test_decoded_pixel_cap_stops_the_load(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 1000)
+    for i in "abcd":
+        write(tmp_path / f"{i}.png", rgb(size=(20, 20)))  # 400 pixels each
+    decoded = []
+    real = data._decode
+    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    with pytest.raises(DataError, match=r"more than 1,000 pixels to decode in all \(stopped at c.png, "
+                                        r"after 2 images\); use fewer or smaller images"):
+        data.load_folder(tmp_path, 32)
+    assert len(decoded) == 3  # c.png's size was read from its header; it was never decoded
+    assert data.load_folder(tmp_path, 32, max_images=2).names == ["a.png", "b.png"]
+
+
+def test_decoded_pixel_cap_on_large_images_is_quick(tmp_path, huge_png, monkeypatch):
+    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 2 * 4096 * 4096)
+    path = make_zip(tmp_path / "big.zip", [(f"{i:03}.png", huge_png) for i in range(200)])
+    t = time.perf_counter()
+    with pytest.raises(DataError, match=r"^big.zip: more than 33,554,432 pixels to decode in all \(stopped at 002.png"):
+        data.load_zip(path, 64)
+    assert time.perf_counter() - t < 15
+
+
+def test_jpeg_counts_the_reduced_size_it_is_decoded_at(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 100_000)
+    for i in range(3):  # draft() decodes a 1024 px JPEG at 1/8 scale (128 px) for 32 px output
+        write(tmp_path / "jpg" / f"{i}.jpg", image_bytes(rgb(size=(1024, 1024)), "JPEG"))
+        write(tmp_path / "png" / f"{i}.png", rgb(size=(1024, 1024)))
+    assert len(data.load_folder(tmp_path / "jpg", 32)) == 3
+    with pytest.raises(DataError, match="pixels to decode in all"):
+        data.load_folder(tmp_path / "png", 32)
+
+
+def test_bytes_read_are_capped_while_reading(tmp_path, monkeypatch):
+    png = image_bytes(rgb())
+    for i in range(3):
+        write(tmp_path / f"{i}.png", png)
+    monkeypatch.setattr(data, "MAX_ZIP_TOTAL_BYTES", 2 * len(png) + 1)
+    with pytest.raises(DataError, match="more than .* bytes in all"):
+        data.load_folder(tmp_path, 32)
+    # A stream that yields more than its header declared is cut off at once.
+    with pytest.raises(data._Skip, match="holds more than its declared 10 bytes"):
+        data._read_capped(io.BytesIO(bytes(10**6)), 10, 10**9)
+    with pytest.raises(data._ByteBudget):
+        data._read_capped(io.BytesIO(bytes(10**6)), 10**6, 1000)
+    assert data._read_capped(io.BytesIO(b"abc"), 3, 3) == b"abc"
+
+
+def test_max_images_stops_decoding(tmp_path, monkeypatch, pixels):
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "many.zip", [("0-bad.png", b"nope")] + [(f"{i}.png", png) for i in range(1, 10)])
+    decoded = []
+    real = data._decode
+    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    s = data.load_dataset(str(path), 32, max_images=3)
+    assert s.names == ["1.png", "2.png", "3.png"] and len(decoded) == 4 and len(s.skipped) == 1
+    assert s.ids.tolist() == [1, 2, 3] and s.source == "zip many.zip (3 images, 32x32)"
+    np.save(tmp_path / "x.npy", pixels)
+    np.save(tmp_path / "y.npy", np.arange(5))
+    a = data.load_dataset(str(tmp_path / "x.npy"), 32, tmp_path / "y.npy", max_images=2)
+    assert len(a) == 2 and a.labels.tolist() == [0, 1] and a.names == ["x[0]", "x[1]"]
+    assert len(data.load_arrays(tmp_path / "x.npy", max_images=50)) == 5
+    for bad in (0, -1, True, 2.5, "3"):
+        with pytest.raises(ValueError, match="max_images must be"):
+            data.load_dataset(str(path), 32, max_images=bad)
+
+
+def test_should_stop_cancels_between_images(tmp_path, monkeypatch, pixels):
+    for i in range(6):
+        write(tmp_path / "f" / f"{i}.png", rgb())
+    make_zip(tmp_path / "z.zip", [(f"{i}.png", image_bytes(rgb())) for i in range(6)])
+    np.save(tmp_path / "x.npy", pixels)
+    decoded = []
+    real = data._decode
+    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    for spec in ("f", "z.zip", "x.npy"):
+        calls = []
+        decoded.clear()
+
+        def stop(calls=calls):
+            calls.append(1)
+            return len(calls) > 3
+        with pytest.raises(data.Cancelled, match="loading was cancelled"):
+            data.load_dataset(str(tmp_path / spec), 32, should_stop=stop)
+        assert len(decoded) <= 3
+    with pytest.raises(data.Cancelled):
+        data.load_split(str(tmp_path / "z.zip"), 32, should_stop=lambda: True)
+    assert not issubclass(data.Cancelled, ValueError)  # not a bad file: the UI says "cancelled"
+
+
+def test_split_views_hold_the_images_once(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (50, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "y.npy", np.arange(50) % 4)
+    split = data.load_split(str(tmp_path / "x.npy"), 32, 0.2, seed=5, labels_path=tmp_path / "y.npy")
+    full = data.load_dataset(str(tmp_path / "x.npy"), 32, tmp_path / "y.npy")
+    train, val = full.split(0.2, seed=5)  # the same split as before, image for image
+    for got, want in ((split.train, train), (split.val, val)):
+        assert np.array_equal(got.ids, want.ids) and np.array_equal(got.images, want.images)
+        assert np.array_equal(got.labels, want.labels) and got.names == want.names
+        assert got.images.base is not None and np.shares_memory(got.images, split.all.images)
+    assert split.all.ids.tolist() == train.ids.tolist() + val.ids.tolist()
+    assert sorted(split.all.ids) == list(range(1, 51)) and len(split.all) == 50
+    assert split.all.select_ids([7]).images[0].tolist() == images[6].tolist()
+    assert split.describe()["n_train"] == 40 and split.describe()["n_val"] == 10
+
+
+def test_split_of_a_zip_is_reordered_in_place(tmp_path, monkeypatch):
+    colours = [(i * 10, 255 - i * 10, i) for i in range(12)]
+    path = make_zip(tmp_path / "c.zip", [(f"{i:02}.png", image_bytes(rgb(c))) for i, c in enumerate(colours)])
+    copies = []
+    real = data.ImageSet.subset
+    monkeypatch.setattr(data.ImageSet, "subset", lambda self, idx: copies.append(1) or real(self, idx))
+    split = data.load_split(str(path), 32, 0.25, seed=1)
+    assert copies == []  # no second copy of the images: rows were swapped where they lay
+    monkeypatch.undo()
+    train, val = data.load_zip(path, 32).split(0.25, seed=1)
+    assert split.train.ids.tolist() == train.ids.tolist() and split.val.ids.tolist() == val.ids.tolist()
+    assert np.array_equal(split.train.images, train.images) and np.array_equal(split.val.images, val.images)
+    assert split.train.names == train.names and np.shares_memory(split.val.images, split.all.images)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 300])
+def test_reorder_in_place_is_a_permutation(n):
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8)
+    s = data.ImageSet(images.copy(), np.arange(n) % 3, ["a", "b", "c"], [str(i) for i in range(n)],
+                      np.arange(1, n + 1), "x")
+    buffer = s.images
+    order = rng.permutation(n)
+    s._reorder_in_place(order)
+    assert s.images is buffer and np.array_equal(s.images, images[order])
+    assert s.ids.tolist() == (order + 1).tolist() and s.names == [str(i) for i in order]
+    assert s.labels.tolist() == (order % 3).tolist()
+
+
+def test_subset_of_a_range_is_a_view(small):
+    head = small.subset(np.arange(2, 7))
+    assert np.shares_memory(head.images, small.images) and head.ids.tolist() == [3, 4, 5, 6, 7]
+    assert head.names == small.names[2:7]
+    picked = small.subset([3, 1])
+    assert not np.shares_memory(picked.images, small.images) and picked.ids.tolist() == [4, 2]
+    assert small.subset([5]).ids.tolist() == [6] and len(small.subset(np.arange(0))) == 0
