@@ -61,7 +61,7 @@ def build_demo() -> gr.Blocks:
     zoo = store().zoo
     ladder_default = ", ".join(dict.fromkeys(e["rung"] for e in zoo.ladder())) if zoo else ""
     labels = ["(none)"] + data.OPENMOJI_GROUPS
-    d = PRESETS["default"]
+    d = PRESETS[workbench.TRAIN_DEFAULT]
     with gr.Blocks(title="aevae: autoencoders vs VAEs", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# aevae — autoencoders and variational autoencoders\n"
                     "Train an AE and a VAE on small colour images, then compare what they reconstruct "
@@ -92,7 +92,7 @@ def build_demo() -> gr.Blocks:
             strip = gr.Image(label="Fixed validation images: before training and now", format="png",
                              elem_classes="pixelated", buttons=["download"], height=300)
             with gr.Row():
-                preset = gr.Dropdown(list(PRESETS), value="default", label="Preset")
+                preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label="Preset")
                 image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
                 latent = gr.Textbox(d.model.latent, label="Latent: vector (256) or spatial (256x8x8)")
                 dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data")

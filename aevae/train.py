@@ -112,7 +112,8 @@ def validate(model: AutoEncoder, data: torch.Tensor, beta: float, batch_size: in
             totals["loss"] += t.loss.item() * n
             totals["mse"] += t.mse.item() * n
             totals["kl"] += t.kl.item() * n
-            mse = (model.decode(out.mu) - x).pow(2).flatten(1).mean(1).double()
+            mean = out.recon if model.kind == "ae" else model.decode(out.mu)  # the AE's z is its mean
+            mse = (mean - x).pow(2).flatten(1).mean(1).double()
             psnrs.append(torch.clamp(10 * torch.log10(1.0 / mse), max=PSNR_CAP))
     finally:
         model.train(was_training)
