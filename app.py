@@ -83,11 +83,11 @@ def build_demo() -> gr.Blocks:
             plan_md = gr.Markdown()
             status = gr.Markdown()
             with gr.Row():
-                mse_plot = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS,
+                mse_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
                                        label="Reconstruction loss per iteration", height=260)
-                val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS, x_axis_format="d",
+                val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS,
                                        label="Validation PSNR per epoch", height=260)
-                kl_plot = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS,
+                kl_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
                                       label=KL_LABEL, height=260)
             strip = gr.Image(label="Fixed validation images: before training and now", format="png",
                              elem_classes="pixelated", buttons=["download"], height=300)
@@ -120,7 +120,7 @@ def build_demo() -> gr.Blocks:
             share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
             demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
             demo.load(load_picker, None, in_use, api_visibility="private")
-            gr.on([c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
+            gr.on([demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
                   api_visibility="private", queue=False)
             train_btn.click(
                 train_models, [*shared, dataset, upload, use_new],
@@ -284,8 +284,8 @@ def build_demo() -> gr.Blocks:
             runs_note = gr.Markdown()
             run_pick = gr.Dropdown([], label="Loss curves of run")
             with gr.Row():
-                run_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
-                run_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
+                run_mse = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
+                run_kl = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
             runs_csv = gr.File(label="Runs as CSV")
             sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap],
                             [sweep_msg, runs_df, run_pick, runs_csv, in_use], api_name="sweep", concurrency_id="train")
@@ -303,8 +303,8 @@ def build_demo() -> gr.Blocks:
                 vae_layers = gr.Dataframe(label="VAE layers")
             m_info = gr.Code(language="json", label="Training config and data")
             with gr.Row():
-                m_mse = gr.LinePlot(x="iteration", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
-                m_kl = gr.LinePlot(x="iteration", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
+                m_mse = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
+                m_kl = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
             gr.Markdown("\n\n".join(f"**{k.upper()}** — {v}" for k, v in metrics.METRIC_HELP.items()))
             models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                              api_name="models")

@@ -244,9 +244,11 @@ def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int):
     image = 3 * s * s
     n_images = max(int(n_images), 0)
     profiles = [profile(m) for m in models]
-    per_image = max(p.saved + 2 * p.largest for p in profiles) + 2 * image * FLOAT + image
+    # The models of a pair train (and validate) at the same time, one thread each (train.py), so
+    # their activations are alive together: summed, not the largest of them.
+    per_image = sum(p.saved + 2 * p.largest + image * FLOAT for p in profiles) + image * FLOAT + image
     val_batch = min(VAL_BATCH, n_images) if n_images else VAL_BATCH
-    validation = (max(p.no_grad_peak for p in profiles) + image) * val_batch
+    validation = (sum(p.no_grad_peak for p in profiles) + image) * val_batch
 
     def estimate(batch_size: int) -> MemoryEstimate:
         batch = max(min(int(batch_size), n_images) if n_images else int(batch_size), 1)

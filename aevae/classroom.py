@@ -16,7 +16,6 @@ import copy
 import hashlib
 import heapq
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -25,11 +24,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import data, timing
+from . import budget, data, timing
 
 MAX_FINISHED = 24  # finished runs kept for reuse (least recently used dropped)
-# Trainings at once on this server: 2 on a 2-core machine (each model of a pair uses one core).
-SLOTS = int(os.environ.get("AEVAE_TRAINING_SLOTS") or 2)
+# Trainings at once on this server (AEVAE_TRAIN_CONCURRENCY, default 2: on a 2-core machine each
+# model of a pair uses one core); the memory budget per training assumes the same number.
+SLOTS = budget.train_concurrency()
 
 
 class Cancelled(RuntimeError):

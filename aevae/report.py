@@ -109,11 +109,11 @@ def build(session: workbench.Session, out: str | Path) -> Path:
 
     # 3. Reconstructions (Q3, Q5)
     rec = session.last.get("reconstruction")
-    if rec is None or rec.images.image_size != pair.image_size:
+    if rec is None or rec.source != pair.source or rec.images.image_size != pair.image_size:
         rec = workbench.reconstruct(pair, workbench.choose(split, None, 10, 0))
     elif rec.ae.lpips is None or rec.vae.lpips is None:  # the tab ran with LPIPS off: add it
         rec = workbench.Reconstruction(rec.images, *(metrics.score(rec.images.images, r.recon, rec.images.ids)
-                                                     for r in (rec.ae, rec.vae)))
+                                                     for r in (rec.ae, rec.vae)), rec.source)
     files["reconstructions.png"] = _png(figures.image_grid(
         [rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
         [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
@@ -135,11 +135,11 @@ def build(session: workbench.Session, out: str | Path) -> Path:
 
     # 5. Noisy variants (report A, Problems 2 and 4)
     var = session.last.get("variants")
-    if var is None or var[0].image_size != pair.image_size:
+    if var is None or var[2:] != (pair.source,) or var[0].image_size != pair.image_size:
         ids = [i for i in data.REPORT_A_IDS if i <= len(split.all)]
         chosen = split.all.select_ids(ids)
         var = (chosen, workbench.variants(pair, chosen, 5, 1.0, 0))
-    chosen, vs = var
+    chosen, vs = var[:2]
     gen_data, gen_label = vs.export_arrays()
     for name, arr in (("gen_data.npy", gen_data), ("gen_label.npy", gen_label)):
         buf = io.BytesIO()
@@ -179,7 +179,7 @@ def build(session: workbench.Session, out: str | Path) -> Path:
     md.append("## 7. Hyperparameter runs\n\n" + _table(runs, digits=4))
 
     # Checkpoints of the pair
-    tmp = session.tmpdir / "report-ckpt"
+    tmp = Path(out).parent / "report-ckpt"  # beside the zip: a call's own folder
     for kind, model in (("ae", pair.ae), ("vae", pair.vae)):
         p = checkpoints.save(model, tmp / kind, train=pair.train, history=pair.history.get(kind),
                              dataset=pair.dataset, name=f"{pair.source} {kind}")

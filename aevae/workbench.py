@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import classroom, data, metrics, sampling, timing
+from . import budget, classroom, data, metrics, sampling, timing
 from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
 from .models import AutoEncoder, build_model, plan
 from .runs import RUN, SHIPPED, Pair, Run, RunList
@@ -30,6 +30,7 @@ OPENMOJI = "openmoji"
 TRAIN_DEFAULT = "quick"  # the Train tab's preset: a good pair in about half a minute on 2 cores
 MAX_RECON_IMAGES = 64
 MAX_SESSIONS = 100
+KEEP_FOLDERS = 16  # output folders kept per session (one per call that makes files)
 _split_lock = threading.Lock()
 _splits: dict[int, data.Split] = {}
 
@@ -117,6 +118,8 @@ class Session:
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
         self._tmp: Path | None = None
+        self._folders: list[Path] = []
+        self._folders_lock = threading.Lock()
 
     # --- where things come from -------------------------------------------------------
     @property
@@ -124,6 +127,19 @@ class Session:
         if self._tmp is None:
             self._tmp = Path(tempfile.mkdtemp(prefix="aevae-session-"))
         return self._tmp
+
+    def new_folder(self, keep: int = KEEP_FOLDERS) -> Path:
+        """A fresh folder for one call's output files, so parallel calls never share a file.
+
+        The oldest beyond `keep` are removed (the app has copied their files into its own cache
+        by the time the next call asks for a folder).
+        """
+        with self._folders_lock:
+            folder = Path(tempfile.mkdtemp(prefix="out-", dir=self.tmpdir))
+            self._folders.append(folder)
+            while len(self._folders) > keep:
+                shutil.rmtree(self._folders.pop(0), ignore_errors=True)
+            return folder
 
     def run_rows(self) -> list[dict]:
         """Every run of this session as a table row (without loss histories)."""
@@ -268,6 +284,7 @@ class Reconstruction:
     images: data.ImageSet  # ground truth
     ae: metrics.EvalResult
     vae: metrics.EvalResult
+    source: str = ""  # the pair that made them ("shipped: default", "run 3")
 
     def rows(self) -> list[dict]:
         out = []
@@ -283,7 +300,7 @@ def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Recons
     if images.image_size != pair.image_size:
         raise ValueError(f"images are {images.image_size}px but the models take {pair.image_size}px")
     return Reconstruction(images, metrics.evaluate(pair.ae, images, lpips=lpips),
-                          metrics.evaluate(pair.vae, images, lpips=lpips))
+                          metrics.evaluate(pair.vae, images, lpips=lpips), pair.source)
 
 
 def load_user_images(paths: list[str], size: int) -> data.ImageSet:
@@ -446,6 +463,8 @@ class PairJob:
         self.session, self.settings, self.split, self.kind, self.use = session, settings, split, kind, use
         cfgs = [settings.model_config(k) for k in ("ae", "vae")]
         tcfg = settings.train_config()
+        # Refused before anything starts when it would not fit this server's memory per training.
+        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all))
         key = classroom.run_key(cfgs, tcfg.to_dict(), split)
         est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), tcfg.epochs)
 
@@ -599,6 +618,7 @@ def train_betas(session: Session, split: data.Split, betas: list[float], epochs:
     cfg = TrainSettings(image_size=split.all.image_size, latent=BETA_LATENT).model_config("vae")
     base = TrainSettings(epochs=int(epochs), seconds=cap, seed=seed).train_config()
     session.stop.clear()
+    budget.check_training([cfg], base.batch_size, n_images=len(split.all))
     est = len(betas) * timing.estimate_seconds([cfg], len(split.train), len(split.val), int(epochs))
     ticket = session.shared.slots.acquire(est, session.stop.is_set, on_wait or (lambda place, secs: None))
     try:

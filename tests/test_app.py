@@ -16,6 +16,11 @@ from aevae import checkpoints, data
 from ui.common import session
 
 
+def pixels(image) -> np.ndarray:
+    """A handler's image output (a PNG file it wrote) as an array."""
+    return np.asarray(Image.open(image))
+
+
 def req(name):
     return SimpleNamespace(session_hash=name)
 
@@ -29,6 +34,7 @@ def run_training(app, name, **kw):
 
 def test_reconstruct_shows_gt_ae_vae_and_a_table(app_module):
     grid, summary, table, csv = app_module.reconstruct("", 10, 0, True, req("r1"))
+    grid = pixels(grid)
     assert grid.ndim == 3 and grid.shape[2] == 3 and grid.shape[0] > 3 * 32
     assert "AE" in summary and "VAE" in summary and "LPIPS" in summary
     assert len(table) == 10 and {"AE PSNR", "VAE SSIM", "id"} <= set(table.columns)
@@ -102,7 +108,7 @@ def test_train_then_other_tabs_use_the_trained_pair(app_module):
     status, mse, kl, val, files, strip, picker = steps[-1]
     assert "Done" in status and len(mse) > 0 and set(mse["model"]) == {"AE", "VAE"} and len(kl) > 0
     assert set(val["model"]) == {"AE", "VAE"} and val["epoch"].tolist().count(0) == 2  # "before" points
-    assert strip.ndim == 3 and picker["value"] == "run:1"
+    assert pixels(strip).ndim == 3 and picker["value"] == "run:1"
     assert any(v == "run:1" for _, v in picker["choices"])
     assert len(files) == 4 and checkpoints.load(files[0]).model.kind == "ae"
     _, summary, _, _ = app_module.reconstruct("1", 1, 0, False, req("t1"))
@@ -238,15 +244,18 @@ def test_hostile_zip_upload_is_refused_cleanly(app_module, tmp_path):
 
 def test_latent_space_prior_interpolation_and_map(app_module):
     grid, note = app_module.prior_samples("in use", 6, 0, req("ls1"))
+    grid = pixels(grid)
     assert grid.shape[0] > 2 * 32 and "same draws" in note
     grid2, _ = app_module.prior_samples("shipped: ladder-16", 6, 0, req("ls1"))
+    grid2 = pixels(grid2)
     assert grid2.shape == grid.shape and not np.array_equal(grid, grid2)
     interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
-    assert interp.shape[0] > 3 * 32 and "5 steps" in msg
+    assert pixels(interp).shape[0] > 3 * 32 and "5 steps" in msg
     points, thumbs, note, xs, ys = app_module.code_map("in use", "VAE", req("ls1"))
     assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
-    assert "variance" in note and thumbs.shape[0] >= 7 * 32
+    assert "variance" in note and pixels(thumbs).shape[0] >= 7 * 32
     point = app_module.decode_point(0.0, 0.0, req("ls1"))
+    point = pixels(point)
     assert point.ndim == 3 and point.shape[0] >= 32
     with pytest.raises(gr.Error, match="Map the validation set first"):
         app_module.decode_point(0.0, 0.0, req("ls2"))
@@ -327,3 +336,23 @@ def test_a_rung_is_a_run_and_shows_in_the_ladder(app_module):
     assert s.runs.last.kind == "rung" and s.in_use == "shipped:default"
     _, table, _, _ = app_module.compare_latents("", 2, 0, False, req("g1"))
     assert "8" in set(table["latent"])
+
+
+def test_parallel_calls_in_one_session_return_their_own_files(app_module):
+    """Six calls at once (a double click, a script) each get their own files, equal to a call made alone."""
+    import concurrent.futures as cf
+
+    alone = {seed: app_module.make_variants("1-3", "(none)", 4, 2, 1.0, seed, req(f"p-alone-{seed}"))
+             for seed in range(100, 106)}
+    with cf.ThreadPoolExecutor(6) as pool:
+        together = dict(zip(range(100, 106), pool.map(
+            lambda seed: app_module.make_variants("1-3", "(none)", 4, 2, 1.0, seed, req("p-one")), range(100, 106))))
+    for seed in alone:
+        a = [f for f in alone[seed][2] if f.endswith("gen_data.npy")][0]
+        b = [f for f in together[seed][2] if f.endswith("gen_data.npy")][0]
+        assert np.array_equal(np.load(a), np.load(b)), seed
+    with cf.ThreadPoolExecutor(6) as pool:
+        outs = list(pool.map(lambda seed: app_module.reconstruct("", 5, seed, False, req("p-one")), range(6)))
+    for seed, (_, _, table, csv) in enumerate(outs):
+        rows = open(csv).read().splitlines()[1:]
+        assert [int(r.split(",")[0]) for r in rows] == table["id"].tolist(), seed

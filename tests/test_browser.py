@@ -76,27 +76,72 @@ def test_latent_space_and_beta_tabs(page):
     shot(page, "beta")
 
 
-def test_train_tab_five_seconds(page):
+def small_training(pg, epochs="1", seed=None):
+    """Set the Train tab to a tiny run: 32 px, latent 16x4x4, `epochs` epochs."""
+    pg.get_by_label("Image size (px, 32-128)").fill("32")
+    pg.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
+    box = pg.get_by_label("number input for Epochs", exact=True).first
+    box.fill(epochs)
+    box.press("Enter")
+    if seed is not None:
+        pg.get_by_label("Seed", exact=True).first.fill(str(seed))
+
+
+def test_train_tab(page):
     tab(page, "Train")
-    page.get_by_label("Image size (px, 32-128)").fill("32")
-    page.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
-    seconds = page.get_by_label("Seconds for both (at most)").first
-    seconds.fill("5")
-    seconds.press("Enter")
+    small_training(page)
+    page.get_by_text("Plan:").first.wait_for(timeout=10_000)
     page.get_by_role("button", name="Train AE + VAE").click()
-    page.get_by_text("Done").wait_for(timeout=60_000)
-    # The loss plot has drawn lines for both models.
-    plot = page.locator("div.vega-embed").first
-    plot.wait_for(timeout=10_000)
-    assert page.locator("div.vega-embed canvas, div.vega-embed svg").count() >= 1
+    page.get_by_text("Done.").wait_for(timeout=120_000)
+    # Loss and validation plots and the before/now strip are drawn.
+    page.locator("div.vega-embed").first.wait_for(timeout=10_000)
+    assert page.locator("div.vega-embed canvas, div.vega-embed svg").count() >= 2
+    assert page.get_by_text("The other tabs now use it").count() == 1
     shot(page, "train")
+
+
+IN_USE = "Models in use (every tab): a shipped pair or one of your runs"
+
+
+def pick(page, label, option):
+    page.get_by_label(label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_sweep_keeps_the_pair_in_use_and_the_picker_chooses(page):
+    tab(page, "Hyperparameter runs")
+    page.get_by_label("Epochs to sweep").fill("1")
+    box = page.get_by_label("number input for Training images", exact=True).first
+    box.fill("64")
+    box.press("Enter")
+    page.get_by_label("Latent", exact=True).fill("16x4x4")
+    page.get_by_role("button", name="Run sweep").click()
+    page.get_by_text("Sweep: 1 of 1 rows done").wait_for(timeout=120_000)
+    picker = page.get_by_label(IN_USE).first
+    assert picker.input_value().startswith("run 1 · Train"), picker.input_value()  # not the sweep's run
+    pick(page, IN_USE, "run 2 · sweep")
+    page.get_by_text("Every tab now uses run 2").wait_for(timeout=10_000)
+    pick(page, IN_USE, "shipped: default")
+    page.get_by_text("Every tab now uses shipped: default").wait_for(timeout=10_000)
+    tab(page, "Report")
+    page.get_by_role("button", name="Download report").click()
+    page.get_by_text("Report ready").wait_for(timeout=120_000)
+    href = page.locator("a[href*='aevae-report']").first.get_attribute("href")
+    body = page.request.get(href if href.startswith("http") else page.url.split("?")[0].rstrip("/") + href).body()
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(body)) as z:
+        md = z.read(next(n for n in z.namelist() if n.endswith("report.md"))).decode()
+    assert "this session's models (shipped: default)" in md
+    shot(page, "report")
 
 
 def test_runs_and_models_tabs(page):
     tab(page, "Hyperparameter runs")
     page.get_by_role("button", name="Refresh table").click()
     try:
-        page.get_by_role("columnheader", name="AE epochs done", exact=True).wait_for(timeout=30_000)
+        page.get_by_role("columnheader", name="epochs done", exact=True).wait_for(timeout=30_000)
     finally:
         shot(page, "runs")
     tab(page, "Models")
@@ -112,11 +157,7 @@ def test_closing_the_tab_ends_its_training(page, server):
     other = page.context.browser.new_page()
     other.goto(server)
     other.get_by_role("button", name="Train AE + VAE").wait_for(timeout=30_000)
-    other.get_by_label("Image size (px, 32-128)").fill("32")
-    other.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
-    secs = other.get_by_label("Seconds for both (at most)").first
-    secs.fill("120")
-    secs.press("Enter")
+    small_training(other, epochs="200", seed=4242)  # a seed no other test trains: a fresh run
     other.get_by_role("button", name="Train AE + VAE").click()
     other.get_by_text("epoch 1/").wait_for(timeout=30_000)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from aevae import classroom, data, workbench
 from aevae.config import PRESETS
@@ -166,6 +167,7 @@ def parse_ids_or_none(text: str | None) -> list[int] | None:
 
 
 def csv_file(rows: list[dict], folder: Path, name: str) -> str:
+    """`rows` as a CSV in `folder` (a call's own folder: see Session.new_folder)."""
     path = folder / name
     buf = io.StringIO()
     if rows:
@@ -173,6 +175,18 @@ def csv_file(rows: list[dict], folder: Path, name: str) -> str:
         w.writeheader()
         w.writerows(rows)
     path.write_text(buf.getvalue())
+    return str(path)
+
+
+def png(folder: Path, image: np.ndarray, name: str = "image.png") -> str:
+    """An image as a PNG file in a call's own folder.
+
+    Handlers return files, not arrays: Gradio writes arrays into its cache under a name made from
+    the content, without an atomic rename, so two users asking for the same picture at once could
+    be served a file while it is being rewritten (a truncated response).
+    """
+    path = folder / name
+    Image.fromarray(image).save(path, format="PNG")
     return str(path)
 
 
@@ -215,6 +229,16 @@ def curves(histories: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         for e in h["epochs"]:
             if "val_psnr" in e:
                 val.append({"epoch": e["epoch"], "val PSNR (dB)": e["val_psnr"], "model": kind.upper()})
-    return (pd.DataFrame(mse, columns=["iteration", "MSE per pixel", "model"]),
-            pd.DataFrame(kl, columns=["iteration", "KL (nats/image)", "model"]),
-            pd.DataFrame(val, columns=["epoch", "val PSNR (dB)", "model"]))
+    return (typed(mse, "iteration", "MSE per pixel"), typed(kl, "iteration", "KL (nats/image)"),
+            typed(val, "epoch", "val PSNR (dB)"))
+
+
+def typed(rows: list[dict], x: str, y: str) -> pd.DataFrame | None:
+    """Rows as a frame with numeric axes, or None (an empty plot) when there are none yet.
+
+    A plot first drawn from an empty frame keeps an empty colour scale and categorical axes
+    (every value labelled, lines invisible), so an empty plot is sent as None instead.
+    """
+    if not rows:
+        return None
+    return pd.DataFrame(rows, columns=[x, y, "model"]).astype({x: "int64", y: "float64"})

@@ -16,6 +16,7 @@ from .common import (
     fail,
     need,
     numbers,
+    png,
     session,
     store,
     training_slot,
@@ -32,7 +33,7 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         raise fail(e) from None
     vae, ae = workbench.prior_pair(pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    return grid, (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
+    return png(s.new_folder(), grid, "prior-samples.png"), (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
                   "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
                   "never was, so its codes live elsewhere and its decoder makes little of them.")
 
@@ -47,7 +48,7 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
         raise fail(e) from None
     rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
     grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
-    return grid, f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    return png(s.new_folder(), grid, "interpolation.png"), f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
 
 
 def code_map(pair_name: str, kind: str, request: gr.Request):
@@ -70,7 +71,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
             f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
             f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
-    return points, grid, note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
+    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
         minimum=-3 * sy, maximum=3 * sy, value=0)
 
 
@@ -83,11 +84,11 @@ def decode_point(x: float, y: float, request: gr.Request):
     pair = workbench.pair_named(s, pair_name)
     model = pair.vae if kind == "VAE" else pair.ae
     img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
-    return figures.upscale(img[0], figures.auto_scale(pair.image_size, 160))
+    return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
 
 
 # --- Beta trade-off ---------------------------------------------------------------------
-def show_betas(rows: list[dict], source: str):
+def show_betas(s: workbench.Session, rows: list[dict], source: str):
     table = pd.DataFrame([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
                            if k not in ("samples", "recon")} for r in rows])
     chart = pd.DataFrame({"KL (nats/image)": [r["KL (nats/image)"] for r in rows],
@@ -102,7 +103,7 @@ def show_betas(rows: list[dict], source: str):
     note = (f"{source}. Low beta: sharp reconstructions, a high KL (rate) and prior samples that are not "
             "emoji. High beta: the code carries little (low KL), reconstructions blur, and samples become "
             "smooth average emoji. Report B's VAE sits at the blurry end of this trade-off.")
-    return table, chart, grid, note
+    return table, chart, png(s.new_folder(), grid, "beta-sweep.png"), note
 
 
 def shipped_beta_sweep(request: gr.Request):
@@ -111,7 +112,7 @@ def shipped_beta_sweep(request: gr.Request):
     if not models:
         raise gr.Error("No beta sweep is shipped; train one on your data below.")
     size = models[0][1].config.image_size
-    return show_betas(workbench.beta_results(models, workbench.openmoji_split(size)),
+    return show_betas(s, workbench.beta_results(models, workbench.openmoji_split(size)),
                       "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
 
 
@@ -153,7 +154,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     if not models:
         raise gr.Error("Stopped before the first beta had trained a step.", print_exception=False)
     done = "" if len(models) == len(betas) else f" Stopped after {len(models)} of {len(betas)} betas."
-    yield show_betas(workbench.beta_results(models, split),
+    yield show_betas(s, workbench.beta_results(models, split),
                      f"Trained here: {epochs} epochs per beta on {split.all.source}.{done} Each beta is a run "
                      "in the Hyperparameter runs tab")
 
@@ -170,7 +171,7 @@ def download_report(request: gr.Request):
     """A zip answering the homework questions from what this session did."""
     s = session(request)
     try:
-        path = report.build(s, s.tmpdir / "aevae-report.zip")
+        path = report.build(s, s.new_folder() / "aevae-report.zip")
     except (ValueError, NoModels) as e:
         raise fail(e) from None
     return str(path), "Report ready: Markdown and HTML, figures, tables, checkpoints and the .npy exports."

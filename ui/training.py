@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from aevae import checkpoints, data, figures, workbench
-from aevae.config import PRESETS
+from aevae.config import PRESETS, check_finite, check_seed
 from aevae.models import summary_rows
 from aevae.workbench import NoModels, TrainSettings
 
@@ -24,6 +24,7 @@ from .common import (
     fail,
     need,
     numbers,
+    png,
     replay,
     session,
     training_slot,
@@ -35,10 +36,13 @@ def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_de
     need(1, MAX_EPOCHS, epochs, "epochs")
     need(1, MAX_SECONDS, cap, "time cap (s)")
     need(1, 512, batch_size, "batch size")
-    need(0, 2**31 - 1, seed, "seed")
     try:
+        seed = check_seed(seed)
+        for value, name in ((lr, "learning rate"), (weight_decay, "weight decay"), (beta, "beta"),
+                            (image_size, "image size")):
+            check_finite(value, name)
         settings = TrainSettings(preset, int(image_size), str(latent), int(epochs), float(cap),
-                                 int(batch_size), float(lr), float(weight_decay), float(beta), int(seed))
+                                 int(batch_size), float(lr), float(weight_decay), float(beta), seed)
         settings.model_config("ae"), settings.train_config()
     except (TypeError, ValueError) as e:
         raise fail(e) from None
@@ -68,6 +72,10 @@ def _strip(snap: workbench.Snapshot | None):
     return figures.image_grid(rows, labels, scale=figures.auto_scale(snap.images.shape[1], 48))
 
 
+def _strip_file(s: workbench.Session, snap) -> str | None:
+    return None if snap is None else png(s.new_folder(), _strip(snap), "before-now.png")
+
+
 def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
                  dataset, upload, use_when_done, request: gr.Request):
     """Train an AE and a VAE side by side; yields progress, curves, the live strip and finally checkpoints."""
@@ -90,7 +98,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             raise fail(e) from None
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
         head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
-                f"{skipped}.  \n**Plan:** {plan}  \n")
+                f"{skipped}. **Run:** {plan}  \n")
         s.stop.clear()
         job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         shown = {"snap": None, "step": -1}
@@ -99,7 +107,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             if snap is None or (snap is shown["snap"] and snap.step == shown["step"]):
                 return gr.update()
             shown.update(snap=snap, step=snap.step)
-            return _strip(snap)
+            return _strip_file(s, snap)
 
         def show():
             live = job.live
@@ -134,7 +142,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         yield (head + f"**{ended}.** {run.title}: AE val PSNR {row['AE val PSNR']:.2f} dB, VAE val PSNR "
                f"{row['VAE val PSNR']:.2f} dB; {row['steps']:,} steps in {row['seconds']:.1f} s; "
                f"{row['trained']} (same settings, seed and data give the same models). {used}",
-               *curves(pair.history), files, _strip(job.live.snapshot), picker_update(s))
+               *curves(pair.history), files, _strip_file(s, job.live.snapshot), picker_update(s))
     finally:
         s.lock.release()
 
@@ -199,7 +207,7 @@ def show_runs(request: gr.Request):
     choices = [(r.title, r.number) for r in reversed(s.runs.items)]
     note = s.runs.note()
     return (pd.DataFrame(rows), gr.update(choices=choices, value=choices[0][1] if choices else None),
-            csv_file(rows, s.tmpdir, f"runs-{len(rows)}.csv") if rows else None, note)
+            csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
 
 
 def run_curves(run, request: gr.Request):

@@ -19,6 +19,7 @@ from .common import (
     fail,
     need,
     parse_ids_or_none,
+    png,
     rounded,
     session,
     short_note,
@@ -73,7 +74,8 @@ def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, sou
     if rec.images.skipped:
         lines.append(f"\nSkipped {len(rec.images.skipped)} files: " + "; ".join(rec.images.skipped[:5]))
     table = rounded(rows)
-    return grid, "\n".join(lines), table, csv_file(rows, s.tmpdir, "reconstructions.csv")
+    folder = s.new_folder()
+    return png(folder, grid, "reconstructions.png"), "\n".join(lines), table, csv_file(rows, folder, "reconstructions.csv")
 
 
 def new_draw(seed: int) -> int:
@@ -110,18 +112,17 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         vs = workbench.variants(pair, images, int(k), float(scale), int(seed))
     except (ValueError, NoModels) as e:
         raise fail(e) from None
-    s.last["variants"] = (images, vs)
+    s.last["variants"] = (images, vs, pair.source)
     size = pair.image_size
     sc = figures.auto_scale(size, 72)
+    folder = s.new_folder()
     gallery = []
     for i in range(len(images)):
         g = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]),
                                 np.concatenate([images.images[i:i + 1], vs.ae[i]])],
                                ["VAE", "AE"], ["source"] + [f"#{j + 1}" for j in range(k)], scale=sc)
-        gallery.append((g, f"id {images.ids[i]} · {images.label_names[images.labels[i]]} · {images.names[i]}"))
+        gallery.append((png(folder, g, f"variants-{images.ids[i]}.png"), f"id {images.ids[i]} · {images.label_names[images.labels[i]]} · {images.names[i]}"))
     gen_data, gen_label = vs.export_arrays()
-    folder = s.tmpdir / "variants"
-    folder.mkdir(exist_ok=True)
     files = [str(p) for p in save_arrays(folder, gen_data, gen_label)]
     big = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]) for i in range(len(images))],
                              [str(i) for i in images.ids], scale=1)
@@ -168,7 +169,7 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     note = (f"Input: 3x{images.image_size}x{images.image_size} = {3 * images.image_size ** 2:,} values. "
             "A 'bottleneck' with more values than the image compresses nothing: it reconstructs well "
             "but has not learned a compact code.")
-    return grid, pd.DataFrame(rows), pd.DataFrame(chart), note
+    return png(s.new_folder(), grid, "latent-sizes.png"), pd.DataFrame(rows), pd.DataFrame(chart), note
 
 
 def train_missing_rung(latent: str, epochs: int, request: gr.Request):
