@@ -12,7 +12,7 @@ import torch
 
 def _train(args) -> int:
     from . import data, distributed
-    from .config import PRESETS, ModelConfig
+    from .config import PRESETS, ModelConfig, resolve_device
     from .models import plan
 
     base = PRESETS[args.preset]
@@ -25,7 +25,8 @@ def _train(args) -> int:
     tcfg = base.train.with_(**{k: v for k, v in {
         "epochs": args.epochs, "seconds": args.seconds, "batch_size": args.batch_size, "lr": args.lr,
         "weight_decay": args.weight_decay, "beta": args.beta, "kl_warmup_epochs": args.kl_warmup,
-        "seed": args.seed, "threads": args.threads, "device": args.device}.items() if v is not None})
+        "seed": args.seed, "threads": args.threads, "device": resolve_device(args.device)}.items()
+        if v is not None})
     if args.no_plateau:
         tcfg = tcfg.with_(plateau_patience=None)
     size = cfgs[0].image_size
@@ -173,7 +174,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--split-seed", type=int, default=0)
     t.add_argument("--val-fraction", type=float, default=0.1)
     t.add_argument("--threads", type=int)
-    t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu; under torchrun, cuda uses nccl")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                   help="default auto: cuda when a GPU is present, else mps, else cpu; under torchrun, cuda uses nccl")
     t.add_argument("--half", action="store_true", help="store weights as float16")
     t.add_argument("--no-lpips", action="store_true")
     t.add_argument("--verbose", "-v", action="store_true", help="print the architecture")

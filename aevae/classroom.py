@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import torch
@@ -235,3 +236,44 @@ class SharedRuns:
 
 def estimate(cfgs, split: data.Split, epochs: int) -> float:
     return timing.estimate_seconds(cfgs, len(split.train), len(split.val), epochs)
+
+
+class Memo:
+    """Answers computed once and shared: a bounded, least-recently-used map whose values are
+    computed by the first caller while identical concurrent callers wait for that result."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._done: OrderedDict = OrderedDict()
+        self._pending: dict = {}
+        self._lock = threading.Lock()
+        self.computed = 0  # how many answers were actually computed
+
+    def get(self, key, compute: Callable[[], object]):
+        if key is None:
+            return compute()
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key]
+            future = self._pending.get(key)
+            owner = future is None
+            if owner:
+                future = self._pending[key] = Future()
+        if not owner:
+            return future.result()
+        try:
+            value = compute()
+        except BaseException as e:
+            with self._lock:
+                self._pending.pop(key, None)
+            future.set_exception(e)
+            raise
+        with self._lock:
+            self.computed += 1
+            self._pending.pop(key, None)
+            self._done[key] = value
+            while len(self._done) > self.size:
+                self._done.popitem(last=False)
+        future.set_result(value)
+        return value

@@ -211,8 +211,8 @@ class TrainConfig:
             (0 <= self.beta <= 1000, f"beta must be in [0, 1000], got {self.beta}"),
             (0 <= self.kl_warmup_epochs <= 10_000, f"KL warm-up must be 0..10000 epochs, got {self.kl_warmup_epochs}"),
             (0 < self.plateau_factor < 1, f"plateau factor must be in (0, 1), got {self.plateau_factor}"),
-            (isinstance(self.device, str) and (self.device == "cpu" or self.device.startswith("cuda")),
-             f"device must be cpu or cuda, got {self.device!r}"),
+            (isinstance(self.device, str) and (self.device in ("cpu", "mps") or self.device.startswith("cuda")),
+             f"device must be cpu, cuda or mps, got {self.device!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -228,6 +228,19 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def resolve_device(name: str | None = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is present, else Apple's 'mps', else 'cpu'; other names as given."""
+    name = (name or "auto").strip().lower()
+    if name != "auto":
+        return name
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
 
 
 @dataclass(frozen=True)

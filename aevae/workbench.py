@@ -7,6 +7,7 @@ OpenMoji set are shared read-only by all sessions.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -20,13 +21,15 @@ import numpy as np
 import torch
 
 from . import budget, classroom, data, metrics, sampling, timing
-from .config import PRESETS, ModelConfig, TrainConfig, parse_latent
+from .config import PRESETS, ModelConfig, TrainConfig, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
 from .runs import RUN, SHIPPED, Pair, Run, RunList
 from .train import History, Progress, as_uint8_nchw, to_float, train_together
 from .zoo import BETA_LATENT, Zoo
 
 OPENMOJI = "openmoji"
+# Where the app trains: AEVAE_DEVICE (auto, cpu, cuda, mps); auto takes a GPU when there is one.
+DEVICE = resolve_device(os.environ.get("AEVAE_DEVICE", "auto"))
 TRAIN_DEFAULT = "quick"  # the Train tab's preset: a good pair in about half a minute on 2 cores
 MAX_RECON_IMAGES = 64
 MAX_SESSIONS = 100
@@ -72,7 +75,7 @@ class TrainSettings:
 
     def train_config(self) -> TrainConfig:
         secs = float(self.seconds) if self.seconds else None
-        return PRESETS[self.preset].train.with_(
+        return PRESETS[self.preset].train.with_(device=DEVICE,
             epochs=int(self.epochs), seconds=secs, batch_size=int(self.batch_size), lr=float(self.lr),
             weight_decay=float(self.weight_decay), beta=float(self.beta), seed=int(self.seed))
 
@@ -296,6 +299,23 @@ class Reconstruction:
         return out
 
 
+# Answers that depend only on shipped files (shipped models on the shipped data), computed once
+# for every student of the server: a whole class opening the same tab costs one computation.
+SHIPPED_ANSWERS = classroom.Memo(256)
+
+
+def shipped_key(session: Session, pair: Pair | None, *parts):
+    """A key for an answer made from shipped models and data only, else None (not shared)."""
+    if session.upload is not None or (pair is not None and not pair.source.startswith("shipped:")):
+        return None
+    return (pair.source if pair is not None else "", *parts)
+
+
+def reconstruct_for(session: Session, pair: Pair, images: data.ImageSet, lpips: bool = True) -> Reconstruction:
+    key = shipped_key(session, pair, "reconstruct", images.image_size, tuple(int(i) for i in images.ids), lpips)
+    return SHIPPED_ANSWERS.get(key, lambda: reconstruct(pair, images, lpips))
+
+
 def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Reconstruction:
     if images.image_size != pair.image_size:
         raise ValueError(f"images are {images.image_size}px but the models take {pair.image_size}px")
@@ -315,6 +335,12 @@ def load_user_images(paths: list[str], size: int) -> data.ImageSet:
     skipped = [k for s in sets for k in s.skipped]
     return data.ImageSet(imgs, np.zeros(len(imgs), np.int64), [data.UNLABELLED], names,
                          np.arange(1, len(imgs) + 1), "uploaded images", skipped)
+
+
+def variants_for(session: Session, pair: Pair, images: data.ImageSet, k: int, scale: float,
+                 seed: int) -> sampling.VariantSet:
+    key = shipped_key(session, pair, "variants", tuple(int(i) for i in images.ids), k, scale, seed)
+    return SHIPPED_ANSWERS.get(key, lambda: variants(pair, images, k, scale, seed))
 
 
 def variants(pair: Pair, images: data.ImageSet, k: int, scale: float, seed: int) -> sampling.VariantSet:
@@ -341,6 +367,14 @@ def ladder_models(session: Session) -> list[dict]:
 
 
 def latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -> list[dict]:
+    if not any(run.kind == "rung" for run in session.runs):
+        key = shipped_key(session, None, "latent sizes", images.image_size,
+                          tuple(int(i) for i in images.ids), lpips)
+        return SHIPPED_ANSWERS.get(key, lambda: _latent_sizes(session, images, lpips))
+    return _latent_sizes(session, images, lpips)
+
+
+def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -> list[dict]:
     out = []
     for r in ladder_models(session):
         if r["ae"].config.image_size != images.image_size:
@@ -369,7 +403,7 @@ def _recon(model: AutoEncoder, x: torch.Tensor) -> np.ndarray:
     was_training = model.training
     model.eval()  # BatchNorm's running statistics are read, not updated: training is unchanged
     try:
-        return sampling.to_uint8(model.reconstruct(x))
+        return sampling.to_uint8(model.reconstruct(x.to(next(model.parameters()).device)))
     finally:
         model.train(was_training)
 
@@ -429,6 +463,8 @@ def train_models(settings: TrainSettings, split: data.Split, on_progress=None, s
     t0 = time.perf_counter()
     hists = train_together(models, split.train, split.val, tcfg, progress, should_stop)
     seconds = time.perf_counter() - t0
+    for m in models.values():
+        m.cpu()  # the views and metrics run on the CPU, next to the data
     if hists["ae"].stopped_by == "epochs":
         timing.record(timing.training_flops(list(cfgs.values()), len(split.train), len(split.val),
                                             tcfg.epochs), seconds)
@@ -574,6 +610,11 @@ def pair_named(session: Session, name: str) -> Pair:
     return session.pair_of(name if name.startswith((RUN, SHIPPED)) else SHIPPED + name)
 
 
+def prior_pair_for(session: Session, pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    key = None if not pair.source.startswith("shipped:") else (pair.source, "prior", n, seed)
+    return SHIPPED_ANSWERS.get(key, lambda: prior_pair(pair, n, seed))
+
+
 def prior_pair(pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The same draws z ~ N(0, I) decoded by the VAE and by the AE."""
     z = torch.randn((n, *pair.vae.latent_shape), generator=torch.Generator().manual_seed(seed))
@@ -600,6 +641,16 @@ def beta_results(models: list[tuple[float, AutoEncoder]], split: data.Split, n_s
                      "val PSNR": v["val_psnr"], "samples": sampling.prior_samples(m, z=z),
                      "recon": metrics.evaluate(m, split.val.subset(np.arange(n_samples)), lpips=False).recon})
     return rows
+
+
+def shipped_beta_results(session: Session) -> list[dict]:
+    """beta_results of the shipped sweep on OpenMoji, computed once for the whole server."""
+    models = shipped_betas(session)
+    if not models:
+        return []
+    size = models[0][1].config.image_size
+    return SHIPPED_ANSWERS.get(("shipped: betas", size),
+                               lambda: beta_results(models, openmoji_split(size)))
 
 
 def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:

@@ -150,3 +150,19 @@ def test_models_are_identical_tensor_by_tensor_when_trained_twice_apart():
     for kind in ("ae", "vae"):
         a, b = (getattr(r.pair, kind).state_dict() for r in runs)
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_memo_computes_an_answer_once_for_concurrent_callers():
+    memo, calls = classroom.Memo(2), []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.3)
+        return object()
+
+    with __import__("concurrent.futures").futures.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: memo.get("k", slow), range(8)))
+    assert len(calls) == 1 and all(g is got[0] for g in got)
+    memo.get("a", object), memo.get("b", object)  # the least recently used ("k") is dropped past 2
+    assert memo.get("k", slow) is not got[0] and len(calls) == 2
+    assert memo.get(None, lambda: 5) == 5  # no key: never shared

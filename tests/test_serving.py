@@ -58,3 +58,77 @@ def test_a_classroom_at_once(server, capfd):
     assert all("Done" in s for s in statuses)
     err = capfd.readouterr().err
     assert "Traceback" not in err
+
+
+def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd):
+    """A class presses Train with the default settings at the same moment; others reconstruct."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    import ui.common
+    from aevae.workbench import TrainSettings
+
+    d = TrainSettings()
+    args = (d.preset, d.image_size, d.latent, d.epochs, d.seconds, d.batch_size, d.lr, d.weight_decay, d.beta,
+            d.seed, "openmoji", None, True)
+    shared = ui.common.store().shared
+    before = shared.trainings_started
+    out = Path(tempfile.mkdtemp())
+
+    def train(i):
+        c = Client(server, verbose=False)
+        status, *_, files, _strip, _picker = c.predict(*args, api_name="/train")
+        folder = out / str(i)
+        folder.mkdir()
+        for f in files:
+            shutil.copy(f, folder)
+        return status, {p.name: load_file(str(p)) for p in folder.glob("*.safetensors")}
+
+    def reconstruct(i):
+        c = Client(server, verbose=False)
+        _, summary, table, csv = c.predict("", 10, i % 3, False, api_name="/reconstruct")
+        return len(table["data"]), Path(csv).read_text().count("\n")
+
+    try:
+        with cf.ThreadPoolExecutor(40) as pool:
+            trainings = [pool.submit(train, i) for i in range(10)]
+            recs = [pool.submit(reconstruct, i) for i in range(30)]
+            answers = [f.result(timeout=600) for f in recs]
+            results = [f.result(timeout=600) for f in trainings]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert all(n == 10 and lines == 11 for n, lines in answers)
+    assert all("Done." in status for status, _ in results)
+    assert shared.trainings_started - before == 1  # one training ran; nine joined it or reused it
+    assert sum("a fresh run" in status for status, _ in results) == 1
+    first = results[0][1]
+    assert sorted(first) == ["run-1-ae.safetensors", "run-1-vae.safetensors"]
+    for _, tensors in results[1:]:
+        for name, state in tensors.items():
+            assert all(torch.equal(state[k], first[name][k]) for k in state), name
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception in ASGI" not in err
+
+
+def test_files_stay_whole_while_others_make_new_ones(server, capfd):
+    """Many clients fetch output files while others make new ones (the same pictures included)."""
+    def fetch(i):
+        c = Client(server, verbose=False)
+        img, _, _, csv = c.predict("", 10, i % 2, False, api_name="/reconstruct")  # the same picture often
+        return Path(img).stat().st_size, open(csv).read().count("\n")
+
+    from pathlib import Path
+
+    with cf.ThreadPoolExecutor(24) as pool:
+        got = list(pool.map(fetch, range(48)))
+    sizes = {}
+    for i, (size, lines) in enumerate(got):
+        assert lines == 11
+        sizes.setdefault(i % 2, set()).add(size)
+    assert all(len(s) == 1 for s in sizes.values())  # every copy of the same picture is whole
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Content-Length" not in err

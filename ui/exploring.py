@@ -31,7 +31,7 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
         raise fail(e) from None
-    vae, ae = workbench.prior_pair(pair, int(n), int(seed))
+    vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
     return png(s.new_folder(), grid, "prior-samples.png"), (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
                   "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
@@ -108,12 +108,10 @@ def show_betas(s: workbench.Session, rows: list[dict], source: str):
 
 def shipped_beta_sweep(request: gr.Request):
     s = session(request)
-    models = workbench.shipped_betas(s)
-    if not models:
+    rows = workbench.shipped_beta_results(s)
+    if not rows:
         raise gr.Error("No beta sweep is shipped; train one on your data below.")
-    size = models[0][1].config.image_size
-    return show_betas(s, workbench.beta_results(models, workbench.openmoji_split(size)),
-                      "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
+    return show_betas(s, rows, "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
 
 
 def beta_sweep(betas_text: str, epochs: int, request: gr.Request):

@@ -36,7 +36,7 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     try:
         pair = s.pair()
         images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
-        rec = workbench.reconstruct(pair, images, use_lpips)
+        rec = workbench.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e) from None
     return show_reconstruction(rec, s, pair.source)
@@ -109,7 +109,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         if len(known) > 40:
             raise ValueError(f"at most 40 source images at once, got {len(known)}")
         images = full.select_ids(known)
-        vs = workbench.variants(pair, images, int(k), float(scale), int(seed))
+        vs = workbench.variants_for(s, pair, images, int(k), float(scale), int(seed))
     except (ValueError, NoModels) as e:
         raise fail(e) from None
     s.last["variants"] = (images, vs, pair.source)
