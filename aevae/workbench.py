@@ -32,7 +32,8 @@ OPENMOJI = "openmoji"
 DEVICE = resolve_device(os.environ.get("AEVAE_DEVICE", "auto"))
 TRAIN_DEFAULT = "quick"  # the Train tab's preset: a good pair in about half a minute on 2 cores
 MAX_RECON_IMAGES = 64
-MAX_SESSIONS = 100
+MAX_SESSIONS = 100  # sessions of API-only clients (no page) kept at once
+IDLE_SESSION_S = 3 * 3600  # a session nobody used for this long is dropped
 KEEP_FOLDERS = 16  # output folders kept per session (one per call that makes files)
 _split_lock = threading.Lock()
 _splits: dict[int, data.Split] = {}
@@ -120,6 +121,9 @@ class Session:
         self.last: dict = {}  # the latest results shown per tab, for the report
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
+        self.closed = False
+        self.page = False  # a browser page loaded this session (API-only clients never do)
+        self.seen = time.monotonic()
         self._tmp: Path | None = None
         self._folders: list[Path] = []
         self._folders_lock = threading.Lock()
@@ -148,7 +152,13 @@ class Session:
         """Every run of this session as a table row (without loss histories)."""
         return self.runs.rows()
 
+    @property
+    def busy(self) -> bool:
+        """A training (or its queue place) is held by this session."""
+        return self.lock.locked()
+
     def close(self) -> None:
+        self.closed = True
         self.stop.set()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -238,25 +248,41 @@ class Session:
 
 
 class SessionStore:
-    """Sessions by key, oldest dropped past `limit` so memory stays bounded."""
+    """Sessions by key. A session with a browser page lives until its page closes (or it has
+    been idle for `idle_s`); sessions of API clients that never load the page are bounded by
+    count, the least recently used idle one dropped first. No session with a training running
+    or queued is ever dropped, so no script can erase a student's work by making sessions."""
 
-    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS):
+    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS, idle_s: float = IDLE_SESSION_S):
         self.zoo = zoo
         self.shared = classroom.SharedRuns()  # trainings of all sessions: identical ones run once
         self.limit = limit
+        self.idle_s = idle_s
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Session:
+    def get(self, key: str, page: bool = False) -> Session:
         with self._lock:
             s = self._sessions.get(key)
             if s is None:
                 s = self._sessions[key] = Session(self.zoo, self.shared)
-                while len(self._sessions) > self.limit:
-                    _, old = self._sessions.popitem(last=False)
-                    old.close()
+            s.page = s.page or page
+            s.seen = time.monotonic()
             self._sessions.move_to_end(key)
-            return s
+            dropped = self._trim()
+        for old in dropped:
+            old.close()
+        return s
+
+    def _trim(self) -> list[Session]:
+        now, out = time.monotonic(), []
+        for key, s in list(self._sessions.items()):
+            if not s.busy and now - s.seen > self.idle_s:
+                out.append(self._sessions.pop(key))
+        api = [k for k, s in self._sessions.items() if not s.page and not s.busy]
+        for key in api[:max(0, len(api) - self.limit)]:
+            out.append(self._sessions.pop(key))
+        return out
 
     def drop(self, key: str) -> None:
         with self._lock:

@@ -370,3 +370,25 @@ def test_answers_from_shipped_files_are_computed_once_for_everyone(app_module):
     run_training(app_module, "c3", use_when_done=True)  # a student's own pair: never shared
     app_module.reconstruct("5-9", 10, 0, False, req("c3"))
     assert memo.computed == before + 1
+
+
+def test_a_students_session_survives_many_script_sessions():
+    from aevae.workbench import SessionStore
+
+    store = SessionStore(None, limit=10)
+    student = store.get("student", page=True)
+    busy = store.get("api-busy")
+    busy.lock.acquire()  # a training running in an API client's session
+    try:
+        for i in range(150):
+            store.get(f"script-{i}")
+        assert store.get("student") is student and not student.closed
+        assert store.get("api-busy") is busy and not busy.closed
+        assert len(store) <= 10 + 2
+    finally:
+        busy.lock.release()
+    old = store.get("script-0")  # a new one (the first was dropped)
+    store.idle_s = 0
+    time.sleep(0.01)
+    store.get("later")
+    assert old.closed and student.closed  # idle past the limit: dropped, whatever they are

@@ -47,8 +47,9 @@ def store() -> workbench.SessionStore:
     return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR))
 
 
-def session(request: gr.Request | None) -> workbench.Session:
-    return store().get(getattr(request, "session_hash", None) or "anonymous")
+def session(request: gr.Request | None, page: bool = False) -> workbench.Session:
+    """This browser tab's session; `page` marks that a page loaded it (see SessionStore)."""
+    return store().get(getattr(request, "session_hash", None) or "anonymous", page)
 
 
 def fail(e: Exception) -> gr.Error:
@@ -123,6 +124,10 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5
     finally:
         if not finished:
             job.leave()
+    if s.closed:
+        job.leave()
+        raise fail(RuntimeError("This page's session ended (closed or expired) before the training finished; "
+                                "nothing was kept. Reload the page and train again."))
     try:
         return job.result()
     except classroom.Cancelled:

@@ -168,7 +168,7 @@ def use_models(value: str, request: gr.Request):
 
 
 def load_picker(request: gr.Request):
-    return picker_update(session(request))
+    return picker_update(session(request, page=True))
 
 
 SHARE_KEYS = list(workbench.QUERY_KEYS)
