@@ -182,8 +182,10 @@ class SharedRuns:
         self.trainings_started = 0  # trainings actually run (the rest were reused)
 
     def get_or_start(self, key: str, estimate: float, train: Callable[[Shared, Callable[[], bool]], tuple]
-                     ) -> tuple[Shared, str]:
-        """The shared run for `key` and how it was found: "finished", "running" or "new".
+                     ) -> tuple[Shared, str, Waiter]:
+        """The shared run for `key`, how it was found ("finished", "running" or "new"), and the
+        caller's place among those waiting for it (joined before any training thread starts, so
+        a new run never sees nobody waiting).
 
         `train(shared, should_stop)` runs in a server thread once a slot is free and returns
         (models, histories, seconds).
@@ -192,13 +194,14 @@ class SharedRuns:
             s = self._runs.get(key)
             if s is not None and (s.error is None):
                 self._runs.move_to_end(key)
-                return s, "finished" if s.done.is_set() else "running"
+                return s, "finished" if s.done.is_set() else "running", s.join()
             s = self._runs[key] = Shared(key)
+            waiter = s.join()
             self.trainings_started += 1
             self._trim()
         threading.Thread(target=self._run, args=(s, estimate, train), daemon=True,
                          name="aevae-train-shared").start()
-        return s, "new"
+        return s, "new", waiter
 
     def _run(self, s: Shared, estimate: float, train) -> None:
         def on_wait(place, seconds):

@@ -544,8 +544,7 @@ class PairJob:
 
             return train_models(settings, split, progress, should_stop, snapshot, held.update)
 
-        self.shared, self.how = session.shared.get_or_start(key, est, train)
-        self.waiter = self.shared.join()
+        self.shared, self.how, self.waiter = session.shared.get_or_start(key, est, train)
 
     @property
     def live(self) -> classroom.Live:

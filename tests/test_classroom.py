@@ -166,3 +166,12 @@ def test_memo_computes_an_answer_once_for_concurrent_callers():
     memo.get("a", object), memo.get("b", object)  # the least recently used ("k") is dropped past 2
     assert memo.get("k", slow) is not got[0] and len(calls) == 2
     assert memo.get(None, lambda: 5) == 5  # no key: never shared
+
+
+def test_a_queued_training_waits_its_turn_and_runs():
+    shared = classroom.SharedRuns(slots=1)
+    jobs = [PairJob(Session(None, shared), settings(seed=i), small_split()) for i in range(3)]
+    time.sleep(0.3)
+    assert "place" in jobs[2].live.queued  # it waits, with its place in the queue
+    runs = [finish(j) for j in jobs]
+    assert [r.row["ended"] for r in runs] == ["finished"] * 3 and shared.trainings_started == 3
