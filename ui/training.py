@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import gradio as gr
@@ -72,6 +73,21 @@ def _strip(snap: workbench.Snapshot | None):
     return figures.image_grid(rows, labels, scale=figures.auto_scale(snap.images.shape[1], 48))
 
 
+PLOT_EVERY_S = 2.0  # how often a watcher gets new curves and a new before/now strip
+
+
+def live_curves(live) -> tuple:
+    """The curves of a live run, computed at most once per PLOT_EVERY_S for all who watch it."""
+    with _curves_lock:
+        cached = getattr(live, "_curves", None)
+        if cached is None or time.monotonic() - cached[0] >= PLOT_EVERY_S / 2:
+            cached = live._curves = (time.monotonic(), curves(dict(live.histories)))
+        return cached[1]
+
+
+_curves_lock = threading.Lock()
+
+
 def _strip_file(s: workbench.Session, snap) -> str | None:
     return None if snap is None else png(s.new_folder(), _strip(snap), "before-now.png")
 
@@ -109,14 +125,21 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             shown.update(snap=snap, step=snap.step)
             return _strip_file(s, snap)
 
+        sent = {"plots": -1.0}
+
         def show():
             live = job.live
             if live.queued:
                 return (head + f"**Queued:** {live.queued}. Stop leaves the queue.", *[gr.update()] * 6)
             joined = " (joined a run already in progress on this server: same settings, seed and data)" \
                 if job.how == "running" else ""
-            return (head + f"{bar(live.fraction)} — {live.text}{joined}",
-                    *curves(dict(live.histories)), None, strip_update(live.snapshot), gr.update())
+            # The text every half second; the plots and the strip every few seconds, made once per
+            # run for all its watchers: ten students watching one training must not slow it down.
+            plots, strip = [gr.update()] * 3, gr.update()
+            if time.monotonic() - sent["plots"] >= PLOT_EVERY_S:
+                sent["plots"] = time.monotonic()
+                plots, strip = live_curves(live), strip_update(live.snapshot)
+            return (head + f"{bar(live.fraction)} — {live.text}{joined}", *plots, None, strip, gr.update())
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
             for frame in replay(job.shared.result[1]):
