@@ -255,6 +255,8 @@ def test_latent_space_prior_interpolation_and_map(app_module):
     assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
     assert "variance" in note and pixels(thumbs).shape[0] >= 7 * 32
     point = app_module.decode_point(0.0, 0.0, req("ls1"))
+    with pytest.raises(gr.Error, match="PC 1"):
+        app_module.decode_point(float("nan"), 0.0, req("ls1"))
     point = pixels(point)
     assert point.ndim == 3 and point.shape[0] >= 32
     with pytest.raises(gr.Error, match="Map the validation set first"):

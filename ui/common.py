@@ -171,15 +171,19 @@ def parse_ids_or_none(text: str | None) -> list[int] | None:
     return data.parse_ids(text) if text else None
 
 
-def csv_file(rows: list[dict], folder: Path, name: str) -> str:
-    """`rows` as a CSV in `folder` (a call's own folder: see Session.new_folder)."""
-    path = folder / name
+def csv_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    path.write_text(buf.getvalue())
+    return buf.getvalue()
+
+
+def csv_file(rows: list[dict], folder: Path, name: str) -> str:
+    """`rows` as a CSV in `folder` (a call's own folder: see Session.new_folder)."""
+    path = folder / name
+    path.write_text(csv_text(rows))
     return str(path)
 
 

@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from aevae import classroom, figures, report, sampling, workbench
+from aevae.config import check_finite
 from aevae.workbench import NoModels
 
 from .common import (
@@ -81,7 +82,11 @@ def decode_point(x: float, y: float, request: gr.Request):
     if cm is None:
         raise gr.Error("Map the validation set first.")
     pair_name, kind, cmap = cm
-    pair = workbench.pair_named(s, pair_name)
+    try:
+        x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")
+        pair = workbench.pair_named(s, pair_name)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
     model = pair.vae if kind == "VAE" else pair.ae
     img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
     return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
