@@ -150,7 +150,7 @@ def build_demo() -> gr.Blocks:
                 own = gr.File(label="Images (PNG/JPEG/WebP/BMP)", file_count="multiple", type="filepath")
                 own_btn = gr.Button("Reconstruct uploads")
             rec_out = [rec_img, rec_summary, rec_table, rec_csv]
-            rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct", concurrency_limit=8)
+            rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct")
             draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
                 reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
             own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")

@@ -105,19 +105,35 @@ def queue(url: str, n: int) -> None:
           + ", ".join(f"{t:.1f} s (queue places seen: {','.join(p) or '-'})" for t, p in done), flush=True)
 
 
+def watchers(url: str, n: int, seed: int) -> None:
+    """One new training (a seed nobody used) watched by n clients: its training seconds."""
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(n) as pool:
+        out = list(pool.map(lambda i: call(client(url, None), *train_args(seed), api_name="/train", timeout=900)[0],
+                            range(n)))
+    secs = out[0].split(" steps in ")[1].split(" s")[0] if " steps in " in out[0] else "?"
+    print(f"one training watched by {n} clients: {secs} s of training, answered after "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trainers", type=int, default=10)
     ap.add_argument("--students", default="10,20,30,40,60")
     ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--queue", type=int, default=4)
+    ap.add_argument("--watchers", type=int, default=0, help="also: one training watched by 1 and by N clients")
     args = ap.parse_args()
     print(f"machine: {cpu_name()}; default Train: {train_args(0)[:10]}", flush=True)
     with tempfile.TemporaryDirectory() as logs, AppProcess(Path(logs)) as app:
         print(f"app answered after {app.wait_page():.1f} s", flush=True)
         call(client(app.url, None), "", 10, 0, True, api_name="/reconstruct")  # warm: models and data loaded
-        class_presses_train(app.url, args.trainers)
-        for n in (int(v) for v in args.students.split(",")):
+        if args.watchers:
+            watchers(app.url, 1, 7)
+            watchers(app.url, args.watchers, 8)
+        if args.trainers:
+            class_presses_train(app.url, args.trainers)
+        for n in (int(v) for v in args.students.split(",") if v):
             students(app.url, n, args.calls)
         if args.queue:
             queue(app.url, args.queue)
