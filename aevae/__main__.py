@@ -75,13 +75,29 @@ def _train_one(cfg, tcfg, split, world, args) -> None:
             print(f"LPIPS not measured: {result.lpips_note}", file=sys.stderr)
 
 
+def _checkpoint_files(paths: list[str]) -> list[Path]:
+    """Checkpoint files as given, and every checkpoint (NAME.json beside NAME.safetensors) in a
+    folder given instead, such as the one `train --out DIR` writes."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(j for j in p.glob("*.json") if j.with_suffix(".safetensors").is_file())
+            if not found:
+                raise ValueError(f"{p}: a folder with no checkpoint in it (looked for NAME.json files with a "
+                                 "NAME.safetensors beside them, as `train --out DIR` writes)")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
 def _evaluate(args) -> int:
     from . import checkpoints, data, metrics
 
     report = {}
     splits = {}
     notes = set()
-    for p in args.checkpoints:
+    for p in _checkpoint_files(args.checkpoints):
         ck = checkpoints.load(p)
         d = ck.meta.get("dataset") or {}
         spec = args.dataset or d.get("spec") or "openmoji"
@@ -110,10 +126,20 @@ def _evaluate(args) -> int:
 def _sample(args) -> int:
     from . import checkpoints, data, sampling
 
-    ck = checkpoints.load(args.checkpoint)
-    if ck.model.kind != "vae":
-        raise ValueError(f"{args.checkpoint}: noisy variants need a VAE checkpoint")
-    ae = checkpoints.load(args.ae).model if args.ae else None
+    if Path(args.checkpoint).is_dir():  # a run folder: its VAE, and its AE for the same noise
+        loaded = [checkpoints.load(p) for p in _checkpoint_files([args.checkpoint])]
+        vaes = [c for c in loaded if c.model.kind == "vae"]
+        if not vaes:
+            raise ValueError(f"{args.checkpoint}: no VAE checkpoint in this folder (found "
+                             f"{', '.join(c.name or '?' for c in loaded)})")
+        ck = vaes[0]
+        aes = [c for c in loaded if c.model.kind == "ae"]
+        ae = checkpoints.load(args.ae).model if args.ae else (aes[0].model if aes else None)
+    else:
+        ck = checkpoints.load(args.checkpoint)
+        if ck.model.kind != "vae":
+            raise ValueError(f"{args.checkpoint}: noisy variants need a VAE checkpoint")
+        ae = checkpoints.load(args.ae).model if args.ae else None
     d = ck.meta.get("dataset") or {}
     full = data.load_dataset(args.dataset or d.get("spec") or "openmoji", ck.model.config.image_size,
                              labels_path=args.labels)
@@ -183,7 +209,8 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="PSNR / SSIM / LPIPS of checkpoints on their validation split")
-    e.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint .json (or .safetensors)")
+    e.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="checkpoint .json (or .safetensors), or a folder of them (train --out DIR)")
     e.add_argument("--dataset", help="default: the dataset recorded in the checkpoint")
     e.add_argument("--labels")
     e.add_argument("--split", choices=["val", "train", "all"], default="val")
@@ -192,7 +219,8 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
 
     s = sub.add_parser("sample", help="noisy VAE variants of chosen images, saved as .npy (or .npz)")
-    s.add_argument("checkpoint", metavar="CKPT", help="a VAE checkpoint")
+    s.add_argument("checkpoint", metavar="CKPT",
+                   help="a VAE checkpoint, or a run folder (its VAE; its AE gets the same noise)")
     s.add_argument("--ae", metavar="CKPT", help="also push the same noise through this AE")
     s.add_argument("--dataset")
     s.add_argument("--labels")

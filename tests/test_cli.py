@@ -89,3 +89,17 @@ def test_bad_input_is_a_clear_error_not_a_traceback(trained, dataset, tmp_path, 
 def test_module_help_runs():
     out = subprocess.run([sys.executable, "-m", "aevae", "train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--seconds" in out.stdout
+
+
+def test_evaluate_and_sample_take_the_run_folder(trained, tmp_path, capsys):
+    assert main(["evaluate", str(trained), "--no-lpips", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(r["kind"] for r in report.values()) == ["ae", "vae"]
+    out = tmp_path / "variants"
+    assert main(["sample", str(trained), "--ids", "1-3", "--variants", "2", "--out", str(out)]) == 0
+    assert np.load(out / "gen_data.npy").shape[0] == 6
+    assert (out / "gen_data_ae.npy").exists()  # the run's AE got the same noise
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(empty)]) == 2
+    assert "no checkpoint in it" in capsys.readouterr().err
