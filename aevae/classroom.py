@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import budget, data, timing
+from . import budget, data
 
 MAX_FINISHED = 24  # finished runs kept for reuse (least recently used dropped)
 # Trainings at once on this server (AEVAE_TRAIN_CONCURRENCY, default 2: on a 2-core machine each
@@ -142,6 +142,7 @@ class Shared:
         self.error: BaseException | None = None
         self.started = 0.0
         self.lock = threading.Lock()
+        self.answers = Memo(4)  # what every student of a finished run gets alike (its scores)
 
     def join(self) -> Waiter:
         w = Waiter()
@@ -235,10 +236,6 @@ class SharedRuns:
 
     def __len__(self) -> int:
         return len(self._runs)
-
-
-def estimate(cfgs, split: data.Split, epochs: int) -> float:
-    return timing.estimate_seconds(cfgs, len(split.train), len(split.val), epochs)
 
 
 class Memo:

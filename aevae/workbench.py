@@ -498,13 +498,17 @@ def train_models(settings: TrainSettings, split: data.Split, on_progress=None, s
 
 
 def add_pair_run(session: Session, settings: TrainSettings, split: data.Split, models: dict, hists: dict,
-                 seconds: float, kind: str = "Train", use: bool = False, how: str = "") -> Run:
-    """Make trained models a run of the session (the pair in use only when `use`)."""
+                 seconds: float, kind: str = "Train", use: bool = False, how: str = "",
+                 scores: dict | None = None) -> Run:
+    """Make trained models a run of the session (the pair in use only when `use`).
+
+    `scores`: val_scores of these models when already known (a shared run scores them once).
+    """
     if not hists["ae"].iter_loss:
         raise InterruptedError("stopped before the first batch; nothing was kept")
     hd = {k: (h if isinstance(h, dict) else h.to_dict()) for k, h in hists.items()}
     pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, split.describe())
-    row = run_row(settings, pair, split, seconds)
+    row = run_row(settings, pair, split, seconds, scores)
     row["trained"] = how or "here"
     return session.add_run(kind, row, hd, pair, use)
 
@@ -575,34 +579,34 @@ class PairJob:
                     raise self.shared.error
                 models, hists, secs = self.shared.result
                 how = HOW[self.how]
+            scores = None if self.waiter.copy is not None else self.shared.answers.get(
+                "scores", lambda: val_scores(models["ae"], models["vae"], self.split))
             return add_pair_run(self.session, self.settings, self.split, models, hists, secs, self.kind,
-                                self.use, how)
+                                self.use, how, scores)
         finally:
             self.shared.leave(self.waiter)
-
-
-def train_pair(session: Session, settings: TrainSettings, split: data.Split, on_progress=None,
-               kind: str = "Train", use: bool = False, on_snapshot=None) -> Run:
-    """Train a pair in this thread and make it a run of the session (see train_models)."""
-    session.stop.clear()
-    models, hists, seconds = train_models(settings, split, on_progress, session.stop.is_set, on_snapshot)
-    return add_pair_run(session, settings, split, models, hists, seconds, kind, use)
 
 
 STOPPED = {"epochs": "finished", "time cap": "CUT SHORT by the time cap", "stop request": "stopped by you"}
 
 
-def run_row(settings: TrainSettings, pair: Pair, split: data.Split, seconds: float) -> dict:
-    """One row of the runs table, with validation metrics computed now."""
+def val_scores(ae: AutoEncoder, vae: AutoEncoder, split: data.Split) -> dict:
+    """Mean PSNR/SSIM of both models on the validation split (for a run's row)."""
+    with ThreadPoolExecutor(2) as pool:  # both at once: SSIM's filters leave the interpreter free
+        return dict(zip(("AE", "VAE"), pool.map(lambda m: metrics.evaluate(m, split.val, lpips=False).summary(),
+                                                (ae, vae))))
+
+
+def run_row(settings: TrainSettings, pair: Pair, split: data.Split, seconds: float,
+            scores: dict | None = None) -> dict:
+    """One row of the runs table, with validation metrics (computed now unless given)."""
     hist = {k: History.from_dict(pair.history[k]) for k in ("ae", "vae")}
     row = {"preset": settings.preset, "size": settings.image_size, "latent": settings.latent,
            "epochs": settings.epochs, "epochs done": len(hist["ae"].epochs), "steps": len(hist["ae"].iter_loss),
            "batch": settings.batch_size, "lr": settings.lr, "beta": settings.beta, "seed": settings.seed,
            "seconds": round(seconds, 1), "ended": STOPPED.get(hist["ae"].stopped_by, hist["ae"].stopped_by),
            "data": split.all.source}
-    with ThreadPoolExecutor(2) as pool:  # both at once: SSIM's filters leave the interpreter free
-        scores = dict(zip(("AE", "VAE"), pool.map(lambda m: metrics.evaluate(m, split.val, lpips=False).summary(),
-                                                  (pair.ae, pair.vae))))
+    scores = scores or val_scores(pair.ae, pair.vae, split)
     for kind in ("AE", "VAE"):
         s = scores[kind]
         row[f"{kind} final loss (MSE)"] = round(hist[kind.lower()].final.get("mse", float("nan")), 5)

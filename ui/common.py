@@ -74,6 +74,9 @@ def training_slot(s: workbench.Session):
         s.lock.release()
 
 
+OUT_OF_MEMORY = "out of memory: try a smaller batch, latent or image size; nothing was changed"
+
+
 def background(s: workbench.Session, work, show, every: float = 0.5):
     """Run work() in a thread; while it runs, yield show() every `every` seconds; return its result.
 
@@ -86,8 +89,7 @@ def background(s: workbench.Session, work, show, every: float = 0.5):
         try:
             result["value"] = work()
         except MemoryError:
-            result["error"] = RuntimeError("out of memory: try a smaller batch, latent or image size; "
-                                           "nothing was changed")
+            result["error"] = RuntimeError(OUT_OF_MEMORY)
         except Exception as e:  # shown to the user below; nothing changes
             result["error"] = e
 
@@ -133,7 +135,7 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5
     except classroom.Cancelled:
         raise fail(RuntimeError("You left the queue before your training started; nothing was trained.")) from None
     except MemoryError:
-        raise fail(RuntimeError("out of memory: try a smaller batch, latent or image size; nothing was changed")) from None
+        raise fail(RuntimeError(OUT_OF_MEMORY)) from None
     except Exception as e:  # shown to the user; nothing changes
         raise fail(e) from None
 
