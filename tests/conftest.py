@@ -42,6 +42,7 @@ def app_module(quick_zoo):
     import importlib
     import os
     import sys
+    import types
 
     os.environ["AEVAE_CHECKPOINTS"] = str(quick_zoo)
     sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
@@ -49,7 +50,12 @@ def app_module(quick_zoo):
     import ui.common
 
     ui.common.store.cache_clear()  # the shipped models are read on first use, from the quick zoo
-    return importlib.reload(app)
+    app = importlib.reload(app)
+    # The handlers live in their tab's module (ui/*_tab.py); tests reach them all by name.
+    handlers = {}
+    for tab in [ui.common, app.picker, *app.TABS]:
+        handlers.update({k: v for k, v in vars(tab).items() if callable(v) and not k.startswith("_")})
+    return types.SimpleNamespace(**handlers, serve=app.serve, build_demo=app.build_demo, module=app)
 
 
 def free_port() -> int:

@@ -253,3 +253,13 @@ def typed(rows: list[dict], x: str, y: str) -> pd.DataFrame | None:
     if not rows:
         return None
     return pd.DataFrame(rows, columns=[x, y, "model"]).astype({x: "int64", y: "float64"})
+
+
+def end_session(request: gr.Request):
+    """A closed tab stops its training and frees its models and files."""
+    store().drop(request.session_hash)
+
+
+def stop_training(request: gr.Request):
+    session(request).stop.set()
+    return "Stopping at the end of the current batch…"

@@ -1,4 +1,4 @@
-"""Handlers of the Train, Hyperparameter runs and Models tabs."""
+"""The Train tab: settings, the plan, live progress and curves, checkpoints."""
 
 from __future__ import annotations
 
@@ -7,30 +7,29 @@ import threading
 import time
 
 import gradio as gr
-import numpy as np
-import pandas as pd
 
-from aevae import checkpoints, data, figures, workbench
+from aevae import checkpoints, figures, workbench
 from aevae.config import PRESETS, check_finite, check_seed
-from aevae.models import summary_rows
-from aevae.workbench import NoModels, TrainSettings
+from aevae.workbench import TrainSettings
 
 from .common import (
-    DEFAULT_SIZE,
+    COLORS,
+    DEFAULT_CAP,
+    KL_LABEL,
     MAX_EPOCHS,
     MAX_SECONDS,
+    TRAIN_WATCHERS,
     bar,
-    csv_file,
     curves,
     fail,
     need,
-    numbers,
     png,
     replay,
     session,
-    training_slot,
+    stop_training,
     watch,
 )
+from .picker import picker_update
 
 
 def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed) -> TrainSettings:
@@ -170,31 +169,10 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         s.lock.release()
 
 
-def stop_training(request: gr.Request):
-    session(request).stop.set()
-    return "Stopping at the end of the current batch…"
-
-
-def picker_update(s: workbench.Session):
-    """The 'Models in use' dropdown with this session's choices and its current value."""
-    return gr.update(choices=s.choices(), value=s.in_use)
-
-
-def use_models(value: str, request: gr.Request):
-    """Make the picked pair the one every tab uses."""
-    s = session(request)
-    try:
-        p = s.use(value)
-    except (ValueError, NoModels) as e:
-        raise fail(e) from None
-    return f"Every tab now uses **{p.source}** (latent {p.latent}, {p.image_size} px)."
-
-
-def load_picker(request: gr.Request):
-    return picker_update(session(request, page=True))
-
 
 SHARE_KEYS = list(workbench.QUERY_KEYS)
+
+
 # Builds the link in the browser, which knows the page's own address.
 SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = new URLSearchParams();"
             " keys.forEach((k, i) => q.set(k, v[i]));"
@@ -220,82 +198,63 @@ def apply_preset(name: str):
             p.train.beta, p.note)
 
 
-# --- Reconstructions ------------------------------------------------------------------
+def build(ctx) -> None:
+    """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
+    d = PRESETS[workbench.TRAIN_DEFAULT]
+    with gr.Tab("Train"):
+        gr.Markdown("An AE and a VAE are trained side by side on the very same batches, seed, "
+                    "architecture and epochs. Watch the VAE's KL term: it is the price of a "
+                    "latent space you can sample from. Same settings, seed and data give the same models.",
+                    elem_classes="lead")
+        with gr.Row():
+            train_btn = gr.Button("Train AE + VAE", variant="primary", scale=2)
+            stop_btn = gr.Button("Stop", variant="stop", scale=1)
+            use_new = gr.Checkbox(True, label="Use the new pair in every tab when done", scale=2)
+        plan_md = gr.Markdown()
+        status = gr.Markdown()
+        with gr.Row():
+            mse_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
+                                   label="Reconstruction loss per iteration", height=260)
+            val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS,
+                                   label="Validation PSNR per epoch", height=260)
+            kl_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
+                                  label=KL_LABEL, height=260)
+        strip = gr.Image(label="Fixed validation images: before training and now", format="png",
+                         elem_classes="pixelated", buttons=["download"], height=300)
+        with gr.Row():
+            preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label="Preset")
+            image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
+            latent = gr.Textbox(d.model.latent, label="Latent: vector (256) or spatial (256x8x8)")
+            dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data")
+            upload = gr.File(label="Your data: .zip of images, .npz, or .npy (+ a *label*.npy)",
+                             file_types=[".zip", ".npy", ".npz"], file_count="multiple",
+                             type="filepath")
+        with gr.Row():
+            epochs = gr.Slider(1, MAX_EPOCHS, d.train.epochs, step=1, label="Epochs")
+            cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1,
+                            label="Time cap (s): a safety stop; a run it cuts is not reproducible")
+            batch = gr.Slider(1, 512, d.train.batch_size, step=1, label="Batch size")
+        with gr.Row():
+            lr = gr.Number(d.train.lr, label="Learning rate")
+            wd = gr.Number(d.train.weight_decay, label="Weight decay")
+            beta = gr.Number(d.train.beta, label="Beta (KL weight, VAE)")
+            seed = gr.Number(0, label="Seed", precision=0)
+        preset_note = gr.Markdown(d.note)
+        ckpt_files = gr.File(label="Trained checkpoints (.json + .safetensors)", file_count="multiple", height=120)
+        with gr.Row():
+            share_btn = gr.Button("Link to these settings", size="sm")
+            share_url = gr.Textbox(label="Shareable link", buttons=["copy"], interactive=False)
+        preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
+                      api_visibility="private")
+        shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
+        share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
+        ctx.demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
+        gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
+              api_visibility="private", queue=False)
+        train_btn.click(
+            train_models, [*shared, dataset, upload, use_new],
+            [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use], api_name="train",
+            concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
+        stop_btn.click(stop_training, None, status, api_name="stop", queue=False)
 
 
-def show_runs(request: gr.Request):
-    """Every run of this session (Train, sweeps, rungs, beta sweeps) as a table, with its CSV."""
-    s = session(request)
-    rows = s.run_rows()
-    choices = [(r.title, r.number) for r in reversed(s.runs.items)]
-    note = s.runs.note()
-    return (pd.DataFrame(rows), gr.update(choices=choices, value=choices[0][1] if choices else None),
-            csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
-
-
-def run_curves(run, request: gr.Request):
-    s = session(request)
-    r = s.runs.get(int(run)) if run not in (None, "") else None
-    return curves(r.histories if r else {})[:2]
-
-
-def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request):
-    """Report A's Problem 3: the same set-up at several epoch counts, on a subset to fit the class.
-
-    Each row is a run of the session; none of them becomes the pair in use unless the user picks it.
-    """
-    s = session(request)
-    need(32, 4096, subset, "training images")
-    need(1, MAX_SECONDS, cap, "time cap (s)")
-    need(0, 2**31 - 1, seed, "seed")
-    epochs = numbers(epochs_text, int, 1, 50, 5, "epoch counts", "5, 10, 15")
-    try:
-        full = s.split(DEFAULT_SIZE)
-        small = data.Split(full.all, full.train.subset(np.arange(min(int(subset), len(full.train)))), full.val,
-                           full.spec, full.val_fraction, full.seed)
-        plans = [TrainSettings(latent=str(latent), epochs=e, seconds=float(cap), seed=int(seed)) for e in epochs]
-        for p in plans:
-            p.model_config("ae"), p.train_config()
-    except ValueError as e:
-        raise fail(e) from None
-    with training_slot(s):
-        s.stop.clear()
-        total, state = sum(epochs), {"i": 0, "job": None}
-
-        def show():
-            i, live = state["i"], state["job"].live
-            frac = (sum(epochs[:i]) + live.fraction * epochs[i]) / total
-            text = live.queued or live.text
-            return (f"Sweep row {i + 1} of {len(plans)} ({epochs[i]} epochs): {bar(frac)} — {text}",
-                    gr.update(), gr.update(), gr.update(), gr.update())
-
-        for i, settings in enumerate(plans):
-            state.update(i=i, job=workbench.PairJob(s, settings, small, "sweep"))
-            run = yield from watch(s, state["job"], show)
-            run.row["data"] = f"{len(small.train)} of {len(full.train)} training images"
-            stopped = run.row["ended"] != "finished"
-            msg = (f"Sweep: {i + 1} of {len(plans)} rows done. The pair in use did not change "
-                   f"(pick a sweep run in **Models in use** to look at it).")
-            if stopped:
-                msg = f"Sweep ended at row {i + 1} of {len(plans)} ({run.row['ended']}); rows so far are kept."
-            yield (msg, *show_runs(request)[:3], picker_update(s))
-            if stopped:
-                return
-
-
-# --- Models ---------------------------------------------------------------------------
-def describe_models(request: gr.Request):
-    s = session(request)
-    try:
-        pair = s.pair()
-    except NoModels as e:
-        return str(e), None, None, "{}", *curves({})
-    head = (f"**{pair.source}** — AE {pair.ae.n_params:,} parameters, VAE {pair.vae.n_params:,}; latent "
-            f"{'x'.join(map(str, pair.ae.latent_shape))} ({pair.ae.latent_numel:,} values) for a "
-            f"3x{pair.image_size}x{pair.image_size} image ({3 * pair.image_size ** 2:,} values).")
-    info = {"training": pair.train, "data": pair.dataset,
-            "stopped by": {k: (h or {}).get("stopped_by") for k, h in pair.history.items()},
-            "seconds": {k: round((h or {}).get("seconds", 0), 1) for k, h in pair.history.items()}}
-    mse, kl, val = curves(pair.history)
-    return (head, pd.DataFrame(summary_rows(pair.ae)), pd.DataFrame(summary_rows(pair.vae)),
-            json.dumps(info, indent=1, default=str), mse, kl)

@@ -1,0 +1,121 @@
+"""The Reconstructions tab: ground truth | AE | VAE with PSNR, SSIM and LPIPS."""
+
+from __future__ import annotations
+
+import io
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from aevae import figures, workbench
+from aevae.workbench import NoModels
+
+from .common import (
+    csv_text,
+    fail,
+    need,
+    parse_ids_or_none,
+    rounded,
+    session,
+    short_note,
+)
+
+
+def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
+    """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
+    s = session(request)
+    need(1, workbench.MAX_RECON_IMAGES, n, "number of images")
+    try:
+        pair = s.pair()
+        images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
+        rec = workbench.reconstruct_for(s, pair, images, use_lpips)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return show_reconstruction(rec, s, pair.source)
+
+
+def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
+    s = session(request)
+    if not files:
+        raise gr.Error("Upload one or more images first.")
+    try:
+        pair = s.pair()
+        images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
+        rec = workbench.reconstruct(pair, images, use_lpips)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return show_reconstruction(rec, s, pair.source)
+
+
+def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[bytes, str, pd.DataFrame, str]:
+    """PNG bytes, summary, table and CSV text of a reconstruction; made once per result, so a shared
+    answer (see workbench.SHIPPED_ANSWERS) costs each further student only the writing of two files."""
+    view = getattr(rec, "_view", None)
+    if view is not None:
+        return view
+    size = rec.images.image_size
+    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+                              [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
+    rows = rec.rows()
+    lines = [f"**Models:** {source}. Mean ± std over {len(rows)} images "
+             "(PSNR: higher is better; SSIM: up to 1, higher is better; LPIPS: lower is better).", "",
+             "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
+    for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
+        sm = r.summary()
+        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else "not measured"
+        lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
+                     f"{sm['ssim'].mean:.4f} ± {sm['ssim'].std:.4f} | {lp} |")
+    if rec.ae.lpips_note:
+        lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
+    if rec.images.skipped:
+        lines.append(f"\nSkipped {len(rec.images.skipped)} files: " + "; ".join(rec.images.skipped[:5]))
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    view = (buf.getvalue(), "\n".join(lines), rounded(rows), csv_text(rows))
+    rec._view = view
+    return view
+
+
+def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str):
+    s.last["reconstruction"] = rec
+    png_bytes, summary, table, csv = _reconstruction_view(rec, source)
+    folder = s.new_folder()
+    (folder / "reconstructions.png").write_bytes(png_bytes)
+    (folder / "reconstructions.csv").write_text(csv)
+    return str(folder / "reconstructions.png"), summary, table.copy(), str(folder / "reconstructions.csv")
+
+
+def new_draw(seed: int) -> int:
+    return int(seed) + 1
+
+
+def build(ctx) -> None:
+    """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
+    with gr.Tab("Reconstructions"):
+        gr.Markdown("Ground truth, then the AE's and the VAE's reconstruction of the same images. "
+                    "Look at edges and small details: the VAE trades some sharpness for a smooth "
+                    "latent space.", elem_classes="lead")
+        with gr.Row():
+            ids = gr.Textbox("", label="Ids (blank: random validation images)", placeholder="e.g. 3, 227, 841-845")
+            n = gr.Slider(1, workbench.MAX_RECON_IMAGES, 10, step=1, label="Random images")
+            rseed = gr.Number(0, label="Draw seed", precision=0)
+            use_lpips = gr.Checkbox(True, label="LPIPS")
+        with gr.Row():
+            rec_btn = gr.Button("Reconstruct", variant="primary")
+            draw_btn = gr.Button("New random draw")
+        rec_img = gr.Image(label="ground truth | AE | VAE", format="png", elem_classes="pixelated",
+                           buttons=["download", "fullscreen"])
+        rec_summary = gr.Markdown()
+        rec_table = gr.Dataframe(label="Per image", max_height=400)
+        rec_csv = gr.File(label="Table as CSV")
+        with gr.Accordion("Reconstruct your own images", open=False):
+            own = gr.File(label="Images (PNG/JPEG/WebP/BMP)", file_count="multiple", type="filepath")
+            own_btn = gr.Button("Reconstruct uploads")
+        rec_out = [rec_img, rec_summary, rec_table, rec_csv]
+        rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct")
+        draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
+            reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
+        own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
+
+
