@@ -123,6 +123,7 @@ class Session:
         self.lock = threading.Lock()  # one training at a time per session
         self.closed = False
         self.page = False  # a browser page loaded this session (API-only clients never do)
+        self.lang: str | None = None  # the language chosen on the page (None: the request's)
         self.seen = time.monotonic()
         self._tmp: Path | None = None
         self._folders: list[Path] = []

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from aevae import classroom, data, workbench
+from aevae import classroom, data, i18n, workbench
 from aevae.config import PRESETS
+from aevae.i18n import t, tm
 from aevae.zoo import DEFAULT_DIR, Zoo
 
 MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot hold the CPU for long
@@ -24,8 +25,7 @@ MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot 
 # training slots (aevae/classroom.py), so identical trainings can be joined instead of queued.
 TRAIN_WATCHERS = 64
 DEFAULT_CAP = 300  # the default cap: a safety stop, far above what the default plan takes
-KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out
-KL_LABEL = f"KL per iteration (nats/image; first {KL_SKIP:.0%} of iterations left out: the early spike hides the rest)"
+KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out (its key "train.kl_plot" says 5%)
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
 PLOT_POINTS = 400
@@ -52,32 +52,43 @@ def session(request: gr.Request | None, page: bool = False) -> workbench.Session
     return store().get(getattr(request, "session_hash", None) or "anonymous", page)
 
 
-def fail(e: Exception) -> gr.Error:
-    return gr.Error(str(e), print_exception=False)
+def lang_of(request: gr.Request | None) -> str:
+    """The language a handler answers in: the one chosen on the page (ui/lang.py), else the
+    link's ?lang=, else the browser's Accept-Language, else English."""
+    chosen = getattr(session(request), "lang", None) if request is not None else None
+    if chosen:
+        return chosen
+    query = dict(getattr(request, "query_params", None) or {})
+    if i18n.match(query.get("lang")):
+        return i18n.match(query["lang"])
+    headers = getattr(request, "headers", None) or {}
+    return i18n.from_accept_language(headers.get("accept-language"))
 
 
-def need(lo, hi, value, name):
-    """Out-of-range values (e.g. from the API) are refused, never clipped silently."""
+def fail(e: Exception, lang: str) -> gr.Error:
+    """A package's error as the user's message, in their language."""
+    return gr.Error(tm(str(e), lang), print_exception=False)
+
+
+def need(lo, hi, value, what: str, lang: str):
+    """Out-of-range values (e.g. from the API) are refused, never clipped silently; `what` is a key."""
     if value is None or not lo <= value <= hi:
-        raise gr.Error(f"{name} must be between {lo} and {hi}, got {value}", print_exception=False)
+        raise gr.Error(t("error.range", lang, what=t(what, lang), lo=lo, hi=hi, value=value), print_exception=False)
     return value
 
 
 @contextmanager
-def training_slot(s: workbench.Session):
+def training_slot(s: workbench.Session, lang: str):
     """One training at a time per browser tab."""
     if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab; stop it first.")
+        raise gr.Error(t("error.training_running", lang), print_exception=False)
     try:
         yield
     finally:
         s.lock.release()
 
 
-OUT_OF_MEMORY = "out of memory: try a smaller batch, latent or image size; nothing was changed"
-
-
-def background(s: workbench.Session, work, show, every: float = 0.5):
+def background(s: workbench.Session, work, show, lang: str, every: float = 0.5):
     """Run work() in a thread; while it runs, yield show() every `every` seconds; return its result.
 
     Use as `result = yield from background(...)`. Closing the generator (the browser went away,
@@ -89,7 +100,7 @@ def background(s: workbench.Session, work, show, every: float = 0.5):
         try:
             result["value"] = work()
         except MemoryError:
-            result["error"] = RuntimeError(OUT_OF_MEMORY)
+            result["error"] = RuntimeError(t("error.out_of_memory", lang))
         except Exception as e:  # shown to the user below; nothing changes
             result["error"] = e
 
@@ -105,11 +116,11 @@ def background(s: workbench.Session, work, show, every: float = 0.5):
             s.stop.set()
             t.join(10)
     if "error" in result:
-        raise fail(result["error"])
+        raise fail(result["error"], lang)
     return result["value"]
 
 
-def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5):
+def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: float = 0.5):
     """Yield show() until the (possibly shared) training ends; return the run it gives the session.
 
     Use as `run = yield from watch(...)`. Stop (s.stop) is passed on to the job; a closed page
@@ -128,16 +139,15 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5
             job.leave()
     if s.closed:
         job.leave()
-        raise fail(RuntimeError("This page's session ended (closed or expired) before the training finished; "
-                                "nothing was kept. Reload the page and train again."))
+        raise gr.Error(t("error.session_ended", lang), print_exception=False)
     try:
         return job.result()
     except classroom.Cancelled:
-        raise fail(RuntimeError("You left the queue before your training started; nothing was trained.")) from None
+        raise gr.Error(t("error.left_queue", lang), print_exception=False) from None
     except MemoryError:
-        raise fail(RuntimeError(OUT_OF_MEMORY)) from None
+        raise gr.Error(t("error.out_of_memory", lang), print_exception=False) from None
     except Exception as e:  # shown to the user; nothing changes
-        raise fail(e) from None
+        raise fail(e, lang) from None
 
 
 def replay(histories: dict, frames: int = 8):
@@ -157,14 +167,15 @@ def bar(fraction: float, width: int = 30) -> str:
     return f"`{'█' * k}{'░' * (width - k)}` {fraction:.0%}"
 
 
-def numbers(text: str, kind, lo, hi, most: int, what: str, example: str) -> list:
-    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error."""
+def numbers(text: str, kind, lo, hi, most: int, what: str, example: str, lang: str) -> list:
+    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error; `what` is a key."""
     try:
         vals = [kind(v) for v in (text or "").replace(" ", "").split(",") if v]
     except ValueError:
         vals = []
     if not vals or len(vals) > most or any(not lo <= v <= hi for v in vals):
-        raise gr.Error(f"give 1 to {most} {what} between {lo} and {hi}, like {example}", print_exception=False)
+        raise gr.Error(t("error.numbers", lang, most=most, what=t(what, lang), lo=lo, hi=hi, example=example),
+                       print_exception=False)
     return vals
 
 
@@ -201,11 +212,13 @@ def png(folder: Path, image: np.ndarray, name: str = "image.png") -> str:
     return str(path)
 
 
-def short_note(note: str) -> str:
-    """The first sentence of a long reason, and how to fix it."""
+def short_note(note: str, lang: str) -> str:
+    """The first sentence of a long reason, and how to fix it (in English; translated, the whole reason)."""
+    if tm(note, lang) != note:
+        return tm(note, lang)
     first = note.split(". Tried:")[0]
-    fix = note.split("Fix: ")[-1] if "Fix: " in note else ""
-    return f"{first}. {('Fix: ' + fix) if fix else ''}"
+    fix = note[note.index("Fix: "):] if "Fix: " in note else ""
+    return f"{first}. {fix}"
 
 
 def rounded(rows: list[dict]) -> pd.DataFrame:
@@ -262,4 +275,4 @@ def end_session(request: gr.Request):
 
 def stop_training(request: gr.Request):
     session(request).stop.set()
-    return "Stopping at the end of the current batch…"
+    return t("status.stopping", lang_of(request))
