@@ -40,7 +40,7 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title=t("app.title"), delete_cache=(3600, 3600)) as demo:
         ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None)
         with gr.Row(equal_height=True):
-            gr.Markdown(L("app.header") + " " + L("app.shipped" if zoo else "app.no_models"))
+            gr.Markdown(L("app.header" if zoo else "app.header_no_models"))
             lang.build(ctx)
         ctx.in_use = picker.build(ctx)
         for tab in TABS:

@@ -80,6 +80,13 @@ def t(key: str, lang: str = DEFAULT, **fmt) -> str:
     return text.format(**fmt) if fmt else text
 
 
+def col(name: str, lang: str = DEFAULT) -> str:
+    """A table column's or plot axis's name in `lang`: key "col.<English name>"; the English name
+    where there is none (a column someone added without one: a test of the app looks for those)."""
+    keys = catalog(lang if lang in languages() else DEFAULT)["keys"]
+    return keys.get(f"col.{name}", name)
+
+
 def tm(text: str, lang: str = DEFAULT) -> str:
     """A package message in `lang`; unchanged in English or when no template fits it."""
     if not text or lang == DEFAULT or lang not in languages():

@@ -10,11 +10,13 @@ the language of `lang_of(request)`: the one chosen on the page (the switch, set 
 from __future__ import annotations
 
 import json
+import re
 
 import gradio as gr
 import pandas as pd
+from gradio.i18n import I18nData
 
-from aevae import i18n
+from aevae import figures, i18n
 from aevae.i18n import DEFAULT
 
 from .common import session
@@ -22,10 +24,27 @@ from .common import session
 I18N = gr.I18n(**{lang: i18n.catalog(lang)["keys"] for lang in i18n.languages()})
 
 
-def L(key: str):  # noqa: N802 (reads like a label in the layout code)
+class Text(I18nData):
+    """A layout text that may be joined with plain text, not with another: Gradio's browser side
+    translates only the first key of a string."""
+
+    def __add__(self, other):
+        if "__i18n__" in str(other):
+            raise ValueError(f"{self.key!r} joined with another key: make it one key")  # not shown: a bug
+        return str(self) + str(other)
+
+    def __radd__(self, other):
+        if "__i18n__" in str(other):
+            raise ValueError(f"{self.key!r} joined with another key: make it one key")  # not shown: a bug
+        return str(other) + str(self)
+
+
+def L(key: str) -> Text:  # noqa: N802 (reads like a label in the layout code)
     """A layout text, translated in the browser."""
-    i18n.t(key)  # an unknown key fails when the page is built, not silently in the browser
-    return I18N(key)
+    text = i18n.t(key)  # an unknown key fails when the page is built, not silently in the browser
+    if re.search(r"{\w*}", text):
+        raise ValueError(f"{key!r} has fields to fill: a handler formats it with t()")  # not shown: a bug
+    return Text(key)
 
 
 def set_language(lang: str, request: gr.Request):
@@ -69,11 +88,15 @@ def build(ctx) -> gr.Radio:
     return switch
 
 
+# --- pictures, tables and plots ---------------------------------------------------------------
+def drawn(key: str, lang: str, **fmt) -> str:
+    """A label drawn into a picture: in `lang` where this machine has a font for it, else English."""
+    text = i18n.t(key, lang, **fmt)
+    return text if figures.can_draw(text) else i18n.t(key, DEFAULT, **fmt)
+
+
 # --- tables and plots ----------------------------------------------------------------------
-def col(name: str, lang: str) -> str:
-    """A column's header in `lang` (the English name where no key exists: a test looks for those)."""
-    keys = i18n.catalog(lang if lang in i18n.languages() else DEFAULT)["keys"]
-    return keys.get(f"col.{name}", name)
+col = i18n.col
 
 
 def table(rows, lang: str, cells: tuple[str, ...] = ()) -> pd.DataFrame:
