@@ -25,6 +25,11 @@ def req(name):
     return SimpleNamespace(session_hash=name)
 
 
+def frame(plot):
+    """A plot output's data (plots come as updates that also name their axes in the page's language)."""
+    return plot["value"] if isinstance(plot, dict) else plot
+
+
 def run_training(app, name, **kw):
     args = dict(preset="default", image_size=32, latent="16x4x4", epochs=1, seconds=120, batch_size=64, lr=2e-3,
                 weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji", upload=None, use_when_done=True)
@@ -98,7 +103,7 @@ def test_variants_bounds(app_module, k, scale):
 def test_latent_sizes_ladder(app_module):
     grid, table, chart, note = app_module.compare_latents("", 4, 0, False, req("l1"))
     assert set(table["latent"]) == {"16", "16x4x4", "64x4x4"}
-    assert len(chart) == 6 and "3x32x32 = 3,072 values" in note
+    assert len(frame(chart)) == 6 and "3x32x32 = 3,072 values" in note
     big = table[table["latent"] == "64x4x4"]["vs image values"].iloc[0]
     assert big.startswith("0.333x")
 
@@ -106,6 +111,7 @@ def test_latent_sizes_ladder(app_module):
 def test_train_then_other_tabs_use_the_trained_pair(app_module):
     steps = run_training(app_module, "t1")
     status, mse, kl, val, files, strip, picker = steps[-1]
+    mse, kl, val = frame(mse), frame(kl), frame(val)
     assert "Done" in status and len(mse) > 0 and set(mse["model"]) == {"AE", "VAE"} and len(kl) > 0
     assert set(val["model"]) == {"AE", "VAE"} and val["epoch"].tolist().count(0) == 2  # "before" points
     assert pixels(strip).ndim == 3 and picker["value"] == "run:1"
@@ -183,7 +189,7 @@ def test_sweep_fills_the_runs_table(app_module):
     runs = outs[-1][1]
     assert runs["epochs"].tolist() == [1, 2] and (runs["epochs done"] == runs["epochs"]).all()
     assert s.in_use == "shipped:default"  # a sweep never replaces the pair in use
-    mse, kl = app_module.run_curves(2, req("w1"))
+    mse, kl = map(frame, app_module.run_curves(2, req("w1")))
     assert len(mse) > 0 and len(kl) > 0
 
 
@@ -252,6 +258,7 @@ def test_latent_space_prior_interpolation_and_map(app_module):
     interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
     assert pixels(interp).shape[0] > 3 * 32 and "5 steps" in msg
     points, thumbs, note, xs, ys = app_module.code_map("in use", "VAE", req("ls1"))
+    points = frame(points)
     assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
     assert "variance" in note and pixels(thumbs).shape[0] >= 7 * 32
     point = app_module.decode_point(0.0, 0.0, req("ls1"))
@@ -267,7 +274,7 @@ def test_latent_space_prior_interpolation_and_map(app_module):
 
 def test_beta_tradeoff_shipped_and_trained(app_module):
     table, chart, grid, note = app_module.shipped_beta_sweep(req("b1"))
-    assert table["beta"].tolist() == [0.0, 1.0] and len(chart) == 2
+    assert table["beta"].tolist() == [0.0, 1.0] and len(frame(chart)) == 2
     assert (table["KL (nats/image)"] >= 0).all() and "trade-off" in note
     table, chart, grid, note = list(app_module.beta_sweep("0, 4", 2, req("b2")))[-1]
     assert table["beta"].tolist() == [0.0, 4.0] and "Trained here" in note

@@ -9,81 +9,85 @@ import pandas as pd
 from PIL import Image
 
 from aevae import figures, workbench
+from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
 from .common import (
     csv_text,
     fail,
+    lang_of,
     need,
     parse_ids_or_none,
     rounded,
     session,
     short_note,
 )
+from .lang import L, drawn, table
 
 
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
-    s = session(request)
-    need(1, workbench.MAX_RECON_IMAGES, n, "number of images")
+    s, lang = session(request), lang_of(request)
+    need(1, workbench.MAX_RECON_IMAGES, n, "what.n_images", lang)
     try:
         pair = s.pair()
         images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
         rec = workbench.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
-    return show_reconstruction(rec, s, pair.source)
+        raise fail(e, lang) from None
+    return show_reconstruction(rec, s, pair.source, lang)
 
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     if not files:
-        raise gr.Error("Upload one or more images first.")
+        raise gr.Error(t("recon.upload_first", lang), print_exception=False)
     try:
         pair = s.pair()
         images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
         rec = workbench.reconstruct(pair, images, use_lpips)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
-    return show_reconstruction(rec, s, pair.source)
+        raise fail(e, lang) from None
+    return show_reconstruction(rec, s, pair.source, lang)
 
 
-def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[bytes, str, pd.DataFrame, str]:
-    """PNG bytes, summary, table and CSV text of a reconstruction; made once per result, so a shared
-    answer (see workbench.SHIPPED_ANSWERS) costs each further student only the writing of two files."""
-    view = getattr(rec, "_view", None)
-    if view is not None:
-        return view
+def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:
+    """PNG bytes, summary, table and CSV text of a reconstruction in `lang`; made once per result and
+    language, so a shared answer (see workbench.SHIPPED_ANSWERS) costs each further student only the
+    writing of two files."""
+    views = rec.__dict__.setdefault("_views", {})
+    if lang in views:
+        return views[lang]
     size = rec.images.image_size
-    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon],
+                              [drawn("pic.ground_truth", lang), "AE", "VAE"],
                               [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
     rows = rec.rows()
-    lines = [f"**Models:** {source}. Mean ± std over {len(rows)} images "
-             "(PSNR: higher is better; SSIM: up to 1, higher is better; LPIPS: lower is better).", "",
+    lines = [t("recon.summary", lang, source=tm(source, lang), n=len(rows)), "",
              "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
         sm = r.summary()
-        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else "not measured"
+        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else t("recon.not_measured", lang)
         lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
                      f"{sm['ssim'].mean:.4f} ± {sm['ssim'].std:.4f} | {lp} |")
     if rec.ae.lpips_note:
-        lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
+        lines.append("\n<small>" + t("recon.lpips_note", lang, why=short_note(rec.ae.lpips_note, lang)) + "</small>")
     if rec.images.skipped:
-        lines.append(f"\nSkipped {len(rec.images.skipped)} files: " + "; ".join(rec.images.skipped[:5]))
+        lines.append("\n" + t("recon.skipped", lang, n=len(rec.images.skipped),
+                              files="; ".join(tm(x, lang) for x in rec.images.skipped[:5])))
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
-    view = (buf.getvalue(), "\n".join(lines), rounded(rows), csv_text(rows))
-    rec._view = view
+    view = views[lang] = (buf.getvalue(), "\n".join(lines), table(rounded(rows), lang), csv_text(rows))
     return view
 
 
-def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str):
+def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, lang: str):
     s.last["reconstruction"] = rec
-    png_bytes, summary, table, csv = _reconstruction_view(rec, source)
+    png_bytes, summary, frame, csv = _reconstruction_view(rec, source, lang)
     folder = s.new_folder()
     (folder / "reconstructions.png").write_bytes(png_bytes)
     (folder / "reconstructions.csv").write_text(csv)
-    return str(folder / "reconstructions.png"), summary, table.copy(), str(folder / "reconstructions.csv")
+    return str(folder / "reconstructions.png"), summary, frame.copy(), str(folder / "reconstructions.csv")
 
 
 def new_draw(seed: int) -> int:
@@ -92,30 +96,26 @@ def new_draw(seed: int) -> int:
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Reconstructions"):
-        gr.Markdown("Ground truth, then the AE's and the VAE's reconstruction of the same images. "
-                    "Look at edges and small details: the VAE trades some sharpness for a smooth "
-                    "latent space.", elem_classes="lead")
+    with gr.Tab(L("tab.recon")):
+        gr.Markdown(L("recon.lead"), elem_classes="lead")
         with gr.Row():
-            ids = gr.Textbox("", label="Ids (blank: random validation images)", placeholder="e.g. 3, 227, 841-845")
-            n = gr.Slider(1, workbench.MAX_RECON_IMAGES, 10, step=1, label="Random images")
-            rseed = gr.Number(0, label="Draw seed", precision=0)
-            use_lpips = gr.Checkbox(True, label="LPIPS")
+            ids = gr.Textbox("", label=L("common.ids"), placeholder=L("recon.ids_example"))
+            n = gr.Slider(1, workbench.MAX_RECON_IMAGES, 10, step=1, label=L("common.random_images"))
+            rseed = gr.Number(0, label=L("common.draw_seed"), precision=0)
+            use_lpips = gr.Checkbox(True, label=L("common.lpips"))
         with gr.Row():
-            rec_btn = gr.Button("Reconstruct", variant="primary")
-            draw_btn = gr.Button("New random draw")
-        rec_img = gr.Image(label="ground truth | AE | VAE", format="png", elem_classes="pixelated",
+            rec_btn = gr.Button(L("recon.btn"), variant="primary")
+            draw_btn = gr.Button(L("recon.new_draw"))
+        rec_img = gr.Image(label=L("recon.image"), format="png", elem_classes="pixelated",
                            buttons=["download", "fullscreen"])
         rec_summary = gr.Markdown()
-        rec_table = gr.Dataframe(label="Per image", max_height=400)
-        rec_csv = gr.File(label="Table as CSV")
-        with gr.Accordion("Reconstruct your own images", open=False):
-            own = gr.File(label="Images (PNG/JPEG/WebP/BMP)", file_count="multiple", type="filepath")
-            own_btn = gr.Button("Reconstruct uploads")
+        rec_table = gr.Dataframe(label=L("recon.table"), max_height=400)
+        rec_csv = gr.File(label=L("recon.csv"))
+        with gr.Accordion(L("recon.own"), open=False):
+            own = gr.File(label=L("recon.own_files"), file_count="multiple", type="filepath")
+            own_btn = gr.Button(L("recon.own_btn"))
         rec_out = [rec_img, rec_summary, rec_table, rec_csv]
         rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct")
         draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
         own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
-
-
