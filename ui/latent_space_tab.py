@@ -7,52 +7,57 @@ import pandas as pd
 
 from aevae import figures, sampling, workbench
 from aevae.config import check_finite
+from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
 from .common import (
     fail,
+    lang_of,
     need,
     png,
     session,
 )
+from .lang import L, drawn, plot
+from .picker import choices
 
 
 def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
-    s = session(request)
-    need(1, 32, n, "samples")
+    s, lang = session(request), lang_of(request)
+    need(1, 32, n, "what.samples", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    return png(s.new_folder(), grid, "prior-samples.png"), (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
-                  "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
-                  "never was, so its codes live elsewhere and its decoder makes little of them.")
+    return png(s.new_folder(), grid, "prior-samples.png"), t(
+        "space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
 
 
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
-    s = session(request)
-    need(3, 16, steps, "steps")
+    s, lang = session(request), lang_of(request)
+    need(3, 16, steps, "what.steps", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
-    grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
-    return png(s.new_folder(), grid, "interpolation.png"), f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
+                              scale=figures.auto_scale(pair.image_size, 72))
+    return png(s.new_folder(), grid, "interpolation.png"), t(
+        "space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
 
 
 def code_map(pair_name: str, kind: str, request: gr.Request):
     """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     try:
         pair = workbench.pair_named(s, pair_name)
         split = s.split(pair.image_size)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     model = pair.vae if kind == "VAE" else pair.ae
     cmap = sampling.code_map(model, split.val)
     s.code_map = (pair_name, kind, cmap)
@@ -62,65 +67,67 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     thumbs = sampling.decode_grid(model, cmap, 7)
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
     sx, sy = cmap.coords.std(0)
-    note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
-            f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
-            f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
+    note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
+             b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
+    points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
     return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
         minimum=-3 * sy, maximum=3 * sy, value=0)
 
 
 def decode_point(x: float, y: float, request: gr.Request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     cm = s.code_map
     if cm is None:
-        raise gr.Error("Map the validation set first.")
+        raise gr.Error(t("space.map_first", lang), print_exception=False)
     pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     model = pair.vae if kind == "VAE" else pair.ae
     img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
     return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
 
 
+def load_pairs(request: gr.Request):
+    """The Models dropdown's labels in the page's language."""
+    return gr.update(choices=choices(workbench.pair_choices(session(request).zoo), lang_of(request)))
+
+
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Latent space"):
-        gr.Markdown("What lives in the latent space: random draws decoded, paths between two images, "
-                    "and a map of the codes. Look for where the AE fails and the VAE does not.",
-                    elem_classes="lead")
-        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.IN_USE,
-                                label="Models (vector latents generate best: try shipped: ladder-64)")
+    with gr.Tab(L("tab.space")):
+        gr.Markdown(L("space.lead"), elem_classes="lead")
+        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.IN_USE, label=L("space.models"))
         with gr.Row():
-            pn = gr.Slider(1, 32, 12, step=1, label="Prior samples")
-            pseed = gr.Number(0, label="Seed", precision=0)
-            prior_btn = gr.Button("Decode random draws", variant="primary")
-        prior_img = gr.Image(label="VAE row, AE row: the same z", format="png", elem_classes="pixelated")
+            pn = gr.Slider(1, 32, 12, step=1, label=L("space.prior_n"))
+            pseed = gr.Number(0, label=L("common.seed"), precision=0)
+            prior_btn = gr.Button(L("space.prior_btn"), variant="primary")
+        prior_img = gr.Image(label=L("space.prior_img"), format="png", elem_classes="pixelated")
         prior_note = gr.Markdown()
         with gr.Row():
-            ia = gr.Number(3, label="From id", precision=0)
-            ib = gr.Number(841, label="To id", precision=0)
-            isteps = gr.Slider(3, 16, 8, step=1, label="Steps")
-            interp_btn = gr.Button("Interpolate")
-        interp_img = gr.Image(label="interpolation", format="png", elem_classes="pixelated")
+            ia = gr.Number(3, label=L("space.from"), precision=0)
+            ib = gr.Number(841, label=L("space.to"), precision=0)
+            isteps = gr.Slider(3, 16, 8, step=1, label=L("space.steps"))
+            interp_btn = gr.Button(L("space.interp_btn"))
+        interp_img = gr.Image(label=L("space.interp_img"), format="png", elem_classes="pixelated")
         interp_note = gr.Markdown()
         with gr.Row():
-            map_kind = gr.Radio(["VAE", "AE"], value="VAE", label="Codes of")
-            map_btn = gr.Button("Map the validation set")
+            map_kind = gr.Radio(["VAE", "AE"], value="VAE", label=L("space.codes_of"))
+            map_btn = gr.Button(L("space.map_btn"))
         map_note = gr.Markdown()
         with gr.Row():
             map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
-                                      label="Validation codes (PCA)", height=420)
-            map_grid = gr.Image(label="decoded across the plane", format="png", elem_classes="pixelated")
+                                      label=L("space.map_plot"), height=420)
+            map_grid = gr.Image(label=L("space.map_grid"), format="png", elem_classes="pixelated")
         with gr.Row():
-            px = gr.Slider(-1, 1, 0, label="PC 1")
-            py = gr.Slider(-1, 1, 0, label="PC 2")
-            point_img = gr.Image(label="decoded point", format="png", elem_classes="pixelated", height=200)
+            px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
+            py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
+            point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
         map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
-
-
+        ctx.demo.load(load_pairs, None, pair_pick, api_visibility="private")
+        ctx.on_language.then(load_pairs, None, pair_pick, api_visibility="private")
