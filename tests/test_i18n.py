@@ -91,7 +91,7 @@ def test_accept_language_picks_the_first_language_we_have():
 # Words that are the same in every language (names, units, file types, metrics).
 ALLOWED = {"AE", "VAE", "PSNR", "SSIM", "LPIPS", "KL", "MSE", "PCA", "dB", "px", "aevae", "OpenMoji", "CSV",
            "PNG", "JSON", "npy", "npz", "zip", "png", "csv", "json", "safetensors", "gen_data", "gen_label", "small",
-           "md", "html", "nats", "lr", "x"}
+           "md", "html", "nats", "lr", "x", "beta", "sigma", "log", "AlexNet", "N", "I", "uint"}
 FILE = re.compile(r"^[\w.-]+\.(png|csv|npy|npz|zip|json|md|html|safetensors)$")
 # Calls whose string arguments are keys, column names or file names, never shown as they are.
 KEY_CALLS = {"t", "tm", "L", "col", "table", "plot", "png", "csv_file", "I18N", "get", "startswith", "endswith",
@@ -223,3 +223,133 @@ def test_the_scan_finds_english_written_around_the_tables(tmp_path):
         "    gr.Radio([(L('data.openmoji'), 'openmoji')], value='openmoji', label=L('data'))\n"
         "    gr.LinePlot(x='iteration', y='MSE per pixel', label=L('plot'))\n")
     assert english_in(good) == []
+
+
+# --- what the handlers answer, in each language ------------------------------------------------
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+
+
+def texts(value) -> list[str]:
+    """Every text an output shows: Markdown, table headers and message cells, plot axes, choices, captions."""
+    import pandas as pd
+
+    if isinstance(value, str):
+        return [] if Path(value).suffix in (".png", ".csv", ".zip", ".json", ".npy", ".safetensors") else [value]
+    if isinstance(value, pd.DataFrame):
+        cells = [v for c in ("ended", "trained", "data", "source", "made by", "vs image values") if c in value.columns
+                 for v in value[c] if isinstance(v, str)]
+        return [str(c) for c in value.columns] + cells
+    if isinstance(value, dict):  # an update; a dropdown's value is a choice's value, not its label
+        out = [] if "choices" in value else texts(value.get("value"))
+        out += [value[k] for k in ("x", "y", "color", "label") if isinstance(value.get(k), str)]
+        out += [label for label, _ in value.get("choices") or []]
+        return out
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in texts(v)]
+    return []
+
+
+def english_words(text: str, names: set[str]) -> list[str]:
+    """English words in a text other than names (of images, labels, models, presets) and units."""
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name, " ")
+    text = re.sub(r"https?://\S+|`[^`]*`|\b[\w.-]+\.(?:zip|npy|npz|png|json|safetensors)\b", " ", text)
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w not in ALLOWED]
+
+
+def answers(app, who):
+    """What the tabs answer for one page: reconstructions, variants, latent sizes, latent space, beta,
+    models, runs (after a short training) and the picker."""
+    out = {"reconstruct": app.reconstruct("", 4, 0, False, who),
+           "variants": app.make_variants("1-3", "(none)", 4, 2, 1.0, 0, who)[1:],
+           "latent_sizes": app.compare_latents("", 3, 0, False, who)[1:],
+           "prior": app.prior_samples("in use", 4, 0, who)[1:],
+           "interpolate": app.interpolate("in use", 3, 5, 4, who)[1:],
+           "code_map": app.code_map("in use", "VAE", who)[::2],
+           "beta": app.shipped_beta_sweep(who)[::3],
+           "models": app.describe_models(who)[:3],
+           "metrics": app.metric_help(who)}
+    args = dict(preset="quick", image_size=32, latent="16x4x4", epochs=1, seconds=120, batch_size=64, lr=2e-3,
+                weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji", upload=None, use_when_done=False)
+    out["plan"] = app.plan_training(*list(args.values())[:10], "openmoji", who)
+    out["train"] = list(app.train_models(*args.values(), request=who))[-1][:4]
+    out["runs"] = app.show_runs(who)
+    out["picker"] = app.load_picker(who)
+    out["stop"] = app.stop_training(who)
+    return out
+
+
+def names_in(app_module) -> set[str]:
+    from aevae import data
+    from aevae.config import PRESETS
+    from ui.common import store
+
+    split = store().get("names", False).split(32)
+    zoo = store().zoo
+    return ({*split.all.names, *data.OPENMOJI_GROUPS, *PRESETS, *zoo.pairs(), data.OPENMOJI_CREDIT, "OpenMoji",
+             "in use", "Conv2d", "ConvTranspose2d", "BatchNorm2d", "ReLU", "Sigmoid", "Linear", "MaxPool2d",
+             "Flatten", "Unflatten", "Upsample", "logvar", "mu", "enc", "dec", "head"})
+
+
+@pytest.mark.slow
+def test_every_tab_answers_in_chinese_and_in_english(app_module):
+    """A zh-TW page gets Chinese answers (no English beyond names and units); an English page no Chinese."""
+    from types import SimpleNamespace
+
+    zh = answers(app_module, SimpleNamespace(session_hash="zh-answers", headers={"accept-language": "zh-TW,zh;q=0.9"}))
+    names = names_in(app_module)
+    found = {tab: sorted({w for text in texts(out) for w in english_words(text, names)}) for tab, out in zh.items()}
+    assert {tab: words for tab, words in found.items() if words} == {}
+    assert all(CJK.search(" ".join(texts(out))) for tab, out in zh.items() if tab != "picker"), "a tab answered without Chinese"
+    en = answers(app_module, SimpleNamespace(session_hash="en-answers", headers={"accept-language": "en-US,en"}))
+    assert {tab: [x for x in texts(out) if CJK.search(x)] for tab, out in en.items()} == {tab: [] for tab in en}
+
+
+def test_errors_come_in_the_pages_language(app_module):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    who = SimpleNamespace(session_hash="zh-errors", headers={"accept-language": "zh-TW"})
+    with pytest.raises(gr.Error, match="潛在碼 'abc'：請寫向量大小"):
+        list(app_module.train_models("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", None, False,
+                                     request=who))
+    assert "無法用這些設定訓練" in app_module.plan_training("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0,
+                                                            "openmoji", who)
+    with pytest.raises(gr.Error, match="不是編號"):
+        app_module.reconstruct("1, abc", 3, 0, False, who)
+    with pytest.raises(gr.Error, match="影像數量必須介於 1 與 64 之間"):
+        app_module.reconstruct("", 0, 0, False, who)
+    with pytest.raises(gr.Error, match="學習率必須是有限的數字"):
+        list(app_module.train_models("quick", 32, "16x4x4", 1, 60, 32, float("nan"), 0, 0.1, 0, "openmoji", None,
+                                     False, request=who))
+    # ?lang= in the page's address wins over the browser's languages; a choice made on the page over both
+    who = SimpleNamespace(session_hash="zh-link", headers={"accept-language": "en"}, query_params={"lang": "zh-TW"})
+    assert "計畫" in app_module.plan_training("quick", 32, "16x4x4", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", who)
+    app_module.set_language("en", who)
+    assert "Plan" in app_module.plan_training("quick", 32, "16x4x4", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", who)
+
+
+def test_the_report_comes_in_the_pages_language(app_module, tmp_path):
+    import zipfile
+    from types import SimpleNamespace
+
+    who = SimpleNamespace(session_hash="zh-report", headers={"accept-language": "zh-TW"})
+    path, msg = app_module.download_report(who)
+    assert msg.startswith("報告完成")
+    with zipfile.ZipFile(path) as zf:
+        md = zf.read("aevae-report/report.md").decode()
+        html = zf.read("aevae-report/report.html").decode()
+    for heading in ("## 1. 架構", "## 2. 訓練", "## 3. 原圖、AE 與 VAE 的比較", "## 4. 指標的意義", "## 5. VAE 雜訊變體",
+                    "## 6. 潛在碼大小", "## 7. 超參數實驗"):
+        assert heading in md
+    assert "<html lang='zh-TW'>" in html and "峰值信噪比" in html
+    # Prose and table headers are Chinese; table cells keep names and numbers.
+    names = names_in(app_module) | {"setting", "value"}  # the training table's rows are the config's fields
+    prose = [line for line in md.splitlines() if line and not line.startswith(("| ", "|---", "- `", "!["))]
+    headers = [line for i, line in enumerate(md.splitlines()) if line.startswith("| ") and
+               md.splitlines()[i + 1].startswith("|---")]
+    assert [(x, w) for x in prose + headers if (w := english_words(x, names))] == []
+    en = SimpleNamespace(session_hash="en-report", headers={"accept-language": "en"})
+    with zipfile.ZipFile(app_module.download_report(en)[0]) as zf:
+        assert not CJK.search(zf.read("aevae-report/report.md").decode())
