@@ -45,6 +45,7 @@ def build_demo() -> gr.Blocks:
         ctx.in_use = picker.build(ctx)
         for tab in TABS:
             tab.build(ctx)
+        lang.relabel_tabs(ctx)
         gr.Markdown("<small>" + L("app.emoji") + " " + data.OPENMOJI_CREDIT + "</small>")
         demo.unload(end_session)
     return demo

@@ -77,6 +77,15 @@ LINK_JS = ("(lang) => { const u = new URL(window.location.href); u.searchParams.
            " window.history.replaceState(null, '', u); return lang; }")
 
 
+def relabel_tabs(ctx) -> None:
+    """After a switch, send every tab its name again: Gradio's tab bar keeps the names it first drew.
+    Call once every tab is built."""
+    tabs = [b for b in ctx.demo.blocks.values() if isinstance(b, gr.Tab) and str(b.label).startswith("__i18n__")]
+    keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
+    ctx.on_language.then(lambda: [gr.update(label=Text(k)) for k in keys], None, tabs, api_visibility="private",
+                          queue=False)
+
+
 def build(ctx) -> gr.Radio:
     """The switch; `ctx.on_language` gets the event that later ones chain on (`.then`)."""
     switch = gr.Radio([(i18n.name(lang), lang) for lang in i18n.languages()], value=None,

@@ -205,8 +205,12 @@ def preset_note(name: str, lang: str) -> str:
     return t(f"preset.{name}", lang) if name in PRESETS else ""
 
 
-def show_preset_note(name: str, request: gr.Request) -> str:
-    return preset_note(name, lang_of(request))
+def show_note(name: str, request: gr.Request) -> str:
+    """The note under the settings in a newly chosen language: the link's, if the page came from one."""
+    lang = lang_of(request)
+    if any(k != "lang" for k in dict(getattr(request, "query_params", {}) or {})):
+        return settings_from_link(request)[-1]
+    return preset_note(name, lang)
 
 
 def apply_preset(name: str, request: gr.Request):
@@ -266,7 +270,7 @@ def build(ctx) -> None:
         gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
               api_visibility="private", queue=False)
         ctx.on_language.then(plan_training, [*shared, dataset], plan_md, api_visibility="private", queue=False)
-        ctx.on_language.then(show_preset_note, preset, preset_md, api_visibility="private", queue=False)
+        ctx.on_language.then(show_note, preset, preset_md, api_visibility="private", queue=False)
         train_btn.click(
             train_models, [*shared, dataset, upload, use_new],
             [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use], api_name="train",
