@@ -27,7 +27,7 @@ from .models import AutoEncoder, build_model, plan
 from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
 from .runs import RUN, SHIPPED, Pair, Run, RunList
 from .train import History, Progress, as_uint8_nchw, train_together
-from .zoo import BETA_LATENT, Zoo
+from .zoo import BETA_LATENT, GENERATE, Zoo
 
 OPENMOJI = "openmoji"
 # Where the app trains: AEVAE_DEVICE (auto, cpu, cuda, mps); auto takes a GPU when there is one.
@@ -593,7 +593,7 @@ def progress_text(p: Progress) -> str:
 # --- latent space and the beta trade-off ----------------------------------------------
 IN_USE = "in use"
 # The shipped pair whose VAE generates (zoo.py): the Latent space tab's default.
-GENERATIVE_PAIR = "generate"
+GENERATIVE_PAIR = GENERATE
 GENERATIVE = SHIPPED + GENERATIVE_PAIR
 
 
