@@ -27,7 +27,7 @@ from .models import AutoEncoder, build_model, plan
 from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
 from .runs import RUN, SHIPPED, Pair, Run, RunList
 from .train import History, Progress, as_uint8_nchw, train_together
-from .zoo import BETA_LATENT, Zoo
+from .zoo import BETA_LATENT, GENERATE, Zoo
 
 OPENMOJI = "openmoji"
 # Where the app trains: AEVAE_DEVICE (auto, cpu, cuda, mps); auto takes a GPU when there is one.
@@ -121,6 +121,7 @@ class Session:
         self.runs = RunList()
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
         self.last: dict = {}  # the latest results shown per tab, for the report
+        self.opened: set = set()  # (tab, pair in use) whose first view was shown on opening the tab
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
         self.closed = False
@@ -592,6 +593,9 @@ def progress_text(p: Progress) -> str:
 
 # --- latent space and the beta trade-off ----------------------------------------------
 IN_USE = "in use"
+# The shipped pair whose VAE generates (zoo.py): the Latent space tab's default.
+GENERATIVE_PAIR = GENERATE
+GENERATIVE = SHIPPED + GENERATIVE_PAIR
 
 
 def pair_choices(zoo: Zoo | None) -> list[tuple[str, str]]:
@@ -617,6 +621,21 @@ def prior_pair(pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The same draws z ~ N(0, I) decoded by the VAE and by the AE."""
     z = torch.randn((n, *pair.vae.latent_shape), generator=torch.Generator().manual_seed(seed))
     return sampling.prior_samples(pair.vae, z=z), sampling.prior_samples(pair.ae, z=z)
+
+
+def code_map_for(session: Session, pair: Pair, kind: str, split: data.Split):
+    """PCA map of the validation codes and its decoded 7x7 grid (shared when shipped)."""
+    def compute():
+        model = pair.vae if kind == "VAE" else pair.ae
+        cmap = sampling.code_map(model, split.val)
+        return cmap, sampling.decode_grid(model, cmap, 7)
+
+    return SHIPPED_ANSWERS.get(shipped_key(session, pair, "code map", kind, split.all.image_size), compute)
+
+
+def interpolations_for(session: Session, pair: Pair, two: data.ImageSet, steps: int) -> dict[str, np.ndarray]:
+    key = shipped_key(session, pair, "interpolate", tuple(int(i) for i in two.ids), two.image_size, steps)
+    return SHIPPED_ANSWERS.get(key, lambda: interpolations(pair, two.images[0], two.images[1], steps))
 
 
 def interpolations(pair: Pair, a: np.ndarray, b: np.ndarray, steps: int) -> dict[str, np.ndarray]:

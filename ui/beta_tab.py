@@ -17,6 +17,7 @@ from .common import (
     lang_of,
     need,
     numbers,
+    on_open,
     png,
     session,
     stop_training,
@@ -26,7 +27,8 @@ from .lang import L, drawn, plot, table
 
 
 def show_betas(s: workbench.Session, rows: list[dict], source: str, lang: str):
-    frame = table([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+    digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
+    frame = table([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
                     if k not in ("samples", "recon")} for r in rows], lang)
     chart = pd.DataFrame({"KL (nats/image)": [r["KL (nats/image)"] for r in rows],
                           "MSE per pixel": [r["MSE per pixel"] for r in rows],
@@ -94,7 +96,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab(L("tab.beta")):
+    with gr.Tab(L("tab.beta")) as tab:
         gr.Markdown(L("beta.lead"), elem_classes="lead")
         with gr.Row():
             beta_shipped_btn = gr.Button(L("beta.shipped_btn"), variant="primary")
@@ -106,10 +108,11 @@ def build(ctx) -> None:
         with gr.Row():
             beta_table = gr.Dataframe(label=L("beta.table"))
             beta_chart = gr.ScatterPlot(x="KL (nats/image)", y="MSE per pixel", color="beta",
-                                        label=L("beta.chart"), height=360)
+                                        label=L("beta.chart"))
         beta_grid = gr.Image(label=L("beta.grid"), format="png", elem_classes="pixelated")
         beta_out = [beta_table, beta_chart, beta_grid, beta_note]
         beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
+        tab.select(on_open("beta", shipped_beta_sweep, 4), None, beta_out, api_visibility="private")
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)

@@ -17,8 +17,10 @@ from .common import (
     MAX_SECONDS,
     bar,
     fail,
+    gpu,
     lang_of,
     need,
+    on_open,
     parse_ids_or_none,
     png,
     session,
@@ -30,6 +32,7 @@ from .lang import L, drawn, plot, table
 from .picker import picker_update
 
 
+@gpu
 def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """The same images through models that differ only in latent size."""
     s, lang = session(request), lang_of(request)
@@ -51,8 +54,8 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
             sm = r["results"][kind].summary()
             rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
                          "vs image values": ratio,
-                         "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 4),
-                         "LPIPS": round(sm["lpips"].mean, 4) if sm["lpips"] else None, "source": r["source"]})
+                         "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 3),
+                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"]})
             chart.append({"log10 latent values": float(np.log10(r["values"])), "PSNR (dB)": sm["psnr"].mean,
                           "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
@@ -96,8 +99,8 @@ def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     d = PRESETS[workbench.TRAIN_DEFAULT]
     ladder = ", ".join(dict.fromkeys(e["rung"] for e in ctx.zoo.ladder())) if ctx.zoo else ""
-    with gr.Tab(L("tab.latent_sizes")):
-        gr.Markdown(L("lat.lead") + " " + (ladder or L("lat.none")) + ".", elem_classes="lead")
+    with gr.Tab(L("tab.latent_sizes")) as tab:
+        gr.Markdown(L("lat.lead") + " " + (ladder or "–") + ".", elem_classes="lead")
         with gr.Row():
             lids = gr.Textbox("", label=L("common.ids"))
             ln = gr.Slider(1, 16, 6, step=1, label=L("common.random_images"))
@@ -107,8 +110,8 @@ def build(ctx) -> None:
         lat_note = gr.Markdown()
         lat_img = gr.Image(label=L("lat.image"), format="png", elem_classes="pixelated",
                            buttons=["download", "fullscreen"])
-        with gr.Row():
-            lat_table = gr.Dataframe(label=L("lat.table"))
+        lat_table = gr.Dataframe(label=L("lat.table"))
+        if True:  # the chart under the table: side by side, a projector cuts the table's columns
             lat_chart = gr.LinePlot(x="log10 latent values", y="PSNR (dB)", color="model", color_map=COLORS,
                                     label=L("lat.chart"))
         with gr.Accordion(L("lat.rung"), open=False):
@@ -121,6 +124,8 @@ def build(ctx) -> None:
             rung_msg = gr.Markdown()
         lat_btn.click(compare_latents, [lids, ln, lseed, llpips], [lat_img, lat_table, lat_chart, lat_note],
                       api_name="latent_sizes")
+        tab.select(on_open("latent sizes", compare_latents, 4), [lids, ln, lseed, llpips],
+                   [lat_img, lat_table, lat_chart, lat_note], api_visibility="private")
         rung_btn.click(train_missing_rung, [rung_lat, rung_epochs], [rung_msg, ctx.in_use], api_name="train_rung",
                        concurrency_id="train")
         rung_stop.click(stop_training, None, rung_msg, api_visibility="private", queue=False)

@@ -12,8 +12,10 @@ from aevae.workbench import NoModels
 
 from .common import (
     fail,
+    gpu,
     lang_of,
     need,
+    on_open,
     png,
     session,
 )
@@ -21,6 +23,7 @@ from .lang import L, drawn, plot
 from .picker import choices
 
 
+@gpu
 def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
     s, lang = session(request), lang_of(request)
@@ -31,10 +34,15 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         raise fail(e, lang) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    return png(s.new_folder(), grid, "prior-samples.png"), t(
-        "space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
+    note = t("space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
+    if len(pair.vae.latent_shape) > 1:
+        generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
+        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=workbench.GENERATIVE)
+                                                       if generative else t("space.period", lang))
+    return png(s.new_folder(), grid, "prior-samples.png"), note
 
 
+@gpu
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
     s, lang = session(request), lang_of(request)
     need(3, 16, steps, "what.steps", lang)
@@ -43,13 +51,14 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
+    rows = workbench.interpolations_for(s, pair, two, int(steps))
     grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
                               scale=figures.auto_scale(pair.image_size, 72))
     return png(s.new_folder(), grid, "interpolation.png"), t(
         "space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
 
 
+@gpu
 def code_map(pair_name: str, kind: str, request: gr.Request):
     """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
     s, lang = session(request), lang_of(request)
@@ -58,22 +67,21 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
         split = s.split(pair.image_size)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    model = pair.vae if kind == "VAE" else pair.ae
-    cmap = sampling.code_map(model, split.val)
+    cmap, thumbs = workbench.code_map_for(s, pair, kind, split)
     s.code_map = (pair_name, kind, cmap)
     points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
                            "label": [split.val.label_names[i] for i in split.val.labels],
                            "id": split.val.ids, "name": split.val.names})
-    thumbs = sampling.decode_grid(model, cmap, 7)
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
     sx, sy = cmap.coords.std(0)
     note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
              b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
-    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
-        minimum=-3 * sy, maximum=3 * sy, value=0)
+    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
+        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0)
 
 
+@gpu
 def decode_point(x: float, y: float, request: gr.Request):
     s, lang = session(request), lang_of(request)
     cm = s.code_map
@@ -90,16 +98,25 @@ def decode_point(x: float, y: float, request: gr.Request):
     return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
 
 
-def load_pairs(request: gr.Request):
-    """The Models dropdown's labels in the page's language."""
-    return gr.update(choices=choices(workbench.pair_choices(session(request).zoo), lang_of(request)))
+def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
+                      request: gr.Request):
+    """The tab's first view: prior samples, an interpolation and the code map, all at once."""
+    return (*prior_samples(pair_name, n, seed, request), *interpolate(pair_name, id_a, id_b, steps, request),
+            *code_map(pair_name, kind, request))
+
+
+def load_pairs(pair_name: str, request: gr.Request):
+    """The Models dropdown's labels in the page's language (its value kept)."""
+    return gr.update(choices=choices(workbench.pair_choices(session(request).zoo), lang_of(request)), value=pair_name)
 
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab(L("tab.space")):
+    with gr.Tab(L("tab.space")) as tab:
         gr.Markdown(L("space.lead"), elem_classes="lead")
-        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.IN_USE, label=L("space.models"))
+        generative = bool(ctx.zoo) and workbench.GENERATIVE_PAIR in ctx.zoo.pairs()
+        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.GENERATIVE if generative else workbench.IN_USE,
+                                label=L("space.models"))
         with gr.Row():
             pn = gr.Slider(1, 32, 12, step=1, label=L("space.prior_n"))
             pseed = gr.Number(0, label=L("common.seed"), precision=0)
@@ -119,7 +136,7 @@ def build(ctx) -> None:
         map_note = gr.Markdown()
         with gr.Row():
             map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
-                                      label=L("space.map_plot"), height=420)
+                                      label=L("space.map_plot"))
             map_grid = gr.Image(label=L("space.map_grid"), format="png", elem_classes="pixelated")
         with gr.Row():
             px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
@@ -128,6 +145,9 @@ def build(ctx) -> None:
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
         map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
+        tab.select(on_open("latent space", open_latent_space, 9), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
+                   [prior_img, prior_note, interp_img, interp_note, map_plot, map_grid, map_note, px, py],
+                   api_visibility="private")
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
-        ctx.demo.load(load_pairs, None, pair_pick, api_visibility="private")
-        ctx.on_language.then(load_pairs, None, pair_pick, api_visibility="private")
+        ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")
+        ctx.on_language.then(load_pairs, pair_pick, pair_pick, api_visibility="private")

@@ -47,7 +47,7 @@ def metric_help(request: gr.Request) -> str:
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab(L("tab.models")):
+    with gr.Tab(L("tab.models")) as tab:
         gr.Markdown(L("models.lead"), elem_classes="lead")
         models_btn = gr.Button(L("models.btn"))
         m_head = gr.Markdown()
@@ -65,3 +65,5 @@ def build(ctx) -> None:
         ctx.on_language.then(metric_help, None, help_md, api_visibility="private")
         models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                          api_name="models")
+        tab.select(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
+                   api_visibility="private")  # cheap: always the pair in use now

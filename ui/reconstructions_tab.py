@@ -15,8 +15,10 @@ from aevae.workbench import NoModels
 from .common import (
     csv_text,
     fail,
+    gpu,
     lang_of,
     need,
+    on_open,
     parse_ids_or_none,
     rounded,
     session,
@@ -25,6 +27,7 @@ from .common import (
 from .lang import L, drawn, table
 
 
+@gpu
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s, lang = session(request), lang_of(request)
@@ -38,6 +41,7 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     return show_reconstruction(rec, s, pair.source, lang)
 
 
+@gpu
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     s, lang = session(request), lang_of(request)
     if not files:
@@ -59,17 +63,17 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) 
     if lang in views:
         return views[lang]
     size = rec.images.image_size
-    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon],
-                              [drawn("pic.ground_truth", lang), "AE", "VAE"],
-                              [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
+    grid = figures.wrapped_grid([rec.images.images, rec.ae.recon, rec.vae.recon],
+                                [drawn("pic.ground_truth", lang), "AE", "VAE"],
+                                [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96), per_block=12)
     rows = rec.rows()
     lines = [t("recon.summary", lang, source=tm(source, lang), n=len(rows)), "",
              "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
         sm = r.summary()
-        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else t("recon.not_measured", lang)
+        lp = f"{sm['lpips'].mean:.3f} ± {sm['lpips'].std:.3f}" if sm["lpips"] else t("recon.not_measured", lang)
         lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
-                     f"{sm['ssim'].mean:.4f} ± {sm['ssim'].std:.4f} | {lp} |")
+                     f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
         lines.append("\n<small>" + t("recon.lpips_note", lang, why=short_note(rec.ae.lpips_note, lang)) + "</small>")
     if rec.images.skipped:
@@ -96,7 +100,7 @@ def new_draw(seed: int) -> int:
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab(L("tab.recon")):
+    with gr.Tab(L("tab.recon")) as tab:
         gr.Markdown(L("recon.lead"), elem_classes="lead")
         with gr.Row():
             ids = gr.Textbox("", label=L("common.ids"), placeholder=L("recon.ids_example"))
@@ -119,3 +123,5 @@ def build(ctx) -> None:
         draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
         own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
+        tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
+                   api_visibility="private")

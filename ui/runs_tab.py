@@ -97,7 +97,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     d = PRESETS[workbench.TRAIN_DEFAULT]
-    with gr.Tab(L("tab.runs")):
+    with gr.Tab(L("tab.runs")) as tab:
         gr.Markdown(L("runs.lead"), elem_classes="lead")
         with gr.Row():
             sweep_epochs = gr.Textbox("5,10,15", label=L("runs.epochs"))
@@ -123,4 +123,5 @@ def build(ctx) -> None:
                         [sweep_msg, runs_df, run_pick, runs_csv, ctx.in_use], api_name="sweep", concurrency_id="train")
         sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
+        tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
         run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")

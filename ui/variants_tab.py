@@ -13,8 +13,10 @@ from aevae.workbench import NoModels
 
 from .common import (
     fail,
+    gpu,
     lang_of,
     need,
+    on_open,
     parse_ids_or_none,
     png,
     session,
@@ -24,6 +26,7 @@ from .lang import L, drawn
 NO_LABEL = "(none)"
 
 
+@gpu
 def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: float, seed: int,
                   request: gr.Request):
     """Each source with k VAE variants (its own sigma x scale) and the AE with the same noise draws."""
@@ -79,7 +82,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     labels = [(L("var.no_label_choice"), NO_LABEL)] + data.OPENMOJI_GROUPS
-    with gr.Tab(L("tab.variants")):
+    with gr.Tab(L("tab.variants")) as tab:
         gr.Markdown(L("var.lead"), elem_classes="lead")
         with gr.Row():
             vids = gr.Textbox("1-5, 226-230, 841-845, 1471-1475", label=L("var.ids"))
@@ -91,8 +94,11 @@ def build(ctx) -> None:
             vseed = gr.Number(0, label=L("var.seed"), precision=0)
         var_btn = gr.Button(L("var.btn"), variant="primary")
         var_msg = gr.Markdown()
-        var_gallery = gr.Gallery(label=L("var.gallery"), columns=2,
-                                 format="png", elem_classes="pixelated", object_fit="contain", height=520)
+        var_gallery = gr.Gallery(label=L("var.gallery"), columns=3,
+                                 format="png", elem_classes=["pixelated", "wide-items"], object_fit="contain",
+                                 height="auto")
         var_files = gr.File(label=L("var.files"), file_count="multiple")
         var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files],
                       api_name="variants")
+        tab.select(on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
+                   [var_gallery, var_msg, var_files], api_visibility="private")
