@@ -37,7 +37,8 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     note = t("space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
     if len(pair.vae.latent_shape) > 1:
         generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
-        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=workbench.GENERATIVE)
+        label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
+        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tm(label, lang))
                                                        if generative else t("space.period", lang))
     return png(s.new_folder(), grid, "prior-samples.png"), note
 
