@@ -97,8 +97,20 @@ def tm(text: str, lang: str = DEFAULT) -> str:
     for rx, out in _templates(lang):
         m = rx.fullmatch(text)
         if m:
-            return out.format(*(tm(g, lang) if re.search("[A-Za-z]", g) else g for g in m.groups()))
+            return out.format(*(_value(g, lang) for g in m.groups()))
     return text
+
+
+def _value(text: str, lang: str) -> str:
+    """A value in a message's hole: a message itself, or a list of them ("run 1, run 2"), or as it is."""
+    if not re.search("[A-Za-z]", text):
+        return text
+    parts = text.split(", ")
+    if len(parts) > 1:
+        done = [tm(p, lang) for p in parts]
+        if all(d != p or not re.search("[A-Za-z]", p) for d, p in zip(done, parts)):
+            return ", ".join(done)
+    return tm(text, lang)
 
 
 @functools.cache
