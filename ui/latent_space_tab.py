@@ -125,8 +125,8 @@ def build(ctx) -> None:
         prior_img = gr.Image(label=L("space.prior_img"), format="png", elem_classes="pixelated")
         prior_note = gr.Markdown()
         with gr.Row():
-            ia = gr.Number(3, label=L("space.from"), precision=0)
-            ib = gr.Number(841, label=L("space.to"), precision=0)
+            ia = gr.Number(2184, label=L("space.from"), precision=0)  # grinning face
+            ib = gr.Number(2229, label=L("space.to"), precision=0)  # loudly crying face
             isteps = gr.Slider(3, 16, 8, step=1, label=L("space.steps"))
             interp_btn = gr.Button(L("space.interp_btn"))
         interp_img = gr.Image(label=L("space.interp_img"), format="png", elem_classes="pixelated")
