@@ -28,8 +28,12 @@ class Upload:
     data: Path
     labels: Path | None
     names: list[str] | None  # label names from a .txt file, in label order
-    shown: str  # the files' names as the user uploaded them: "photos.npy + labels.npy"
+    files: tuple[str, ...]  # the files' names as the user uploaded them
     key: tuple  # what was uploaded, to know the same upload again
+
+    @property
+    def shown(self) -> str:
+        return " + ".join(self.files)
 
     def load(self, size: int) -> data.Split:
         split = data.load_split(str(self.data), size, labels_path=self.labels)
@@ -114,8 +118,8 @@ def keep(paths, folder: Path) -> Upload:
     if labels is not None:
         labels_copy = folder / "labels.npy"
         shutil.copyfile(labels, labels_copy)
-    shown = " + ".join(f.name for f in (images, labels, names_file) if f is not None)
-    return Upload(data_copy, labels_copy, names, shown, upload_key(paths))
+    files = tuple(f.name for f in (images, labels, names_file) if f is not None)
+    return Upload(data_copy, labels_copy, names, files, upload_key(paths))
 
 
 def stored_size(path: Path) -> tuple[int, int] | None:

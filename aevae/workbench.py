@@ -231,8 +231,8 @@ class Session:
         """
         images, labels, names_file = userdata.sort_files(paths)
         names = userdata.read_label_names(names_file) if names_file is not None else None
-        shown = " + ".join(f.name for f in (images, labels, names_file) if f is not None)
-        split = userdata.Upload(images, labels, names, shown, ()).load(image_size)  # checked before it is kept
+        files = tuple(f.name for f in (images, labels, names_file) if f is not None)
+        split = userdata.Upload(images, labels, names, files, ()).load(image_size)  # checked before it is kept
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmpdir))
         try:
             upload = userdata.keep(paths, folder)

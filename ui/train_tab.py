@@ -240,16 +240,19 @@ def _size(image_size) -> int:
         return DEFAULT_SIZE
 
 
-def _names(items: list[str], most: int = 12) -> str:
-    shown = ", ".join(f"`{t.replace('`', '')}`" for t in items[:most])
-    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+def _code(text: str) -> str:
+    return f"`{text.replace('`', '')}`"
+
+
+def _listed(items: list[str], most: int = 12) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most:,} more" if len(items) > most else "")
 
 
 def data_view(s: workbench.Session, size: int):
     """What the tabs train on, in words, and a strip of its first images per label."""
     split = s.split(size)
     whole = split.all
-    labels = [f"{name} ({n:,})" for name, n in userdata.label_counts(whole)]
+    labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
     if s.uses_upload:
         stored = userdata.stored_size(s.upload.data)
         if stored and stored != (size, size):
@@ -258,11 +261,11 @@ def data_view(s: workbench.Session, size: int):
                         if stored[0] == stored[1] and MIN_SIZE <= stored[0] <= MAX_SIZE else ""))
         else:
             shape = f"{size}x{size} px" if stored else f"each made square and resized to {size}x{size} px"
-        head = f"**Your data:** {_names(s.upload.shown.split(' + '))}: {len(whole):,} images, {shape}"
+        head = f"**Your data:** {_listed([_code(f) for f in s.upload.files])}: {len(whole):,} images, {shape}"
     else:
         head = f"**Data:** OpenMoji: {len(whole):,} emoji at {size}x{size} px"
     text = (f"{head}; {len(split.train):,} train / {len(split.val):,} validation. "
-            f"**{len(labels)} label{'s' * (len(labels) != 1)}:** {_names(labels)}.")
+            f"**{len(labels)} label{'s' * (len(labels) != 1)}:** {_listed(labels)}.")
     if whole.skipped:
         text += f"  \nSkipped {len(whole.skipped)} file(s): " + "; ".join(whole.skipped[:5])
     rows = userdata.examples(whole)
@@ -325,12 +328,14 @@ def build(ctx) -> None:
             preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label="Preset")
             image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
             latent = gr.Textbox(d.model.latent, label="Latent: vector (256) or spatial (256x8x8)")
-            dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data")
+        latent_pick = gr.Radio([], label="Latents that work at this image size (click one)", visible=False)
+        with gr.Row():
+            dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data", scale=1)
+            # A row of its own: in a narrow column the file list shows only the extensions.
             upload = gr.File(label="Your data: .zip of images (a folder per label), .npz, or .npy "
                              "(+ a *label*.npy, + a .txt of label names)",
                              file_types=[".zip", ".npy", ".npz", ".txt"], file_count="multiple",
-                             type="filepath")
-        latent_pick = gr.Radio([], label="Latents that work at this image size (click one)", visible=False)
+                             type="filepath", scale=3, height=140)
         data_md = gr.Markdown()
         data_strip = gr.Image(label="Your data: the first images of each label", format="png",
                               elem_classes="pixelated", buttons=["download"], visible=False, height=260)
