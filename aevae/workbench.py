@@ -454,12 +454,14 @@ def ladder_models(session: Session) -> list[dict]:
             by_rung.setdefault(e["rung"], {"latent": e["rung"], "source": "shipped"})[e["kind"]] = e["name"]
         for r in by_rung.values():
             if "ae" in r and "vae" in r:
-                rows.append({**r, "ae": zoo.load(r["ae"]).model, "vae": zoo.load(r["vae"]).model,
-                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")}})
+                ae = zoo.load(r["ae"])
+                rows.append({**r, "ae": ae.model, "vae": zoo.load(r["vae"]).model,
+                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")},
+                             "dataset": ae.meta.get("dataset") or {}})
     for run in session.runs:
         if run.kind == "rung" and run.pair is not None:
             rows.append({"latent": run.pair.latent, "source": f"run {run.number} (trained here)",
-                         "ae": run.pair.ae, "vae": run.pair.vae})
+                         "ae": run.pair.ae, "vae": run.pair.vae, "dataset": run.pair.dataset})
     return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
 
 
@@ -478,7 +480,7 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
             continue
         res = {k: metrics.evaluate(r[k], images, lpips=lpips) for k in ("ae", "vae")}
         out.append({"latent": r["latent"], "source": r["source"], "values": r["ae"].latent_numel,
-                    "image_values": 3 * images.image_size ** 2, "results": res})
+                    "image_values": 3 * images.image_size ** 2, "results": res, "dataset": r["dataset"]})
     return out
 
 

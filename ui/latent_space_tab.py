@@ -42,7 +42,9 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
         raise fail(e) from None
     rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
     grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
-    return png(s.new_folder(), grid, "interpolation.png"), f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    note = f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    other = workbench.data_note(s, pair)
+    return png(s.new_folder(), grid, "interpolation.png"), note + (f"\n\n**Note:** {other}" if other else "")
 
 
 def code_map(pair_name: str, kind: str, request: gr.Request):
@@ -65,8 +67,21 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
             f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
             f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
-    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
-        minimum=-3 * sy, maximum=3 * sy, value=0)
+    other = workbench.data_note(s, pair, "these validation images")
+    note += f"\n\n**Note:** {other}" if other else ""
+    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(
+        minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(minimum=-3 * sy, maximum=3 * sy, value=0), \
+        list(dict.fromkeys(points["label"]))
+
+
+def redraw_map(labels):
+    """The map's legend set to these labels, which redraws the whole chart.
+
+    Gradio's plot swaps in new data but keeps the colour scale of its first drawing: labels of
+    other data (after switching data) get no colour and their points are invisible. This runs
+    after the new data are in place (a separate step: in the same update the redraw can race the
+    data and show the old points)."""
+    return gr.update(colors_in_legend=labels) if labels else gr.update()
 
 
 def decode_point(x: float, y: float, request: gr.Request):
@@ -120,7 +135,10 @@ def build(ctx) -> None:
             point_img = gr.Image(label="decoded point", format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
-        map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
+        map_labels = gr.State()
+        map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py, map_labels],
+                      api_name="code_map").then(redraw_map, map_labels, map_plot, api_visibility="private",
+                                                queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
 
 
