@@ -742,7 +742,7 @@ def beta_results(models: list[tuple[float, AutoEncoder]], split: data.Split, n_s
         z = torch.randn((n_samples, *m.latent_shape), generator=torch.Generator().manual_seed(seed))
         rows.append({"beta": beta, "KL (nats/image)": v["val_kl"], "MSE per pixel": v["val_mse"],
                      "val PSNR": v["val_psnr"], "samples": sampling.prior_samples(m, z=z),
-                     "recon": metrics.evaluate(m, split.val.subset(np.arange(n_samples)), lpips=False).recon})
+                     "recon": metrics.evaluate(m, split.val.subset(np.arange(min(n_samples, len(split.val)))), lpips=False).recon})
     return rows
 
 

@@ -10,9 +10,9 @@ import torch
 
 from aevae.config import (
     MAX_LATENT_VALUES,
-    PRESETS,
     MAX_SEED,
     MAX_VECTOR_LATENT,
+    PRESETS,
     Latent,
     ModelConfig,
     TrainConfig,
