@@ -112,11 +112,12 @@ def keep(paths, folder: Path) -> Upload:
     """Copies of an upload's files in `folder` (checked by loading them before they are kept)."""
     images, labels, names_file = sort_files(paths)
     names = read_label_names(names_file) if names_file is not None else None
-    data_copy = folder / f"data{images.suffix.lower()}"
+    # Under their own names (a folder of their own), so images keep names like photos[3].
+    data_copy = folder / images.name
     shutil.copyfile(images, data_copy)
     labels_copy = None
     if labels is not None:
-        labels_copy = folder / "labels.npy"
+        labels_copy = folder / labels.name
         shutil.copyfile(labels, labels_copy)
     files = tuple(f.name for f in (images, labels, names_file) if f is not None)
     return Upload(data_copy, labels_copy, names, files, upload_key(paths))

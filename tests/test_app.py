@@ -523,8 +523,8 @@ def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
     assert pick["choices"] == ["8x12x12", "14x12x12", "8x23x23"]
     md, pick = app_module.plan_training(*{**args, "latent": "8x12x12"}.values(), request=req("nl1"))
     assert md.startswith("**Plan:**") and "latent 8x12x12" in md and not pick["visible"]
-    # A new image size brings the preset's latent along; a latent the user typed stays as it is.
-    assert app_module.adapt_to_size("quick", 50, "8x16x16") == "8x12x12"
-    assert app_module.adapt_to_size("quick", 100, "8x12x12") == "8x25x25"
-    assert app_module.adapt_to_size("quick", 50, "32x16x16") == gr.update()
-    assert app_module.adapt_to_size("report-a", 50, "256") == gr.update()  # a vector latent fits every size
+    # A new image size brings the preset's latent along (looked up in the browser: see the browser test).
+    table = app_module.adapt_table()
+    assert table["quick"]["by_size"][50] == "8x12x12" and table["quick"]["by_size"][100] == "8x25x25"
+    assert "8x16x16" in table["quick"]["ours"] and "32x16x16" not in table["quick"]["ours"]
+    assert table["report-a"]["ours"] == ["256"] and table["report-a-wide"]["by_size"][64] is None

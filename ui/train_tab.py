@@ -18,7 +18,6 @@ from aevae.config import (
     check_seed,
     check_whole,
     nearest_latents,
-    parse_latent,
 )
 from aevae.workbench import TrainSettings
 
@@ -81,20 +80,24 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
         return f"**Cannot train with these settings:** {why}", pick
 
 
-def adapt_to_size(preset, image_size, latent):
-    """A new image size brings the preset's latent with it (same stages) while the latent box holds
-    the preset's latent for some size; a latent the user typed is never replaced."""
-    if preset not in PRESETS:
-        return gr.update()
-    p = PRESETS[preset].model
-    try:
-        size = check_whole(image_size, "image size", MIN_SIZE, MAX_SIZE)
-        typed = str(parse_latent(latent))
-    except ValueError:
-        return gr.update()
-    ours = {adapt_latent(p.latent, p.image_size, n) for n in range(MIN_SIZE, MAX_SIZE + 1)}
-    new = adapt_latent(p.latent, p.image_size, size)
-    return new if typed in ours and new and new != typed else gr.update()
+def adapt_table() -> dict:
+    """Per preset: the latents it gives at some image size, and its latent at each size (or None).
+
+    A new image size brings the preset's latent with it (same stages, see config.adapt_latent) while
+    the latent box holds the preset's latent for some size; a latent the user typed is never
+    replaced. Looked up in the browser (ADAPT_JS), at once: a reply from the server could land
+    after the student has typed a latent of their own."""
+    out = {}
+    for name, p in PRESETS.items():
+        by_size = {n: adapt_latent(p.model.latent, p.model.image_size, n) for n in range(MIN_SIZE, MAX_SIZE + 1)}
+        out[name] = {"ours": sorted({v for v in by_size.values() if v}), "by_size": by_size}
+    return out
+
+
+ADAPT_JS = ("(preset, size, latent) => { const t = " + json.dumps(adapt_table()) + "[preset];"
+            " const typed = String(latent).trim().toLowerCase().replace(/[×,]/g, 'x').replace(/\\s/g, '');"
+            " const next = t ? t.by_size[String(Math.round(Number(size)))] : null;"
+            " return (t && t.ours.includes(typed) && next) ? next : latent; }")
 
 
 def _strip(snap: workbench.Snapshot | None):
@@ -358,13 +361,15 @@ def build(ctx) -> None:
         # must not overwrite the values the link gives.
         preset.input(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
                      api_visibility="private")
-        image_size.input(adapt_to_size, [preset, image_size, latent], latent, api_visibility="private")
+        image_size.input(None, [preset, image_size, latent], latent, js=ADAPT_JS, api_visibility="private")
         latent_pick.input(lambda v: v or gr.update(), latent_pick, latent, api_visibility="private")
         shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
         share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
         ctx.demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
+        # always_last: one plan at a time, the latest settings last (replies of parallel calls can
+        # arrive out of order and leave a stale plan on screen).
         gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset],
-              [plan_md, latent_pick], api_visibility="private", queue=False)
+              [plan_md, latent_pick], api_visibility="private", queue=False, trigger_mode="always_last")
         upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private")
         dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],
                       api_visibility="private")
