@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from aevae import data
+from aevae import data, worker
 from ui import (
     beta_tab,
     latent_sizes_tab,
@@ -50,6 +50,8 @@ def build_demo() -> gr.Blocks:
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
           max_file_size: str | int = MAX_FILE_SIZE) -> gr.Blocks:
     demo = build_demo()
+    if worker.enabled():
+        worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
                 prevent_thread_lock=not block, quiet=not block)

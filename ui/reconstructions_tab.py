@@ -14,7 +14,9 @@ from aevae.workbench import NoModels
 from .common import (
     csv_text,
     fail,
+    gpu,
     need,
+    on_open,
     parse_ids_or_none,
     rounded,
     session,
@@ -22,6 +24,7 @@ from .common import (
 )
 
 
+@gpu
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s = session(request)
@@ -54,6 +57,7 @@ def load_own(files, request: gr.Request):
     return images, note
 
 
+@gpu
 def reconstruct_own(images, use_lpips: bool, request: gr.Request):
     s = session(request)
     try:
@@ -77,17 +81,17 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[by
     if view is not None:
         return view
     size = rec.images.image_size
-    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
-                              [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
+    grid = figures.wrapped_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+                                [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96), per_block=12)
     rows = rec.rows()
     lines = [f"**Models:** {source}. Mean ± std over {len(rows)} images "
              "(PSNR: higher is better; SSIM: up to 1, higher is better; LPIPS: lower is better).", "",
              "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
         sm = r.summary()
-        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else "not measured"
+        lp = f"{sm['lpips'].mean:.3f} ± {sm['lpips'].std:.3f}" if sm["lpips"] else "not measured"
         lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
-                     f"{sm['ssim'].mean:.4f} ± {sm['ssim'].std:.4f} | {lp} |")
+                     f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
         lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
     if rec.images.skipped:
@@ -115,7 +119,7 @@ def new_draw(seed: int) -> int:
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Reconstructions"):
+    with gr.Tab("Reconstructions") as tab:
         gr.Markdown("Ground truth, then the AE's and the VAE's reconstruction of the same images. "
                     "Look at edges and small details: the VAE trades some sharpness for a smooth "
                     "latent space.", elem_classes="lead")
@@ -147,5 +151,7 @@ def build(ctx) -> None:
             reconstruct_own, [own_images, use_lpips], rec_out, api_visibility="private")
         api_only = gr.Button(visible=False)  # the API's one-call endpoint (reconstruction and note)
         api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads")
+        tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
+                   api_visibility="private")
 
 

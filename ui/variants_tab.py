@@ -12,7 +12,9 @@ from aevae.workbench import NoModels
 
 from .common import (
     fail,
+    gpu,
     need,
+    on_open,
     parse_ids_or_none,
     png,
     session,
@@ -21,6 +23,7 @@ from .common import (
 NO_LABEL = "(none)"
 
 
+@gpu
 def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: float, seed: int,
                   request: gr.Request):
     """Each source with k VAE variants (its own sigma x scale) and the AE with the same noise draws."""
@@ -105,14 +108,19 @@ def build(ctx) -> None:
             vseed = gr.Number(0, label="Noise seed", precision=0)
         var_btn = gr.Button("Draw variants", variant="primary")
         var_msg = gr.Markdown()
-        var_gallery = gr.Gallery(label="source | variants (VAE row, AE row with the same noise)", columns=2,
-                                 format="png", elem_classes="pixelated", object_fit="contain", height=520)
+        var_gallery = gr.Gallery(label="source | variants (VAE row, AE row with the same noise)", columns=3,
+                                 format="png", elem_classes=["pixelated", "wide-items"], object_fit="contain",
+                                 height="auto")
         var_files = gr.File(label="gen_data.npy, gen_label.npy, gen_label_names.txt, grid PNG",
                             file_count="multiple")
         var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files],
                       api_name="variants")
-        # The data or the pair may have changed in another tab: list the labels afresh.
-        gr.on([tab.select, ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel,
-              api_visibility="private", queue=False)
+        # The data or the pair may have changed in another tab: list the labels afresh (first, so the
+        # tab's first view asks for a label of the data in use).
+        gr.on([ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel, api_visibility="private",
+              queue=False)
+        tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
+            on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
+            [var_gallery, var_msg, var_files], api_visibility="private")
 
 
