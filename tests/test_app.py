@@ -519,3 +519,14 @@ def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
     assert table["quick"]["by_size"][50] == "8x12x12" and table["quick"]["by_size"][100] == "8x25x25"
     assert "8x16x16" in table["quick"]["ours"] and "32x16x16" not in table["quick"]["ours"]
     assert table["report-a"]["ours"] == ["256"] and table["report-a-wide"]["by_size"][64] is None
+
+
+def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_path):
+    """OpenMoji's default ids (3, 841) are not in a 40-image upload: the interpolation waits for
+    ids of the data, the prior samples and the code map are still shown."""
+    app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
+    out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
+    prior, _, interp, _, points, _, note, *_ , labels = out
+    assert pixels(prior).ndim == 3 and interp == gr.update()
+    assert len(points) == 4 and labels == list(dict.fromkeys(points["label"])) and set(labels) <= {"discs", "squares"}
+    assert "shipped: default was trained on OpenMoji emoji" in note

@@ -113,9 +113,20 @@ def decode_point(x: float, y: float, request: gr.Request):
 
 def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
                       request: gr.Request):
-    """The tab's first view: prior samples, an interpolation and the code map, all at once."""
-    return (*prior_samples(pair_name, n, seed, request), *interpolate(pair_name, id_a, id_b, steps, request),
-            *code_map(pair_name, kind, request))
+    """The tab's first view: prior samples, an interpolation and the code map, all at once.
+
+    Each part on its own: the default ids (OpenMoji's) may not exist in a student's upload, and
+    the map must still be drawn."""
+
+    def part(handler, *args, outputs: int):
+        try:
+            return handler(*args, request)
+        except gr.Error:
+            return (gr.update(),) * outputs
+
+    return (*part(prior_samples, pair_name, n, seed, outputs=2),
+            *part(interpolate, pair_name, id_a, id_b, steps, outputs=2),
+            *part(code_map, pair_name, kind, outputs=6))
 
 
 def build(ctx) -> None:
