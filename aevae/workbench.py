@@ -273,6 +273,10 @@ class Session:
             self._upload_splits[size] = self.upload.load(size)
         return self._upload_splits[size]
 
+    def data_key(self):
+        """Which data the tabs use, to tell a switch of data apart (uploads by their files)."""
+        return self.upload.key if self.uses_upload else OPENMOJI
+
     def data_source(self) -> str:
         return f"uploaded: {self.upload.shown}" if self.uses_upload else "OpenMoji"
 
