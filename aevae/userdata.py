@@ -62,14 +62,17 @@ def sort_files(paths) -> tuple[Path, Path | None, Path | None]:
     if not rest:
         raise ValueError("no images in this upload: add the .zip, .npy or .npz that holds them")
     labels = None
+    shown = ", ".join(f.name for f in rest)
     if len(rest) == 2:
         named = [f for f in rest if "label" in f.name.lower()]
         if len(named) != 1 or any(f.suffix.lower() != ".npy" for f in rest):
-            raise ValueError("with two data files, both must be .npy and exactly one named like *label*.npy")
+            raise ValueError(f"two data files ({shown}): that works for a .npy of images with a .npy of labels "
+                             "named like *label*.npy; otherwise remove one (its x in the file list)")
         labels = named[0]
         rest.remove(labels)
     elif len(rest) > 2:
-        raise ValueError("upload one dataset file, or a .npy of images and a .npy of labels")
+        raise ValueError(f"{len(rest)} data files ({shown}): upload one dataset (a .zip, .npz or .npy, or a .npy "
+                         "of images with a *label*.npy); remove the others (their x in the file list)")
     return rest[0], labels, (texts[0] if texts else None)
 
 

@@ -294,6 +294,7 @@ def upload_data(files, image_size, request: gr.Request):
 
 
 def choose_data(dataset, files, image_size, request: gr.Request):
+    """Data switched by hand: OpenMoji, or the upload (kept, or in the file box)."""
     s = session(request)
     if dataset == "upload" and s.upload is None:
         if files:
