@@ -146,8 +146,8 @@ def build(ctx) -> None:
         prior_img = gr.Image(label="VAE row, AE row: the same z", format="png", elem_classes="pixelated")
         prior_note = gr.Markdown()
         with gr.Row():
-            ia = gr.Number(3, label="From id", precision=0)
-            ib = gr.Number(841, label="To id", precision=0)
+            ia = gr.Number(2184, label="From id", precision=0)  # grinning face
+            ib = gr.Number(2229, label="To id", precision=0)  # loudly crying face
             isteps = gr.Slider(3, 16, 8, step=1, label="Steps")
             interp_btn = gr.Button("Interpolate")
         interp_img = gr.Image(label="interpolation", format="png", elem_classes="pixelated")
