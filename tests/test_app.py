@@ -522,7 +522,7 @@ def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
 
 
 def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_path):
-    """OpenMoji's default ids (3, 841) are not in a 40-image upload: the interpolation waits for
+    """OpenMoji's ids (3, 841 here) are not in a 40-image upload: the interpolation waits for
     ids of the data, the prior samples and the code map are still shown."""
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
