@@ -27,7 +27,7 @@ from .i18n import t, tm  # noqa: E402
 from .models import summary_rows  # noqa: E402
 
 # Columns whose cells are the package's words (translated like its messages).
-MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by")
+MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
 
 
 def _png(arr: np.ndarray) -> bytes:

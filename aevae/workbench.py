@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import budget, classroom, data, metrics, pair_training, sampling, timing, worker
-from .config import PRESETS, ModelConfig, TrainConfig, parse_latent, resolve_device
+from . import budget, classroom, data, metrics, pair_training, sampling, timing, userdata, worker
+from .config import PRESETS, ModelConfig, TrainConfig, adapt_latent, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
 from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
 from .runs import RUN, SHIPPED, Pair, Run, RunList
@@ -102,13 +103,28 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
             problems.append(f"'{key}={raw}' is not a valid {kind.__name__}")
     if "preset" in values and values["preset"] not in PRESETS:
         problems.append(f"unknown preset '{values.pop('preset')}'")
+    full = complete_settings(values)
     try:
-        TrainSettings(values.get("preset", TRAIN_DEFAULT), values.get("size", 64),
-                      values.get("latent", PRESETS[values.get("preset", TRAIN_DEFAULT)].model.latent)
-                      ).model_config("ae")
+        TrainSettings(full["preset"], full["size"], full["latent"]).model_config("ae")
     except ValueError as e:
         problems.append(str(e))
     return values, problems
+
+
+def complete_settings(values: dict) -> dict:
+    """A link's settings with what it leaves out taken from its preset (or the Train tab's default).
+
+    A size without a latent gets the preset's latent for that size (see config.adapt_latent)."""
+    name = values.get("preset", TRAIN_DEFAULT)
+    p = PRESETS[name]
+    full = {"preset": name, "size": p.model.image_size, "latent": p.model.latent, "batch": p.train.batch_size,
+            "lr": p.train.lr, "wd": p.train.weight_decay, "beta": p.train.beta}
+    if "size" in values and "latent" not in values:
+        try:
+            full["latent"] = adapt_latent(p.model.latent, p.model.image_size, values["size"]) or p.model.latent
+        except ValueError:
+            pass  # a size out of range: the check in settings_from_query says so
+    return {**full, **values}
 
 
 class Session:
@@ -116,7 +132,8 @@ class Session:
         self.zoo = zoo
         self.shared = shared if shared is not None else classroom.SharedRuns()
         self.in_use = SHIPPED + "default"  # which pair the tabs use: "shipped:NAME" or "run:N"
-        self.upload: tuple[Path, str, Path | None] | None = None  # (saved file, name, saved labels)
+        self.upload: userdata.Upload | None = None  # the user's dataset, kept until replaced or removed
+        self.on_upload = False  # the tabs use the upload (else OpenMoji); switching back loses nothing
         self._upload_splits: dict[int, data.Split] = {}
         self.runs = RunList()
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
@@ -206,49 +223,64 @@ class Session:
             self.in_use = run.value
         return run
 
+    @property
+    def uses_upload(self) -> bool:
+        return self.upload is not None and self.on_upload
+
     def set_upload(self, paths, image_size: int) -> data.Split:
         """Keep a copy of the user's dataset (loaded once to check it), then use it.
 
         `paths`: one .zip / .npy / .npz, or a .npy of images plus a .npy of labels (the one whose
-        name says "label", as in report A's gen_data.npy / gen_label.npy).
+        name says "label", as in report A's gen_data.npy / gen_label.npy), and optionally a .txt of
+        label names. A bad upload raises ValueError and changes nothing.
         """
-        files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
-        if not 1 <= len(files) <= 2:
-            raise ValueError("upload one dataset file, or a .npy of images and a .npy of labels")
-        labels = None
-        if len(files) == 2:
-            named = [f for f in files if "label" in f.name.lower()]
-            if len(named) != 1 or any(f.suffix.lower() != ".npy" for f in files):
-                raise ValueError("with two files, both must be .npy and exactly one named like *label*.npy")
-            labels = named[0]
-            files.remove(labels)
-        src = files[0]
-        split = data.load_split(str(src), image_size, labels_path=labels)
-        keep = self.tmpdir / f"data{src.suffix.lower()}"
-        shutil.copyfile(src, keep)
-        keep_labels = None
-        if labels is not None:
-            keep_labels = self.tmpdir / "labels.npy"
-            shutil.copyfile(labels, keep_labels)
-        name = src.name + (f" + {labels.name}" if labels else "")
-        split.all.source = f"uploaded: {name} ({len(split.all)} images, {image_size}x{image_size})"
-        self.upload = (keep, name, keep_labels)
+        images, labels, names_file = userdata.sort_files(paths)
+        names = userdata.read_label_names(names_file) if names_file is not None else None
+        files = tuple(f.name for f in (images, labels, names_file) if f is not None)
+        split = userdata.Upload(images, labels, names, files, ()).load(image_size)  # checked before it is kept
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmpdir))
+        try:
+            upload = userdata.keep(paths, folder)
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        old, self.upload, self.on_upload = self.upload, upload, True
         self._upload_splits = {image_size: split}
+        if old is not None:
+            shutil.rmtree(old.data.parent, ignore_errors=True)
         return split
 
+    def same_upload(self, paths) -> bool:
+        """These files are the upload already kept (the Train button sends the files again)."""
+        return self.upload is not None and bool(paths) and userdata.upload_key(paths) == self.upload.key
+
+    def use_data(self, name: str) -> None:
+        """Which data the tabs use: "openmoji" or "upload" (the kept upload)."""
+        if name == "upload" and self.upload is None:
+            raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                             "(or a .npy of images with a *label*.npy)")
+        self.on_upload = name == "upload"
+
     def clear_upload(self) -> None:
-        self.upload = None
+        if self.upload is not None:
+            shutil.rmtree(self.upload.data.parent, ignore_errors=True)
+        self.upload, self.on_upload = None, False
         self._upload_splits = {}
 
     def split(self, size: int) -> data.Split:
-        if self.upload is None:
+        """The data in use (the upload or OpenMoji) at this image size, split as always."""
+        if not self.uses_upload:
             return openmoji_split(size)
         if size not in self._upload_splits:
-            path, name, labels = self.upload
-            split = data.load_split(str(path), size, labels_path=labels)
-            split.all.source = f"uploaded: {name}"
-            self._upload_splits[size] = split
+            self._upload_splits[size] = self.upload.load(size)
         return self._upload_splits[size]
+
+    def data_key(self):
+        """Which data the tabs use, to tell a switch of data apart (uploads by their files)."""
+        return self.upload.key if self.uses_upload else OPENMOJI
+
+    def data_source(self) -> str:
+        return f"uploaded: {self.upload.shown}" if self.uses_upload else "OpenMoji"
 
 
 class SessionStore:
@@ -336,7 +368,7 @@ SHIPPED_ANSWERS = classroom.Memo(256)
 
 def shipped_key(session: Session, pair: Pair | None, *parts):
     """A key for an answer made from shipped models and data only, else None (not shared)."""
-    if session.upload is not None or (pair is not None and not pair.source.startswith("shipped:")):
+    if session.uses_upload or (pair is not None and not pair.source.startswith("shipped:")):
         return None
     return (pair.source if pair is not None else "", *parts)
 
@@ -354,17 +386,67 @@ def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Recons
 
 
 def load_user_images(paths: list[str], size: int) -> data.ImageSet:
-    """Single image files (or a zip) uploaded to be reconstructed, as one ImageSet."""
-    sets = []
+    """Single image files (or zips) uploaded to be reconstructed, as one ImageSet.
+
+    A file that cannot be read is skipped and named in `skipped`, as are images beyond
+    MAX_RECON_IMAGES; only when no image at all is usable is it an error."""
+    sets, skipped = [], []
     for p in paths:
-        sets.append(data.load_dataset(str(p), size))
-    if not sets:
-        raise ValueError("no images uploaded")
-    imgs = np.concatenate([s.images for s in sets])[:MAX_RECON_IMAGES]
-    names = [n for s in sets for n in s.names][:MAX_RECON_IMAGES]
-    skipped = [k for s in sets for k in s.skipped]
+        try:
+            sets.append(data.load_dataset(str(p), size))
+        except data.DataError as e:  # one image file: its own reason, not "no readable images (1 files ...)"
+            one = re.fullmatch(rf"{re.escape(Path(p).name)}: no readable images \(1 files skipped: (.*)\)", str(e))
+            skipped.append(one[1] if one else str(e))
+    skipped += [k for s in sets for k in s.skipped]
+    if not sets or not sum(len(s) for s in sets):
+        why = ("; ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")) or \
+            "no images uploaded"
+        raise ValueError(f"no usable image in this upload: {why}")
+    names = [n for s in sets for n in s.names]
+    imgs = np.concatenate([s.images for s in sets])
+    if len(imgs) > MAX_RECON_IMAGES:
+        skipped.append(f"{', '.join(names[MAX_RECON_IMAGES:][:3])}{' ...' * (len(names) > MAX_RECON_IMAGES + 3)}: "
+                       f"beyond the {MAX_RECON_IMAGES} images reconstructed at once ({len(imgs) - MAX_RECON_IMAGES} "
+                       "left out)")
+        imgs, names = imgs[:MAX_RECON_IMAGES], names[:MAX_RECON_IMAGES]
     return data.ImageSet(imgs, np.zeros(len(imgs), np.int64), [data.UNLABELLED], names,
                          np.arange(1, len(imgs) + 1), "uploaded images", skipped)
+
+
+def trained_on(dataset: dict) -> str:
+    """What a model's recorded dataset was, in words."""
+    if not dataset:
+        return "data it has no record of"
+    spec = dataset.get("spec", OPENMOJI)
+    if spec == OPENMOJI:
+        return "OpenMoji emoji"
+    if spec.startswith(OPENMOJI + " ("):  # a shipped pair trained on some OpenMoji groups
+        return f"OpenMoji's {spec.removeprefix(OPENMOJI + ' (').removesuffix(')')} only"
+    return dataset.get("source") or spec
+
+
+def other_data(session: Session, dataset: dict, size: int) -> str | None:
+    """What a model was trained on when that is not the data this session uses, else None.
+
+    Compared by content (classroom.fingerprint) where the model recorded it; shipped models
+    record only that they were trained on OpenMoji (or some of its groups)."""
+    if "fingerprint" in dataset:
+        if dataset["fingerprint"] == classroom.fingerprint(session.split(size)):
+            return None
+    elif dataset and dataset.get("spec", OPENMOJI) == OPENMOJI and not session.uses_upload:
+        return None
+    return trained_on(dataset)
+
+
+def data_note(session: Session, pair: Pair, what: str = "these images") -> str:
+    """A sentence when the pair was trained on other data than the data in use, else ''."""
+    other = other_data(session, pair.dataset, pair.image_size)
+    if other is None:
+        return ""
+    part = str(pair.dataset.get("spec", "")).startswith(OPENMOJI + " (") and not session.uses_upload
+    seen = ("it saw only part of this data, so expect it to do worse on the rest" if part else
+            f"it never saw {what}, so expect it to do worse on them than on its own data")
+    return f"{pair.source} was trained on {other}, not on the data in use ({session.data_source()}): {seen}."
 
 
 def variants_for(session: Session, pair: Pair, images: data.ImageSet, k: int, scale: float,
@@ -387,12 +469,14 @@ def ladder_models(session: Session) -> list[dict]:
             by_rung.setdefault(e["rung"], {"latent": e["rung"], "source": "shipped"})[e["kind"]] = e["name"]
         for r in by_rung.values():
             if "ae" in r and "vae" in r:
-                rows.append({**r, "ae": zoo.load(r["ae"]).model, "vae": zoo.load(r["vae"]).model,
-                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")}})
+                ae = zoo.load(r["ae"])
+                rows.append({**r, "ae": ae.model, "vae": zoo.load(r["vae"]).model,
+                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")},
+                             "dataset": ae.meta.get("dataset") or {}})
     for run in session.runs:
         if run.kind == "rung" and run.pair is not None:
             rows.append({"latent": run.pair.latent, "source": f"run {run.number} (trained here)",
-                         "ae": run.pair.ae, "vae": run.pair.vae})
+                         "ae": run.pair.ae, "vae": run.pair.vae, "dataset": run.pair.dataset})
     return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
 
 
@@ -411,7 +495,7 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
             continue
         res = {k: metrics.evaluate(r[k], images, lpips=lpips) for k in ("ae", "vae")}
         out.append({"latent": r["latent"], "source": r["source"], "values": r["ae"].latent_numel,
-                    "image_values": 3 * images.image_size ** 2, "results": res})
+                    "image_values": 3 * images.image_size ** 2, "results": res, "dataset": r["dataset"]})
     return out
 
 
@@ -424,7 +508,7 @@ def plan_text(settings: TrainSettings, split: data.Split) -> str:
     est = timing.estimate_seconds(cfgs, n, len(split.val), tcfg.epochs)
     cap = f"; stopped at the {tcfg.seconds:.0f} s cap if it runs longer" if tcfg.seconds else ""
     return (f"{tcfg.epochs} epochs x {n:,} images = {steps:,} steps of batch {tcfg.batch_size} per model, "
-            f"{settings.image_size} px; about {est:.0f} s on this server{cap}.")
+            f"{settings.image_size} px, latent {cfgs[0].latent}; about {est:.0f} s on this server{cap}.")
 
 
 def train_models(settings: TrainSettings, split: data.Split, on_progress=None, should_stop=None,
@@ -478,7 +562,8 @@ def add_pair_run(session: Session, settings: TrainSettings, split: data.Split, m
     if not hists["ae"].iter_loss:
         raise InterruptedError("stopped before the first batch; nothing was kept")
     hd = {k: (h if isinstance(h, dict) else h.to_dict()) for k, h in hists.items()}
-    pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, split.describe())
+    dataset = {**split.describe(), "fingerprint": classroom.fingerprint(split)}  # to tell data apart later
+    pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, dataset)
     row = run_row(settings, pair, split, seconds, scores)
     row["trained"] = how or "here"
     return session.add_run(kind, row, hd, pair, use)
@@ -656,7 +741,7 @@ def beta_results(models: list[tuple[float, AutoEncoder]], split: data.Split, n_s
         z = torch.randn((n_samples, *m.latent_shape), generator=torch.Generator().manual_seed(seed))
         rows.append({"beta": beta, "KL (nats/image)": v["val_kl"], "MSE per pixel": v["val_mse"],
                      "val PSNR": v["val_psnr"], "samples": sampling.prior_samples(m, z=z),
-                     "recon": metrics.evaluate(m, split.val.subset(np.arange(n_samples)), lpips=False).recon})
+                     "recon": metrics.evaluate(m, split.val.subset(np.arange(min(n_samples, len(split.val)))), lpips=False).recon})
     return rows
 
 

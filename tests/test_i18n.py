@@ -96,7 +96,8 @@ FILE = re.compile(r"^[\w.-]+\.(png|csv|npy|npz|zip|json|md|html|safetensors)$")
 # Calls whose string arguments are keys, column names or file names, never shown as they are.
 KEY_CALLS = {"t", "tm", "L", "col", "table", "plot", "png", "csv_file", "I18N", "get", "startswith", "endswith",
              "split", "removeprefix", "mkdir", "new_folder", "write_text", "write_bytes", "save", "index",
-             "PairJob", "Path", "open", "gr.File", "replace", "typed", "astype", "partition"}
+             "PairJob", "Path", "open", "gr.File", "replace", "typed", "astype", "partition", "check_whole",
+             "check_finite"}
 SHOWN_KWARGS = {"label", "info", "placeholder", "title"}
 VALUE_SHOWN = {"Markdown", "Button", "HTML", "Textbox", "update"}  # elsewhere a value is a choice, not a text
 SHOWN_FIRST_ARG = {"Markdown", "Button", "Tab", "Accordion", "HTML", "Error", "Info", "Warning", "Textbox"}

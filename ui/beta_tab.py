@@ -26,7 +26,8 @@ from .common import (
 from .lang import L, drawn, plot, table
 
 
-def show_betas(s: workbench.Session, rows: list[dict], source: str, lang: str):
+def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str):
+    """The table, the chart, the grid and a note; `emoji`: the images are OpenMoji's."""
     digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
     frame = table([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
                     if k not in ("samples", "recon")} for r in rows], lang)
@@ -39,7 +40,7 @@ def show_betas(s: workbench.Session, rows: list[dict], source: str, lang: str):
         grid_rows += [r["recon"], r["samples"]]
         labels += [drawn("pic.beta_recon", lang, beta=f"{r['beta']:g}"), drawn("pic.beta_samples", lang, beta=f"{r['beta']:g}")]
     grid = figures.image_grid(grid_rows, labels, scale=figures.auto_scale(size, 64))
-    note = t("beta.note", lang, source=source)
+    note = t("beta.note" if emoji else "beta.note_images", lang, source=source)
     return (frame, plot(chart, lang, "KL (nats/image)", "MSE per pixel", "beta"),
             png(s.new_folder(), grid, "beta-sweep.png"), note)
 
@@ -49,7 +50,10 @@ def shipped_beta_sweep(request: gr.Request):
     rows = workbench.shipped_beta_results(s)
     if not rows:
         raise gr.Error(t("beta.none_shipped", lang), print_exception=False)
-    return show_betas(s, rows, t("beta.shipped", lang), lang)
+    source = t("beta.shipped", lang)
+    if s.uses_upload:
+        source += t("beta.not_on_upload", lang, data=tm(s.data_source(), lang))
+    return show_betas(s, rows, source, True, lang)
 
 
 def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
@@ -91,7 +95,8 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         raise gr.Error(t("beta.stopped_first", lang), print_exception=False)
     done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
     yield show_betas(s, workbench.beta_results(models, split),
-                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done), lang)
+                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done),
+                     split.spec == workbench.OPENMOJI, lang)
 
 
 def build(ctx) -> None:

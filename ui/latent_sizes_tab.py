@@ -42,20 +42,24 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
         if not rungs:
             raise gr.Error(t("lat.no_ladder", lang), print_exception=False)
         size = rungs[0]["ae"].config.image_size
-        images = workbench.choose(workbench.openmoji_split(size) if s.upload is None else s.split(size),
-                                  parse_ids_or_none(ids_text), int(n), int(seed))
+        images = workbench.choose(s.split(size), parse_ids_or_none(ids_text), int(n), int(seed))
         res = workbench.latent_sizes(s, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     rows, grid_rows, labels, chart = [], [images.images], [drawn("pic.ground_truth", lang)], []
+    elsewhere: dict[str, list[str]] = {}  # data a rung was trained on, when not the data in use -> rungs
     for r in res:
+        other = workbench.other_data(s, r["dataset"], images.image_size)
+        if other is not None:
+            elsewhere.setdefault(other, []).append(r["latent"])
         ratio = r["values"] / r["image_values"]
         for kind in ("ae", "vae"):
             sm = r["results"][kind].summary()
             rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
                          "vs image values": ratio,
                          "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 3),
-                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"]})
+                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"],
+                         "trained on": "the data in use" if other is None else other})
             chart.append({"log10 latent values": float(np.log10(r["values"])), "PSNR (dB)": sm["psnr"].mean,
                           "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
@@ -64,10 +68,14 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     grid = figures.image_grid(grid_rows, labels, [str(i) for i in images.ids],
                               scale=figures.auto_scale(images.image_size, 64))
     note = t("lat.note", lang, size=images.image_size, values=f"{3 * images.image_size ** 2:,}")
+    for other, latents in elsewhere.items():
+        note += "\n\n" + t("lat.elsewhere_many" if len(latents) > 1 else "lat.elsewhere_one", lang,
+                           latents=", ".join(latents), other=tm(other, lang), data=tm(s.data_source(), lang))
     chart = plot(pd.DataFrame(chart), lang, "log10 latent values", "PSNR (dB)", "model")
     shown = [{**r, "vs image values": t("lat.ratio_larger" if r["vs image values"] > 1 else "lat.ratio", lang,
                                         ratio=f"{r['vs image values']:.3g}")} for r in rows]
-    return png(s.new_folder(), grid, "latent-sizes.png"), table(shown, lang, cells=("source",)), chart, note
+    return (png(s.new_folder(), grid, "latent-sizes.png"), table(shown, lang, cells=("source", "trained on")),
+            chart, note)
 
 
 def train_missing_rung(latent: str, epochs: int, request: gr.Request):

@@ -55,8 +55,10 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
     rows = workbench.interpolations_for(s, pair, two, int(steps))
     grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
                               scale=figures.auto_scale(pair.image_size, 72))
-    return png(s.new_folder(), grid, "interpolation.png"), t(
-        "space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
+    note = t("space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
+    other = workbench.data_note(s, pair)
+    return png(s.new_folder(), grid, "interpolation.png"), note + (
+        "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else "")
 
 
 @gpu
@@ -77,9 +79,23 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     sx, sy = cmap.coords.std(0)
     note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
              b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
+    other = workbench.data_note(s, pair, "these validation images")
+    note += "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else ""
+    labels = list(dict.fromkeys(points["label"]))
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
-    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
-        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0)
+    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(
+        minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
+        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0), labels
+
+
+def redraw_map(labels):
+    """The map's legend set to these labels, which redraws the whole chart.
+
+    Gradio's plot swaps in new data but keeps the colour scale of its first drawing: labels of
+    other data (after switching data) get no colour and their points are invisible. This runs
+    after the new data are in place (a separate step: in the same update the redraw can race the
+    data and show the old points)."""
+    return gr.update(colors_in_legend=labels) if labels else gr.update()
 
 
 @gpu
@@ -101,9 +117,20 @@ def decode_point(x: float, y: float, request: gr.Request):
 
 def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
                       request: gr.Request):
-    """The tab's first view: prior samples, an interpolation and the code map, all at once."""
-    return (*prior_samples(pair_name, n, seed, request), *interpolate(pair_name, id_a, id_b, steps, request),
-            *code_map(pair_name, kind, request))
+    """The tab's first view: prior samples, an interpolation and the code map, all at once.
+
+    Each part on its own: the default ids (OpenMoji's) may not exist in a student's upload, and
+    the map must still be drawn."""
+
+    def part(handler, *args, outputs: int):
+        try:
+            return handler(*args, request)
+        except gr.Error:
+            return (gr.update(),) * outputs
+
+    return (*part(prior_samples, pair_name, n, seed, outputs=2),
+            *part(interpolate, pair_name, id_a, id_b, steps, outputs=2),
+            *part(code_map, pair_name, kind, outputs=6))
 
 
 def load_pairs(pair_name: str, request: gr.Request):
@@ -145,10 +172,13 @@ def build(ctx) -> None:
             point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
-        map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
-        tab.select(on_open("latent space", open_latent_space, 9), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
-                   [prior_img, prior_note, interp_img, interp_note, map_plot, map_grid, map_note, px, py],
-                   api_visibility="private")
+        map_labels = gr.State()
+        map_out = [map_plot, map_grid, map_note, px, py, map_labels]
+        map_btn.click(code_map, [pair_pick, map_kind], map_out, api_name="code_map").then(
+            redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
+        tab.select(on_open("latent space", open_latent_space, 10), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
+                   [prior_img, prior_note, interp_img, interp_note, *map_out], api_visibility="private").then(
+            redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
         ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")
         ctx.on_language.then(load_pairs, pair_pick, pair_pick, api_visibility="private")

@@ -38,21 +38,43 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
         rec = workbench.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    return show_reconstruction(rec, s, pair.source, lang)
+    return show_reconstruction(rec, s, pair.source, lang, workbench.data_note(s, pair))
 
 
-@gpu
-def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
+def load_own(files, request: gr.Request):
+    """The user's own images at the pair's size: unreadable files are skipped and named; only when
+    none is usable is it an error (shown in this note alone, the results above stay as they are)."""
     s, lang = session(request), lang_of(request)
     if not files:
         raise gr.Error(t("recon.upload_first", lang), print_exception=False)
     try:
         pair = s.pair()
         images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
+    except (ValueError, NoModels) as e:
+        raise fail(e, lang) from None
+    note = t("recon.own_done" if len(images) != 1 else "recon.own_done_one", lang, n=len(images),
+             source=tm(pair.source, lang), data=tm(workbench.trained_on(pair.dataset), lang))
+    if images.skipped:
+        note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
+            tm(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
+    return images, note
+
+
+@gpu
+def reconstruct_own(images, use_lpips: bool, request: gr.Request):
+    s, lang = session(request), lang_of(request)
+    try:
+        pair = s.pair()
         rec = workbench.reconstruct(pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     return show_reconstruction(rec, s, pair.source, lang)
+
+
+def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
+    """Both steps at once (the API's endpoint): the reconstruction and the note on skipped files."""
+    images, note = load_own(files, request)
+    return *reconstruct_own(images, use_lpips, request), note
 
 
 def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:
@@ -76,18 +98,17 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) 
                      f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
         lines.append("\n<small>" + t("recon.lpips_note", lang, why=short_note(rec.ae.lpips_note, lang)) + "</small>")
-    if rec.images.skipped:
-        lines.append("\n" + t("recon.skipped", lang, n=len(rec.images.skipped),
-                              files="; ".join(tm(x, lang) for x in rec.images.skipped[:5])))
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     view = views[lang] = (buf.getvalue(), "\n".join(lines), table(rounded(rows), lang), csv_text(rows))
     return view
 
 
-def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, lang: str):
+def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, lang: str,
+                        note: str = ""):
     s.last["reconstruction"] = rec
     png_bytes, summary, frame, csv = _reconstruction_view(rec, source, lang)
+    summary += "\n\n" + t("common.data_note", lang, note=tm(note, lang)) if note else ""
     folder = s.new_folder()
     (folder / "reconstructions.png").write_bytes(png_bytes)
     (folder / "reconstructions.csv").write_text(csv)
@@ -118,10 +139,18 @@ def build(ctx) -> None:
         with gr.Accordion(L("recon.own"), open=False):
             own = gr.File(label=L("recon.own_files"), file_count="multiple", type="filepath")
             own_btn = gr.Button(L("recon.own_btn"))
+            own_note = gr.Markdown()
+            own_images = gr.State()
         rec_out = [rec_img, rec_summary, rec_table, rec_csv]
         rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct")
         draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
-        own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
+        # Two steps, so an upload with no usable image marks only this note as an error.
+        own_btn.click(load_own, own, [own_images, own_note], api_visibility="private").success(
+            reconstruct_own, [own_images, use_lpips], rec_out, api_visibility="private")
+        api_only = gr.Button(visible=False)  # the API's one-call endpoint (reconstruction and note)
+        api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads")
         tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
                    api_visibility="private")
+
+

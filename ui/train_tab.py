@@ -8,14 +8,24 @@ import time
 
 import gradio as gr
 
-from aevae import checkpoints, figures, workbench
-from aevae.config import PRESETS, check_finite, check_seed
+from aevae import checkpoints, figures, userdata, workbench
+from aevae.config import (
+    MAX_SIZE,
+    MIN_SIZE,
+    PRESETS,
+    adapt_latent,
+    check_finite,
+    check_seed,
+    check_whole,
+    nearest_latents,
+)
 from aevae.i18n import t, tm
 from aevae.workbench import TrainSettings
 
 from .common import (
     COLORS,
     DEFAULT_CAP,
+    DEFAULT_SIZE,
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
@@ -32,6 +42,8 @@ from .common import (
 )
 from .lang import L, drawn, plot
 from .picker import picker_update
+
+OPENMOJI, UPLOAD = "openmoji", "upload"  # the Data choices' values
 
 
 def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
@@ -54,17 +66,44 @@ def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_de
 
 def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, dataset,
                   request: gr.Request):
-    """The plan shown under the settings: epochs, steps, estimated time; or what is wrong."""
+    """The plan shown under the settings: epochs, steps, estimated time; or what is wrong, with
+    the nearest latents that work at this image size as choices to click."""
     s, lang = session(request), lang_of(request)
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
         split = s.split(settings.image_size) if dataset == "upload" and s.upload else \
             workbench.openmoji_split(settings.image_size)
-        return t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang))
-    except gr.Error as e:
-        return t("train.cannot", lang, error=e.message)
-    except ValueError as e:
-        return t("train.cannot", lang, error=tm(str(e), lang))
+        return (t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang)),
+                gr.update(visible=False, value=None))
+    except (gr.Error, ValueError) as e:
+        why = e.message if isinstance(e, gr.Error) else tm(str(e), lang)
+        try:
+            near = nearest_latents(latent, int(image_size))
+        except (TypeError, ValueError):
+            near = []
+        near = [v for v in near if v != str(latent).strip()]
+        pick = gr.update(choices=near, value=None, visible=bool(near))
+        return t("train.cannot", lang, error=why), pick
+
+
+def adapt_table() -> dict:
+    """Per preset: the latents it gives at some image size, and its latent at each size (or None).
+
+    A new image size brings the preset's latent with it (same stages, see config.adapt_latent) while
+    the latent box holds the preset's latent for some size; a latent the user typed is never
+    replaced. Looked up in the browser (ADAPT_JS), at once: a reply from the server could land
+    after the student has typed a latent of their own."""
+    out = {}
+    for name, p in PRESETS.items():
+        by_size = {n: adapt_latent(p.model.latent, p.model.image_size, n) for n in range(MIN_SIZE, MAX_SIZE + 1)}
+        out[name] = {"ours": sorted({v for v in by_size.values() if v}), "by_size": by_size}
+    return out
+
+
+ADAPT_JS = ("(preset, size, latent) => { const t = " + json.dumps(adapt_table()) + "[preset];"
+            " const typed = String(latent).trim().toLowerCase().replace(/[×,]/g, 'x').replace(/\\s/g, '');"
+            " const next = t ? t.by_size[String(Math.round(Number(size)))] : null;"
+            " return (t && t.ours.includes(typed) && next) ? next : latent; }")
 
 
 def _strip(snap: workbench.Snapshot | None, lang: str):
@@ -112,12 +151,10 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         raise gr.Error(t("error.training_running", lang), print_exception=False)
     try:
         try:
-            if dataset == "upload":
-                if not upload:
-                    raise gr.Error(t("train.upload_first", lang), print_exception=False)
-                split = s.set_upload(upload, settings.image_size)
+            if dataset == "upload" and upload and not s.same_upload(upload):
+                split = s.set_upload(upload, settings.image_size)  # new files (or from the API)
             else:
-                s.clear_upload()
+                s.use_data("upload" if dataset == "upload" else "openmoji")
                 split = s.split(settings.image_size)
             plan = tm(workbench.plan_text(settings, split), lang)
         except ValueError as e:
@@ -188,12 +225,16 @@ SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = 
 
 
 def settings_from_link(request: gr.Request):
-    """Fill the Train tab from the page's query parameters (a teacher's shared link)."""
+    """Fill the Train tab from the page's query parameters (a teacher's shared link): exactly what
+    the link says, and for what it leaves out its preset's values."""
     lang = lang_of(request)
-    params = {k: v for k, v in dict(getattr(request, "query_params", {}) or {}).items() if k != "lang"}
+    params = link_params(request)
+    if not params:
+        return *[gr.update()] * len(SHARE_KEYS), gr.update()
     values, problems = workbench.settings_from_query(params)
-    controls = [gr.update(value=values[k]) if k in values else gr.update() for k in SHARE_KEYS]
-    note = preset_note(values.get("preset", workbench.TRAIN_DEFAULT), lang)
+    full = workbench.complete_settings(values)
+    controls = [gr.update(value=full[k]) if k in full else gr.update() for k in SHARE_KEYS]
+    note = ""
     if values:
         note = t("train.from_link", lang, settings=", ".join(f"{k}={v}" for k, v in values.items()))
     if problems:
@@ -201,22 +242,97 @@ def settings_from_link(request: gr.Request):
     return *controls, note
 
 
+def link_params(request: gr.Request) -> dict:
+    """The page address's settings (its ?lang= is the language's, not the Train tab's)."""
+    return {k: v for k, v in dict(getattr(request, "query_params", {}) or {}).items() if k != "lang"}
+
+
 def preset_note(name: str, lang: str) -> str:
     return t(f"preset.{name}", lang) if name in PRESETS else ""
 
 
-def show_note(name: str, request: gr.Request) -> str:
+def show_note(name: str, request: gr.Request):
     """The note under the settings in a newly chosen language: the link's, if the page came from one."""
-    lang = lang_of(request)
-    if any(k != "lang" for k in dict(getattr(request, "query_params", {}) or {})):
+    if link_params(request):
         return settings_from_link(request)[-1]
-    return preset_note(name, lang)
+    return preset_note(name, lang_of(request))
 
 
 def apply_preset(name: str, request: gr.Request):
     p = PRESETS[name]
     return (p.model.image_size, p.model.latent, p.train.batch_size, p.train.lr, p.train.weight_decay,
             p.train.beta, preset_note(name, lang_of(request)))
+
+
+# --- the data: OpenMoji or the user's upload ---------------------------------------------
+def _size(image_size) -> int:
+    try:
+        return check_whole(image_size, "image size", MIN_SIZE, MAX_SIZE)
+    except ValueError:
+        return DEFAULT_SIZE
+
+
+def _code(text: str) -> str:
+    return f"`{text.replace('`', '')}`"
+
+
+def _listed(items: list[str], lang: str, most: int = 12) -> str:
+    return ", ".join(items[:most]) + (t("data.more", lang, n=f"{len(items) - most:,}") if len(items) > most else "")
+
+
+def data_view(s: workbench.Session, size: int, lang: str):
+    """What the tabs train on, in words, and a strip of its first images per label."""
+    split = s.split(size)
+    whole = split.all
+    labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
+    if s.uses_upload:
+        stored = userdata.stored_size(s.upload.data)
+        if stored and stored != (size, size):
+            shape = t("data.stored", lang, w=stored[0], h=stored[1], size=size) + (
+                t("data.set_size", lang, w=stored[0]) if stored[0] == stored[1] and MIN_SIZE <= stored[0] <= MAX_SIZE
+                else "")
+        else:
+            shape = t("data.size" if stored else "data.resized", lang, size=size)
+        head = t("data.yours", lang, files=_listed([_code(f) for f in s.upload.files], lang), n=f"{len(whole):,}",
+                 shape=shape)
+    else:
+        head = t("data.openmoji", lang, n=f"{len(whole):,}", size=size)
+    text = t("data.split" if len(labels) != 1 else "data.split_one", lang, head=head, train=f"{len(split.train):,}",
+             val=f"{len(split.val):,}", k=len(labels), labels=_listed(labels, lang))
+    if whole.skipped:
+        text += "  \n" + t("data.skipped", lang, n=len(whole.skipped),
+                           files="; ".join(tm(x, lang) for x in whole.skipped[:5]))
+    rows = userdata.examples(whole)
+    strip = figures.image_grid([r for _, r in rows], [n for n, _ in rows] if rows[0][0] else None,
+                               scale=figures.auto_scale(size, 48))
+    return text, gr.update(value=png(s.new_folder(), strip, "data.png"), visible=True)
+
+
+def upload_data(files, image_size, request: gr.Request):
+    """Files dropped on "Your data": checked, kept and used (Data switches to upload); a bad upload
+    changes nothing and says why. Removing the files goes back to OpenMoji."""
+    s, lang = session(request), lang_of(request)
+    size = _size(image_size)
+    if not files:
+        s.clear_upload()
+        return OPENMOJI, "", gr.update(value=None, visible=False)
+    try:
+        s.set_upload(files, size)
+    except ValueError as e:
+        return (UPLOAD if s.uses_upload else OPENMOJI,
+                t("data.not_used", lang, error=tm(str(e), lang), data=tm(s.data_source(), lang)), gr.update())
+    return UPLOAD, *data_view(s, size, lang)
+
+
+def choose_data(dataset, files, image_size, request: gr.Request):
+    """Data switched by hand: OpenMoji, or the upload (kept, or in the file box)."""
+    s, lang = session(request), lang_of(request)
+    if dataset == "upload" and s.upload is None:
+        if files:
+            return upload_data(files, image_size, request)
+        return OPENMOJI, t("data.upload_first", lang), gr.update(visible=False)
+    s.use_data(dataset)
+    return dataset, *data_view(s, _size(image_size), lang)
 
 
 def build(ctx) -> None:
@@ -243,11 +359,17 @@ def build(ctx) -> None:
             preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label=L("train.preset"))
             image_size = gr.Number(d.model.image_size, label=L("train.image_size"), precision=0)
             latent = gr.Textbox(d.model.latent, label=L("train.latent"))
+        latent_pick = gr.Radio([], label=L("train.latent_pick"), visible=False)
+        with gr.Row():
             dataset = gr.Radio([(L("train.data_openmoji"), "openmoji"), (L("train.data_upload"), "upload")],
-                               value="openmoji", label=L("train.data"))
+                               value="openmoji", label=L("train.data"), scale=1)
+            # A row of its own: in a narrow column the file list shows only the extensions.
             upload = gr.File(label=L("train.upload"),
-                             file_types=[".zip", ".npy", ".npz"], file_count="multiple",
-                             type="filepath")
+                             file_types=[".zip", ".npy", ".npz", ".txt"], file_count="multiple",
+                             type="filepath", scale=3, height=140)
+        data_md = gr.Markdown()
+        data_strip = gr.Image(label=L("train.data_strip"), format="png",
+                              elem_classes="pixelated", buttons=["download"], visible=False, height=260)
         with gr.Row():
             epochs = gr.Slider(1, MAX_EPOCHS, d.train.epochs, step=1, label=L("train.epochs"))
             cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1, label=L("train.cap"))
@@ -257,22 +379,34 @@ def build(ctx) -> None:
             wd = gr.Number(d.train.weight_decay, label=L("train.wd"))
             beta = gr.Number(d.train.beta, label=L("train.beta"))
             seed = gr.Number(0, label=L("common.seed"), precision=0)
-        preset_md = gr.Markdown(L(f"preset.{workbench.TRAIN_DEFAULT}"))
+        preset_note = gr.Markdown(L(f"preset.{workbench.TRAIN_DEFAULT}"))
         ckpt_files = gr.File(label=L("train.ckpt"), file_count="multiple", height=120)
         with gr.Row():
             share_btn = gr.Button(L("train.share_btn"), size="sm")
             share_url = gr.Textbox(label=L("train.share_url"), buttons=["copy"], interactive=False)
-        preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_md],
-                      api_visibility="private")
+        # .input, not .change: a preset the user picks sets its values; one set by a shared link
+        # must not overwrite the values the link gives.
+        preset.input(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
+                     api_visibility="private")
+        image_size.input(None, [preset, image_size, latent], latent, js=ADAPT_JS, api_visibility="private")
+        latent_pick.input(lambda v: v or gr.update(), latent_pick, latent, api_visibility="private")
         shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
         share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
-        ctx.demo.load(settings_from_link, None, [*shared, preset_md], api_visibility="private")
-        gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
-              api_visibility="private", queue=False)
-        ctx.on_language.then(plan_training, [*shared, dataset], plan_md, api_visibility="private", queue=False)
-        ctx.on_language.then(show_note, preset, preset_md, api_visibility="private", queue=False)
+        ctx.demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
+        # always_last: one plan at a time, the latest settings last (replies of parallel calls can
+        # arrive out of order and leave a stale plan on screen).
+        gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset],
+              [plan_md, latent_pick], api_visibility="private", queue=False, trigger_mode="always_last")
+        ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick], api_visibility="private",
+                             queue=False)
+        ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
+        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private")
+        dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],
+                      api_visibility="private")
         train_btn.click(
             train_models, [*shared, dataset, upload, use_new],
             [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use], api_name="train",
             concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
         stop_btn.click(stop_training, None, status, api_name="stop", queue=False)
+
+

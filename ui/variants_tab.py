@@ -7,8 +7,8 @@ import numpy as np
 from PIL import Image
 
 from aevae import data, figures, workbench
-from aevae.i18n import t
-from aevae.sampling import save_arrays
+from aevae.i18n import t, tm
+from aevae.sampling import save_arrays, save_label_names
 from aevae.workbench import NoModels
 
 from .common import (
@@ -22,6 +22,8 @@ from .common import (
     session,
 )
 from .lang import L, drawn
+
+NO_LABEL = "(none)"
 
 NO_LABEL = "(none)"
 
@@ -45,7 +47,9 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
                            ids=", ".join(map(str, [i for i in ids if i not in known][:10]))))
         if label and label != NO_LABEL:
             if label not in full.label_names:
-                raise gr.Error(t("var.no_label", lang, label=label), print_exception=False)
+                raise gr.Error(t("var.no_label", lang, label=label, data=tm(s.data_source(), lang),
+                                 labels=", ".join(full.label_names[:20]) + (" ..." if len(full.label_names) > 20 else "")),
+                               print_exception=False)
             lab = full.label_names.index(label)
             known += [int(i) for i in full.ids[full.labels == lab][:per_label] if int(i) not in known]
         if not known:
@@ -70,13 +74,26 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
                           name=images.names[i])))
     gen_data, gen_label = vs.export_arrays()
     files = [str(p) for p in save_arrays(folder, gen_data, gen_label)]
+    files.append(str(save_label_names(folder, images.label_names)))
     big = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]) for i in range(len(images))],
                              [str(i) for i in images.ids], scale=1)
 
     Image.fromarray(big).save(folder / "variants.png")
     files.append(str(folder / "variants.png"))
     msg = t("var.done", lang, n=len(gen_data), images=len(images), k=k, scale=scale, shape=tuple(gen_data.shape))
-    return gallery, "\n\n".join([msg, *notes]), files
+    return gallery, "\n\n".join([msg, *notes, tm(workbench.data_note(s, pair), lang)]), files
+
+
+def label_choices(label: str, request: gr.Request):
+    """The label dropdown lists the labels of the data in use (OpenMoji's groups, folder names,
+    numeric labels or the names given with an upload), for the pair in use's image size."""
+    s, lang = session(request), lang_of(request)
+    try:
+        names = s.split(s.pair().image_size).all.label_names
+    except (ValueError, NoModels):
+        names = []
+    choices = [(t("var.no_label_choice", lang), NO_LABEL), *[(n, n) for n in names]]
+    return gr.update(choices=choices, value=label if label in (NO_LABEL, *names) else NO_LABEL)
 
 
 def build(ctx) -> None:
@@ -100,5 +117,11 @@ def build(ctx) -> None:
         var_files = gr.File(label=L("var.files"), file_count="multiple")
         var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files],
                       api_name="variants")
-        tab.select(on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
-                   [var_gallery, var_msg, var_files], api_visibility="private")
+        # The data or the pair may have changed in another tab: list the labels afresh (first, so the
+        # tab's first view asks for a label of the data in use).
+        gr.on([ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel, api_visibility="private",
+              queue=False)
+        ctx.on_language.then(label_choices, vlabel, vlabel, api_visibility="private", queue=False)
+        tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
+            on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
+            [var_gallery, var_msg, var_files], api_visibility="private")
