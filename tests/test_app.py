@@ -456,10 +456,11 @@ def test_an_upload_is_used_at_once_and_described(app_module, tmp_path):
 
 def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path):
     choices = app_module.label_choices("flags", req("lab1"))
-    assert choices["choices"] == ["(none)", *data.OPENMOJI_GROUPS] and choices["value"] == "flags"
+    assert [v for _, v in choices["choices"]] == ["(none)", *data.OPENMOJI_GROUPS] and choices["value"] == "flags"
     app_module.upload_data(homework(tmp_path), 32, req("lab1"))
     choices = app_module.label_choices("flags", req("lab1"))
-    assert choices["choices"] == ["(none)", "cats", "dogs", "birds"] and choices["value"] == "(none)"
+    assert choices["choices"] == [("(none)", "(none)"), ("cats", "cats"), ("dogs", "dogs"), ("birds", "birds")]
+    assert choices["value"] == "(none)"
     gallery, msg, files = app_module.make_variants("", "dogs", 3, 2, 1.0, 0, req("lab1"))
     assert len(gallery) == 3 and all("dogs" in caption for _, caption in gallery)
     assert "shipped: default was trained on OpenMoji emoji, not on the data in use" in msg
@@ -470,10 +471,10 @@ def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path)
     assert open(by_name["gen_label_names.txt"]).read().splitlines() == ["cats", "dogs", "birds"]
     app_module.upload_data([by_name[n] for n in ("gen_data.npy", "gen_label.npy", "gen_label_names.txt")], 32,
                            req("lab2"))
-    assert app_module.label_choices("", req("lab2"))["choices"] == ["(none)", "dogs"]
+    assert [v for _, v in app_module.label_choices("", req("lab2"))["choices"]] == ["(none)", "dogs"]
     # A zip's folder names are its labels.
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("lab3"))
-    assert app_module.label_choices("", req("lab3"))["choices"] == ["(none)", "discs", "squares"]
+    assert [v for _, v in app_module.label_choices("", req("lab3"))["choices"]] == ["(none)", "discs", "squares"]
 
 
 def test_training_on_an_upload_and_notes_about_other_data(app_module, tmp_path):
@@ -534,6 +535,7 @@ def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
     prior, _, interp, _, points, _, note, *_ , labels = out
+    points = frame(points)
     assert pixels(prior).ndim == 3 and interp == gr.update()
     assert len(points) == 4 and labels == list(dict.fromkeys(points["label"])) and set(labels) <= {"discs", "squares"}
     assert "shipped: default was trained on OpenMoji emoji" in note

@@ -235,7 +235,7 @@ def texts(value) -> list[str]:
     import pandas as pd
 
     if isinstance(value, str):
-        return [] if Path(value).suffix in (".png", ".csv", ".zip", ".json", ".npy", ".safetensors") else [value]
+        return [] if Path(value).suffix in (".png", ".csv", ".zip", ".json", ".npy", ".safetensors", ".txt") else [value]
     if isinstance(value, pd.DataFrame):
         cells = [v for c in ("ended", "trained", "data", "source", "made by", "vs image values") if c in value.columns
                  for v in value[c] if isinstance(v, str)]
@@ -316,7 +316,7 @@ def test_errors_come_in_the_pages_language(app_module):
         list(app_module.train_models("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", None, False,
                                      request=who))
     assert "無法用這些設定訓練" in app_module.plan_training("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0,
-                                                            "openmoji", who)
+                                                            "openmoji", who)[0]
     with pytest.raises(gr.Error, match="不是編號"):
         app_module.reconstruct("1, abc", 3, 0, False, who)
     with pytest.raises(gr.Error, match="影像數量必須介於 1 與 64 之間"):
@@ -326,9 +326,9 @@ def test_errors_come_in_the_pages_language(app_module):
                                      False, request=who))
     # ?lang= in the page's address wins over the browser's languages; a choice made on the page over both
     who = SimpleNamespace(session_hash="zh-link", headers={"accept-language": "en"}, query_params={"lang": "zh-TW"})
-    assert "計畫" in app_module.plan_training("quick", 32, "16x4x4", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", who)
+    assert "計畫" in app_module.plan_training("quick", 32, "16x4x4", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", who)[0]
     app_module.set_language("en", who)
-    assert "Plan" in app_module.plan_training("quick", 32, "16x4x4", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", who)
+    assert "Plan" in app_module.plan_training("quick", 32, "16x4x4", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", who)[0]
 
 
 def test_the_report_comes_in_the_pages_language(app_module, tmp_path):

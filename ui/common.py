@@ -79,7 +79,10 @@ def lang_of(request: gr.Request | None) -> str:
 
 
 def fail(e: Exception, lang: str) -> gr.Error:
-    """A package's error as the user's message, in their language."""
+    """A package's error as the user's message, in their language (a gr.Error, which is a
+    ValueError too, is the app's own message already)."""
+    if isinstance(e, gr.Error):
+        return e
     return gr.Error(tm(str(e), lang), print_exception=False)
 
 
