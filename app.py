@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from types import SimpleNamespace
 
 import gradio as gr
 
-from aevae import data
+from aevae import data, resources
 from ui import (
     beta_tab,
     latent_sizes_tab,
@@ -24,7 +26,7 @@ from ui import (
     train_tab,
     variants_tab,
 )
-from ui.common import CSS, MAX_FILE_SIZE, end_session, store
+from ui.common import CACHE_SWEEP, CSS, MAX_FILE_SIZE, Page, end_session, store, upload_folder
 
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
@@ -33,7 +35,7 @@ TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_s
 def build_demo() -> gr.Blocks:
     """The page: a header, the page-wide model picker, then each tab from its own module (ui/*_tab.py)."""
     zoo = store().zoo
-    with gr.Blocks(title="aevae: autoencoders vs VAEs", delete_cache=(3600, 3600)) as demo:
+    with Page(title="aevae: autoencoders vs VAEs", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown("# aevae — autoencoders and variational autoencoders\n"
                     "Train an AE and a VAE on small colour images, then compare what they reconstruct "
                     "and generate. " + ("Shipped models are loaded, so every tab works right away."
@@ -49,6 +51,15 @@ def build_demo() -> gr.Blocks:
 
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
           max_file_size: str | int = MAX_FILE_SIZE) -> gr.Blocks:
+    log = logging.getLogger("aevae")
+    if not log.handlers:  # one line per refused input or notable event, on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    removed = resources.remove_stale_folders(upload_folder())
+    if removed:
+        log.info("removed %d session folders left by earlier runs", len(removed))
     demo = build_demo()
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,

@@ -26,10 +26,12 @@ The estimate (`estimate_training`) counts, in float32:
 
 bench/limits.py prints the estimate next to the peak RSS measured for real trainings.
 
-The budget per training is (machine memory x USABLE_FRACTION - APP_BASELINE_BYTES) divided
-by the number of trainings that may run at once (AEVAE_TRAIN_CONCURRENCY, default 2), where
-machine memory is the lower of MemTotal and the cgroup's memory limit. AEVAE_TRAIN_MEMORY_GB
-sets the per-training budget directly.
+The memory the app may use is machine memory x USABLE_FRACTION, where machine memory is the
+lower of MemTotal and the cgroup's memory limit. After the app's baseline (APP_BASELINE_BYTES),
+DATA_FRACTION of it is for decoded data that sessions keep (`data_budget_bytes`,
+AEVAE_DATA_MEMORY_GB), and the rest is divided among the trainings that may run at once
+(AEVAE_TRAIN_CONCURRENCY, default 2); AEVAE_TRAIN_MEMORY_GB sets the per-training budget
+directly. `app_budget_bytes` is their sum: what the whole app stays under.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ GB = 1_000_000_000  # messages say GB in powers of ten, as the env variable does
 TRAIN_CONCURRENCY = 2  # trainings that may run at once (the app's train queue should match)
 APP_BASELINE_BYTES = 1 * GB  # the app with shipped models and OpenMoji loaded (bench: 0.6-0.9 GB)
 USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and other requests
+# Decoded uploads kept by sessions between trainings (workbench.DataMemory): this share of the
+# usable memory after the baseline, and at most SESSION_DATA_BYTES per session (the largest
+# upload, 10,000 images at 128 px, is 492 MB). Trainings get what is left.
+DATA_FRACTION = 0.15
+SESSION_DATA_BYTES = 600_000_000
 TRAIN_OVERHEAD_BYTES = 150_000_000  # a first training in a process: oneDNN, allocator, threads
 VAL_BATCH = 256  # train.validate's batch size
 # What the process holds at its peak over what one step holds at once: glibc keeps memory
@@ -324,22 +331,54 @@ def train_concurrency() -> int:
     return int(raw)
 
 
+def _env_gb(name: str) -> int | None:
+    """Bytes from an environment variable in GB (None when unset); a bad value is refused."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        gb = check_finite(float(raw), name)
+    except ValueError:
+        gb = -1.0
+    if gb <= 0:
+        raise ValueError(f"{name} must be a number of GB > 0, got {raw!r}")
+    return int(gb * GB)
+
+
+def _after_baseline() -> float:
+    return machine_memory_bytes() * USABLE_FRACTION - APP_BASELINE_BYTES
+
+
+def data_budget_bytes() -> int:
+    """Decoded image data all sessions may keep in memory at once, in bytes.
+
+    AEVAE_DATA_MEMORY_GB, else DATA_FRACTION of the usable memory after the app's baseline,
+    and never less than one session's share (SESSION_DATA_BYTES)."""
+    env = _env_gb("AEVAE_DATA_MEMORY_GB")
+    if env is not None:
+        return env
+    return max(int(_after_baseline() * DATA_FRACTION), SESSION_DATA_BYTES)
+
+
+def session_data_bytes() -> int:
+    """Decoded data one session may keep (its upload at the sizes it uses), within the data budget."""
+    return min(SESSION_DATA_BYTES, data_budget_bytes())
+
+
 def training_budget_bytes(concurrency: int | None = None) -> int:
     """Memory one training may use here, in bytes (see the module docstring)."""
-    raw = os.environ.get("AEVAE_TRAIN_MEMORY_GB", "").strip()
-    if raw:
-        try:
-            gb = check_finite(float(raw), "AEVAE_TRAIN_MEMORY_GB")
-        except ValueError:
-            gb = -1.0
-        if gb <= 0:
-            raise ValueError(f"AEVAE_TRAIN_MEMORY_GB must be a number of GB > 0, got {raw!r}")
-        return int(gb * GB)
+    env = _env_gb("AEVAE_TRAIN_MEMORY_GB")
+    if env is not None:
+        return env
     n = train_concurrency() if concurrency is None else concurrency
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, got {n!r}")
-    usable = machine_memory_bytes() * USABLE_FRACTION - APP_BASELINE_BYTES
-    return max(int(usable / n), 0)
+    return max(int((_after_baseline() - data_budget_bytes()) / n), 0)
+
+
+def app_budget_bytes() -> int:
+    """What the whole app stays under: its baseline, the data budget and every training slot."""
+    return APP_BASELINE_BYTES + data_budget_bytes() + train_concurrency() * training_budget_bytes()
 
 
 def largest_batch(configs: ModelConfig | Iterable[ModelConfig], n_images: int = 0,

@@ -2,7 +2,8 @@
 
 Each browser session gets a `Session` (kept in a `SessionStore` keyed by Gradio's session
 hash): the models it trained, its uploaded data and its runs. Shipped models and the rendered
-OpenMoji set are shared read-only by all sessions.
+OpenMoji set are shared read-only by all sessions. What sessions hold on disk and in memory is
+bounded as aevae/resources.py describes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import budget, classroom, data, metrics, sampling, timing
+from . import budget, classroom, data, metrics, resources, sampling, timing
 from .config import PRESETS, ModelConfig, TrainConfig, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
 from .runs import RUN, SHIPPED, Pair, Run, RunList
@@ -32,11 +33,15 @@ OPENMOJI = "openmoji"
 DEVICE = resolve_device(os.environ.get("AEVAE_DEVICE", "auto"))
 TRAIN_DEFAULT = "quick"  # the Train tab's preset: a good pair in about half a minute on 2 cores
 MAX_RECON_IMAGES = 64
-MAX_SESSIONS = 100  # sessions of API-only clients (no page) kept at once
+MAX_SESSIONS = 100  # sessions of API-only clients (no page) kept at once, in all
+MAX_CLIENT_SESSIONS = 20  # ... per client address (a script makes its own sessions go first)
+MAX_CLIENT_PAGES = 200  # page sessions per client address (a class behind one address fits)
+RECENT_S = 120.0  # a session used this recently is never dropped to make room
 IDLE_SESSION_S = 3 * 3600  # a session nobody used for this long is dropped
-KEEP_FOLDERS = 16  # output folders kept per session (one per call that makes files)
+KEEP_FOLDERS = 32  # output folders kept per session and group (one per call that makes files)
 _split_lock = threading.Lock()
 _splits: dict[int, data.Split] = {}
+_split_held: dict[int, resources.Held] = {}
 
 
 class NoModels(RuntimeError):
@@ -44,11 +49,56 @@ class NoModels(RuntimeError):
 
 
 def openmoji_split(size: int) -> data.Split:
-    """The default dataset's fixed split, rendered once per size and shared (read-only)."""
+    """The default dataset's fixed split, rendered once per size and shared (read-only).
+
+    Kept within the server's data memory (resources.DATA): sizes nobody used lately are
+    released when others need room, and rendered again (from the disk cache) when asked."""
     with _split_lock:
-        if size not in _splits:
-            _splits[size] = data.load_split(OPENMOJI, size, 0.1, 0)
-        return _splits[size]
+        if size in _splits:
+            _split_held[size].touch()
+            return _splits[size]
+        held = resources.DATA.claim(resources.SHARED, size, data.peak_bytes(OPENMOJI, size),
+                                    f"OpenMoji at {size} px")
+        try:
+            split = data.load_split(OPENMOJI, size, 0.1, 0)
+        except BaseException:
+            held.drop()
+            raise
+        _splits[size], _split_held[size] = split, held
+        held.loaded(split.all.images.nbytes, lambda: (_splits.pop(size, None), _split_held.pop(size, None)))
+        return split
+
+
+def openmoji_counts() -> data.Split:
+    """An OpenMoji split at any size already rendered (for its counts, the same at every size)."""
+    with _split_lock:
+        ready = next(iter(_splits.values()), None)
+    return ready if ready is not None else openmoji_split(64)
+
+
+class SessionEnded(RuntimeError):
+    """The session ended (its page closed or it expired) while a request still used it."""
+
+    def __init__(self):
+        super().__init__("This page's session ended (closed or expired); nothing more is kept for it. "
+                         "Reload the page to start again.")
+
+
+@dataclass
+class Upload:
+    """A dataset loaded for a session but not yet its data (see Session.load_upload)."""
+
+    sources: list[Path]  # the files read (the upload, or the copy kept when it was taken in)
+    labels: Path | None
+    name: str
+    size: int
+    split: data.Split
+    held: resources.Held | None  # its memory; None when it is the session's data already
+
+    def discard(self) -> None:
+        """Not used after all (e.g. the training was refused): its memory is freed."""
+        if self.held is not None:
+            self.held.drop()
 
 
 @dataclass
@@ -110,7 +160,11 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
 
 
 class Session:
-    def __init__(self, zoo: Zoo | None, shared: classroom.SharedRuns | None = None):
+    def __init__(self, zoo: Zoo | None, shared: classroom.SharedRuns | None = None,
+                 folder: Path | None = None, uploads: Path | None = None):
+        """`folder`: where the session's folder is made (an app folder, see resources.py; None:
+        the temp folder); `uploads`: the web server's upload folder, whose files are moved into
+        the session's folder once loaded (files elsewhere, e.g. the CLI's, are only read)."""
         self.zoo = zoo
         self.shared = shared if shared is not None else classroom.SharedRuns()
         self.in_use = SHIPPED + "default"  # which pair the tabs use: "shipped:NAME" or "run:N"
@@ -123,30 +177,52 @@ class Session:
         self.lock = threading.Lock()  # one training at a time per session
         self.closed = False
         self.page = False  # a browser page loaded this session (API-only clients never do)
+        self.client = ""  # the address it came from (SessionStore bounds sessions per address)
         self.seen = time.monotonic()
+        self.notices: list[str] = []  # things to tell the user at their next request
+        self.decoding = resources.Allowance()
+        self._root, self._uploads = folder, uploads
+        self._held: dict[int, resources.Held] = {}  # memory of _upload_splits, by size
+        self._data_lock = threading.Lock()  # one load of this session's data at a time
         self._tmp: Path | None = None
-        self._folders: list[Path] = []
+        self._folders: dict[str, list[Path]] = {}
         self._folders_lock = threading.Lock()
 
     # --- where things come from -------------------------------------------------------
     @property
     def tmpdir(self) -> Path:
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="aevae-session-"))
-        return self._tmp
+        """The session's folder; a session that ended makes none (SessionEnded)."""
+        with self._folders_lock:
+            if self.closed:
+                raise SessionEnded()
+            if self._tmp is None:
+                prefix = "session-" if self._root is not None else resources.LEGACY_PREFIX
+                self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self._root))
+            return self._tmp
 
-    def new_folder(self, keep: int = KEEP_FOLDERS) -> Path:
+    def new_folder(self, group: str = "out", keep: int = KEEP_FOLDERS) -> Path:
         """A fresh folder for one call's output files, so parallel calls never share a file.
 
-        The oldest beyond `keep` are removed (the app has copied their files into its own cache
-        by the time the next call asks for a folder).
+        The oldest of its `group` beyond `keep` are removed, so a session's files stay bounded:
+        a frequent kind of output (a training's live picture) has its own group, so it does not
+        push out the files of other calls that the page still offers for download.
         """
+        tmp = self.tmpdir
         with self._folders_lock:
-            folder = Path(tempfile.mkdtemp(prefix="out-", dir=self.tmpdir))
-            self._folders.append(folder)
-            while len(self._folders) > keep:
-                shutil.rmtree(self._folders.pop(0), ignore_errors=True)
+            folder = Path(tempfile.mkdtemp(prefix=f"{group}-", dir=tmp))
+            kept = self._folders.setdefault(group, [])
+            kept.append(folder)
+            while len(kept) > keep:
+                shutil.rmtree(kept.pop(0), ignore_errors=True)
             return folder
+
+    def tell(self, note: str) -> None:
+        if note not in self.notices:
+            self.notices.append(note)
+
+    def pop_notices(self) -> list[str]:
+        out, self.notices = self.notices, []
+        return out
 
     def run_rows(self) -> list[dict]:
         """Every run of this session as a table row (without loss histories)."""
@@ -158,11 +234,14 @@ class Session:
         return self.lock.locked()
 
     def close(self) -> None:
-        self.closed = True
+        with self._folders_lock:
+            self.closed = True
+            tmp, self._tmp = self._tmp, None
         self.stop.set()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        resources.DATA.forget(self)
+        self._upload_splits, self._held = {}, {}
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def shipped_pair(self, name: str = "default") -> Pair:
         if not self.zoo:
@@ -202,11 +281,18 @@ class Session:
             self.in_use = run.value
         return run
 
-    def set_upload(self, paths, image_size: int) -> data.Split:
-        """Keep a copy of the user's dataset (loaded once to check it), then use it.
+    def set_upload(self, paths, image_size: int, should_stop=None) -> data.Split:
+        """Load the user's dataset and make it the session's data (load_upload, then use_upload)."""
+        up = self.load_upload(paths, image_size, should_stop)
+        self.use_upload(up)
+        return up.split
+
+    def load_upload(self, paths, image_size: int, should_stop=None) -> Upload:
+        """Load and check the user's dataset without changing the session (see use_upload).
 
         `paths`: one .zip / .npy / .npz, or a .npy of images plus a .npy of labels (the one whose
-        name says "label", as in report A's gen_data.npy / gen_label.npy).
+        name says "label", as in report A's gen_data.npy / gen_label.npy). The session's own
+        upload again (the page still shows it) is not decoded again at a size it holds.
         """
         files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
         if not 1 <= len(files) <= 2:
@@ -218,54 +304,148 @@ class Session:
                 raise ValueError("with two files, both must be .npy and exactly one named like *label*.npy")
             labels = named[0]
             files.remove(labels)
-        src = files[0]
-        split = data.load_split(str(src), image_size, labels_path=labels)
-        keep = self.tmpdir / f"data{src.suffix.lower()}"
-        shutil.copyfile(src, keep)
-        keep_labels = None
-        if labels is not None:
-            keep_labels = self.tmpdir / "labels.npy"
-            shutil.copyfile(labels, keep_labels)
-        name = src.name + (f" + {labels.name}" if labels else "")
+        src = resources.resolve(files[0])
+        lab = resources.resolve(labels) if labels is not None else None
+        name = files[0].name + (f" + {labels.name}" if labels else "")
+        if self.upload is not None and (src, lab) == (self.upload[0], self.upload[2]):
+            return Upload([src], lab, self.upload[1], image_size, self.split(image_size, should_stop), None)
+        split, held = self._load(src, lab, image_size, ("new", image_size), f"{name} at {image_size} px",
+                                 should_stop)
         split.all.source = f"uploaded: {name} ({len(split.all)} images, {image_size}x{image_size})"
-        self.upload = (keep, name, keep_labels)
-        self._upload_splits = {image_size: split}
-        return split
+        return Upload([src], lab, name, image_size, split, held)
+
+    def use_upload(self, up: Upload | None) -> None:
+        """Make a loaded upload (None: OpenMoji) the session's data; its file is kept in the
+        session's folder (moved there from the web server's upload folder)."""
+        with self._data_lock:
+            if up is not None and up.held is None:
+                return  # the session's data already
+            for held in self._held.values():
+                held.drop()
+            old = self.upload
+            self.upload, self._upload_splits, self._held = None, {}, {}
+            if up is None:
+                self._remove_kept(old)
+                return
+            keep = resources.adopt(up.sources[0], self.tmpdir / f"data{up.sources[0].suffix.lower()}",
+                                   self._uploads, self._root)
+            keep_labels = None
+            if up.labels is not None:
+                keep_labels = resources.adopt(up.labels, self.tmpdir / "labels.npy", self._uploads, self._root)
+            self.upload = (keep, up.name, keep_labels)
+            self._upload_splits = {up.size: up.split}
+            self._held = {up.size: up.held}
+            up.held.loaded(up.held.nbytes, self._releaser(up.size), key=up.size)
+
+    def _remove_kept(self, old) -> None:
+        for p in (old or (None, None, None))[::2]:
+            if p is not None:
+                Path(p).unlink(missing_ok=True)
 
     def clear_upload(self) -> None:
-        self.upload = None
-        self._upload_splits = {}
+        self.use_upload(None)
 
-    def split(self, size: int) -> data.Split:
+    def _load(self, path: Path, labels: Path | None, size: int, key, what: str, should_stop=None):
+        """(split, memory held) of a dataset file, within this session's memory and decoding budgets."""
+        held = resources.DATA.claim(self, key, data.peak_bytes(path, size), what, should_stop)
+        budget_ = self.decoding.budget()
+        try:
+            split = data.load_split(str(path), size, labels_path=labels, should_stop=should_stop, pixels=budget_)
+        except BaseException:
+            held.drop()
+            raise
+        finally:
+            self.decoding.spend(budget_)
+        held.loaded(split.all.images.nbytes, None)
+        return split, held
+
+    def _releaser(self, size: int):
+        def release():
+            self._upload_splits.pop(size, None)
+            self._held.pop(size, None)
+            self.tell(f"Your uploaded data at {size} px was released from the server's memory to make room "
+                      "for others; it is decoded again from your kept file when needed (a few seconds).")
+        return release
+
+    def split(self, size: int, should_stop=None) -> data.Split:
         if self.upload is None:
             return openmoji_split(size)
-        if size not in self._upload_splits:
+        with self._data_lock:
+            if size in self._upload_splits:
+                self._held[size].touch()
+                return self._upload_splits[size]
             path, name, labels = self.upload
-            split = data.load_split(str(path), size, labels_path=labels)
+            split, held = self._load(path, labels, size, size, f"{name} at {size} px", should_stop)
             split.all.source = f"uploaded: {name}"
-            self._upload_splits[size] = split
-        return self._upload_splits[size]
+            self._upload_splits[size], self._held[size] = split, held
+            held.loaded(held.nbytes, self._releaser(size))
+            return split
+
+    def any_split(self) -> data.Split | None:
+        """A split of the session's upload at any size it holds now (for counts), else None."""
+        return next(iter(self._upload_splits.values()), None)
+
+    def own_images(self, paths, size: int, should_stop=None) -> data.ImageSet:
+        """Image files (or zips) uploaded to be reconstructed: decoded up to the images shown,
+        within this session's decoding budget, then kept in the session's folder (the latest set)."""
+        sources = [resources.resolve(p) for p in paths]
+        budget_ = self.decoding.budget()
+        try:
+            images = load_user_images(sources, size, should_stop, budget_)
+        finally:
+            self.decoding.spend(budget_)
+        own = self.tmpdir / "own"
+        kept = [resources.adopt(src, own / f"{i}-{Path(p).name}", self._uploads, self._root)
+                for i, (src, p) in enumerate(zip(sources, paths))
+                if resources.within(src, self._uploads)]  # a web upload; other files stay where they are
+        for f in own.iterdir() if own.is_dir() else []:  # the previous set, unless it is this one
+            if f not in kept:
+                f.unlink(missing_ok=True)
+        return images
 
 
 class SessionStore:
-    """Sessions by key. A session with a browser page lives until its page closes (or it has
-    been idle for `idle_s`); sessions of API clients that never load the page are bounded by
-    count, the least recently used idle one dropped first. No session with a training running
-    or queued is ever dropped, so no script can erase a student's work by making sessions."""
+    """Sessions by key.
 
-    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS, idle_s: float = IDLE_SESSION_S):
+    A session with a browser page lives until its page closes (or it has been idle for
+    `idle_s`). Sessions of API clients that never load the page are bounded by count: per
+    client address (`per_client`), then in all (`limit`, taken first from the address with the
+    most). A session is never dropped while it trains (or waits to), while a request of its
+    own is in progress (`active`), or within `recent_s` of its last use; so a script that makes
+    sessions makes its own sessions go first, and cannot erase a student's work.
+
+    `folder`: where the sessions' folders go (one app folder per store, see resources.py);
+    `uploads`: the web server's upload folder (see Session).
+    """
+
+    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS, idle_s: float = IDLE_SESSION_S,
+                 per_client: int = MAX_CLIENT_SESSIONS, per_client_pages: int = MAX_CLIENT_PAGES,
+                 recent_s: float = RECENT_S, folder: Path | None = None, uploads: Path | None = None):
         self.zoo = zoo
         self.shared = classroom.SharedRuns()  # trainings of all sessions: identical ones run once
-        self.limit = limit
-        self.idle_s = idle_s
+        self.limit, self.idle_s, self.recent_s = limit, idle_s, recent_s
+        self.per_client, self.per_client_pages = per_client, per_client_pages
+        self.uploads = uploads
+        self._base = folder
+        self._root: Path | None = None
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._active: Counter[str] = Counter()  # requests in progress, per session key
         self._lock = threading.Lock()
 
-    def get(self, key: str, page: bool = False) -> Session:
+    @property
+    def folder(self) -> Path | None:
+        """The app folder of this store's sessions (made on first use); None without a base."""
+        if self._base is not None and self._root is None:
+            self._root = resources.app_folder(self._base)
+        return self._root
+
+    def get(self, key: str, page: bool = False, client: str = "") -> Session:
+        folder = self.folder
         with self._lock:
             s = self._sessions.get(key)
             if s is None:
-                s = self._sessions[key] = Session(self.zoo, self.shared)
+                s = self._sessions[key] = Session(self.zoo, self.shared, folder, self.uploads)
+                s.client = client
             s.page = s.page or page
             s.seen = time.monotonic()
             self._sessions.move_to_end(key)
@@ -274,14 +454,47 @@ class SessionStore:
             old.close()
         return s
 
+    def active(self, key: str):
+        """A context for a request of this session: it is not dropped while the request runs."""
+        store = self
+
+        class _Active:
+            def __enter__(self):
+                with store._lock:
+                    store._active[key] += 1
+
+            def __exit__(self, *exc):
+                with store._lock:
+                    store._active[key] -= 1
+                    if store._active[key] <= 0:
+                        del store._active[key]
+
+        return _Active()
+
     def _trim(self) -> list[Session]:
         now, out = time.monotonic(), []
         for key, s in list(self._sessions.items()):
-            if not s.busy and now - s.seen > self.idle_s:
+            if not s.busy and not self._active[key] and now - s.seen > self.idle_s:
                 out.append(self._sessions.pop(key))
-        api = [k for k, s in self._sessions.items() if not s.page and not s.busy]
-        for key in api[:max(0, len(api) - self.limit)]:
-            out.append(self._sessions.pop(key))
+
+        def spare(key: str) -> bool:  # may be dropped to make room
+            s = self._sessions[key]
+            return not s.busy and not self._active[key] and now - s.seen > self.recent_s
+
+        for page, cap in ((False, self.per_client), (True, self.per_client_pages)):
+            by_client: dict[str, list[str]] = {}
+            for key, s in self._sessions.items():  # least recently used first
+                if s.page == page:
+                    by_client.setdefault(s.client, []).append(key)
+            for keys in by_client.values():
+                for key in [k for k in keys if spare(k)][:max(0, len(keys) - cap)]:
+                    out.append(self._sessions.pop(key))
+        api = [k for k, s in self._sessions.items() if not s.page]
+        if len(api) > self.limit:
+            count = Counter(self._sessions[k].client for k in api)
+            order = sorted((k for k in api if spare(k)), key=lambda k: -count[self._sessions[k].client])
+            for key in order[:len(api) - self.limit]:  # sorted() is stable: least recently used first
+                out.append(self._sessions.pop(key))
         return out
 
     def drop(self, key: str) -> None:
@@ -349,16 +562,25 @@ def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Recons
                           metrics.evaluate(pair.vae, images, lpips=lpips), pair.source)
 
 
-def load_user_images(paths: list[str], size: int) -> data.ImageSet:
-    """Single image files (or a zip) uploaded to be reconstructed, as one ImageSet."""
-    sets = []
+def load_user_images(paths: list[str], size: int, should_stop=None,
+                     pixels: data.PixelBudget | None = None) -> data.ImageSet:
+    """Single image files (or a zip) uploaded to be reconstructed, as one ImageSet.
+
+    Only the images shown (the first MAX_RECON_IMAGES) are decoded; `pixels` caps the decoding
+    of all the files together (default: data.MAX_DECODED_PIXELS); `should_stop` cancels it."""
+    sets, left, unread = [], MAX_RECON_IMAGES, []
+    pixels = pixels if pixels is not None else data.PixelBudget()
     for p in paths:
-        sets.append(data.load_dataset(str(p), size))
+        if not left:
+            unread.append(f"{Path(p).name}: not read (only the first {MAX_RECON_IMAGES} images are shown)")
+            continue
+        sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
+        left -= len(sets[-1])
     if not sets:
         raise ValueError("no images uploaded")
     imgs = np.concatenate([s.images for s in sets])[:MAX_RECON_IMAGES]
     names = [n for s in sets for n in s.names][:MAX_RECON_IMAGES]
-    skipped = [k for s in sets for k in s.skipped]
+    skipped = [k for s in sets for k in s.skipped] + unread
     return data.ImageSet(imgs, np.zeros(len(imgs), np.int64), [data.UNLABELLED], names,
                          np.arange(1, len(imgs) + 1), "uploaded images", skipped)
 

@@ -64,12 +64,12 @@ def test_reconstruct_uploaded_images(app_module, tmp_path):
         p = tmp_path / f"own{i}.png"
         Image.fromarray(img).convert("RGBA").save(p)
         paths.append(str(p))
-    grid, _, table, _ = app_module.reconstruct_uploads(paths, False, req("r4"))
+    grid, _, table, _ = list(app_module.reconstruct_uploads(paths, False, req("r4")))[-1]
     assert len(table) == 3 and table["name"].tolist()[0].startswith("own0")
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     with pytest.raises(gr.Error, match="bad.png"):
-        app_module.reconstruct_uploads([str(bad)], False, req("r4"))
+        list(app_module.reconstruct_uploads([str(bad)], False, req("r4")))
 
 
 def test_variants_default_ids_and_exports(app_module):
@@ -206,7 +206,7 @@ def test_closing_a_session_drops_it(app_module):
 def test_sessions_are_bounded():
     from aevae.workbench import SessionStore
 
-    store = SessionStore(None, limit=3)
+    store = SessionStore(None, limit=3, recent_s=0)
     first = store.get("a")
     for k in "bcd":
         store.get(k)
@@ -377,7 +377,7 @@ def test_answers_from_shipped_files_are_computed_once_for_everyone(app_module):
 def test_a_students_session_survives_many_script_sessions():
     from aevae.workbench import SessionStore
 
-    store = SessionStore(None, limit=10)
+    store = SessionStore(None, limit=10, recent_s=0)
     student = store.get("student", page=True)
     busy = store.get("api-busy")
     busy.lock.acquire()  # a training running in an API client's session

@@ -13,6 +13,7 @@ from .common import (
     fail,
     need,
     png,
+    seed_of,
     session,
 )
 
@@ -21,6 +22,7 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
     s = session(request)
     need(1, 32, n, "samples")
+    seed = seed_of(seed)
     try:
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:

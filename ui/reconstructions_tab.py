@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from aevae import figures, workbench
+from aevae import data, figures, workbench
 from aevae.workbench import NoModels
 
 from .common import (
+    background,
     csv_text,
     fail,
     need,
     parse_ids_or_none,
     rounded,
+    seed_of,
     session,
     short_note,
 )
@@ -26,6 +29,7 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s = session(request)
     need(1, workbench.MAX_RECON_IMAGES, n, "number of images")
+    seed = seed_of(seed, "draw seed")
     try:
         pair = s.pair()
         images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
@@ -36,16 +40,26 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
 
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
+    """Your own images: only those shown are decoded; a cancelled request stops decoding."""
     s = session(request)
     if not files:
-        raise gr.Error("Upload one or more images first.")
+        raise gr.Error("Upload one or more images first.", print_exception=False)
     try:
         pair = s.pair()
-        images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
-        rec = workbench.reconstruct(pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e) from None
-    return show_reconstruction(rec, s, pair.source)
+    stop = threading.Event()  # this request's own: the session's training goes on
+
+    def work():
+        try:
+            images = s.own_images([getattr(f, "name", f) for f in files], pair.image_size, stop.is_set)
+        except data.Cancelled:
+            raise RuntimeError("Cancelled while decoding your images.") from None
+        return workbench.reconstruct(pair, images, use_lpips)
+
+    rec = yield from background(s, work, lambda: (gr.update(), "Decoding your images…", gr.update(), gr.update()),
+                                stop=stop)
+    yield show_reconstruction(rec, s, pair.source)
 
 
 def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[bytes, str, pd.DataFrame, str]:

@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from aevae import checkpoints, figures, workbench
+from aevae import checkpoints, data, figures, workbench
 from aevae.config import PRESETS, check_finite, check_seed
 from aevae.workbench import TrainSettings
 
@@ -19,6 +19,7 @@ from .common import (
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
+    background,
     bar,
     curves,
     fail,
@@ -55,8 +56,12 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
     s = session(request)
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
-        split = s.split(settings.image_size) if dataset == "upload" and s.upload else \
-            workbench.openmoji_split(settings.image_size)
+        if dataset == "upload" and s.upload:
+            split = s.any_split()  # the plan needs counts only, the same at every size: nothing is decoded
+            if split is None:
+                return "**Plan:** shown once your data is loaded again (press Train)."
+        else:
+            split = workbench.openmoji_counts()
         return "**Plan:** " + workbench.plan_text(settings, split)
     except gr.Error as e:
         return f"**Cannot train with these settings:** {e.message}"
@@ -88,7 +93,15 @@ _curves_lock = threading.Lock()
 
 
 def _strip_file(s: workbench.Session, snap) -> str | None:
-    return None if snap is None else png(s.new_folder(), _strip(snap), "before-now.png")
+    return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap), "before-now.png")
+
+
+def _load(s: workbench.Session, upload, size: int) -> workbench.Upload:
+    """The upload loaded (not yet the session's data); Stop or a closed page cancels it."""
+    try:
+        return s.load_upload(upload, size, s.stop.is_set)
+    except data.Cancelled:
+        raise RuntimeError("Stopped while loading your data; nothing was changed.") from None
 
 
 def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
@@ -97,25 +110,33 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
     s = session(request)
     settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
     if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab; stop it first.")
+        raise gr.Error("A training is already running in this browser tab; stop it first.", print_exception=False)
+    # Nothing of the session changes until the training has started: a refused Train (bad data,
+    # over the memory budget, stopped while loading) leaves its data and pair as they were.
+    up = None
     try:
+        s.stop.clear()  # a Stop pressed from here on (even while the upload loads) is kept
+        if dataset == "upload":
+            if not upload:
+                raise fail(ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                                      "(or a .npy of images with a *label*.npy)"))
+            up = yield from background(s, lambda: _load(s, upload, settings.image_size),
+                                       lambda: ("Loading your data…", *[gr.update()] * 6))
         try:
-            if dataset == "upload":
-                if not upload:
-                    raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
-                                     "(or a .npy of images with a *label*.npy)")
-                split = s.set_upload(upload, settings.image_size)
-            else:
-                s.clear_upload()
-                split = s.split(settings.image_size)
+            split = up.split if up is not None else workbench.openmoji_split(settings.image_size)
             plan = workbench.plan_text(settings, split)
+            job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e) from None
+        try:
+            s.use_upload(up)
+        except BaseException:
+            job.leave()
+            raise
+        up = None
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
         head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
                 f"{skipped}. **Run:** {plan}  \n")
-        s.stop.clear()
-        job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         shown = {"snap": None, "step": -1}
 
         def strip_update(snap):
@@ -166,6 +187,8 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                f"{row['trained']} (same settings, seed and data give the same models). {used}",
                *curves(pair.history), files, _strip_file(s, job.live.snapshot), picker_update(s))
     finally:
+        if up is not None:
+            up.discard()
         s.lock.release()
 
 
