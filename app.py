@@ -9,6 +9,8 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -26,7 +28,7 @@ from ui import (
     train_tab,
     variants_tab,
 )
-from ui.common import CACHE_SWEEP, CSS, MAX_FILE_SIZE, Page, end_session, store, upload_folder
+from ui.common import CSS, MAX_FILE_SIZE, Page, cache_sweep, end_session, store, upload_folder
 
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
@@ -35,7 +37,7 @@ TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_s
 def build_demo() -> gr.Blocks:
     """The page: a header, the page-wide model picker, then each tab from its own module (ui/*_tab.py)."""
     zoo = store().zoo
-    with Page(title="aevae: autoencoders vs VAEs", delete_cache=CACHE_SWEEP) as demo:
+    with Page(title="aevae: autoencoders vs VAEs", delete_cache=cache_sweep()) as demo:
         gr.Markdown("# aevae — autoencoders and variational autoencoders\n"
                     "Train an AE and a VAE on small colour images, then compare what they reconstruct "
                     "and generate. " + ("Shipped models are loaded, so every tab works right away."
@@ -47,6 +49,13 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(f"<small>Emoji: {data.OPENMOJI_CREDIT}</small>")
         demo.unload(end_session)
     return demo
+
+
+def sweep_leftovers(every: int, age: int) -> None:
+    """What Gradio's own sweep (delete_cache) leaves in the upload folder, removed on its schedule."""
+    while True:
+        time.sleep(every)
+        resources.sweep_leftovers(upload_folder(), age)
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
@@ -61,6 +70,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     if removed:
         log.info("removed %d session folders left by earlier runs", len(removed))
     demo = build_demo()
+    threading.Thread(target=sweep_leftovers, args=cache_sweep(), daemon=True, name="aevae-sweep").start()
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
                 prevent_thread_lock=not block, quiet=not block)

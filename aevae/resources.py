@@ -74,12 +74,14 @@ def _unused(root: Path) -> bool:
         return True
 
 
-def remove_stale_folders(base: str | Path | None = None, legacy_age_s: float = LEGACY_AGE_S) -> list[Path]:
+def remove_stale_folders(base: str | Path | None = None, legacy_age_s: float = LEGACY_AGE_S,
+                         legacy_base: str | Path | None = None) -> list[Path]:
     """Remove session folders left by processes that ended; returns what was removed.
 
     App folders under `base` whose lock nobody holds, and lone session folders in the temp
     folder unchanged for legacy_age_s (made by older versions, or by sessions made without an
-    app folder). Folders of processes still running are never touched."""
+    app folder; in `legacy_base`, default the temp folder). Folders of processes still
+    running are never touched."""
     removed = []
     base = Path(base or tempfile.gettempdir())
     for root in base.glob(APP_PREFIX + "*") if base.is_dir() else []:
@@ -87,11 +89,37 @@ def remove_stale_folders(base: str | Path | None = None, legacy_age_s: float = L
             shutil.rmtree(root, ignore_errors=True)
             removed.append(root)
     now = time.time()
-    for folder in Path(tempfile.gettempdir()).glob(LEGACY_PREFIX + "*"):
+    for folder in Path(legacy_base or tempfile.gettempdir()).glob(LEGACY_PREFIX + "*"):
         try:
             if folder.is_dir() and now - folder.stat().st_mtime > legacy_age_s:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
+        except OSError:
+            continue
+    return removed
+
+
+def sweep_leftovers(folder: str | Path, age_s: float) -> int:
+    """Remove what the web server leaves in its upload folder and never removes itself, once
+    older than age_s: empty temp files (Gradio's File component makes one for each file it
+    receives, gradio/components/file.py) and empty upload folders (named by a content hash; its
+    own sweep removes the files in them). Returns how many were removed."""
+    removed, now = 0, time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        try:
+            st = e.stat(follow_symlinks=False)
+            if now - st.st_mtime < age_s:
+                continue
+            if e.is_file(follow_symlinks=False) and e.name.startswith("tmp") and st.st_size == 0:
+                os.unlink(e.path)
+                removed += 1
+            elif e.is_dir(follow_symlinks=False) and len(e.name) == 64 and not os.listdir(e.path):
+                os.rmdir(e.path)
+                removed += 1
         except OSError:
             continue
     return removed

@@ -30,11 +30,20 @@ KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out
 KL_LABEL = f"KL per iteration (nats/image; first {KL_SKIP:.0%} of iterations left out: the early spike hides the rest)"
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
-# Every 5 minutes, files the web server received or handed out more than 15 minutes ago are
-# deleted: uploads nobody loaded, and download links of results (the button makes them again).
-# Uploads that were loaded are moved into their session's folder at once, and a session's
-# files go when it ends.
-CACHE_SWEEP = (300, 900)
+
+
+def cache_sweep() -> tuple[int, int]:
+    """(every, age) in seconds: every 5 minutes, files the web server received or handed out more
+    than 15 minutes ago are deleted: uploads nobody loaded, download links of results (the button
+    makes them again). AEVAE_CACHE_SWEEP="every,age" sets them. Uploads that were loaded are
+    moved into their session's folder at once, and a session's files go when it ends."""
+    raw = os.environ.get("AEVAE_CACHE_SWEEP", "").replace(" ", "")
+    if not raw:
+        return 300, 900
+    parts = raw.split(",")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900; got {raw!r}")
+    return int(parts[0]), int(parts[1])
 PLOT_POINTS = 400
 DEFAULT_SIZE = PRESETS["default"].model.image_size
 COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}

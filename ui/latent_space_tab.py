@@ -63,7 +63,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
                            "id": split.val.ids, "name": split.val.names})
     thumbs = sampling.decode_grid(model, cmap, 7)
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
-    sx, sy = cmap.coords.std(0)
+    sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
     note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
             f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
             f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
@@ -75,7 +75,7 @@ def decode_point(x: float, y: float, request: gr.Request):
     s = session(request)
     cm = s.code_map
     if cm is None:
-        raise gr.Error("Map the validation set first.")
+        raise gr.Error("Map the validation set first.", print_exception=False)
     pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")
