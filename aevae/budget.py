@@ -56,10 +56,11 @@ TRAIN_CONCURRENCY = 2  # trainings that may run at once (the app's train queue s
 APP_BASELINE_BYTES = 1 * GB  # the app with shipped models and OpenMoji loaded (bench: 0.6-0.9 GB)
 USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and other requests
 # Decoded uploads kept by sessions between trainings (workbench.DataMemory): this share of the
-# usable memory after the baseline, and at most SESSION_DATA_BYTES per session (the largest
-# upload, 10,000 images at 128 px, is 492 MB). Trainings get what is left.
+# usable memory after the baseline, and at most SESSION_DATA_BYTES per session: the largest
+# upload, 10,000 images at 128 px (492 MB), while it loads (data.peak_bytes: 609 MB, with one
+# file read and one image decoded at their limits). Trainings get what is left.
 DATA_FRACTION = 0.15
-SESSION_DATA_BYTES = 600_000_000
+SESSION_DATA_BYTES = 640_000_000
 TRAIN_OVERHEAD_BYTES = 150_000_000  # a first training in a process: oneDNN, allocator, threads
 VAL_BATCH = 256  # train.validate's batch size
 # What the process holds at its peak over what one step holds at once: glibc keeps memory
@@ -345,19 +346,20 @@ def _env_gb(name: str) -> int | None:
     return int(gb * GB)
 
 
-def _after_baseline() -> float:
-    return machine_memory_bytes() * USABLE_FRACTION - APP_BASELINE_BYTES
+def _after_baseline(memory: int | None = None) -> float:
+    return (machine_memory_bytes() if memory is None else memory) * USABLE_FRACTION - APP_BASELINE_BYTES
 
 
-def data_budget_bytes() -> int:
+def data_budget_bytes(memory: int | None = None) -> int:
     """Decoded image data all sessions may keep in memory at once, in bytes.
 
     AEVAE_DATA_MEMORY_GB, else DATA_FRACTION of the usable memory after the app's baseline,
-    and never less than one session's share (SESSION_DATA_BYTES)."""
+    and never less than one session's share (SESSION_DATA_BYTES). `memory`: the machine's
+    memory in bytes (default: this machine's)."""
     env = _env_gb("AEVAE_DATA_MEMORY_GB")
     if env is not None:
         return env
-    return max(int(_after_baseline() * DATA_FRACTION), SESSION_DATA_BYTES)
+    return max(int(_after_baseline(memory) * DATA_FRACTION), SESSION_DATA_BYTES)
 
 
 def session_data_bytes() -> int:
@@ -365,20 +367,22 @@ def session_data_bytes() -> int:
     return min(SESSION_DATA_BYTES, data_budget_bytes())
 
 
-def training_budget_bytes(concurrency: int | None = None) -> int:
-    """Memory one training may use here, in bytes (see the module docstring)."""
+def training_budget_bytes(concurrency: int | None = None, memory: int | None = None) -> int:
+    """Memory one training may use here (or on a machine of `memory` bytes), in bytes (see the
+    module docstring)."""
     env = _env_gb("AEVAE_TRAIN_MEMORY_GB")
     if env is not None:
         return env
     n = train_concurrency() if concurrency is None else concurrency
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, got {n!r}")
-    return max(int((_after_baseline() - data_budget_bytes()) / n), 0)
+    return max(int((_after_baseline(memory) - data_budget_bytes(memory)) / n), 0)
 
 
-def app_budget_bytes() -> int:
+def app_budget_bytes(memory: int | None = None) -> int:
     """What the whole app stays under: its baseline, the data budget and every training slot."""
-    return APP_BASELINE_BYTES + data_budget_bytes() + train_concurrency() * training_budget_bytes()
+    n = train_concurrency()
+    return APP_BASELINE_BYTES + data_budget_bytes(memory) + n * training_budget_bytes(n, memory)
 
 
 def largest_batch(configs: ModelConfig | Iterable[ModelConfig], n_images: int = 0,

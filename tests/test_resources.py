@@ -184,3 +184,47 @@ def test_a_closed_session_makes_no_folder():
         s.new_folder()
     with pytest.raises(workbench.SessionEnded):
         _ = s.tmpdir
+
+
+def test_uploads_to_reconstruct_are_decoded_only_as_far_as_shown(tmp_path, monkeypatch):
+    import zipfile
+
+    from PIL import Image
+
+    with zipfile.ZipFile(tmp_path / "many.zip", "w") as z:
+        for i, img in enumerate(make_images(100, 24)):
+            path = tmp_path / f"{i:03}.png"
+            Image.fromarray(img).save(path)
+            z.write(path, path.name)
+    decoded = []
+    real = data._decode
+    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    images = workbench.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
+    assert len(images) == workbench.MAX_RECON_IMAGES == len(decoded)
+    assert images.skipped == ["000.png: not read (only the first 64 images are shown)"]
+    with pytest.raises(data.Cancelled):
+        workbench.load_user_images([tmp_path / "many.zip"], 32, should_stop=lambda: True)
+
+
+def test_stop_while_an_upload_loads_is_kept_and_changes_nothing(app_module, tmp_path):
+    """Stop pressed while Train still loads the upload: the load stops, nothing changes."""
+    import types
+    import zipfile
+
+    import gradio as gr
+    from PIL import Image
+
+    Image.new("RGB", (1024, 1024), (30, 120, 200)).save(tmp_path / "one.png")
+    with zipfile.ZipFile(tmp_path / "big.zip", "w") as z:
+        for i in range(300):  # about 8 s of decoding
+            z.write(tmp_path / "one.png", f"{i:03}.png")
+    request = types.SimpleNamespace(session_hash="stop-while-loading")
+    s = app_module.session(request)
+    steps = app_module.train_models("default", 32, "16x4x4", 1, 60, 64, 2e-3, 1e-5, 0.1, 0, "upload",
+                                    [str(tmp_path / "big.zip")], True, request)
+    t0 = time.monotonic()
+    assert next(steps)[0] == "Loading your data…"
+    app_module.stop_training(request)
+    with pytest.raises(gr.Error, match="Stopped while loading your data; nothing was changed"):
+        next(steps)
+    assert time.monotonic() - t0 < 5 and s.upload is None and not s.runs.items and not s.busy

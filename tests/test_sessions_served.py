@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import csv
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,29 @@ def test_a_refused_train_leaves_the_session_as_it_was(served_app, tmp_path):
         c.close()
 
 
+def test_a_cancelled_request_stops_decoding(served_app, tmp_path):
+    """Reconstructing a zip of 40 images of 4096x4096 (legal, each decoded in a fraction of a
+    second) is cancelled: the server's CPU goes quiet at once."""
+    one = tmp_path / "one.png"
+    Image.new("RGB", (4096, 4096), (30, 120, 200)).save(one)
+    with zipfile.ZipFile(tmp_path / "many.zip", "w") as z:
+        for i in range(40):
+            z.write(one, f"{i:02}.png")
+    c = Client(served_app.url, verbose=False)
+    try:
+        cpu0 = served_app.cpu()
+        job = c.submit([handle_file(str(tmp_path / "many.zip"))], False, api_name="/reconstruct_uploads")
+        time.sleep(2.5)
+        busy = served_app.cpu() - cpu0
+        job.cancel()
+        time.sleep(0.5)
+        cpu1 = served_app.cpu()
+        time.sleep(2)
+        assert busy > 0.3 and served_app.cpu() - cpu1 < 0.5, (busy, served_app.cpu() - cpu1)
+    finally:
+        c.close()
+
+
 def test_after_all_sessions_end_their_files_are_gone(served_app, tmp_path):
     """Sessions upload, train, reconstruct their images and download files; once they end (their
     pages close), the server's temp and upload folders hold nothing of theirs."""
@@ -215,3 +239,4 @@ def test_after_all_sessions_end_their_files_are_gone(served_app, tmp_path):
         time.sleep(1)
     assert not ours and not left["tmp"], (ours, left["tmp"])
     assert "Traceback" not in served_app.log(), served_app.log()[-3000:]
+
