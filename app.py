@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from aevae import data, resources
+from aevae import data, resources, worker
 from ui import (
     beta_tab,
     latent_sizes_tab,
@@ -71,6 +71,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
         log.info("removed %d session folders left by earlier runs", len(removed))
     demo = build_demo()
     threading.Thread(target=sweep_leftovers, args=cache_sweep(), daemon=True, name="aevae-sweep").start()
+    if worker.enabled():
+        worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
                 prevent_thread_lock=not block, quiet=not block)

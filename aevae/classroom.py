@@ -12,7 +12,6 @@ estimate; leaving the queue (Stop, closing the tab) removes them from it.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import heapq
 import json
@@ -159,14 +158,18 @@ class Shared:
         with self.lock:
             return not any(not w.stop.is_set() for w in self.waiters)
 
-    def serve_stops(self, models: dict, histories: dict) -> None:
-        """At a step boundary: students who pressed Stop while others wait get a copy now."""
+    def copies_wanted(self) -> bool:
+        """Students pressed Stop while others still wait: they are owed the models as they are now."""
         with self.lock:
             pending = [w for w in self.waiters if w.stop.is_set() and w.copy is None]
-        if not pending or all(w.stop.is_set() for w in self.waiters):
-            return  # when everyone stopped, the training itself stops and all get its models
-        snap = {"models": {k: copy.deepcopy(m).eval() for k, m in models.items()},
-                "histories": {k: copy.deepcopy(h) for k, h in histories.items()}}
+            # when everyone stopped, the training itself stops and all get its models
+            return bool(pending) and not all(w.stop.is_set() for w in self.waiters)
+
+    def give_copies(self, models: dict, histories: dict) -> None:
+        """Copies of the models (taken at a step boundary) for each student who pressed Stop."""
+        snap = {"models": models, "histories": histories}
+        with self.lock:
+            pending = [w for w in self.waiters if w.stop.is_set() and w.copy is None]
         for w in pending:
             w.copy = snap
             w.copied.set()

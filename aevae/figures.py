@@ -49,3 +49,18 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
 def auto_scale(size: int, target: int = 128) -> int:
     """An integer factor that brings a size-px image near `target` px."""
     return max(1, round(target / size))
+
+
+def wrapped_grid(rows: list[np.ndarray], row_labels: list[str], col_labels: list[str], scale: int = 2,
+                 per_block: int = 12, gap: int = 12) -> np.ndarray:
+    """image_grid, wrapped: every `per_block` columns start a new block of the same rows below,
+    so 64 images stay readable instead of one long strip."""
+    n = max(len(r) for r in rows)
+    blocks = [image_grid([r[i:i + per_block] for r in rows], row_labels, col_labels[i:i + per_block], scale)
+              for i in range(0, n, per_block)]
+    width = max(b.shape[1] for b in blocks)
+    out = []
+    for b in blocks:
+        pad = np.full((b.shape[0], width - b.shape[1], 3), 255, np.uint8)
+        out += [np.concatenate([b, pad], 1), np.full((gap, width, 3), 255, np.uint8)]
+    return np.concatenate(out[:-1], 0)

@@ -8,6 +8,7 @@ bounded as aevae/resources.py describes.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import budget, classroom, data, metrics, resources, sampling, timing
+from . import budget, classroom, data, metrics, pair_training, resources, sampling, timing, worker
 from .config import PRESETS, ModelConfig, TrainConfig, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
+from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
 from .runs import RUN, SHIPPED, Pair, Run, RunList
-from .train import History, Progress, as_uint8_nchw, to_float, train_together
+from .train import History, Progress, as_uint8_nchw, train_together
 from .zoo import BETA_LATENT, Zoo
 
 OPENMOJI = "openmoji"
@@ -173,6 +175,7 @@ class Session:
         self.runs = RunList()
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
         self.last: dict = {}  # the latest results shown per tab, for the report
+        self.opened: set = set()  # (tab, pair in use) whose first view was shown on opening the tab
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session
         self.closed = False
@@ -633,34 +636,6 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
     return out
 
 
-SNAPSHOT_IMAGES = 8  # fixed validation images shown "before / now" while a pair trains
-SNAPSHOT_EVERY_S = 2.0
-
-
-@dataclass
-class Snapshot:
-    """The live "before / now" strip: fixed validation images and both models' reconstructions."""
-
-    images: np.ndarray  # (n, H, W, 3) uint8
-    before: dict  # kind -> reconstructions by the untrained model
-    now: dict  # kind -> reconstructions now
-    step: int = 0
-
-
-def _recon(model: AutoEncoder, x: torch.Tensor) -> np.ndarray:
-    was_training = model.training
-    model.eval()  # BatchNorm's running statistics are read, not updated: training is unchanged
-    try:
-        return sampling.to_uint8(model.reconstruct(x.to(next(model.parameters()).device)))
-    finally:
-        model.train(was_training)
-
-
-def snapshot_images(split: data.Split, n: int = SNAPSHOT_IMAGES) -> np.ndarray:
-    pick = np.linspace(0, len(split.val) - 1, min(n, len(split.val))).astype(int)
-    return split.val.images[pick]
-
-
 def plan_text(settings: TrainSettings, split: data.Split) -> str:
     """What a training will do, before it starts: epochs, steps and the estimated time here."""
     cfgs = [settings.model_config(k) for k in ("ae", "vae")]
@@ -674,45 +649,40 @@ def plan_text(settings: TrainSettings, split: data.Split) -> str:
 
 
 def train_models(settings: TrainSettings, split: data.Split, on_progress=None, should_stop=None,
-                 on_snapshot=None, on_models=None) -> tuple[dict, dict, float]:
+                 on_snapshot=None, copy_wanted=None, on_copy=None) -> tuple[dict, dict, float]:
     """Train an AE and a VAE side by side on the same batches, seed, architecture and epochs.
 
-    Returns (models, histories, seconds). `on_snapshot(Snapshot)` is called at the start, every
-    few seconds and at each epoch's end with the live "before / now" reconstructions.
+    Returns (models, histories, seconds). Runs in a training worker process (worker.py) unless
+    AEVAE_TRAIN_WORKERS=0; the models are the same either way. `on_snapshot(Snapshot)` gets the
+    live "before / now" strip; `copy_wanted()` asks for the models as they are at the next step,
+    handed to `on_copy(models, histories)` (a student who stops a run that others still wait for).
     """
     cfgs = {k: settings.model_config(k) for k in ("ae", "vae")}
     tcfg = settings.train_config()
     if split.all.image_size != cfgs["ae"].image_size:
         raise ValueError("the data and the model have different image sizes")
-    torch.manual_seed(tcfg.seed)
-    models = {k: build_model(cfgs[k]) for k in ("ae", "vae")}
-    if on_models is not None:
-        on_models(models)
-    snap = None
-    if on_snapshot is not None:
-        imgs = snapshot_images(split)
-        x = to_float(as_uint8_nchw(imgs))
-        first = {k: _recon(m, x) for k, m in models.items()}
-        snap = Snapshot(imgs, first, dict(first))
-        on_snapshot(snap)
-        last = {"t": time.perf_counter(), "epoch": 1}
+    if worker.enabled():
+        models, hists, seconds = worker.train_pair_in_worker(
+            cfgs, tcfg, split.train.images, split.val.images, on_progress=on_progress, should_stop=should_stop,
+            on_snapshot=on_snapshot, copy_wanted=copy_wanted, on_copy=on_copy)
+    else:
+        held = {}
 
-    def progress(name, p):
-        if on_progress is not None:
-            on_progress(name, p)
-        if snap is not None and name == "vae" and (
-                p.epoch != last["epoch"] or time.perf_counter() - last["t"] >= SNAPSHOT_EVERY_S
-                or p.step == p.steps_total):
-            snap.now = {k: _recon(m, x) for k, m in models.items()}
-            snap.step = p.step
-            last.update(t=time.perf_counter(), epoch=p.epoch)
-            on_snapshot(snap)
+        def progress(name, p):
+            if on_progress is not None:
+                on_progress(name, p)
+            if name == "vae" and copy_wanted is not None and on_copy is not None and copy_wanted():
+                on_copy({k: copy.deepcopy(m).eval() for k, m in held.items()},
+                        {k: copy.deepcopy(h) for k, h in hists_now.items()})
 
-    t0 = time.perf_counter()
-    hists = train_together(models, split.train, split.val, tcfg, progress, should_stop)
-    seconds = time.perf_counter() - t0
-    for m in models.values():
-        m.cpu()  # the views and metrics run on the CPU, next to the data
+        hists_now = {}
+
+        def progress_and_hist(name, p):
+            hists_now[name] = p.history
+            progress(name, p)
+
+        models, hists, seconds = pair_training.train_pair(cfgs, tcfg, split.train.images, split.val.images,
+                                                          progress_and_hist, should_stop, on_snapshot, held.update)
     if hists["ae"].stopped_by == "epochs":
         timing.record(timing.training_flops(list(cfgs.values()), len(split.train), len(split.val),
                                             tcfg.epochs), seconds)
@@ -757,18 +727,17 @@ class PairJob:
         est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), tcfg.epochs)
 
         def train(shared: classroom.Shared, should_stop):
-            live, held = shared.live, {}
+            live = shared.live
 
             def progress(name, p):
                 live.histories[name] = p.history
                 live.text, live.fraction = progress_text(p), p.fraction
-                if name == "vae":
-                    shared.serve_stops(held, live.histories)
 
             def snapshot(snap):
                 live.snapshot = snap
 
-            return train_models(settings, split, progress, should_stop, snapshot, held.update)
+            return train_models(settings, split, progress, should_stop, snapshot, shared.copies_wanted,
+                                shared.give_copies)
 
         self.shared, self.how, self.waiter = session.shared.get_or_start(key, est, train)
 
@@ -845,6 +814,9 @@ def progress_text(p: Progress) -> str:
 
 # --- latent space and the beta trade-off ----------------------------------------------
 IN_USE = "in use"
+# The shipped pair whose VAE generates (zoo.py): the Latent space tab's default.
+GENERATIVE_PAIR = "generate"
+GENERATIVE = SHIPPED + GENERATIVE_PAIR
 
 
 def pair_choices(zoo: Zoo | None) -> list[tuple[str, str]]:
@@ -872,6 +844,21 @@ def prior_pair(pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return sampling.prior_samples(pair.vae, z=z), sampling.prior_samples(pair.ae, z=z)
 
 
+def code_map_for(session: Session, pair: Pair, kind: str, split: data.Split):
+    """PCA map of the validation codes and its decoded 7x7 grid (shared when shipped)."""
+    def compute():
+        model = pair.vae if kind == "VAE" else pair.ae
+        cmap = sampling.code_map(model, split.val)
+        return cmap, sampling.decode_grid(model, cmap, 7)
+
+    return SHIPPED_ANSWERS.get(shipped_key(session, pair, "code map", kind, split.all.image_size), compute)
+
+
+def interpolations_for(session: Session, pair: Pair, two: data.ImageSet, steps: int) -> dict[str, np.ndarray]:
+    key = shipped_key(session, pair, "interpolate", tuple(int(i) for i in two.ids), two.image_size, steps)
+    return SHIPPED_ANSWERS.get(key, lambda: interpolations(pair, two.images[0], two.images[1], steps))
+
+
 def interpolations(pair: Pair, a: np.ndarray, b: np.ndarray, steps: int) -> dict[str, np.ndarray]:
     return {"AE linear": sampling.interpolate(pair.ae, a, b, steps),
             "VAE linear": sampling.interpolate(pair.vae, a, b, steps),
@@ -881,7 +868,7 @@ def interpolations(pair: Pair, a: np.ndarray, b: np.ndarray, steps: int) -> dict
 def beta_results(models: list[tuple[float, AutoEncoder]], split: data.Split, n_samples: int = 8,
                  seed: int = 0) -> list[dict]:
     """Rate (KL, nats/image) and distortion (MSE per pixel value) on the validation split per beta."""
-    from .train import as_uint8_nchw, validate
+    from .train import validate
 
     val = as_uint8_nchw(split.val)
     rows = []

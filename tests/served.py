@@ -45,6 +45,20 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (the app's training workers), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -107,14 +121,26 @@ class Served:
     def pid(self) -> int:
         return self.proc.pid
 
+    def _sum(self, read) -> float:
+        total = 0
+        for pid in tree(self.pid):  # the server and its training workers
+            try:
+                total += read(pid)
+            except OSError:  # a worker that just exited
+                continue
+        return total
+
     def rss(self) -> int:
-        return proc_status(self.pid)["VmRSS"]
+        """Resident memory of the server and its workers now."""
+        return self._sum(lambda pid: proc_status(pid)["VmRSS"])
 
     def peak_rss(self) -> int:
-        return proc_status(self.pid)["VmHWM"]
+        """The sum of each live process's peak (VmHWM): at least the app's peak."""
+        return self._sum(lambda pid: proc_status(pid)["VmHWM"])
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU seconds of the server and its live workers."""
+        return self._sum(cpu_seconds)
 
     def files(self) -> dict[str, set[str]]:
         """Every file and folder under the server's temp and upload folders (relative paths)."""

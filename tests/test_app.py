@@ -213,22 +213,13 @@ def test_sessions_are_bounded():
     assert len(store) == 3 and first.stop.is_set()
 
 
-def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module, monkeypatch):
-    from aevae import workbench
-
+def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module):
     run_training(app_module, "f1")
     s = session(req("f1"))
     before = s.pair()
-    real = workbench.build_model
-
-    def broken(cfg):  # a real model whose output turns NaN, as a diverging run would
-        m = real(cfg)
-        m.decoder.register_forward_hook(lambda mod, inp, out: out * float("nan"))
-        return m
-
-    monkeypatch.setattr(workbench, "build_model", broken)
-    with pytest.raises(gr.Error, match="loss became nan"):
-        run_training(app_module, "f1", seed=123)  # a new seed: not the run already trained on this server
+    # Learning rate 1 with these settings blows the VAE's loss up in its second epoch (a real divergence).
+    with pytest.raises(gr.Error, match="loss became (nan|inf)"):
+        run_training(app_module, "f1", lr=1.0, weight_decay=0.0, batch_size=16, epochs=3)
     assert s.pair() is before and len(s.runs) == 1
 
 

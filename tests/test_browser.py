@@ -187,3 +187,39 @@ def test_settings_round_trip_through_the_link(page, server):
     assert other.get_by_label("Latent: vector (256) or spatial (256x8x8)").input_value() == "64x4x4"
     assert other.get_by_label("Beta (KL weight, VAE)").input_value() == "0.5"
     other.close()
+
+
+# What each tab must show when it is opened, before anything is pressed (a teacher at a projector).
+ON_OPEN = {
+    "Reconstructions": ["Mean ± std over 10 images"],
+    "Noisy VAE variants": ["VAE variants of 20 images"],
+    "Latent sizes": ["A 'bottleneck' with more values"],
+    "Latent space": ["the same draws through both decoders", "codes of 450 validation images", "steps, ends included"],
+    "Beta trade-off": ["Low beta: sharp reconstructions"],
+    "Hyperparameter runs": [],
+    "Models": ["parameters"],
+}
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])
+def test_every_tab_shows_results_when_opened(page, server, width, height):
+    pg = page.context.browser.new_page(viewport={"width": width, "height": height})  # a new session
+    try:
+        pg.goto(server)
+        pg.get_by_role("button", name="Train AE + VAE").wait_for(timeout=30_000)
+        pg.screenshot(path=str(ARTIFACTS / f"open-{width}-Train.png"))
+        for name, texts in ON_OPEN.items():
+            tab(pg, name)
+            for text in texts:
+                pg.get_by_text(text).first.wait_for(timeout=60_000)
+            panel = pg.get_by_role("tabpanel")
+            if name not in ("Hyperparameter runs", "Models"):
+                pg.wait_for_function("() => [...document.querySelectorAll('[role=tabpanel] img')]"
+                                     ".some(i => i.complete && i.naturalWidth > 0 && i.src.includes('file'))",
+                                     timeout=30_000)
+            if name in ("Reconstructions", "Latent sizes", "Beta trade-off", "Models"):
+                assert panel.get_by_role("columnheader").count() >= 3, name
+            assert pg.locator(".toast-body.error, .error").count() == 0, name
+            pg.screenshot(path=str(ARTIFACTS / f"open-{width}-{name.replace(' ', '-')}.png"), full_page=True)
+    finally:
+        pg.close()

@@ -15,6 +15,7 @@ from .common import (
     fail,
     need,
     numbers,
+    on_open,
     png,
     session,
     stop_training,
@@ -23,7 +24,8 @@ from .common import (
 
 
 def show_betas(s: workbench.Session, rows: list[dict], source: str):
-    table = pd.DataFrame([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+    digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
+    table = pd.DataFrame([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
                            if k not in ("samples", "recon")} for r in rows])
     chart = pd.DataFrame({"KL (nats/image)": [r["KL (nats/image)"] for r in rows],
                           "MSE per pixel": [r["MSE per pixel"] for r in rows],
@@ -93,7 +95,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Beta trade-off"):
+    with gr.Tab("Beta trade-off") as tab:
         gr.Markdown("Rate against distortion: VAEs that differ only in beta, the weight of the KL term. "
                     "Each point is one beta; the grid shows its reconstructions and its prior samples.",
                     elem_classes="lead")
@@ -107,11 +109,12 @@ def build(ctx) -> None:
         with gr.Row():
             beta_table = gr.Dataframe(label="Per beta (validation split)")
             beta_chart = gr.ScatterPlot(x="KL (nats/image)", y="MSE per pixel", color="beta",
-                                        label="Distortion vs rate", height=360)
+                                        label="Distortion vs rate")
         beta_grid = gr.Image(label="reconstructions and prior samples per beta", format="png",
                              elem_classes="pixelated")
         beta_out = [beta_table, beta_chart, beta_grid, beta_note]
         beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
+        tab.select(on_open("beta", shipped_beta_sweep, 4), None, beta_out, api_visibility="private")
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)

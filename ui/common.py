@@ -50,6 +50,10 @@ COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .lead { font-size: 0.95em; opacity: 0.85; }
+/* Wide gallery items (source + variants, two rows): cells shaped like them, the whole gallery shown */
+.wide-items .thumbnail-item { aspect-ratio: 2.4 / 1; }
+.wide-items .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
+.wide-items .grid-wrap { overflow-y: visible; max-height: none; }
 """
 
 
@@ -62,6 +66,15 @@ def upload_folder() -> Path:
     from gradio.utils import get_upload_folder
 
     return Path(get_upload_folder())
+
+
+try:  # Hugging Face Spaces: on a ZeroGPU Space, spaces.GPU attaches a GPU for the call (a no-op elsewhere)
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # everywhere else the handlers run as they are
+    def gpu(fn):
+        return fn
 
 
 @functools.cache
@@ -295,8 +308,11 @@ def short_note(note: str) -> str:
 
 
 def rounded(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows).round({c: 4 for c in ("AE SSIM", "VAE SSIM", "AE LPIPS", "VAE LPIPS")} |
-                                    {"AE PSNR": 2, "VAE PSNR": 2})
+    """A metric table as shown: dB to 2 decimals, SSIM and LPIPS to 3; long names last, so a
+    projector shows the numbers first."""
+    df = pd.DataFrame(rows).round({c: 3 for c in ("AE SSIM", "VAE SSIM", "AE LPIPS", "VAE LPIPS")} |
+                                  {"AE PSNR": 2, "VAE PSNR": 2})
+    return df[[c for c in df.columns if c != "name"] + (["name"] if "name" in df.columns else [])]
 
 
 # --- Train ----------------------------------------------------------------------------
@@ -349,3 +365,25 @@ def end_session(request: gr.Request):
 def stop_training(request: gr.Request):
     session(request).stop.set()
     return "Stopping at the end of the current batch…"
+
+
+def on_open(tab: str, handler, outputs: int):
+    """`handler` as the view a tab shows when it is opened: computed the first time the tab opens
+    for the pair in use, then left as the student changed it (no update). Shipped answers are
+    cached (workbench.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
+
+    @functools.wraps(handler)
+    def opened(*args, **kwargs):  # called with the handler's signature, the request included
+        request = kwargs.get("request", args[-1] if args else None)
+        s = session(request)
+        key = (tab, s.in_use)
+        if key in s.opened:
+            return (gr.update(),) * outputs if outputs > 1 else gr.update()
+        try:
+            out = handler(*args, **kwargs)
+        except gr.Error:  # e.g. no shipped models: the tab stays empty, its button says why
+            return (gr.update(),) * outputs if outputs > 1 else gr.update()
+        s.opened.add(key)
+        return out
+
+    return opened

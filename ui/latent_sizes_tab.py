@@ -16,7 +16,9 @@ from .common import (
     MAX_SECONDS,
     bar,
     fail,
+    gpu,
     need,
+    on_open,
     parse_ids_or_none,
     png,
     seed_of,
@@ -28,6 +30,7 @@ from .common import (
 from .picker import picker_update
 
 
+@gpu
 def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """The same images through models that differ only in latent size."""
     s = session(request)
@@ -50,8 +53,8 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
             sm = r["results"][kind].summary()
             rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
                          "vs image values": f"{ratio:.3g}x" + (" (LARGER than the image)" if ratio > 1 else ""),
-                         "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 4),
-                         "LPIPS": round(sm["lpips"].mean, 4) if sm["lpips"] else None, "source": r["source"]})
+                         "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 3),
+                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"]})
             chart.append({"log10 latent values": float(np.log10(r["values"])), "PSNR (dB)": sm["psnr"].mean,
                           "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
@@ -94,7 +97,7 @@ def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     d = PRESETS[workbench.TRAIN_DEFAULT]
     ladder_default = ", ".join(dict.fromkeys(e["rung"] for e in ctx.zoo.ladder())) if ctx.zoo else ""
-    with gr.Tab("Latent sizes"):
+    with gr.Tab("Latent sizes") as tab:
         gr.Markdown("Models that differ only in latent size, on the same images. Small codes blur; "
                     "large ones reconstruct well but compress little or nothing. Shipped rungs: "
                     f"{ladder_default or 'none'}.", elem_classes="lead")
@@ -107,8 +110,8 @@ def build(ctx) -> None:
         lat_note = gr.Markdown()
         lat_img = gr.Image(label="ground truth, then each latent size", format="png", elem_classes="pixelated",
                            buttons=["download", "fullscreen"])
-        with gr.Row():
-            lat_table = gr.Dataframe(label="Quality per latent size (these images)")
+        lat_table = gr.Dataframe(label="Quality per latent size (these images)")
+        if True:  # the chart under the table: side by side, a projector cuts the table's columns
             lat_chart = gr.LinePlot(x="log10 latent values", y="PSNR (dB)", color="model", color_map=COLORS, label="PSNR vs latent values")
         with gr.Accordion("Train a missing rung briefly", open=False):
             with gr.Row():
@@ -120,6 +123,8 @@ def build(ctx) -> None:
             rung_msg = gr.Markdown()
         lat_btn.click(compare_latents, [lids, ln, lseed, llpips], [lat_img, lat_table, lat_chart, lat_note],
                       api_name="latent_sizes")
+        tab.select(on_open("latent sizes", compare_latents, 4), [lids, ln, lseed, llpips],
+                   [lat_img, lat_table, lat_chart, lat_note], api_visibility="private")
         rung_btn.click(train_missing_rung, [rung_lat, rung_epochs], [rung_msg, ctx.in_use], api_name="train_rung",
                        concurrency_id="train")
         rung_stop.click(stop_training, None, rung_msg, api_visibility="private", queue=False)

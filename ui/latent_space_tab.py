@@ -11,13 +11,16 @@ from aevae.workbench import NoModels
 
 from .common import (
     fail,
+    gpu,
     need,
+    on_open,
     png,
     seed_of,
     session,
 )
 
 
+@gpu
 def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
     s = session(request)
@@ -29,11 +32,19 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         raise fail(e) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    return png(s.new_folder(), grid, "prior-samples.png"), (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
-                  "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
-                  "never was, so its codes live elsewhere and its decoder makes little of them.")
+    note = (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
+            "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
+            "never was, so its codes live elsewhere and its decoder makes little of them.")
+    if len(pair.vae.latent_shape) > 1:
+        note += (" This pair's latent is spatial: each code position describes one patch of the image and, "
+                 "with a small beta, the VAE keeps its codes far from N(0, I), so random draws decode to "
+                 "texture rather than emoji. A vector latent with a stronger KL weight generates"
+                 + (f" (try **{workbench.GENERATIVE}**)." if s.zoo and workbench.GENERATIVE_PAIR in s.zoo.pairs()
+                    else "."))
+    return png(s.new_folder(), grid, "prior-samples.png"), note
 
 
+@gpu
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
     s = session(request)
     need(3, 16, steps, "steps")
@@ -42,11 +53,12 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
     except (ValueError, NoModels) as e:
         raise fail(e) from None
-    rows = workbench.interpolations(pair, two.images[0], two.images[1], int(steps))
+    rows = workbench.interpolations_for(s, pair, two, int(steps))
     grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
     return png(s.new_folder(), grid, "interpolation.png"), f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
 
 
+@gpu
 def code_map(pair_name: str, kind: str, request: gr.Request):
     """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
     s = session(request)
@@ -55,22 +67,21 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
         split = s.split(pair.image_size)
     except (ValueError, NoModels) as e:
         raise fail(e) from None
-    model = pair.vae if kind == "VAE" else pair.ae
-    cmap = sampling.code_map(model, split.val)
+    cmap, thumbs = workbench.code_map_for(s, pair, kind, split)
     s.code_map = (pair_name, kind, cmap)
     points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
                            "label": [split.val.label_names[i] for i in split.val.labels],
                            "id": split.val.ids, "name": split.val.names})
-    thumbs = sampling.decode_grid(model, cmap, 7)
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
     sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
     note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
             f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
             f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
-    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-3 * sx, maximum=3 * sx, value=0), gr.update(
-        minimum=-3 * sy, maximum=3 * sy, value=0)
+    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
+        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0)
 
 
+@gpu
 def decode_point(x: float, y: float, request: gr.Request):
     s = session(request)
     cm = s.code_map
@@ -87,14 +98,23 @@ def decode_point(x: float, y: float, request: gr.Request):
     return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
 
 
+def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
+                      request: gr.Request):
+    """The tab's first view: prior samples, an interpolation and the code map, all at once."""
+    return (*prior_samples(pair_name, n, seed, request), *interpolate(pair_name, id_a, id_b, steps, request),
+            *code_map(pair_name, kind, request))
+
+
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Latent space"):
+    with gr.Tab("Latent space") as tab:
         gr.Markdown("What lives in the latent space: random draws decoded, paths between two images, "
                     "and a map of the codes. Look for where the AE fails and the VAE does not.",
                     elem_classes="lead")
-        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.IN_USE,
-                                label="Models (vector latents generate best: try shipped: ladder-64)")
+        generative = bool(ctx.zoo) and workbench.GENERATIVE_PAIR in ctx.zoo.pairs()
+        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.GENERATIVE if generative else workbench.IN_USE,
+                                label="Models (default: a shipped pair that generates; a vector latent with a "
+                                      "strong KL weight is what makes a VAE a generator)")
         with gr.Row():
             pn = gr.Slider(1, 32, 12, step=1, label="Prior samples")
             pseed = gr.Number(0, label="Seed", precision=0)
@@ -114,7 +134,7 @@ def build(ctx) -> None:
         map_note = gr.Markdown()
         with gr.Row():
             map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
-                                      label="Validation codes (PCA)", height=420)
+                                      label="Validation codes (PCA)")
             map_grid = gr.Image(label="decoded across the plane", format="png", elem_classes="pixelated")
         with gr.Row():
             px = gr.Slider(-1, 1, 0, label="PC 1")
@@ -123,6 +143,9 @@ def build(ctx) -> None:
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
         map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
+        tab.select(on_open("latent space", open_latent_space, 9), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
+                   [prior_img, prior_note, interp_img, interp_note, map_plot, map_grid, map_note, px, py],
+                   api_visibility="private")
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
 
 

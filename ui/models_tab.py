@@ -37,7 +37,7 @@ def describe_models(request: gr.Request):
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Models"):
+    with gr.Tab("Models") as tab:
         gr.Markdown("The loaded AE and VAE layer by layer, how they were trained, and what the three "
                     "metrics mean.", elem_classes="lead")
         models_btn = gr.Button("Show the models in use")
@@ -52,5 +52,7 @@ def build(ctx) -> None:
         gr.Markdown("\n\n".join(f"**{k.upper()}** — {v}" for k, v in metrics.METRIC_HELP.items()))
         models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                          api_name="models")
+        tab.select(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
+                   api_visibility="private")  # cheap: always the pair in use now
 
 

@@ -16,7 +16,9 @@ from .common import (
     background,
     csv_text,
     fail,
+    gpu,
     need,
+    on_open,
     parse_ids_or_none,
     rounded,
     seed_of,
@@ -25,6 +27,7 @@ from .common import (
 )
 
 
+@gpu
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s = session(request)
@@ -39,6 +42,7 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     return show_reconstruction(rec, s, pair.source)
 
 
+@gpu
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     """Your own images: only those shown are decoded; a cancelled request stops decoding."""
     s = session(request)
@@ -69,17 +73,17 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[by
     if view is not None:
         return view
     size = rec.images.image_size
-    grid = figures.image_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
-                              [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96))
+    grid = figures.wrapped_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+                                [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96), per_block=12)
     rows = rec.rows()
     lines = [f"**Models:** {source}. Mean ± std over {len(rows)} images "
              "(PSNR: higher is better; SSIM: up to 1, higher is better; LPIPS: lower is better).", "",
              "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
         sm = r.summary()
-        lp = f"{sm['lpips'].mean:.4f} ± {sm['lpips'].std:.4f}" if sm["lpips"] else "not measured"
+        lp = f"{sm['lpips'].mean:.3f} ± {sm['lpips'].std:.3f}" if sm["lpips"] else "not measured"
         lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
-                     f"{sm['ssim'].mean:.4f} ± {sm['ssim'].std:.4f} | {lp} |")
+                     f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
         lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
     if rec.images.skipped:
@@ -106,7 +110,7 @@ def new_draw(seed: int) -> int:
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Reconstructions"):
+    with gr.Tab("Reconstructions") as tab:
         gr.Markdown("Ground truth, then the AE's and the VAE's reconstruction of the same images. "
                     "Look at edges and small details: the VAE trades some sharpness for a smooth "
                     "latent space.", elem_classes="lead")
@@ -131,5 +135,7 @@ def build(ctx) -> None:
         draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
         own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
+        tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
+                   api_visibility="private")
 
 

@@ -92,7 +92,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     d = PRESETS[workbench.TRAIN_DEFAULT]
-    with gr.Tab("Hyperparameter runs"):
+    with gr.Tab("Hyperparameter runs") as tab:
         gr.Markdown("Every training in this session is a row. The sweep repeats one set-up at several "
                     "epoch counts (report A's Problem 3) on a subset of the data so it fits a lesson.",
                     elem_classes="lead")
@@ -118,6 +118,7 @@ def build(ctx) -> None:
                         [sweep_msg, runs_df, run_pick, runs_csv, ctx.in_use], api_name="sweep", concurrency_id="train")
         sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
+        tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
         run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")
 
 

@@ -12,7 +12,9 @@ from aevae.workbench import NoModels
 
 from .common import (
     fail,
+    gpu,
     need,
+    on_open,
     parse_ids_or_none,
     png,
     seed_of,
@@ -20,6 +22,7 @@ from .common import (
 )
 
 
+@gpu
 def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: float, seed: int,
                   request: gr.Request):
     """Each source with k VAE variants (its own sigma x scale) and the AE with the same noise draws."""
@@ -75,7 +78,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     labels = ["(none)"] + data.OPENMOJI_GROUPS
-    with gr.Tab("Noisy VAE variants"):
+    with gr.Tab("Noisy VAE variants") as tab:
         gr.Markdown("Each source image is encoded, Gaussian noise is added in latent space and the "
                     "result decoded. The VAE samples around its mean with its own sigma; the AE gets "
                     "the very same noise draws. The VAE's variants stay plausible; the AE's drift.",
@@ -90,10 +93,13 @@ def build(ctx) -> None:
             vseed = gr.Number(0, label="Noise seed", precision=0)
         var_btn = gr.Button("Draw variants", variant="primary")
         var_msg = gr.Markdown()
-        var_gallery = gr.Gallery(label="source | variants (VAE row, AE row with the same noise)", columns=2,
-                                 format="png", elem_classes="pixelated", object_fit="contain", height=520)
+        var_gallery = gr.Gallery(label="source | variants (VAE row, AE row with the same noise)", columns=3,
+                                 format="png", elem_classes=["pixelated", "wide-items"], object_fit="contain",
+                                 height="auto")
         var_files = gr.File(label="gen_data.npy, gen_label.npy, grid PNG", file_count="multiple")
         var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files],
                       api_name="variants")
+        tab.select(on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
+                   [var_gallery, var_msg, var_files], api_visibility="private")
 
 

@@ -1,0 +1,81 @@
+"""Trainings in a worker process: the same models as in the server's process, stops that reach
+it, and a worker that dies fails its training with a message while the server goes on."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from test_classroom import small_split
+
+from aevae import workbench, worker
+from aevae.workbench import TrainSettings
+
+
+def settings(epochs=2, seed=0) -> TrainSettings:
+    return TrainSettings("default", 32, "8x4x4", epochs, 120.0, 16, 2e-3, 1e-5, 0.1, seed)
+
+
+def without_times(h):
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in h.epochs]
+
+
+def test_a_worker_trains_the_very_models_the_server_would(monkeypatch):
+    split = small_split()
+    seen, snaps = [], []
+    m1, h1, _ = workbench.train_models(settings(), split, lambda name, p: seen.append((name, p.step)), None,
+                                       lambda snap: snaps.append(snap.step))
+    monkeypatch.setenv("AEVAE_TRAIN_WORKERS", "0")
+    m2, h2, _ = workbench.train_models(settings(), split)
+    for kind in ("ae", "vae"):
+        a, b = m1[kind].state_dict(), m2[kind].state_dict()
+        assert all(torch.equal(a[n], b[n]) for n in a), kind
+        assert h1[kind].iter_loss == h2[kind].iter_loss and without_times(h1[kind]) == without_times(h2[kind])
+        assert h1[kind].initial == h2[kind].initial and h1[kind].stopped_by == "epochs"
+    steps = len(h1["ae"].iter_loss)
+    assert ("vae", steps) in seen and ("ae", steps) in seen  # the last step is always reported
+    assert snaps[0] == 0 and snaps[-1] == steps
+
+
+def test_stop_reaches_the_worker_within_a_few_steps():
+    steps = []
+    stop = threading.Event()
+
+    def progress(name, p):
+        steps.append(p.step)
+        if p.step >= 3:
+            stop.set()
+
+    models, hists, _ = workbench.train_models(settings(epochs=200), small_split(), progress, stop.is_set)
+    assert hists["ae"].stopped_by == "stop request"
+    assert len(hists["ae"].iter_loss) < 60  # 200 epochs would be 1000 steps
+
+
+def children() -> set[int]:
+    pids = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids |= {int(p) for p in (task / "children").read_text().split()}
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker process")
+def test_a_worker_that_dies_fails_its_training_and_the_next_one_works():
+    before = children()
+    started = threading.Event()
+
+    def progress(name, p):
+        started.set()
+
+    def kill_it():
+        started.wait(60)
+        for pid in children() - before:
+            os.kill(pid, 9)
+
+    worker.POOL.close()  # a fresh worker, so the one killed is this training's
+    before = children()
+    threading.Thread(target=kill_it, daemon=True).start()
+    with pytest.raises(worker.WorkerDied, match="ended unexpectedly"):
+        workbench.train_models(settings(epochs=200), small_split(), progress)
+    models, hists, _ = workbench.train_models(settings(epochs=1), small_split())
+    assert hists["vae"].stopped_by == "epochs"
