@@ -62,6 +62,9 @@ USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and
 DATA_FRACTION = 0.15
 SESSION_DATA_BYTES = 640_000_000
 TRAIN_OVERHEAD_BYTES = 150_000_000  # a first training in a process: oneDNN, allocator, threads
+# A training in a worker process (aevae/worker.py) also costs that process (Python, torch:
+# 0.23 GB measured) and a second copy of its images while they arrive (sent, then unpickled).
+WORKER_PROCESS_BYTES = 250_000_000
 VAL_BATCH = 256  # train.validate's batch size
 # What the process holds at its peak over what one step holds at once: glibc keeps memory
 # freed by one step for reuse, and the AE's and the VAE's steps take turns, so the peak grows
@@ -243,7 +246,7 @@ def _configs(configs: ModelConfig | Iterable[ModelConfig]) -> list[ModelConfig]:
     return out
 
 
-def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int):
+def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int, in_worker: bool = False):
     """batch -> MemoryEstimate, with the models read once (the bisection asks many batches)."""
     cfgs = _configs(configs)
     models = [meta_model(c) for c in cfgs]
@@ -264,20 +267,22 @@ def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int):
         # saved; the loss's image-sized temporaries; the batch's uint8 gather.
         train_step = int(per_image * batch * HEAP_GROWTH)
         return MemoryEstimate(weights=n_params * FLOAT, optimizer=3 * n_params * FLOAT,
-                              step=max(train_step, validation), data=n_images * image,
-                              overhead=TRAIN_OVERHEAD_BYTES, n_params=n_params, batch_size=batch)
+                              step=max(train_step, validation), data=n_images * image * (2 if in_worker else 1),
+                              overhead=TRAIN_OVERHEAD_BYTES + (WORKER_PROCESS_BYTES if in_worker else 0),
+                              n_params=n_params, batch_size=batch)
     return estimate
 
 
 def estimate_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int,
-                      n_images: int = 0) -> MemoryEstimate:
+                      n_images: int = 0, in_worker: bool = False) -> MemoryEstimate:
     """Estimated peak memory (bytes) of training these models together, as train_together does.
 
     configs: the ModelConfig of each model trained together (the app trains [AE, VAE]).
     batch_size: the training batch; n_images: images in the data set held for this training
-    (0 for none). Costs a few milliseconds: models are built on the meta device.
+    (0 for none); in_worker: trained in a worker process of its own (WORKER_PROCESS_BYTES).
+    Costs a few milliseconds: models are built on the meta device.
     """
-    return _estimator(configs, n_images)(batch_size)
+    return _estimator(configs, n_images, in_worker)(batch_size)
 
 
 # ---------------------------------------------------------------- the budget
@@ -386,9 +391,9 @@ def app_budget_bytes(memory: int | None = None) -> int:
 
 
 def largest_batch(configs: ModelConfig | Iterable[ModelConfig], n_images: int = 0,
-                  budget_bytes: int | None = None, upto: int = 4096) -> int:
+                  budget_bytes: int | None = None, upto: int = 4096, in_worker: bool = False) -> int:
     """The largest batch (1..upto) whose estimate fits the budget; 0 if not even batch 1 fits."""
-    estimate = _estimator(configs, n_images)
+    estimate = _estimator(configs, n_images, in_worker)
     budget = training_budget_bytes() if budget_bytes is None else budget_bytes
     lo, hi = 0, upto  # the estimate grows with the batch: bisect
     while lo < hi:
@@ -407,7 +412,7 @@ def _model_words(cfgs: Sequence[ModelConfig]) -> str:
 
 
 def check_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int, n_images: int = 0,
-                   budget_bytes: int | None = None) -> MemoryEstimate:
+                   budget_bytes: int | None = None, in_worker: bool = False) -> MemoryEstimate:
     """The estimate if it fits this machine's per-training budget; else MemoryBudgetError.
 
     Call before building the models. The message names the largest batch that fits, or,
@@ -416,13 +421,13 @@ def check_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int
     """
     cfgs = _configs(configs)
     budget = training_budget_bytes() if budget_bytes is None else int(budget_bytes)
-    est = estimate_training(cfgs, batch_size, n_images)
+    est = estimate_training(cfgs, batch_size, n_images, in_worker)
     if est.total <= budget:
         return est
     s = cfgs[0].image_size
     what = (f"batch {batch_size} at {s} px with {_model_words(cfgs)} needs about {est.total / GB:.1f} GB; "
             f"this server allows {budget / GB:.1f} GB per training")
-    fits = largest_batch(cfgs, n_images, budget, upto=max(min(int(batch_size), 4096) - 1, 1))
+    fits = largest_batch(cfgs, n_images, budget, upto=max(min(int(batch_size), 4096) - 1, 1), in_worker=in_worker)
     if fits >= 1:
         raise MemoryBudgetError(f"{what}: try batch <= {fits}")
     detail = (f"{est.n_params / 1e6:.1f} M parameters" if est.weights + est.optimizer > est.data

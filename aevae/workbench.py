@@ -722,7 +722,7 @@ class PairJob:
         cfgs = [settings.model_config(k) for k in ("ae", "vae")]
         tcfg = settings.train_config()
         # Refused before anything starts when it would not fit this server's memory per training.
-        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all))
+        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all), in_worker=worker.enabled())
         key = classroom.run_key(cfgs, tcfg.to_dict(), split)
         est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), tcfg.epochs)
 
