@@ -157,13 +157,17 @@ def resolve(path: str | Path) -> Path:
 
 
 def adopt(src: Path, dest: Path, uploads: Path | None, keep_out: Path | None) -> Path:
-    """Keep `src` as `dest`: moved when it is in the web server's upload folder (`uploads`, and
-    not in another session's folder under `keep_out`), else linked or copied. Returns dest."""
+    """Keep `src` as `dest`: moved when it is an upload as the web server stored it (in a folder
+    of its own, named by a hash, in `uploads`), else linked or copied (e.g. the kept copy of
+    another session, in `keep_out`). Returns dest."""
     src, dest = Path(src), Path(dest)
     if os.path.abspath(src) == os.path.abspath(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if within(src, uploads) and not within(src, keep_out):
+    parent = src.parent
+    an_upload = (uploads is not None and os.path.abspath(parent.parent) == os.path.abspath(uploads)
+                 and len(parent.name) == 64 and not within(src, keep_out))
+    if an_upload:
         original = os.path.abspath(src)
         shutil.move(src, dest)
         with _adopted_lock:
@@ -171,12 +175,10 @@ def adopt(src: Path, dest: Path, uploads: Path | None, keep_out: Path | None) ->
                 for k in [k for k, v in _adopted.items() if not v.exists()]:
                     del _adopted[k]
             _adopted[original] = dest
-        parent = src.parent  # the upload's own folder (one per file), now empty
-        if within(parent, uploads) and os.path.abspath(parent) != os.path.abspath(uploads):
-            try:
-                parent.rmdir()
-            except OSError:
-                pass
+        try:
+            parent.rmdir()  # the upload's own folder, now empty (unless another file is in it)
+        except OSError:
+            pass
         return dest
     try:
         os.link(src, dest)  # no second copy on disk when the file system allows it

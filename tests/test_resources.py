@@ -95,15 +95,16 @@ def test_decoding_allowance_per_session(tmp_path, monkeypatch):
 
 def test_uploads_are_moved_into_the_session_and_found_again(tmp_path):
     uploads = tmp_path / "uploads"
-    (uploads / "abc").mkdir(parents=True)
-    up = uploads / "abc" / "mine.npy"
+    sha = "ab" * 32  # the web server keeps each upload in a folder named by its hash
+    (uploads / sha).mkdir(parents=True)
+    up = uploads / sha / "mine.npy"
     np.save(up, make_images(20, 32))
     root = resources.app_folder(uploads)
     s = Session(None, folder=root, uploads=uploads)
     other = Session(None, folder=root, uploads=uploads)
     try:
         s.set_upload(str(up), 32)
-        assert not up.exists() and not (uploads / "abc").exists()  # moved, its folder gone
+        assert not up.exists() and not (uploads / sha).exists()  # moved, its folder gone
         kept = s.upload[0]
         assert kept.parent == s.tmpdir and kept.exists()
         assert s.load_upload(str(up), 32).held is None  # the page's old path: the same data, not decoded again
