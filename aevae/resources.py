@@ -12,12 +12,14 @@ the uploads they took in and the pixels they decoded. No UI imports.
   it is loaded (`adopt`), so it is not kept twice; a later request naming the old path (the
   page still shows the file, or another student uploaded the same bytes) finds the kept copy.
 - Decoding: each session may decode SESSION_PIXELS per PIXEL_WINDOW_S (`Allowance`), on top of
-  the cap per request (data.MAX_DECODED_PIXELS).
+  the cap per request (data.MAX_DECODED_PIXELS); and uploads are decoded DECODE_SLOTS at a time
+  (`decoding`), so that many large uploads at once take one core, not the trainings' too.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -41,6 +43,10 @@ LOAD_WAIT_S = 60.0  # how long a load waits for memory that trainings and other 
 SESSION_PIXELS = 3 * data.MAX_DECODED_PIXELS  # about 30 s of decoding on one core
 PIXEL_WINDOW_S = 600.0
 _locks: list = []  # open, locked lock files: closed (unlocked) when the process ends
+# Uploads decoded at once: half the cores (one on a 2-core Space), the rest for trainings and
+# requests. A load waits its turn (a cancelled one stops waiting).
+DECODE_SLOTS = max(1, (os.cpu_count() or 2) // 2)
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 # ---------------------------------------------------------------- folders
@@ -188,6 +194,18 @@ def adopt(src: Path, dest: Path, uploads: Path | None, keep_out: Path | None) ->
 
 
 # ---------------------------------------------------------------- decoding
+
+@contextlib.contextmanager
+def decoding(should_stop=None, what: str = "loading"):
+    """Hold one of the server's DECODE_SLOTS while decoding; should_stop ends the wait (Cancelled)."""
+    while not _decode_slots.acquire(timeout=0.2):
+        if should_stop is not None and should_stop():
+            raise data.Cancelled(f"{what}: cancelled while waiting to decode")
+    try:
+        yield
+    finally:
+        _decode_slots.release()
+
 
 class Allowance:
     """Pixels one session may decode per PIXEL_WINDOW_S, on top of the cap per request."""

@@ -353,7 +353,8 @@ class Session:
         held = resources.DATA.claim(self, key, data.peak_bytes(path, size), what, should_stop)
         budget_ = self.decoding.budget()
         try:
-            split = data.load_split(str(path), size, labels_path=labels, should_stop=should_stop, pixels=budget_)
+            with resources.decoding(should_stop, what):
+                split = data.load_split(str(path), size, labels_path=labels, should_stop=should_stop, pixels=budget_)
         except BaseException:
             held.drop()
             raise
@@ -394,7 +395,8 @@ class Session:
         sources = [resources.resolve(p) for p in paths]
         budget_ = self.decoding.budget()
         try:
-            images = load_user_images(sources, size, should_stop, budget_)
+            with resources.decoding(should_stop, "your images"):
+                images = load_user_images(sources, size, should_stop, budget_)
         finally:
             self.decoding.spend(budget_)
         own = self.tmpdir / "own"

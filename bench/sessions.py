@@ -174,14 +174,13 @@ def run(app: Served, f: dict[str, Path]) -> None:
                   for o in outs)
         c.note = f"{bad} of 6 CSVs differ from their table"
     np.save(Path(tempfile.gettempdir()) / "aevae-bench-mine.npy", np.zeros((40, 32, 32, 3), np.uint8))
-    with Case(app, "Train refused (over budget, after loading an upload); 'already running'") as c:
+    with Case(app, "Train refused (bad upload; 'already running' with an upload)") as c:
         before = state(alone)
         mine = handle_file(str(Path(tempfile.gettempdir()) / "aevae-bench-mine.npy"))
-        for args in (["report-b", 128, "256x8x8", 1, 60, 512, 1e-3, 0.0, 1.0, 0, "upload", [mine], True],):
-            try:
-                alone.predict(*args, api_name="/train")
-            except Exception:  # noqa: BLE001, S110
-                pass
+        try:
+            alone.predict(*TRAIN[:10], "upload", [handle_file(str(f["same"]))], True, api_name="/train")
+        except Exception:  # noqa: BLE001, S110 - refused: repeated entries
+            pass
         refused = False
         job = alone.submit(*TRAIN[:3], 200, 120, 8, *TRAIN[6:9], 5, "openmoji", None, False, api_name="/train")
         while not (job.outputs() and "epoch" in str(job.outputs()[-1])) and not job.done():
