@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures as cf
 import io
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -183,7 +184,7 @@ def run(app: Served, f: dict[str, Path]) -> None:
             pass
         refused = False
         job = alone.submit(*TRAIN[:3], 200, 120, 8, *TRAIN[6:9], 5, "openmoji", None, False, api_name="/train")
-        while not (job.outputs() and "epoch" in str(job.outputs()[-1])) and not job.done():
+        while not (job.outputs() and re.search(r"step [1-9]", str(job.outputs()[-1]))) and not job.done():
             time.sleep(0.3)
         try:
             alone.predict(*TRAIN[:10], "upload", [mine], True, api_name="/train")
