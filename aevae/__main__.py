@@ -80,6 +80,9 @@ def _checkpoint_files(paths: list[str]) -> list[Path]:
     folder given instead, such as the one `train --out DIR` writes."""
     out: list[Path] = []
     for p in map(Path, paths):
+        if not p.exists() and not p.with_suffix(".json").is_file():
+            raise ValueError(f"{p}: no such run folder or checkpoint (looked for the folder {p}/ and the file "
+                             f"{p.with_suffix('.json')})")
         if p.is_dir():
             found = sorted(j for j in p.glob("*.json") if j.with_suffix(".safetensors").is_file())
             if not found:
@@ -126,8 +129,9 @@ def _evaluate(args) -> int:
 def _sample(args) -> int:
     from . import checkpoints, data, sampling
 
+    found = _checkpoint_files([args.checkpoint])  # a missing path says what was looked for
     if Path(args.checkpoint).is_dir():  # a run folder: its VAE, and its AE for the same noise
-        loaded = [checkpoints.load(p) for p in _checkpoint_files([args.checkpoint])]
+        loaded = [checkpoints.load(p) for p in found]
         vaes = [c for c in loaded if c.model.kind == "vae"]
         if not vaes:
             raise ValueError(f"{args.checkpoint}: no VAE checkpoint in this folder (found "
@@ -152,6 +156,7 @@ def _sample(args) -> int:
         paths = [sampling.save_npz(out, gen_data, gen_label)]
     else:
         paths = sampling.save_arrays(out, gen_data, gen_label)
+    paths.append(sampling.save_label_names(out if out.suffix != ".npz" else out.parent, chosen.label_names))
     if vs.ae is not None:
         ae_data = vs.ae.reshape(gen_data.shape)
         paths += sampling.save_arrays(out if out.suffix != ".npz" else out.parent, ae_data, gen_label,

@@ -115,6 +115,75 @@ def parse_latent(text: str | int) -> Latent:
     return lat
 
 
+MAX_STAGES = 5  # down-sampling stages a spatial latent may take
+
+
+def stage_sizes(image_size: int, n: int = MAX_STAGES) -> list[int]:
+    """Spatial size before the first stage and after each of n stages.
+
+    Both Conv2d(k=4, s=2, p=1) and MaxPool2d(2) map n -> floor(n / 2)."""
+    sizes = [image_size]
+    for _ in range(n):
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+def spatial_placement(h: int, image_size: int) -> tuple[int, int] | None:
+    """(stages, kernel) that give an h x h latent from image_size px images, or None.
+
+    A 1x1 conv after the stage whose output is h x h, else a valid 3x3 conv after the stage
+    whose output is h + 2 (report A's 64x48x48 from 50x50 images); the models are built so."""
+    sizes = stage_sizes(image_size)
+    for kernel, extra in ((1, 0), (3, 2)):
+        for n, s in enumerate(sizes):
+            if s == h + extra:
+                return n, kernel
+    return None
+
+
+def spatial_sizes(image_size: int) -> list[int]:
+    """Every h of an h x h latent that image_size px images can reach."""
+    sizes = stage_sizes(image_size)
+    return sorted({s for s in sizes if s >= 1} | {s - 2 for s in sizes if s > 2})
+
+
+def nearest_latents(latent: str, image_size: int, most: int = 3) -> list[str]:
+    """Latents that work at this image size, nearest to `latent` first: ready-to-pick choices.
+
+    The same channels at the nearest reachable sizes (one below and one above), and the
+    nearest size with about the same number of values. [latent] itself when it works; a
+    vector latent always works."""
+    lat = parse_latent(latent)
+    if not lat.spatial or spatial_placement(lat.h, image_size) is not None:
+        return [str(lat)]
+    sizes = spatial_sizes(image_size)
+    below = [h for h in sizes if h < lat.h][-1:]
+    above = [h for h in sizes if h > lat.h][:1]
+    near = sorted(below + above, key=lambda h: (abs(h - lat.h), -h))
+    out = [Latent(lat.channels, h, h) for h in near]
+    same_values = Latent(max(1, round(lat.numel / near[0] ** 2)), near[0], near[0])
+    out.insert(1, same_values)
+    return list(dict.fromkeys(str(v) for v in out if v.numel <= MAX_LATENT_VALUES))[:most]
+
+
+def adapt_latent(latent: str, from_size: int, to_size: int) -> str | None:
+    """A preset's latent for another image size: the same stages, so the map scales with the image.
+
+    None when it cannot (the adapted map would be empty or over the limit). Vector latents work
+    at every size and come back unchanged."""
+    lat = parse_latent(latent)
+    if not lat.spatial:
+        return str(lat)
+    placed = spatial_placement(lat.h, from_size)
+    if placed is None:
+        return None
+    n, kernel = placed
+    h = stage_sizes(to_size)[n] - (kernel - 1)
+    if h < 1 or lat.channels * h * h > MAX_LATENT_VALUES:
+        return None
+    return str(Latent(lat.channels, h, h))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model.

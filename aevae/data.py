@@ -51,6 +51,7 @@ MAX_MEMBER_BYTES = 50_000_000
 # 10,000 images of 128x128 are 164 M; 24 images of 4096x4096 already exceed it.
 MAX_DECODED_PIXELS = 400_000_000
 MAX_IDS = 1_000
+MAX_LABEL_CHARS = 200  # a label given as a name (a string array)
 UNLABELLED = "unlabelled"
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 REPORT_A_IDS = [1, 2, 3, 4, 5, 226, 227, 228, 229, 230, 841, 842, 843, 844, 845,
@@ -705,8 +706,12 @@ def _read_npy_header(f, name: str) -> tuple[tuple[int, ...], np.dtype]:
 def _check_labels_shape(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
     if dtype.hasobject:
         raise DataError(f"{name} contains Python objects (pickle), which is not allowed")
-    if dtype.kind not in "uif" or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-        raise DataError(f"{name}: labels must be a 1-D array of whole numbers, got {dtype} {tuple(shape)}")
+    if dtype.kind not in "uifU" or len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise DataError(f"{name}: labels must be a 1-D array of whole numbers or of names, "
+                        f"got {dtype} {tuple(shape)}")
+    if dtype.kind == "U" and dtype.itemsize // 4 > MAX_LABEL_CHARS:
+        raise DataError(f"{name}: label names of up to {dtype.itemsize // 4} characters; "
+                        f"the limit is {MAX_LABEL_CHARS}")
     if shape[0] > MAX_IMAGES:
         raise DataError(f"{name}: {shape[0]:,} labels; the limit is {MAX_IMAGES} images")
 
@@ -742,9 +747,16 @@ def _array_images(a: np.ndarray, name: str, size: int | None, max_images: int | 
 
 
 def _array_labels(lab: np.ndarray, name: str, n: int) -> tuple[np.ndarray, list[str]]:
-    """Any whole-number labels -> indices 0..K-1 and names "3", "7", ... (sorted by value)."""
+    """Any whole-number labels -> indices 0..K-1 and names "3", "7", ... (sorted by value);
+    labels that are names (strings) -> indices and the names, sorted."""
     if lab.ndim == 2 and lab.shape[1] == 1:
         lab = lab[:, 0]
+    if lab.dtype.kind == "U" and lab.ndim == 1:
+        _check_labels_shape(lab.shape, lab.dtype, name)
+        if len(lab) != n:
+            raise DataError(f"{name}: {len(lab)} labels but {n} images")
+        values, index = np.unique(np.char.strip(lab), return_inverse=True)
+        return index.astype(np.int64), [str(v) or "(empty)" for v in values]
     whole = lab.dtype.kind in "ui" or (
         lab.dtype.kind == "f" and bool(np.isfinite(lab).all() and (lab == np.round(lab)).all()))
     if lab.ndim != 1 or not whole:

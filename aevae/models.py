@@ -14,9 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Latent, ModelConfig
-
-MAX_STAGES = 5
+from .config import (
+    Latent,
+    ModelConfig,
+    nearest_latents,
+    spatial_placement,
+    spatial_sizes,
+    stage_sizes,
+)
 
 
 @dataclass
@@ -48,14 +53,6 @@ class Plan:
         return c, self.sizes[-1], self.sizes[-1]
 
 
-def stage_sizes(image_size: int, n: int) -> list[int]:
-    """Both Conv2d(k=4, s=2, p=1) and MaxPool2d(2) map n -> floor(n / 2)."""
-    sizes = [image_size]
-    for _ in range(n):
-        sizes.append(sizes[-1] // 2)
-    return sizes
-
-
 def plan(cfg: ModelConfig) -> Plan:
     lat = cfg.latent_shape
     if not lat.spatial:
@@ -66,19 +63,17 @@ def plan(cfg: ModelConfig) -> Plan:
         return Plan(cfg.widths, tuple(sizes), lat, 0)
     # A spatial latent picks the number of stride-2 stages whose output is h x h (1x1 conv),
     # or h + 2 (valid 3x3 conv, e.g. report A's 64x48x48 from 50x50 images).
-    sizes = stage_sizes(cfg.image_size, MAX_STAGES)
-    for kernel, extra in ((1, 0), (3, 2)):
-        for n, s in enumerate(sizes):
-            if s == lat.h + extra:
-                widths = list(cfg.widths[:n])
-                while len(widths) < n:  # more stages than widths given: keep doubling
-                    widths.append(min(2 * widths[-1], 512))
-                return Plan(tuple(widths), tuple(sizes[: n + 1]), lat, kernel)
-    reachable = sorted({s for s in sizes if s >= 1} | {s - 2 for s in sizes if s > 2})
-    raise ValueError(
-        f"latent {lat} cannot be reached from {cfg.image_size}px images; "
-        f"spatial sizes possible here: {', '.join(map(str, reachable))}"
-    )
+    placed = spatial_placement(lat.h, cfg.image_size)
+    if placed is None:
+        raise ValueError(
+            f"latent {lat} cannot be reached from {cfg.image_size}px images; nearest that work: "
+            f"{', '.join(nearest_latents(str(lat), cfg.image_size))} (spatial sizes possible here: "
+            f"{', '.join(map(str, spatial_sizes(cfg.image_size)))})")
+    n, kernel = placed
+    widths = list(cfg.widths[:n])
+    while len(widths) < n:  # more stages than widths given: keep doubling
+        widths.append(min(2 * widths[-1], 512))
+    return Plan(tuple(widths), tuple(stage_sizes(cfg.image_size, n)), lat, kernel)
 
 
 def _norm(cfg: ModelConfig, channels: int, first: bool) -> list[nn.Module]:

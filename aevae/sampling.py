@@ -112,6 +112,13 @@ def save_arrays(folder: str | Path, data: np.ndarray, labels: np.ndarray,
     return out
 
 
+def save_label_names(folder: str | Path, names: list[str], name: str = "gen_label_names.txt") -> Path:
+    """The label names beside gen_label.npy: line k names label k (UTF-8 text)."""
+    path = Path(folder) / name
+    atomic_write(path, "".join(f"{n}\n" for n in names).encode())
+    return path
+
+
 def save_npz(path: str | Path, data: np.ndarray, labels: np.ndarray) -> Path:
     buf = io.BytesIO()
     np.savez_compressed(buf, data=data, label=labels)

@@ -22,13 +22,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import budget, classroom, data, metrics, pair_training, resources, sampling, timing, worker
-from .config import PRESETS, ModelConfig, TrainConfig, parse_latent, resolve_device
+from . import (
+    budget,
+    classroom,
+    data,
+    metrics,
+    pair_training,
+    resources,
+    sampling,
+    timing,
+    userdata,
+    worker,
+)
+from .config import PRESETS, ModelConfig, TrainConfig, adapt_latent, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
 from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
 from .runs import RUN, SHIPPED, Pair, Run, RunList
 from .train import History, Progress, as_uint8_nchw, train_together
-from .zoo import BETA_LATENT, Zoo
+from .zoo import BETA_LATENT, GENERATE, Zoo
 
 OPENMOJI = "openmoji"
 # Where the app trains: AEVAE_DEVICE (auto, cpu, cuda, mps); auto takes a GPU when there is one.
@@ -71,6 +82,19 @@ def openmoji_split(size: int) -> data.Split:
         return split
 
 
+def upload_key(paths) -> tuple:
+    """What was uploaded, to know the same upload again: each file by its path and size (a file
+    taken into a session's folder by its kept copy's size)."""
+    out = []
+    for p in ([paths] if isinstance(paths, str | Path) else paths):
+        try:
+            size = resources.resolve(p).stat().st_size
+        except (OSError, data.DataError):
+            size = -1
+        out.append((str(p), size))
+    return tuple(sorted(out))
+
+
 def openmoji_counts() -> data.Split:
     """An OpenMoji split at any size already rendered (for its counts, the same at every size)."""
     with _split_lock:
@@ -87,20 +111,19 @@ class SessionEnded(RuntimeError):
 
 
 @dataclass
-class Upload:
-    """A dataset loaded for a session but not yet its data (see Session.load_upload)."""
+class Loaded:
+    """An upload loaded and checked for a session but not yet kept or used (Session.load_upload)."""
 
-    sources: list[Path]  # the files read (the upload, or the copy kept when it was taken in)
-    labels: Path | None
-    name: str
+    paths: list[Path]  # as given (the web server's upload paths)
+    sources: list[Path]  # the files read: the paths, or the copies kept when they were taken in
+    key: tuple  # what was uploaded (userdata.Upload.key)
     size: int
     split: data.Split
-    held: resources.Held | None  # its memory; None when it is the session's data already
+    held: resources.Held  # its memory
 
     def discard(self) -> None:
         """Not used after all (e.g. the training was refused): its memory is freed."""
-        if self.held is not None:
-            self.held.drop()
+        self.held.drop()
 
 
 @dataclass
@@ -152,13 +175,28 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
             problems.append(f"'{key}={raw}' is not a valid {kind.__name__}")
     if "preset" in values and values["preset"] not in PRESETS:
         problems.append(f"unknown preset '{values.pop('preset')}'")
+    full = complete_settings(values)
     try:
-        TrainSettings(values.get("preset", TRAIN_DEFAULT), values.get("size", 64),
-                      values.get("latent", PRESETS[values.get("preset", TRAIN_DEFAULT)].model.latent)
-                      ).model_config("ae")
+        TrainSettings(full["preset"], full["size"], full["latent"]).model_config("ae")
     except ValueError as e:
         problems.append(str(e))
     return values, problems
+
+
+def complete_settings(values: dict) -> dict:
+    """A link's settings with what it leaves out taken from its preset (or the Train tab's default).
+
+    A size without a latent gets the preset's latent for that size (see config.adapt_latent)."""
+    name = values.get("preset", TRAIN_DEFAULT)
+    p = PRESETS[name]
+    full = {"preset": name, "size": p.model.image_size, "latent": p.model.latent, "batch": p.train.batch_size,
+            "lr": p.train.lr, "wd": p.train.weight_decay, "beta": p.train.beta}
+    if "size" in values and "latent" not in values:
+        try:
+            full["latent"] = adapt_latent(p.model.latent, p.model.image_size, values["size"]) or p.model.latent
+        except ValueError:
+            pass  # a size out of range: the check in settings_from_query says so
+    return {**full, **values}
 
 
 class Session:
@@ -170,7 +208,8 @@ class Session:
         self.zoo = zoo
         self.shared = shared if shared is not None else classroom.SharedRuns()
         self.in_use = SHIPPED + "default"  # which pair the tabs use: "shipped:NAME" or "run:N"
-        self.upload: tuple[Path, str, Path | None] | None = None  # (saved file, name, saved labels)
+        self.upload: userdata.Upload | None = None  # the user's dataset, kept until replaced or removed
+        self.on_upload = False  # the tabs use the upload (else OpenMoji); switching back loses nothing
         self._upload_splits: dict[int, data.Split] = {}
         self.runs = RunList()
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
@@ -284,77 +323,88 @@ class Session:
             self.in_use = run.value
         return run
 
-    def set_upload(self, paths, image_size: int, should_stop=None) -> data.Split:
-        """Load the user's dataset and make it the session's data (load_upload, then use_upload)."""
-        up = self.load_upload(paths, image_size, should_stop)
-        self.use_upload(up)
-        return up.split
+    @property
+    def uses_upload(self) -> bool:
+        return self.upload is not None and self.on_upload
 
-    def load_upload(self, paths, image_size: int, should_stop=None) -> Upload:
-        """Load and check the user's dataset without changing the session (see use_upload).
+    def set_upload(self, paths, image_size: int, should_stop=None) -> data.Split:
+        """Load the user's dataset, keep it and use it (load_upload, then use_upload).
 
         `paths`: one .zip / .npy / .npz, or a .npy of images plus a .npy of labels (the one whose
-        name says "label", as in report A's gen_data.npy / gen_label.npy). The session's own
-        upload again (the page still shows it) is not decoded again at a size it holds.
+        name says "label", as in report A's gen_data.npy / gen_label.npy), and optionally a .txt of
+        label names. A bad upload raises ValueError and changes nothing.
         """
-        files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
-        if not 1 <= len(files) <= 2:
-            raise ValueError("upload one dataset file, or a .npy of images and a .npy of labels")
-        labels = None
-        if len(files) == 2:
-            named = [f for f in files if "label" in f.name.lower()]
-            if len(named) != 1 or any(f.suffix.lower() != ".npy" for f in files):
-                raise ValueError("with two files, both must be .npy and exactly one named like *label*.npy")
-            labels = named[0]
-            files.remove(labels)
-        src = resources.resolve(files[0])
-        lab = resources.resolve(labels) if labels is not None else None
-        name = files[0].name + (f" + {labels.name}" if labels else "")
-        if self.upload is not None and (src, lab) == (self.upload[0], self.upload[2]):
-            return Upload([src], lab, self.upload[1], image_size, self.split(image_size, should_stop), None)
-        split, held = self._load(src, lab, image_size, ("new", image_size), f"{name} at {image_size} px",
-                                 should_stop)
-        split.all.source = f"uploaded: {name} ({len(split.all)} images, {image_size}x{image_size})"
-        return Upload([src], lab, name, image_size, split, held)
+        loaded = self.load_upload(paths, image_size, should_stop)
+        try:
+            self.use_upload(loaded)
+        except BaseException:
+            loaded.discard()
+            raise
+        return loaded.split
 
-    def use_upload(self, up: Upload | None) -> None:
-        """Make a loaded upload (None: OpenMoji) the session's data; its file is kept in the
-        session's folder (moved there from the web server's upload folder)."""
+    def load_upload(self, paths, image_size: int, should_stop=None) -> Loaded:
+        """Load and check an upload within this session's memory and decoding budgets, without
+        changing the session: see use_upload. Paths of uploads already taken in (moved into a
+        session's folder) are found again."""
+        files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+        sources = [resources.resolve(f) for f in files]
+        images, labels, names_file = userdata.sort_files(sources)
+        names = userdata.read_label_names(names_file) if names_file is not None else None
+        shown = tuple(f.name for f in (images, labels, names_file) if f is not None)
+        up = userdata.Upload(images, labels, names, shown, ())
+        split, held = self._load(up, image_size, ("new", image_size), should_stop)
+        return Loaded(files, sources, upload_key(files), image_size, split, held)
+
+    def use_upload(self, loaded: Loaded) -> None:
+        """Make a loaded upload the session's data: its files are kept in the session's folder
+        (moved there from the web server's upload folder), the previous upload's removed."""
         with self._data_lock:
-            if up is not None and up.held is None:
-                return  # the session's data already
+            folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmpdir))
+            place = lambda src, dest: resources.adopt(src, dest, self._uploads, self._root)  # noqa: E731
+            try:
+                upload = userdata.keep(loaded.sources, folder, place)
+            except OSError:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            upload.key = loaded.key
+            old = self.upload
             for held in self._held.values():
                 held.drop()
-            old = self.upload
-            self.upload, self._upload_splits, self._held = None, {}, {}
-            if up is None:
-                self._remove_kept(old)
-                return
-            keep = resources.adopt(up.sources[0], self.tmpdir / f"data{up.sources[0].suffix.lower()}",
-                                   self._uploads, self._root)
-            keep_labels = None
-            if up.labels is not None:
-                keep_labels = resources.adopt(up.labels, self.tmpdir / "labels.npy", self._uploads, self._root)
-            self.upload = (keep, up.name, keep_labels)
-            self._upload_splits = {up.size: up.split}
-            self._held = {up.size: up.held}
-            up.held.loaded(up.held.nbytes, self._releaser(up.size), key=up.size)
+            self.upload, self.on_upload = upload, True
+            self._upload_splits, self._held = {loaded.size: loaded.split}, {loaded.size: loaded.held}
+            loaded.held.loaded(loaded.held.nbytes, self._releaser(loaded.size), key=loaded.size)
+        if old is not None:
+            shutil.rmtree(old.data.parent, ignore_errors=True)
 
-    def _remove_kept(self, old) -> None:
-        for p in (old or (None, None, None))[::2]:
-            if p is not None:
-                Path(p).unlink(missing_ok=True)
+    def same_upload(self, paths) -> bool:
+        """These files are the upload already kept (the Train button sends the files again)."""
+        return self.upload is not None and bool(paths) and upload_key(paths) == self.upload.key
+
+    def use_data(self, name: str) -> None:
+        """Which data the tabs use: "openmoji" or "upload" (the kept upload)."""
+        if name == "upload" and self.upload is None:
+            raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                             "(or a .npy of images with a *label*.npy)")
+        self.on_upload = name == "upload"
 
     def clear_upload(self) -> None:
-        self.use_upload(None)
+        with self._data_lock:
+            for held in self._held.values():
+                held.drop()
+            if self.upload is not None:
+                shutil.rmtree(self.upload.data.parent, ignore_errors=True)
+            self.upload, self.on_upload = None, False
+            self._upload_splits, self._held = {}, {}
 
-    def _load(self, path: Path, labels: Path | None, size: int, key, what: str, should_stop=None):
-        """(split, memory held) of a dataset file, within this session's memory and decoding budgets."""
-        held = resources.DATA.claim(self, key, data.peak_bytes(path, size), what, should_stop)
+    def _load(self, up: userdata.Upload, size: int, key, should_stop=None):
+        """(split, memory held) of an upload at a size, within this session's memory and decoding
+        budgets, decoding in one of the server's decoding slots."""
+        what = f"{up.shown} at {size} px"
+        held = resources.DATA.claim(self, key, data.peak_bytes(up.data, size), what, should_stop)
         budget_ = self.decoding.budget()
         try:
             with resources.decoding(should_stop, what):
-                split = data.load_split(str(path), size, labels_path=labels, should_stop=should_stop, pixels=budget_)
+                split = up.load(size, should_stop, budget_)
         except BaseException:
             held.drop()
             raise
@@ -372,15 +422,21 @@ class Session:
         return release
 
     def split(self, size: int, should_stop=None) -> data.Split:
-        if self.upload is None:
+        """The data in use (the upload or OpenMoji) at this image size, split as always."""
+        return self.data_split("upload" if self.uses_upload else OPENMOJI, size, should_stop)
+
+    def data_split(self, name: str, size: int, should_stop=None) -> data.Split:
+        """OpenMoji or the kept upload at this size, whichever the tabs use now (see use_data)."""
+        if name != "upload":
             return openmoji_split(size)
+        if self.upload is None:
+            raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                             "(or a .npy of images with a *label*.npy)")
         with self._data_lock:
             if size in self._upload_splits:
                 self._held[size].touch()
                 return self._upload_splits[size]
-            path, name, labels = self.upload
-            split, held = self._load(path, labels, size, size, f"{name} at {size} px", should_stop)
-            split.all.source = f"uploaded: {name}"
+            split, held = self._load(self.upload, size, size, should_stop)
             self._upload_splits[size], self._held[size] = split, held
             held.loaded(held.nbytes, self._releaser(size))
             return split
@@ -392,7 +448,12 @@ class Session:
     def own_images(self, paths, size: int, should_stop=None) -> data.ImageSet:
         """Image files (or zips) uploaded to be reconstructed: decoded up to the images shown,
         within this session's decoding budget, then kept in the session's folder (the latest set)."""
-        sources = [resources.resolve(p) for p in paths]
+        sources = []
+        for p in paths:  # a file no longer here is skipped (and named) like any unreadable one
+            try:
+                sources.append(resources.resolve(p))
+            except data.DataError:
+                sources.append(Path(p))
         budget_ = self.decoding.budget()
         try:
             with resources.decoding(should_stop, "your images"):
@@ -402,11 +463,18 @@ class Session:
         own = self.tmpdir / "own"
         kept = [resources.adopt(src, own / f"{i}-{Path(p).name}", self._uploads, self._root)
                 for i, (src, p) in enumerate(zip(sources, paths))
-                if resources.within(src, self._uploads)]  # a web upload; other files stay where they are
+                if src.is_file() and resources.within(src, self._uploads)]  # web uploads; other files stay
         for f in own.iterdir() if own.is_dir() else []:  # the previous set, unless it is this one
             if f not in kept:
                 f.unlink(missing_ok=True)
         return images
+
+    def data_key(self):
+        """Which data the tabs use, to tell a switch of data apart (uploads by their files)."""
+        return self.upload.key if self.uses_upload else OPENMOJI
+
+    def data_source(self) -> str:
+        return f"uploaded: {self.upload.shown}" if self.uses_upload else "OpenMoji"
 
 
 class SessionStore:
@@ -550,7 +618,7 @@ SHIPPED_ANSWERS = classroom.Memo(256)
 
 def shipped_key(session: Session, pair: Pair | None, *parts):
     """A key for an answer made from shipped models and data only, else None (not shared)."""
-    if session.upload is not None or (pair is not None and not pair.source.startswith("shipped:")):
+    if session.uses_upload or (pair is not None and not pair.source.startswith("shipped:")):
         return None
     return (pair.source if pair is not None else "", *parts)
 
@@ -569,25 +637,70 @@ def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Recons
 
 def load_user_images(paths: list[str], size: int, should_stop=None,
                      pixels: data.PixelBudget | None = None) -> data.ImageSet:
-    """Single image files (or a zip) uploaded to be reconstructed, as one ImageSet.
+    """Single image files (or zips) uploaded to be reconstructed, as one ImageSet.
 
-    Only the images shown (the first MAX_RECON_IMAGES) are decoded; `pixels` caps the decoding
-    of all the files together (default: data.MAX_DECODED_PIXELS); `should_stop` cancels it."""
-    sets, left, unread = [], MAX_RECON_IMAGES, []
+    A file that cannot be read is skipped and named in `skipped`, as are files beyond the
+    MAX_RECON_IMAGES images shown, which are not even decoded; only when no image at all is
+    usable is it an error. `pixels` caps the decoding of all the files together (default:
+    data.MAX_DECODED_PIXELS); `should_stop` cancels it (data.Cancelled)."""
+    sets, skipped, left = [], [], MAX_RECON_IMAGES
     pixels = pixels if pixels is not None else data.PixelBudget()
-    for p in paths:
+    for i, p in enumerate(paths):
         if not left:
-            unread.append(f"{Path(p).name}: not read (only the first {MAX_RECON_IMAGES} images are shown)")
-            continue
-        sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
-        left -= len(sets[-1])
-    if not sets:
-        raise ValueError("no images uploaded")
-    imgs = np.concatenate([s.images for s in sets])[:MAX_RECON_IMAGES]
-    names = [n for s in sets for n in s.names][:MAX_RECON_IMAGES]
-    skipped = [k for s in sets for k in s.skipped] + unread
+            rest = [Path(q).name for q in paths[i:]]
+            skipped.append(f"{', '.join(rest[:3])}{' ...' * (len(rest) > 3)}: beyond the {MAX_RECON_IMAGES} "
+                           f"images reconstructed at once ({len(rest)} file{'s' * (len(rest) != 1)} not read)")
+            break
+        try:
+            sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
+            left -= len(sets[-1])
+        except data.DataError as e:
+            skipped.append(str(e))
+    skipped += [k for s in sets for k in s.skipped]
+    if not sets or not sum(len(s) for s in sets):
+        why = ("; ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")) or \
+            "no images uploaded"
+        raise ValueError(f"no usable image in this upload: {why}")
+    names = [n for s in sets for n in s.names]
+    imgs = np.concatenate([s.images for s in sets])
     return data.ImageSet(imgs, np.zeros(len(imgs), np.int64), [data.UNLABELLED], names,
                          np.arange(1, len(imgs) + 1), "uploaded images", skipped)
+
+
+def trained_on(dataset: dict) -> str:
+    """What a model's recorded dataset was, in words."""
+    if not dataset:
+        return "data it has no record of"
+    spec = dataset.get("spec", OPENMOJI)
+    if spec == OPENMOJI:
+        return "OpenMoji emoji"
+    if spec.startswith(OPENMOJI + " ("):  # a shipped pair trained on some OpenMoji groups
+        return f"OpenMoji's {spec.removeprefix(OPENMOJI + ' (').removesuffix(')')} only"
+    return dataset.get("source") or spec
+
+
+def other_data(session: Session, dataset: dict, size: int) -> str | None:
+    """What a model was trained on when that is not the data this session uses, else None.
+
+    Compared by content (classroom.fingerprint) where the model recorded it; shipped models
+    record only that they were trained on OpenMoji (or some of its groups)."""
+    if "fingerprint" in dataset:
+        if dataset["fingerprint"] == classroom.fingerprint(session.split(size)):
+            return None
+    elif dataset and dataset.get("spec", OPENMOJI) == OPENMOJI and not session.uses_upload:
+        return None
+    return trained_on(dataset)
+
+
+def data_note(session: Session, pair: Pair, what: str = "these images") -> str:
+    """A sentence when the pair was trained on other data than the data in use, else ''."""
+    other = other_data(session, pair.dataset, pair.image_size)
+    if other is None:
+        return ""
+    part = str(pair.dataset.get("spec", "")).startswith(OPENMOJI + " (") and not session.uses_upload
+    seen = ("it saw only part of this data, so expect it to do worse on the rest" if part else
+            f"it never saw {what}, so expect it to do worse on them than on its own data")
+    return f"{pair.source} was trained on {other}, not on the data in use ({session.data_source()}): {seen}."
 
 
 def variants_for(session: Session, pair: Pair, images: data.ImageSet, k: int, scale: float,
@@ -610,12 +723,14 @@ def ladder_models(session: Session) -> list[dict]:
             by_rung.setdefault(e["rung"], {"latent": e["rung"], "source": "shipped"})[e["kind"]] = e["name"]
         for r in by_rung.values():
             if "ae" in r and "vae" in r:
-                rows.append({**r, "ae": zoo.load(r["ae"]).model, "vae": zoo.load(r["vae"]).model,
-                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")}})
+                ae = zoo.load(r["ae"])
+                rows.append({**r, "ae": ae.model, "vae": zoo.load(r["vae"]).model,
+                             "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")},
+                             "dataset": ae.meta.get("dataset") or {}})
     for run in session.runs:
         if run.kind == "rung" and run.pair is not None:
             rows.append({"latent": run.pair.latent, "source": f"run {run.number} (trained here)",
-                         "ae": run.pair.ae, "vae": run.pair.vae})
+                         "ae": run.pair.ae, "vae": run.pair.vae, "dataset": run.pair.dataset})
     return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
 
 
@@ -634,7 +749,7 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
             continue
         res = {k: metrics.evaluate(r[k], images, lpips=lpips) for k in ("ae", "vae")}
         out.append({"latent": r["latent"], "source": r["source"], "values": r["ae"].latent_numel,
-                    "image_values": 3 * images.image_size ** 2, "results": res})
+                    "image_values": 3 * images.image_size ** 2, "results": res, "dataset": r["dataset"]})
     return out
 
 
@@ -647,7 +762,7 @@ def plan_text(settings: TrainSettings, split: data.Split) -> str:
     est = timing.estimate_seconds(cfgs, n, len(split.val), tcfg.epochs)
     cap = f"; stopped at the {tcfg.seconds:.0f} s cap if it runs longer" if tcfg.seconds else ""
     return (f"{tcfg.epochs} epochs x {n:,} images = {steps:,} steps of batch {tcfg.batch_size} per model, "
-            f"{settings.image_size} px; about {est:.0f} s on this server{cap}.")
+            f"{settings.image_size} px, latent {cfgs[0].latent}; about {est:.0f} s on this server{cap}.")
 
 
 def train_models(settings: TrainSettings, split: data.Split, on_progress=None, should_stop=None,
@@ -701,7 +816,8 @@ def add_pair_run(session: Session, settings: TrainSettings, split: data.Split, m
     if not hists["ae"].iter_loss:
         raise InterruptedError("stopped before the first batch; nothing was kept")
     hd = {k: (h if isinstance(h, dict) else h.to_dict()) for k, h in hists.items()}
-    pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, split.describe())
+    dataset = {**split.describe(), "fingerprint": classroom.fingerprint(split)}  # to tell data apart later
+    pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, dataset)
     row = run_row(settings, pair, split, seconds, scores)
     row["trained"] = how or "here"
     return session.add_run(kind, row, hd, pair, use)
@@ -817,7 +933,7 @@ def progress_text(p: Progress) -> str:
 # --- latent space and the beta trade-off ----------------------------------------------
 IN_USE = "in use"
 # The shipped pair whose VAE generates (zoo.py): the Latent space tab's default.
-GENERATIVE_PAIR = "generate"
+GENERATIVE_PAIR = GENERATE
 GENERATIVE = SHIPPED + GENERATIVE_PAIR
 
 
@@ -879,7 +995,7 @@ def beta_results(models: list[tuple[float, AutoEncoder]], split: data.Split, n_s
         z = torch.randn((n_samples, *m.latent_shape), generator=torch.Generator().manual_seed(seed))
         rows.append({"beta": beta, "KL (nats/image)": v["val_kl"], "MSE per pixel": v["val_mse"],
                      "val PSNR": v["val_psnr"], "samples": sampling.prior_samples(m, z=z),
-                     "recon": metrics.evaluate(m, split.val.subset(np.arange(n_samples)), lpips=False).recon})
+                     "recon": metrics.evaluate(m, split.val.subset(np.arange(min(n_samples, len(split.val)))), lpips=False).recon})
     return rows
 
 

@@ -3,6 +3,7 @@
     python -m aevae.zoo build [--quick] [--out checkpoints] [--only NAME ...] [--resume]
     python -m aevae.zoo table [--out checkpoints]     # the README's results table
     python -m aevae.zoo grid  [--out checkpoints]     # ground truth | AE | VAE image for the README
+    python -m aevae.zoo priors [--out checkpoints]    # the generative pair's prior samples, VAE and AE
     python -m aevae.zoo readme                         # writes the table into README.md
     python -m aevae.zoo lpips [--out checkpoints]     # (re)measures LPIPS of every shipped model
 
@@ -35,6 +36,7 @@ SPLIT = {"spec": "openmoji", "val_fraction": 0.1, "seed": 0}
 LADDER = ["16", "64", "256", "16x8x8", "64x8x8", "64x16x16"]
 BETAS = [0.0, 0.1, 0.5, 1.0, 2.0, 4.0]  # the rate-distortion sweep (VAEs with a 64-value vector latent)
 BETA_LATENT = "64"
+GENERATE, GENERATE_LATENT, GENERATE_GROUPS = "generate", "16", ("smileys & emotion",)
 ZOO_THREADS = 1  # leaves the other core free while the zoo trains in the background
 HALF_TOLERANCE_DB = 0.01
 
@@ -42,10 +44,11 @@ HALF_TOLERANCE_DB = 0.01
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    group: str  # "default", "ladder" or "report"
+    group: str  # "default", "ladder", "report", "beta" or "generate"
     model: ModelConfig
     train: TrainConfig
     rung: str = ""  # the latent, for ladder entries
+    groups: tuple[str, ...] = ()  # OpenMoji groups it trains on (all when empty)
 
 
 def recipes(quick: bool = False) -> list[Recipe]:
@@ -77,6 +80,14 @@ def recipes(quick: bool = False) -> list[Recipe]:
         name = f"beta-{b:g}-vae"
         out.append(Recipe(name, "beta", default.model.with_(kind="vae", latent=BETA_LATENT, name=name),
                           common.with_(epochs=10, beta=b), BETA_LATENT))
+    # The pair whose VAE generates: one vector of 16 values, beta 1 (the ELBO's own weight) and the
+    # 167 "smileys & emotion" emoji, so that prior samples are faces a class recognises; on all 4,495
+    # emoji (a third of them flags and symbols) no shipped VAE's samples were recognisable.
+    gen_train = common.with_(epochs=200, batch_size=32, beta=1.0, cosine=True, kl_warmup_epochs=20)
+    for kind in ("ae", "vae"):
+        name = f"{GENERATE}-{kind}"
+        out.append(Recipe(name, GENERATE, default.model.with_(kind=kind, latent=GENERATE_LATENT, name=name),
+                          gen_train, GENERATE_LATENT, GENERATE_GROUPS))
     if quick:  # tiny models at 32 px, one epoch: the same code path in seconds
         small = []
         for r in out:
@@ -85,17 +96,19 @@ def recipes(quick: bool = False) -> list[Recipe]:
                 continue
             lat = r.model.latent.replace("8x8", "4x4")
             small.append(Recipe(r.name, r.group, r.model.with_(image_size=32, widths=(4, 8, 8), latent=lat),
-                                r.train.with_(epochs=1, batch_size=32), lat))
+                                r.train.with_(epochs=1, batch_size=32, kl_warmup_epochs=0), lat, r.groups))
         out = small
     return out
 
 
-def _split(image_size: int, quick: bool) -> data.Split:
-    split = data.load_split(SPLIT["spec"], image_size, SPLIT["val_fraction"], SPLIT["seed"])
-    if quick:  # a small slice keeps the test suite fast; ids stay those of the full set
-        split.train = split.train.subset(np.arange(min(192, len(split.train))))
-        split.val = split.val.subset(np.arange(min(48, len(split.val))))
-    return split
+def _split(image_size: int) -> data.Split:
+    return data.load_split(SPLIT["spec"], image_size, SPLIT["val_fraction"], SPLIT["seed"])
+
+
+def _quick(split: data.Split) -> data.Split:
+    """A small slice keeps the test suite fast; ids stay those of the full set."""
+    return data.Split(split.all, split.train.subset(np.arange(min(192, len(split.train)))),
+                      split.val.subset(np.arange(min(48, len(split.val)))), split.spec, split.val_fraction, split.seed)
 
 
 def _entry(r: Recipe, ck: checkpoints.Checkpoint, result: metrics.EvalResult, path: Path, hist) -> dict:
@@ -109,7 +122,17 @@ def _entry(r: Recipe, ck: checkpoints.Checkpoint, result: metrics.EvalResult, pa
         "dtype": ck.meta["dtype"],
         "metrics": {k: None if v is None else {"mean": v.mean, "std": v.std, "n": v.n} for k, v in s.items()},
         "lpips_note": result.lpips_note,
-    }
+    } | ({"groups": list(r.groups)} if r.groups else {})
+
+
+def _groups(split: data.Split, groups: tuple[str, ...]) -> data.Split:
+    """The split's images of these OpenMoji groups only (the whole split when none are named)."""
+    if not groups:
+        return split
+    keep = [split.all.label_names.index(g) for g in groups]
+    train, val = (part.subset(np.flatnonzero(np.isin(part.labels, keep))) for part in (split.train, split.val))
+    whole = split.all.subset(np.flatnonzero(np.isin(split.all.labels, keep)))
+    return data.Split(whole, train, val, f"{split.spec} ({', '.join(groups)})", split.val_fraction, split.seed)
 
 
 def build(out: Path = DEFAULT_DIR, quick: bool = False, only: list[str] | None = None,
@@ -129,30 +152,38 @@ def build(out: Path = DEFAULT_DIR, quick: bool = False, only: list[str] | None =
             log(f"[{i}/{len(todo)}] {r.name}: kept")
             continue
         size = r.model.image_size
-        split = splits.setdefault(size, _split(size, quick))
+        split = _groups(splits.setdefault(size, _split(size)), r.groups)
+        split = _quick(split) if quick else split
         torch.manual_seed(r.train.seed)
         model = build_model(r.model)
         t0 = time.perf_counter()
         hist = train(model, split.train, split.val, r.train)
-        # fp16 weights only where they cost no measurable quality.
-        full = metrics.evaluate(model, split.val, lpips=False).summary()["psnr"].mean
-        checkpoints.save(model, path, train=r.train, history=hist, dataset=split.describe(), half=True, name=r.name)
-        ck = checkpoints.load(path)
-        half = metrics.evaluate(ck.model, split.val, lpips=False).summary()["psnr"].mean
-        if abs(half - full) >= HALF_TOLERANCE_DB:
-            checkpoints.save(model, path, train=r.train, history=hist, dataset=split.describe(), name=r.name)
-            ck = checkpoints.load(path)
-        result = metrics.evaluate(ck.model, split.val)
-        entry = _entry(r, ck, result, path, hist)
-        checkpoints.save(ck.model, path, train=r.train, history=hist, dataset=split.describe(),
-                         half=ck.meta["dtype"] == "float16", name=r.name, metrics=entry["metrics"])
-        entries[r.name] = entry
-        checkpoints.write_manifest(out, [entries[k] for k in sorted(entries, key=_order)],
-                                   split=SPLIT, note="made by python -m aevae.zoo build")
+        entry = ship(r, model, hist, split, out, entries)
         s = entry["metrics"]
         log(f"[{i}/{len(todo)}] {r.name}: {time.perf_counter() - t0:.0f} s, {entry['epochs']} epochs, "
             f"PSNR {s['psnr']['mean']:.2f} SSIM {s['ssim']['mean']:.4f} ({entry['dtype']})")
     return [entries[k] for k in sorted(entries, key=_order)]
+
+
+def ship(r: Recipe, model, hist, split: data.Split, out: Path, entries: dict) -> dict:
+    """Save a model trained by recipe `r` as a shipped checkpoint, measured, and list it in the manifest."""
+    path = out / f"{r.name}.json"
+    # fp16 weights only where they cost no measurable quality.
+    full = metrics.evaluate(model, split.val, lpips=False).summary()["psnr"].mean
+    checkpoints.save(model, path, train=r.train, history=hist, dataset=split.describe(), half=True, name=r.name)
+    ck = checkpoints.load(path)
+    half = metrics.evaluate(ck.model, split.val, lpips=False).summary()["psnr"].mean
+    if abs(half - full) >= HALF_TOLERANCE_DB:
+        checkpoints.save(model, path, train=r.train, history=hist, dataset=split.describe(), name=r.name)
+        ck = checkpoints.load(path)
+    result = metrics.evaluate(ck.model, split.val)
+    entry = _entry(r, ck, result, path, hist)
+    checkpoints.save(ck.model, path, train=r.train, history=hist, dataset=split.describe(),
+                     half=ck.meta["dtype"] == "float16", name=r.name, metrics=entry["metrics"])
+    entries[r.name] = entry
+    checkpoints.write_manifest(out, [entries[k] for k in sorted(entries, key=_order)],
+                               split=SPLIT, note="made by python -m aevae.zoo build")
+    return entry
 
 
 def add_lpips(out: Path = DEFAULT_DIR, log=print) -> list[dict]:
@@ -164,7 +195,8 @@ def add_lpips(out: Path = DEFAULT_DIR, log=print) -> list[dict]:
     for i, e in enumerate(entries, 1):
         ck = checkpoints.load(out / e["file"])
         size = ck.model.config.image_size
-        split = splits.setdefault(size, _split(size, False))
+        groups = tuple(e.get("groups") or ())
+        split = _groups(splits.setdefault(size, _split(size)), groups)
         t0 = time.perf_counter()
         result = metrics.evaluate(ck.model, split.val)
         s = result.summary()
@@ -261,17 +293,28 @@ def write_readme_table(readme: Path, entries: list[dict]) -> None:
 def grid(zoo: Zoo, n: int = 10, seed: int = 0) -> np.ndarray:
     """Rows ground truth / AE / VAE for n random validation images of the default pair."""
     ae, vae = zoo.pair()
-    split = _split(ae.model.config.image_size, False)
+    split = _split(ae.model.config.image_size)
     pick = np.sort(np.random.default_rng(seed).choice(len(split.val), n, replace=False))
     gt = split.val.images[pick]
     rows = [gt, metrics.evaluate(ae.model, gt, lpips=False).recon, metrics.evaluate(vae.model, gt, lpips=False).recon]
     return np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
 
 
+def priors(zoo: Zoo, n: int = 12, seed: int = 0) -> np.ndarray:
+    """The generative pair's prior samples, the Latent space tab's default: the VAE's row, then the
+    AE's decoding of the very same draws z ~ N(0, I)."""
+    from . import figures, sampling
+
+    ae, vae = zoo.pair(GENERATE)
+    z = torch.randn((n, *vae.model.latent_shape), generator=torch.Generator().manual_seed(seed))
+    rows = [sampling.prior_samples(vae.model, z=z), sampling.prior_samples(ae.model, z=z)]
+    return figures.image_grid(rows, ["VAE", "AE"], scale=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m aevae.zoo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["build", "table", "grid", "readme", "lpips"])
+    ap.add_argument("command", choices=["build", "table", "grid", "priors", "readme", "lpips"])
     ap.add_argument("--out", default=str(DEFAULT_DIR))
     ap.add_argument("--quick", action="store_true", help="tiny models on a slice of the data (for tests)")
     ap.add_argument("--only", nargs="*", help="build only these models")
@@ -288,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from PIL import Image
 
-        path = Path(args.out) / "grid.png"
-        Image.fromarray(grid(Zoo(args.out))).save(path)
+        path = Path(args.out) / f"{args.command}.png"
+        Image.fromarray((grid if args.command == "grid" else priors)(Zoo(args.out))).save(path)
         print(path)
     return 0
 

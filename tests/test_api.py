@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CLIENT_HTTPX
 from gradio_client import Client
 from PIL import Image
 from safetensors.torch import load_file
@@ -15,7 +16,7 @@ from aevae import checkpoints, data
 
 @pytest.fixture(scope="module")
 def client(server):
-    return Client(server, verbose=False)
+    return Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
 
 
 def test_endpoints_are_listed(client):
@@ -79,7 +80,7 @@ def test_same_settings_and_seed_give_identical_checkpoints_in_two_sessions(serve
     """Two browser sessions (two clients) train with the same small settings and seed."""
     tensors = []
     for i in range(2):
-        c = Client(server, verbose=False)
+        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
         *_, files, _, _ = c.predict("default", 32, "16x4x4", 1, 120, 32, 2e-3, 1e-5, 0.1, 11, "openmoji", None,
                                     False, api_name="/train")
         folder = tmp_path / str(i)

@@ -12,7 +12,7 @@ import torch
 from conftest import make_images
 from PIL import Image
 
-from aevae import checkpoints, data
+from aevae import checkpoints, data, workbench
 from ui.common import session
 
 
@@ -64,12 +64,28 @@ def test_reconstruct_uploaded_images(app_module, tmp_path):
         p = tmp_path / f"own{i}.png"
         Image.fromarray(img).convert("RGBA").save(p)
         paths.append(str(p))
-    grid, _, table, _ = list(app_module.reconstruct_uploads(paths, False, req("r4")))[-1]
+    grid, _, table, _, note = last(app_module.reconstruct_uploads(paths, False, req("r4")))
     assert len(table) == 3 and table["name"].tolist()[0].startswith("own0")
+    assert "3 images reconstructed by shipped: default (trained on OpenMoji emoji)" in note
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
+    # One bad file among good ones is skipped and named; the good ones are reconstructed.
+    grid, _, table, _, note = last(app_module.reconstruct_uploads([paths[0], str(bad), paths[2]], False, req("r4")))
+    assert table["name"].tolist() == ["own0.png", "own2.png"] and "**Skipped 1:** bad.png" in note
+    with pytest.raises(gr.Error, match="no usable image in this upload: bad.png"):
+        last(app_module.reconstruct_uploads([str(bad)], False, req("r4")))
+    # In the page, loading is its own step: an upload with nothing usable marks only its note.
     with pytest.raises(gr.Error, match="bad.png"):
-        list(app_module.reconstruct_uploads([str(bad)], False, req("r4")))
+        last(app_module.load_own([str(bad)], req("r4")))
+    images, note = last(app_module.load_own([str(bad), paths[1]], req("r4")))
+    assert len(images) == 1 and "Skipped 1" in note
+    _, summary, table, _ = app_module.reconstruct_own(images, False, req("r4"))
+    assert table["name"].tolist() == ["own1.png"] and "Mean ± std over 1 images" in summary
+
+
+def last(steps):
+    """The final answer of a handler that yields progress first (decoding runs in the background)."""
+    return list(steps)[-1]
 
 
 def test_variants_default_ids_and_exports(app_module):
@@ -77,7 +93,9 @@ def test_variants_default_ids_and_exports(app_module):
                                                    req("v1"))
     assert len(gallery) == 20 and "100 VAE variants" in msg
     names = {f.rsplit("/", 1)[-1] for f in files}
-    assert names == {"gen_data.npy", "gen_label.npy", "variants.png"}
+    assert names == {"gen_data.npy", "gen_label.npy", "gen_label_names.txt", "variants.png"}
+    label_names = open([f for f in files if f.endswith("gen_label_names.txt")][0]).read().splitlines()
+    assert label_names == data.OPENMOJI_GROUPS
     back = data.load_arrays([f for f in files if f.endswith("gen_data.npy")][0],
                             labels_path=[f for f in files if f.endswith("gen_label.npy")][0])
     assert len(back) == 100
@@ -242,8 +260,10 @@ def test_latent_space_prior_interpolation_and_map(app_module):
     assert grid2.shape == grid.shape and not np.array_equal(grid, grid2)
     interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
     assert pixels(interp).shape[0] > 3 * 32 and "5 steps" in msg
-    points, thumbs, note, xs, ys = app_module.code_map("in use", "VAE", req("ls1"))
+    points, thumbs, note, xs, ys, labels = app_module.code_map("in use", "VAE", req("ls1"))
     assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
+    assert set(labels) == set(points["label"]) and app_module.redraw_map(labels)["colors_in_legend"] == labels
+    assert "trained on" not in note  # the shipped pair on OpenMoji: its own data
     assert "variance" in note and pixels(thumbs).shape[0] >= 7 * 32
     point = app_module.decode_point(0.0, 0.0, req("ls1"))
     with pytest.raises(gr.Error, match="PC 1"):
@@ -385,3 +405,133 @@ def test_a_students_session_survives_many_script_sessions():
     time.sleep(0.01)
     store.get("later")
     assert old.closed and student.closed  # idle past the limit: dropped, whatever they are
+
+
+# --- your own data (issue 15) ---------------------------------------------------------------
+def homework(tmp_path):
+    """A student's homework arrays: 50x50 photos, numeric labels, and a file naming the labels."""
+    np.save(tmp_path / "photos.npy", make_images(60, 50))
+    np.save(tmp_path / "photo_labels.npy", np.arange(60) % 3)
+    (tmp_path / "names.txt").write_text("cats\ndogs\nbirds\n")
+    return [str(tmp_path / n) for n in ("photos.npy", "photo_labels.npy", "names.txt")]
+
+
+def two_folder_zip(tmp_path, n=40):
+    z = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, img in enumerate(make_images(n, 40, seed=1)):
+            p = tmp_path / f"{i}.png"
+            Image.fromarray(img).save(p)
+            zf.write(p, f"{'discs' if i % 2 else 'squares'}/{i}.png")
+    return str(z)
+
+
+def test_an_upload_is_used_at_once_and_described(app_module, tmp_path):
+    s = session(req("up1"))
+    dataset, text, strip = app_module.upload_data(homework(tmp_path), 32, req("up1"))
+    assert dataset == "upload" and s.uses_upload
+    assert "`photos.npy`, `photo_labels.npy`, `names.txt`: 60 images, stored 50x50 px, trained at 32x32" in text
+    assert "set Image size to 50" in text and "54 train / 6 validation" in text
+    assert "**3 labels:** `cats` (20), `dogs` (20), `birds` (20)" in text
+    assert pixels(strip["value"]).shape[0] >= 3 * 32 and strip["visible"]  # a row of examples per label
+    # Switching Data back to OpenMoji keeps the upload; switching again uses it without a new upload.
+    dataset, text, _ = app_module.choose_data("openmoji", None, 32, req("up1"))
+    assert dataset == "openmoji" and not s.uses_upload and s.upload is not None and "OpenMoji" in text
+    dataset, text, _ = app_module.choose_data("upload", None, 32, req("up1"))
+    assert dataset == "upload" and "60 images" in text
+    # A bad upload changes nothing and says why.
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"not a zip")
+    dataset, text, _ = app_module.upload_data([str(bad)], 32, req("up1"))
+    assert dataset == "upload" and "This upload is not used:** bad.zip is not a valid zip" in text
+    assert "stays uploaded: photos.npy + photo_labels.npy + names.txt" in text and s.upload.files[0] == "photos.npy"
+    # Removing the files goes back to OpenMoji.
+    dataset, text, strip = app_module.upload_data(None, 32, req("up1"))
+    assert dataset == "openmoji" and s.upload is None and not strip["visible"]
+    dataset, text, _ = app_module.choose_data("upload", None, 32, req("up1"))
+    assert dataset == "openmoji" and "Upload your data first" in text
+
+
+def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path):
+    choices = app_module.label_choices("flags", req("lab1"))
+    assert choices["choices"] == ["(none)", *data.OPENMOJI_GROUPS] and choices["value"] == "flags"
+    app_module.upload_data(homework(tmp_path), 32, req("lab1"))
+    choices = app_module.label_choices("flags", req("lab1"))
+    assert choices["choices"] == ["(none)", "cats", "dogs", "birds"] and choices["value"] == "(none)"
+    gallery, msg, files = app_module.make_variants("", "dogs", 3, 2, 1.0, 0, req("lab1"))
+    assert len(gallery) == 3 and all("dogs" in caption for _, caption in gallery)
+    assert "shipped: default was trained on OpenMoji emoji, not on the data in use" in msg
+    with pytest.raises(gr.Error, match="no label 'people & body' in the data in use .*its labels: cats, dogs"):
+        app_module.make_variants("", "people & body", 3, 2, 1.0, 0, req("lab1"))
+    # gen_label.npy comes with its names, and the three files upload back with the labels named.
+    by_name = {f.rsplit("/", 1)[-1]: f for f in files}
+    assert open(by_name["gen_label_names.txt"]).read().splitlines() == ["cats", "dogs", "birds"]
+    app_module.upload_data([by_name[n] for n in ("gen_data.npy", "gen_label.npy", "gen_label_names.txt")], 32,
+                           req("lab2"))
+    assert app_module.label_choices("", req("lab2"))["choices"] == ["(none)", "dogs"]
+    # A zip's folder names are its labels.
+    app_module.upload_data([two_folder_zip(tmp_path)], 32, req("lab3"))
+    assert app_module.label_choices("", req("lab3"))["choices"] == ["(none)", "discs", "squares"]
+
+
+def test_training_on_an_upload_and_notes_about_other_data(app_module, tmp_path):
+    files = homework(tmp_path)
+    app_module.upload_data(files, 32, req("od1"))
+    steps = run_training(app_module, "od1", dataset="upload", upload=files)
+    assert "uploaded: photos.npy + photo_labels.npy + names.txt: 54 train / 6 validation" in steps[-1][0]
+    _, summary, table, _ = app_module.reconstruct("", 4, 0, False, req("od1"))
+    assert "Note:" not in summary and set(table["label"]) <= {"cats", "dogs", "birds"}
+    app_module.choose_data("openmoji", files, 32, req("od1"))  # the run's data is no longer the data in use
+    _, summary, _, _ = app_module.reconstruct("", 4, 0, False, req("od1"))
+    assert "run 1 was trained on uploaded: photos.npy + photo_labels.npy + names.txt, not on the data in use " \
+           "(OpenMoji)" in summary
+    app_module.choose_data("upload", files, 32, req("od1"))
+    app_module.use_models("shipped:default", req("od1"))
+    _, _, note, *_ = app_module.code_map("in use", "AE", req("od1"))
+    assert "shipped: default was trained on OpenMoji emoji" in note
+    _, table, _, note = app_module.compare_latents("", 2, 0, False, req("od1"))
+    assert set(table["trained on"]) == {"OpenMoji emoji"} and "never saw images like these" in note
+    *_, note = app_module.shipped_beta_sweep(req("od1"))
+    assert "not on the data in use, uploaded: photos.npy" in note
+    *_, note = list(app_module.beta_sweep("0, 1", 1, req("od1")))[-1]
+    assert "emoji" not in note and "smooth averages of the training images" in note
+
+
+def test_a_shared_link_restores_exactly_what_it_says(app_module):
+    link = {"preset": "report-a", "size": "50", "latent": "256", "epochs": "7", "seconds": "45", "batch": "16",
+            "lr": "0.001", "wd": "0.00001", "beta": "0.5", "seed": "3"}  # issue 15's link
+    *controls, note = app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params=link))
+    assert [c["value"] for c in controls] == ["report-a", 50, "256", 7, 45.0, 16, 0.001, 0.00001, 0.5, 3]
+    assert "Not applied" not in note
+    # What a link leaves out comes from its preset; a size brings the preset's latent for that size.
+    *controls, _ = app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params={
+        "preset": "report-b", "size": "50"}))
+    values = dict(zip(workbench.QUERY_KEYS, [c.get("value") for c in controls]))
+    assert values["latent"] == "256x6x6" and values["batch"] == 64 and values["lr"] == 0.002
+    assert app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params={}))[0] == gr.update()
+
+
+def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
+    args = dict(preset="quick", image_size=50, latent="8x16x16", epochs=4, cap=300, batch_size=32, lr=0.003,
+                weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji")
+    md, pick = app_module.plan_training(*args.values(), request=req("nl1"))
+    assert "Cannot train with these settings" in md and pick["visible"]
+    assert pick["choices"] == ["8x12x12", "14x12x12", "8x23x23"]
+    md, pick = app_module.plan_training(*{**args, "latent": "8x12x12"}.values(), request=req("nl1"))
+    assert md.startswith("**Plan:**") and "latent 8x12x12" in md and not pick["visible"]
+    # A new image size brings the preset's latent along (looked up in the browser: see the browser test).
+    table = app_module.adapt_table()
+    assert table["quick"]["by_size"][50] == "8x12x12" and table["quick"]["by_size"][100] == "8x25x25"
+    assert "8x16x16" in table["quick"]["ours"] and "32x16x16" not in table["quick"]["ours"]
+    assert table["report-a"]["ours"] == ["256"] and table["report-a-wide"]["by_size"][64] is None
+
+
+def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_path):
+    """OpenMoji's ids (3, 841 here) are not in a 40-image upload: the interpolation waits for
+    ids of the data, the prior samples and the code map are still shown."""
+    app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
+    out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
+    prior, _, interp, _, points, _, note, *_ , labels = out
+    assert pixels(prior).ndim == 3 and interp == gr.update()
+    assert len(points) == 4 and labels == list(dict.fromkeys(points["label"])) and set(labels) <= {"discs", "squares"}
+    assert "shipped: default was trained on OpenMoji emoji" in note

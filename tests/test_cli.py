@@ -68,12 +68,13 @@ def test_sample_exports_arrays_that_load_back(trained, dataset, tmp_path):
     labels = np.load(tmp_path / "gen_label.npy")
     assert labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0]
     assert np.load(tmp_path / "gen_data_ae.npy").shape == (15, 32, 32, 3)
+    assert (tmp_path / "gen_label_names.txt").read_text().splitlines() == ["0", "1", "2"]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["sample", "{vae}", "--ids", "1,999", "--dataset", "{data}"], "no image with id 999"),
     (["sample", "{ae}", "--ids", "1"], "need a VAE"),
-    (["evaluate", "{missing}"], "not found"),
+    (["evaluate", "{missing}"], "no such run folder or checkpoint"),
     (["train", "--dataset", "{missing}", "--epochs", "1"], "missing"),
     (["train", "--dataset", "{data}", "--image-size", "32", "--latent", "3x5x5"], "cannot be reached"),
     (["train", "--dataset", "{data}", "--epochs", "0"], "epochs must be"),
@@ -103,3 +104,23 @@ def test_evaluate_and_sample_take_the_run_folder(trained, tmp_path, capsys):
     empty.mkdir()
     assert main(["evaluate", str(empty)]) == 2
     assert "no checkpoint in it" in capsys.readouterr().err
+    for command in ("evaluate", "sample"):  # a mistyped folder: what was looked for, not a metadata error
+        assert main([command, str(tmp_path / "runs" / "x")]) == 2
+        assert "no such run folder or checkpoint (looked for the folder" in capsys.readouterr().err
+
+
+def test_train_out_dir_then_evaluate_and_sample_it_as_a_subprocess(dataset, tmp_path):
+    """Issue 15 as a student types it: train --out DIR, then evaluate DIR and sample DIR."""
+    run = tmp_path / "runs" / "x"
+
+    def aevae(*args):
+        out = subprocess.run([sys.executable, "-m", "aevae", *map(str, args)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    aevae("train", "--dataset", dataset, "--image-size", 32, "--latent", 8, "--widths", "4,8", "--epochs", 1,
+          "--batch-size", 32, "--no-lpips", "--out", run)
+    lines = [line for line in aevae("evaluate", run, "--no-lpips").splitlines() if "PSNR" in line]
+    assert len(lines) == 2 and {line.split()[1] for line in lines} == {"AE", "VAE"}
+    aevae("sample", run, "--ids", "1-2", "--variants", 2, "--out", tmp_path / "v")
+    assert np.load(tmp_path / "v" / "gen_data.npy").shape == (4, 32, 32, 3)

@@ -6,18 +6,23 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from aevae.config import (
     MAX_LATENT_VALUES,
     MAX_SEED,
     MAX_VECTOR_LATENT,
+    PRESETS,
     Latent,
     ModelConfig,
     TrainConfig,
+    adapt_latent,
     check_finite,
     check_seed,
+    nearest_latents,
     parse_latent,
 )
+from aevae.models import build_model
 
 NAN, INF = float("nan"), float("inf")
 
@@ -137,3 +142,39 @@ def test_model_config_numbers(changes, message):
 def test_model_config_normalises_whole_floats():
     cfg = ModelConfig(image_size=64.0, widths=(16.0, 32))
     assert cfg.image_size == 64 and type(cfg.image_size) is int and cfg.widths == (16, 32)
+
+
+@pytest.mark.parametrize(("latent", "size", "first"), [
+    ("8x16x16", 50, "8x12x12"),  # issue 15: the Train tab's default latent at report A's 50 px
+    ("16x8x8", 50, "16x10x10"), ("64x48x48", 64, "38x62x62"), ("256x8x8", 100, "256x10x10"),
+])
+def test_nearest_latents_are_latents_that_build(latent, size, first):
+    got = nearest_latents(latent, size)
+    assert got[0] == first and 2 <= len(got) <= 3 and latent not in got
+    for lat in got:  # every suggestion is a model that builds, with an output the image's size
+        m = build_model(ModelConfig(image_size=size, latent=lat, widths=(4, 4, 4, 4)))
+        assert m.decode(m.encode(torch.zeros(1, 3, size, size)).mu).shape[-1] == size
+        assert parse_latent(lat).numel <= MAX_LATENT_VALUES
+
+
+def test_nearest_latents_of_a_latent_that_works_is_itself():
+    assert nearest_latents("8x16x16", 64) == ["8x16x16"] and nearest_latents("256", 50) == ["256"]
+
+
+def test_the_unreachable_latent_error_names_the_nearest_choices():
+    with pytest.raises(ValueError, match="nearest that work: 8x12x12, 14x12x12, 8x23x23"):
+        build_model(ModelConfig(image_size=50, latent="8x16x16"))
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("size", [32, 50, 64, 100, 128])
+def test_preset_latents_adapt_to_other_image_sizes_where_they_can(name, size):
+    p = PRESETS[name].model
+    got = adapt_latent(p.latent, p.image_size, size)
+    assert adapt_latent(p.latent, p.image_size, p.image_size) == p.latent
+    if got is None:  # only report A 5-1's 64x48x48 cannot: 64x62x62 is over the limit
+        assert name == "report-a-wide" and size > 50
+        return
+    model = build_model(p.with_(image_size=size, latent=got))  # the same stages as at the preset's size
+    assert len(model.plan.widths) == len(build_model(p).plan.widths)
+    assert adapt_latent(got, size, p.image_size) == p.latent or size < p.image_size

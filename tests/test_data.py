@@ -453,6 +453,22 @@ def test_labels_file(tmp_path, pixels):
     assert flat.label_names == ["1", "2"]
 
 
+def test_labels_given_as_names(tmp_path, pixels):
+    """A homework's labels are often strings ("cat", "dog"): they name the labels themselves."""
+    np.save(tmp_path / "data.npy", pixels)
+    np.save(tmp_path / "label.npy", np.array(["dog", "cat", " dog", "bird", "cat"]))
+    s = data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / "label.npy")
+    assert s.label_names == ["bird", "cat", "dog"] and s.labels.tolist() == [2, 1, 2, 0, 1]
+    np.savez(tmp_path / "both.npz", data=pixels, label=np.array(["a", "b", "a", "b", "b"]))
+    assert data.load_arrays(tmp_path / "both.npz").label_names == ["a", "b"]
+    np.save(tmp_path / "long.npy", np.array(["x" * 300] * 5))
+    with pytest.raises(DataError, match="^long.npy: label names of up to 300 characters; the limit is 200"):
+        data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / "long.npy")
+    np.save(tmp_path / "few.npy", np.array(["a", "b"]))
+    with pytest.raises(DataError, match="^few.npy: 2 labels but 5 images"):
+        data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / "few.npy")
+
+
 @pytest.mark.parametrize(("ikey", "lkey"), [("data", "label"), ("images", "labels")])
 def test_npz_keys(tmp_path, pixels, ikey, lkey):
     np.savez(tmp_path / "set.npz", **{ikey: pixels, lkey: np.array([0, 1, 0, 1, 1])})

@@ -105,13 +105,13 @@ def test_uploads_are_moved_into_the_session_and_found_again(tmp_path):
     try:
         s.set_upload(str(up), 32)
         assert not up.exists() and not (uploads / sha).exists()  # moved, its folder gone
-        kept = s.upload[0]
-        assert kept.parent == s.tmpdir and kept.exists()
-        assert s.load_upload(str(up), 32).held is None  # the page's old path: the same data, not decoded again
+        kept = s.upload.data
+        assert kept.parent.parent == s.tmpdir and kept.exists() and kept.name == "mine.npy"
+        assert s.same_upload([str(up)])  # the page's old path: the upload it already has
         other.set_upload(str(up), 32)  # another student with the same bytes: a copy of its own
-        assert other.upload[0].exists() and other.upload[0] != kept
+        assert other.upload.data.exists() and other.upload.data != kept
         s.close()
-        assert not kept.exists() and other.upload[0].exists()
+        assert not kept.exists() and other.upload.data.exists()
         with pytest.raises(data.DataError, match="no longer on the server"):
             resources.resolve(uploads / "zzz" / "gone.npy")
     finally:
@@ -202,7 +202,7 @@ def test_uploads_to_reconstruct_are_decoded_only_as_far_as_shown(tmp_path, monke
     monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
     images = workbench.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
     assert len(images) == workbench.MAX_RECON_IMAGES == len(decoded)
-    assert images.skipped == ["000.png: not read (only the first 64 images are shown)"]
+    assert images.skipped == ["000.png: beyond the 64 images reconstructed at once (1 file not read)"]
     with pytest.raises(data.Cancelled):
         workbench.load_user_images([tmp_path / "many.zip"], 32, should_stop=lambda: True)
 

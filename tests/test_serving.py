@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import free_port
+from conftest import CLIENT_HTTPX, free_port
 from gradio_client import Client
 
 
@@ -38,13 +38,13 @@ def test_oversize_upload_is_refused(app_module):
 def test_a_classroom_at_once(server, capfd):
     """30 clients reconstruct at once while 2 other sessions train; every answer is right."""
     def reconstruct(i):
-        c = Client(server, verbose=False)
+        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
         t0 = time.monotonic()
         _, summary, table, _ = c.predict("", 10, i, False, api_name="/reconstruct")
         return time.monotonic() - t0, len(table["data"]), summary
 
     def train(i):
-        c = Client(server, verbose=False)
+        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
         status, *_ = c.predict("default", 32, "16x4x4", 1, 120, 64, 2e-3, 1e-5, 0.1, i, "openmoji", None,
                                False, api_name="/train")
         return status
@@ -80,7 +80,7 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
     out = Path(tempfile.mkdtemp())
 
     def train(i):
-        c = Client(server, verbose=False)
+        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
         status, *_, files, _strip, _picker = c.predict(*args, api_name="/train")
         folder = out / str(i)
         folder.mkdir()
@@ -89,7 +89,7 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
         return status, {p.name: load_file(str(p)) for p in folder.glob("*.safetensors")}
 
     def reconstruct(i):
-        c = Client(server, verbose=False)
+        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
         _, summary, table, csv = c.predict("", 10, i % 3, False, api_name="/reconstruct")
         return len(table["data"]), Path(csv).read_text().count("\n")
 
@@ -117,7 +117,7 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
 def test_files_stay_whole_while_others_make_new_ones(server, capfd):
     """Many clients fetch output files while others make new ones (the same pictures included)."""
     def fetch(i):
-        c = Client(server, verbose=False)
+        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
         img, _, _, csv = c.predict("", 10, i % 2, False, api_name="/reconstruct")  # the same picture often
         return Path(img).stat().st_size, open(csv).read().count("\n")
 

@@ -23,7 +23,8 @@ from .common import (
 )
 
 
-def show_betas(s: workbench.Session, rows: list[dict], source: str):
+def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool):
+    """The table, the chart, the grid and a note; `emoji`: the images are OpenMoji's."""
     digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
     table = pd.DataFrame([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
                            if k not in ("samples", "recon")} for r in rows])
@@ -36,9 +37,11 @@ def show_betas(s: workbench.Session, rows: list[dict], source: str):
         grid_rows += [r["recon"], r["samples"]]
         labels += [f"beta {r['beta']:g} recon", f"beta {r['beta']:g} samples"]
     grid = figures.image_grid(grid_rows, labels, scale=figures.auto_scale(size, 64))
+    kind = "emoji" if emoji else "images like the training data"
+    average = "smooth average emoji" if emoji else "smooth averages of the training images"
     note = (f"{source}. Low beta: sharp reconstructions, a high KL (rate) and prior samples that are not "
-            "emoji. High beta: the code carries little (low KL), reconstructions blur, and samples become "
-            "smooth average emoji. Report B's VAE sits at the blurry end of this trade-off.")
+            f"{kind}. High beta: the code carries little (low KL), reconstructions blur, and samples become "
+            f"{average}. Report B's VAE sits at the blurry end of this trade-off.")
     return table, chart, png(s.new_folder(), grid, "beta-sweep.png"), note
 
 
@@ -47,7 +50,11 @@ def shipped_beta_sweep(request: gr.Request):
     rows = workbench.shipped_beta_results(s)
     if not rows:
         raise gr.Error("No beta sweep is shipped; train one on your data below.")
-    return show_betas(s, rows, "Shipped VAEs (latent 64, 10 epochs each on OpenMoji)")
+    source = "Shipped VAEs (latent 64, 10 epochs each on OpenMoji), measured on OpenMoji's validation images"
+    if s.uses_upload:
+        source += (f" (not on the data in use, {s.data_source()}: these VAEs never saw it; train the sweep "
+                   "on it with the button beside)")
+    return show_betas(s, rows, source, emoji=True)
 
 
 def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
@@ -90,7 +97,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     done = "" if len(models) == len(betas) else f" Stopped after {len(models)} of {len(betas)} betas."
     yield show_betas(s, workbench.beta_results(models, split),
                      f"Trained here: {epochs} epochs per beta on {split.all.source}.{done} Each beta is a run "
-                     "in the Hyperparameter runs tab")
+                     "in the Hyperparameter runs tab", emoji=split.spec == workbench.OPENMOJI)
 
 
 def build(ctx) -> None:

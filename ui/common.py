@@ -369,14 +369,14 @@ def stop_training(request: gr.Request):
 
 def on_open(tab: str, handler, outputs: int):
     """`handler` as the view a tab shows when it is opened: computed the first time the tab opens
-    for the pair in use, then left as the student changed it (no update). Shipped answers are
+    for the pair and the data in use, then left as the student changed it (no update). Shipped answers are
     cached (workbench.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
 
     @functools.wraps(handler)
     def opened(*args, **kwargs):  # called with the handler's signature, the request included
         request = kwargs.get("request", args[-1] if args else None)
         s = session(request)
-        key = (tab, s.in_use)
+        key = (tab, s.in_use, s.data_key())  # new data (an upload, OpenMoji again): a new first view
         if key in s.opened:
             return (gr.update(),) * outputs if outputs > 1 else gr.update()
         try:

@@ -41,20 +41,24 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
         if not rungs:
             raise NoModels("No latent ladder is shipped: train a rung below.")
         size = rungs[0]["ae"].config.image_size
-        images = workbench.choose(workbench.openmoji_split(size) if s.upload is None else s.split(size),
-                                  parse_ids_or_none(ids_text), int(n), int(seed))
+        images = workbench.choose(s.split(size), parse_ids_or_none(ids_text), int(n), int(seed))
         res = workbench.latent_sizes(s, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e) from None
     rows, grid_rows, labels, chart = [], [images.images], ["ground truth"], []
+    elsewhere: dict[str, list[str]] = {}  # data a rung was trained on, when not the data in use -> rungs
     for r in res:
+        other = workbench.other_data(s, r["dataset"], images.image_size)
+        if other is not None:
+            elsewhere.setdefault(other, []).append(r["latent"])
         ratio = r["values"] / r["image_values"]
         for kind in ("ae", "vae"):
             sm = r["results"][kind].summary()
             rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
                          "vs image values": f"{ratio:.3g}x" + (" (LARGER than the image)" if ratio > 1 else ""),
                          "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 3),
-                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"]})
+                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"],
+                         "trained on": "the data in use" if other is None else other})
             chart.append({"log10 latent values": float(np.log10(r["values"])), "PSNR (dB)": sm["psnr"].mean,
                           "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
@@ -65,6 +69,11 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     note = (f"Input: 3x{images.image_size}x{images.image_size} = {3 * images.image_size ** 2:,} values. "
             "A 'bottleneck' with more values than the image compresses nothing: it reconstructs well "
             "but has not learned a compact code.")
+    for other, latents in elsewhere.items():
+        note += (f"\n\n**Note:** latent{'s' * (len(latents) > 1)} {', '.join(latents)} "
+                 f"{'were' if len(latents) > 1 else 'was'} trained on {other}, not on the data in use "
+                 f"({s.data_source()}): they never saw images like these, so they do worse on them than on "
+                 "their own data. Train a rung below to compare on your data.")
     return png(s.new_folder(), grid, "latent-sizes.png"), pd.DataFrame(rows), pd.DataFrame(chart), note
 
 

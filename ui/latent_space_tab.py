@@ -55,7 +55,9 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
         raise fail(e) from None
     rows = workbench.interpolations_for(s, pair, two, int(steps))
     grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
-    return png(s.new_folder(), grid, "interpolation.png"), f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    note = f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    other = workbench.data_note(s, pair)
+    return png(s.new_folder(), grid, "interpolation.png"), note + (f"\n\n**Note:** {other}" if other else "")
 
 
 @gpu
@@ -77,8 +79,21 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
             f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
             f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
-    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
-        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0)
+    other = workbench.data_note(s, pair, "these validation images")
+    note += f"\n\n**Note:** {other}" if other else ""
+    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(
+        minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
+        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0), list(dict.fromkeys(points["label"]))
+
+
+def redraw_map(labels):
+    """The map's legend set to these labels, which redraws the whole chart.
+
+    Gradio's plot swaps in new data but keeps the colour scale of its first drawing: labels of
+    other data (after switching data) get no colour and their points are invisible. This runs
+    after the new data are in place (a separate step: in the same update the redraw can race the
+    data and show the old points)."""
+    return gr.update(colors_in_legend=labels) if labels else gr.update()
 
 
 @gpu
@@ -100,9 +115,20 @@ def decode_point(x: float, y: float, request: gr.Request):
 
 def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
                       request: gr.Request):
-    """The tab's first view: prior samples, an interpolation and the code map, all at once."""
-    return (*prior_samples(pair_name, n, seed, request), *interpolate(pair_name, id_a, id_b, steps, request),
-            *code_map(pair_name, kind, request))
+    """The tab's first view: prior samples, an interpolation and the code map, all at once.
+
+    Each part on its own: the default ids (OpenMoji's) may not exist in a student's upload, and
+    the map must still be drawn."""
+
+    def part(handler, *args, outputs: int):
+        try:
+            return handler(*args, request)
+        except gr.Error:
+            return (gr.update(),) * outputs
+
+    return (*part(prior_samples, pair_name, n, seed, outputs=2),
+            *part(interpolate, pair_name, id_a, id_b, steps, outputs=2),
+            *part(code_map, pair_name, kind, outputs=6))
 
 
 def build(ctx) -> None:
@@ -122,8 +148,8 @@ def build(ctx) -> None:
         prior_img = gr.Image(label="VAE row, AE row: the same z", format="png", elem_classes="pixelated")
         prior_note = gr.Markdown()
         with gr.Row():
-            ia = gr.Number(3, label="From id", precision=0)
-            ib = gr.Number(841, label="To id", precision=0)
+            ia = gr.Number(2184, label="From id", precision=0)  # grinning face
+            ib = gr.Number(2229, label="To id", precision=0)  # loudly crying face
             isteps = gr.Slider(3, 16, 8, step=1, label="Steps")
             interp_btn = gr.Button("Interpolate")
         interp_img = gr.Image(label="interpolation", format="png", elem_classes="pixelated")
@@ -142,10 +168,13 @@ def build(ctx) -> None:
             point_img = gr.Image(label="decoded point", format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
-        map_btn.click(code_map, [pair_pick, map_kind], [map_plot, map_grid, map_note, px, py], api_name="code_map")
-        tab.select(on_open("latent space", open_latent_space, 9), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
-                   [prior_img, prior_note, interp_img, interp_note, map_plot, map_grid, map_note, px, py],
-                   api_visibility="private")
+        map_labels = gr.State()
+        map_out = [map_plot, map_grid, map_note, px, py, map_labels]
+        map_btn.click(code_map, [pair_pick, map_kind], map_out, api_name="code_map").then(
+            redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
+        tab.select(on_open("latent space", open_latent_space, 10), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
+                   [prior_img, prior_note, interp_img, interp_note, *map_out], api_visibility="private").then(
+            redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
 
 

@@ -39,31 +39,64 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
         rec = workbench.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e) from None
-    return show_reconstruction(rec, s, pair.source)
+    return show_reconstruction(rec, s, pair.source, workbench.data_note(s, pair))
 
 
-@gpu
-def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
-    """Your own images: only those shown are decoded; a cancelled request stops decoding."""
-    s = session(request)
-    if not files:
-        raise gr.Error("Upload one or more images first.", print_exception=False)
-    try:
-        pair = s.pair()
-    except (ValueError, NoModels) as e:
-        raise fail(e) from None
+def _decode_own(s, files, pair, show):
+    """The user's own images at the pair's size, decoded in the background (use as `yield from`):
+    only as many as are shown, within the session's decoding budget; a cancelled request stops
+    the decoding. Unreadable files are skipped and named; only when none is usable is it an error."""
     stop = threading.Event()  # this request's own: the session's training goes on
 
     def work():
         try:
-            images = s.own_images([getattr(f, "name", f) for f in files], pair.image_size, stop.is_set)
+            return s.own_images([getattr(f, "name", f) for f in files], pair.image_size, stop.is_set)
         except data.Cancelled:
             raise RuntimeError("Cancelled while decoding your images.") from None
-        return workbench.reconstruct(pair, images, use_lpips)
 
-    rec = yield from background(s, work, lambda: (gr.update(), "Decoding your images…", gr.update(), gr.update()),
-                                stop=stop)
-    yield show_reconstruction(rec, s, pair.source)
+    images = yield from background(s, work, show, stop=stop)
+    note = f"{len(images)} image{'s' * (len(images) != 1)} reconstructed by {pair.source} (trained on " \
+           f"{workbench.trained_on(pair.dataset)})."
+    if images.skipped:
+        note += f"  \n**Skipped {len(images.skipped)}:** " + "; ".join(images.skipped[:8]) + \
+            (" ..." if len(images.skipped) > 8 else "")
+    return images, note
+
+
+def _pair_for_own(files, request):
+    s = session(request)
+    if not files:
+        raise gr.Error("Upload one or more images first.", print_exception=False)
+    try:
+        return s, s.pair()
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+
+
+def load_own(files, request: gr.Request):
+    """The user's own images at the pair's size (the page's first step): an upload with no usable
+    image is an error shown in this note alone, the results above stay as they are."""
+    s, pair = _pair_for_own(files, request)
+    images, note = yield from _decode_own(s, files, pair, lambda: (gr.skip(), "Decoding your images…"))
+    yield images, note
+
+
+@gpu
+def reconstruct_own(images, use_lpips: bool, request: gr.Request):
+    s = session(request)
+    try:
+        pair = s.pair()
+        rec = workbench.reconstruct(pair, images, use_lpips)
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+    return show_reconstruction(rec, s, pair.source)
+
+
+def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
+    """Both steps at once (the API's endpoint): the reconstruction and the note on skipped files."""
+    s, pair = _pair_for_own(files, request)
+    images, note = yield from _decode_own(s, files, pair, lambda: (*[gr.skip()] * 4, "Decoding your images…"))
+    yield *reconstruct_own(images, use_lpips, request), note
 
 
 def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[bytes, str, pd.DataFrame, str]:
@@ -95,9 +128,10 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[by
     return view
 
 
-def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str):
+def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, note: str = ""):
     s.last["reconstruction"] = rec
     png_bytes, summary, table, csv = _reconstruction_view(rec, source)
+    summary += f"\n\n**Note:** {note}" if note else ""
     folder = s.new_folder()
     (folder / "reconstructions.png").write_bytes(png_bytes)
     (folder / "reconstructions.csv").write_text(csv)
@@ -128,13 +162,20 @@ def build(ctx) -> None:
         rec_table = gr.Dataframe(label="Per image", max_height=400)
         rec_csv = gr.File(label="Table as CSV")
         with gr.Accordion("Reconstruct your own images", open=False):
-            own = gr.File(label="Images (PNG/JPEG/WebP/BMP)", file_count="multiple", type="filepath")
+            own = gr.File(label="Images (PNG/JPEG/WebP/BMP, or a .zip of them)", file_count="multiple",
+                          type="filepath")
             own_btn = gr.Button("Reconstruct uploads")
+            own_note = gr.Markdown()
+            own_images = gr.State()
         rec_out = [rec_img, rec_summary, rec_table, rec_csv]
         rec_btn.click(reconstruct, [ids, n, rseed, use_lpips], rec_out, api_name="reconstruct")
         draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
-        own_btn.click(reconstruct_uploads, [own, use_lpips], rec_out, api_name="reconstruct_uploads")
+        # Two steps, so an upload with no usable image marks only this note as an error.
+        own_btn.click(load_own, own, [own_images, own_note], api_visibility="private").success(
+            reconstruct_own, [own_images, use_lpips], rec_out, api_visibility="private")
+        api_only = gr.Button(visible=False)  # the API's one-call endpoint (reconstruction and note)
+        api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads")
         tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
                    api_visibility="private")
 

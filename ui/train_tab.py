@@ -8,13 +8,23 @@ import time
 
 import gradio as gr
 
-from aevae import checkpoints, data, figures, workbench
-from aevae.config import PRESETS, check_finite, check_seed
+from aevae import checkpoints, data, figures, userdata, workbench
+from aevae.config import (
+    MAX_SIZE,
+    MIN_SIZE,
+    PRESETS,
+    adapt_latent,
+    check_finite,
+    check_seed,
+    check_whole,
+    nearest_latents,
+)
 from aevae.workbench import TrainSettings
 
 from .common import (
     COLORS,
     DEFAULT_CAP,
+    DEFAULT_SIZE,
     KL_LABEL,
     MAX_EPOCHS,
     MAX_SECONDS,
@@ -52,21 +62,45 @@ def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_de
 
 def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, dataset,
                   request: gr.Request):
-    """The plan shown under the settings: epochs, steps, estimated time; or what is wrong."""
+    """The plan shown under the settings: epochs, steps, estimated time; or what is wrong, with
+    the nearest latents that work at this image size as choices to click."""
     s = session(request)
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
-        if dataset == "upload" and s.upload:
-            split = s.any_split()  # the plan needs counts only, the same at every size: nothing is decoded
-            if split is None:
-                return "**Plan:** shown once your data is loaded again (press Train)."
-        else:
-            split = workbench.openmoji_counts()
-        return "**Plan:** " + workbench.plan_text(settings, split)
-    except gr.Error as e:
-        return f"**Cannot train with these settings:** {e.message}"
-    except ValueError as e:
-        return f"**Cannot train with these settings:** {e}"
+        # The plan needs counts only, the same at every size: nothing is decoded or rendered for it.
+        split = s.any_split() if dataset == "upload" and s.upload else workbench.openmoji_counts()
+        if split is None:
+            return "**Plan:** shown once your data is loaded again (press Train).", gr.update(visible=False, value=None)
+        return "**Plan:** " + workbench.plan_text(settings, split), gr.update(visible=False, value=None)
+    except (gr.Error, ValueError) as e:
+        why = e.message if isinstance(e, gr.Error) else str(e)
+        try:
+            near = nearest_latents(latent, int(image_size))
+        except (TypeError, ValueError):
+            near = []
+        near = [v for v in near if v != str(latent).strip()]
+        pick = gr.update(choices=near, value=None, visible=bool(near))
+        return f"**Cannot train with these settings:** {why}", pick
+
+
+def adapt_table() -> dict:
+    """Per preset: the latents it gives at some image size, and its latent at each size (or None).
+
+    A new image size brings the preset's latent with it (same stages, see config.adapt_latent) while
+    the latent box holds the preset's latent for some size; a latent the user typed is never
+    replaced. Looked up in the browser (ADAPT_JS), at once: a reply from the server could land
+    after the student has typed a latent of their own."""
+    out = {}
+    for name, p in PRESETS.items():
+        by_size = {n: adapt_latent(p.model.latent, p.model.image_size, n) for n in range(MIN_SIZE, MAX_SIZE + 1)}
+        out[name] = {"ours": sorted({v for v in by_size.values() if v}), "by_size": by_size}
+    return out
+
+
+ADAPT_JS = ("(preset, size, latent) => { const t = " + json.dumps(adapt_table()) + "[preset];"
+            " const typed = String(latent).trim().toLowerCase().replace(/[×,]/g, 'x').replace(/\\s/g, '');"
+            " const next = t ? t.by_size[String(Math.round(Number(size)))] : null;"
+            " return (t && t.ours.includes(typed) && next) ? next : latent; }")
 
 
 def _strip(snap: workbench.Snapshot | None):
@@ -96,14 +130,6 @@ def _strip_file(s: workbench.Session, snap) -> str | None:
     return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap), "before-now.png")
 
 
-def _load(s: workbench.Session, upload, size: int) -> workbench.Upload:
-    """The upload loaded (not yet the session's data); Stop or a closed page cancels it."""
-    try:
-        return s.load_upload(upload, size, s.stop.is_set)
-    except data.Cancelled:
-        raise RuntimeError("Stopped while loading your data; nothing was changed.") from None
-
-
 def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
                  dataset, upload, use_when_done, request: gr.Request):
     """Train an AE and a VAE side by side; yields progress, curves, the live strip and finally checkpoints."""
@@ -113,27 +139,35 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         raise gr.Error("A training is already running in this browser tab; stop it first.", print_exception=False)
     # Nothing of the session changes until the training has started: a refused Train (bad data,
     # over the memory budget, stopped while loading) leaves its data and pair as they were.
-    up = None
+    loaded = None
     try:
-        s.stop.clear()  # a Stop pressed from here on (even while the upload loads) is kept
-        if dataset == "upload":
-            if not upload:
-                raise fail(ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
-                                      "(or a .npy of images with a *label*.npy)"))
-            up = yield from background(s, lambda: _load(s, upload, settings.image_size),
-                                       lambda: ("Loading your data…", *[gr.update()] * 6))
+        s.stop.clear()  # a Stop pressed from here on (even while the data loads) is kept
+        new = dataset == "upload" and bool(upload) and not s.same_upload(upload)  # new files (or from the API)
+
+        def prepare():
+            try:
+                if new:
+                    return s.load_upload(upload, settings.image_size, s.stop.is_set)
+                return s.data_split(dataset, settings.image_size, s.stop.is_set)
+            except data.Cancelled:
+                raise RuntimeError("Stopped while loading your data; nothing was changed.") from None
+
+        got = yield from background(s, prepare, lambda: ("Loading your data…", *[gr.update()] * 6))
+        loaded, split = (got, got.split) if new else (None, got)
         try:
-            split = up.split if up is not None else workbench.openmoji_split(settings.image_size)
             plan = workbench.plan_text(settings, split)
             job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e) from None
-        try:
-            s.use_upload(up)
+        try:  # the training started: now the data it trains on is the session's
+            if new:
+                s.use_upload(loaded)
+            else:
+                s.use_data("upload" if dataset == "upload" else "openmoji")
         except BaseException:
             job.leave()
             raise
-        up = None
+        loaded = None
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
         head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
                 f"{skipped}. **Run:** {plan}  \n")
@@ -187,8 +221,8 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                f"{row['trained']} (same settings, seed and data give the same models). {used}",
                *curves(pair.history), files, _strip_file(s, job.live.snapshot), picker_update(s))
     finally:
-        if up is not None:
-            up.discard()
+        if loaded is not None:
+            loaded.discard()
         s.lock.release()
 
 
@@ -203,10 +237,14 @@ SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = 
 
 
 def settings_from_link(request: gr.Request):
-    """Fill the Train tab from the page's query parameters (a teacher's shared link)."""
+    """Fill the Train tab from the page's query parameters (a teacher's shared link): exactly what
+    the link says, and for what it leaves out its preset's values."""
     params = dict(getattr(request, "query_params", {}) or {})
+    if not params:
+        return *[gr.update()] * len(SHARE_KEYS), gr.update()
     values, problems = workbench.settings_from_query(params)
-    controls = [gr.update(value=values[k]) if k in values else gr.update() for k in SHARE_KEYS]
+    full = workbench.complete_settings(values)
+    controls = [gr.update(value=full[k]) if k in full else gr.update() for k in SHARE_KEYS]
     note = ""
     if values:
         note = "Settings from the link: " + ", ".join(f"{k}={v}" for k, v in values.items()) + "."
@@ -219,6 +257,76 @@ def apply_preset(name: str):
     p = PRESETS[name]
     return (p.model.image_size, p.model.latent, p.train.batch_size, p.train.lr, p.train.weight_decay,
             p.train.beta, p.note)
+
+
+# --- the data: OpenMoji or the user's upload ---------------------------------------------
+def _size(image_size) -> int:
+    try:
+        return check_whole(image_size, "image size", MIN_SIZE, MAX_SIZE)
+    except ValueError:
+        return DEFAULT_SIZE
+
+
+def _code(text: str) -> str:
+    return f"`{text.replace('`', '')}`"
+
+
+def _listed(items: list[str], most: int = 12) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most:,} more" if len(items) > most else "")
+
+
+def data_view(s: workbench.Session, size: int):
+    """What the tabs train on, in words, and a strip of its first images per label."""
+    split = s.split(size)
+    whole = split.all
+    labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
+    if s.uses_upload:
+        stored = userdata.stored_size(s.upload.data)
+        if stored and stored != (size, size):
+            shape = (f"stored {stored[0]}x{stored[1]} px, trained at {size}x{size}"
+                     + (f" (set Image size to {stored[0]} to use them as they are)"
+                        if stored[0] == stored[1] and MIN_SIZE <= stored[0] <= MAX_SIZE else ""))
+        else:
+            shape = f"{size}x{size} px" if stored else f"each made square and resized to {size}x{size} px"
+        head = f"**Your data:** {_listed([_code(f) for f in s.upload.files])}: {len(whole):,} images, {shape}"
+    else:
+        head = f"**Data:** OpenMoji: {len(whole):,} emoji at {size}x{size} px"
+    text = (f"{head}; {len(split.train):,} train / {len(split.val):,} validation. "
+            f"**{len(labels)} label{'s' * (len(labels) != 1)}:** {_listed(labels)}.")
+    if whole.skipped:
+        text += f"  \nSkipped {len(whole.skipped)} file(s): " + "; ".join(whole.skipped[:5])
+    rows = userdata.examples(whole)
+    strip = figures.image_grid([r for _, r in rows], [n for n, _ in rows] if rows[0][0] else None,
+                               scale=figures.auto_scale(size, 48))
+    return text, gr.update(value=png(s.new_folder(), strip, "data.png"), visible=True)
+
+
+def upload_data(files, image_size, request: gr.Request):
+    """Files dropped on "Your data": checked, kept and used (Data switches to upload); a bad upload
+    changes nothing and says why. Removing the files goes back to OpenMoji."""
+    s = session(request)
+    size = _size(image_size)
+    if not files:
+        s.clear_upload()
+        return "openmoji", "", gr.update(value=None, visible=False)
+    try:
+        s.set_upload(files, size)
+    except ValueError as e:
+        return ("upload" if s.uses_upload else "openmoji",
+                f"**This upload is not used:** {e}. The data stays {s.data_source()}.", gr.update())
+    return "upload", *data_view(s, size)
+
+
+def choose_data(dataset, files, image_size, request: gr.Request):
+    """Data switched by hand: OpenMoji, or the upload (kept, or in the file box)."""
+    s = session(request)
+    if dataset == "upload" and s.upload is None:
+        if files:
+            return upload_data(files, image_size, request)
+        return ("openmoji", "Upload your data first (a .zip of images, a .npz, or a .npy of images with a "
+                "*label*.npy): it is used as soon as it is uploaded.", gr.update(visible=False))
+    s.use_data(dataset)
+    return dataset, *data_view(s, _size(image_size))
 
 
 def build(ctx) -> None:
@@ -248,10 +356,17 @@ def build(ctx) -> None:
             preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label="Preset")
             image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
             latent = gr.Textbox(d.model.latent, label="Latent: vector (256) or spatial (256x8x8)")
-            dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data")
-            upload = gr.File(label="Your data: .zip of images, .npz, or .npy (+ a *label*.npy)",
-                             file_types=[".zip", ".npy", ".npz"], file_count="multiple",
-                             type="filepath")
+        latent_pick = gr.Radio([], label="Latents that work at this image size (click one)", visible=False)
+        with gr.Row():
+            dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data", scale=1)
+            # A row of its own: in a narrow column the file list shows only the extensions.
+            upload = gr.File(label="Your data: .zip of images (a folder per label), .npz, or .npy "
+                             "(+ a *label*.npy, + a .txt of label names)",
+                             file_types=[".zip", ".npy", ".npz", ".txt"], file_count="multiple",
+                             type="filepath", scale=3, height=140)
+        data_md = gr.Markdown()
+        data_strip = gr.Image(label="Your data: the first images of each label", format="png",
+                              elem_classes="pixelated", buttons=["download"], visible=False, height=260)
         with gr.Row():
             epochs = gr.Slider(1, MAX_EPOCHS, d.train.epochs, step=1, label="Epochs")
             cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1,
@@ -267,13 +382,22 @@ def build(ctx) -> None:
         with gr.Row():
             share_btn = gr.Button("Link to these settings", size="sm")
             share_url = gr.Textbox(label="Shareable link", buttons=["copy"], interactive=False)
-        preset.change(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
-                      api_visibility="private")
+        # .input, not .change: a preset the user picks sets its values; one set by a shared link
+        # must not overwrite the values the link gives.
+        preset.input(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
+                     api_visibility="private")
+        image_size.input(None, [preset, image_size, latent], latent, js=ADAPT_JS, api_visibility="private")
+        latent_pick.input(lambda v: v or gr.update(), latent_pick, latent, api_visibility="private")
         shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
         share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
         ctx.demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
-        gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset], plan_md,
-              api_visibility="private", queue=False)
+        # always_last: one plan at a time, the latest settings last (replies of parallel calls can
+        # arrive out of order and leave a stale plan on screen).
+        gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset],
+              [plan_md, latent_pick], api_visibility="private", queue=False, trigger_mode="always_last")
+        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private")
+        dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],
+                      api_visibility="private")
         train_btn.click(
             train_models, [*shared, dataset, upload, use_new],
             [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use], api_name="train",

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from aevae import data, figures, workbench
-from aevae.sampling import save_arrays
+from aevae.sampling import save_arrays, save_label_names
 from aevae.workbench import NoModels
 
 from .common import (
@@ -20,6 +20,8 @@ from .common import (
     seed_of,
     session,
 )
+
+NO_LABEL = "(none)"
 
 
 @gpu
@@ -40,9 +42,10 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         if len(known) < len(ids):
             notes.append(f"ids beyond this dataset's {len(full)} images were left out: "
                          f"{', '.join(map(str, [i for i in ids if i not in known][:10]))}")
-        if label and label != "(none)":
+        if label and label != NO_LABEL:
             if label not in full.label_names:
-                raise ValueError(f"no label {label!r} in this dataset")
+                raise ValueError(f"no label {label!r} in the data in use ({s.data_source()}); its labels: "
+                                 + ", ".join(full.label_names[:20]) + (" ..." if len(full.label_names) > 20 else ""))
             lab = full.label_names.index(label)
             known += [int(i) for i in full.ids[full.labels == lab][:per_label] if int(i) not in known]
         if not known:
@@ -65,19 +68,33 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         gallery.append((png(folder, g, f"variants-{images.ids[i]}.png"), f"id {images.ids[i]} · {images.label_names[images.labels[i]]} · {images.names[i]}"))
     gen_data, gen_label = vs.export_arrays()
     files = [str(p) for p in save_arrays(folder, gen_data, gen_label)]
+    files.append(str(save_label_names(folder, images.label_names)))
     big = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]) for i in range(len(images))],
                              [str(i) for i in images.ids], scale=1)
 
     Image.fromarray(big).save(folder / "variants.png")
     files.append(str(folder / "variants.png"))
     msg = (f"{len(gen_data)} VAE variants of {len(images)} images ({k} each, noise scale {scale}); "
-           f"`gen_data.npy` is {tuple(gen_data.shape)} uint8, `gen_label.npy` follows each source's label.")
-    return gallery, "\n\n".join([msg, *notes]), files
+           f"`gen_data.npy` is {tuple(gen_data.shape)} uint8, `gen_label.npy` follows each source's label "
+           f"and line k of `gen_label_names.txt` names label k.")
+    return gallery, "\n\n".join([msg, *notes, workbench.data_note(s, pair)]), files
+
+
+def label_choices(label: str, request: gr.Request):
+    """The label dropdown lists the labels of the data in use (OpenMoji's groups, folder names,
+    numeric labels or the names given with an upload), for the pair in use's image size."""
+    s = session(request)
+    try:
+        names = s.split(s.pair().image_size).all.label_names
+    except (ValueError, NoModels):
+        names = []
+    choices = [NO_LABEL, *names]
+    return gr.update(choices=choices, value=label if label in choices else NO_LABEL)
 
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    labels = ["(none)"] + data.OPENMOJI_GROUPS
+    labels = [NO_LABEL] + data.OPENMOJI_GROUPS
     with gr.Tab("Noisy VAE variants") as tab:
         gr.Markdown("Each source image is encoded, Gaussian noise is added in latent space and the "
                     "result decoded. The VAE samples around its mean with its own sigma; the AE gets "
@@ -85,7 +102,7 @@ def build(ctx) -> None:
                     elem_classes="lead")
         with gr.Row():
             vids = gr.Textbox("1-5, 226-230, 841-845, 1471-1475", label="Ids (report A's list by default)")
-            vlabel = gr.Dropdown(labels, value="(none)", label="…and/or images of a label")
+            vlabel = gr.Dropdown(labels, value=NO_LABEL, label="…and/or images of a label (of the data in use)")
             per_label = gr.Slider(1, 40, 4, step=1, label="Images per label")
         with gr.Row():
             k = gr.Slider(1, 10, 5, step=1, label="Variants per image")
@@ -96,10 +113,16 @@ def build(ctx) -> None:
         var_gallery = gr.Gallery(label="source | variants (VAE row, AE row with the same noise)", columns=3,
                                  format="png", elem_classes=["pixelated", "wide-items"], object_fit="contain",
                                  height="auto")
-        var_files = gr.File(label="gen_data.npy, gen_label.npy, grid PNG", file_count="multiple")
+        var_files = gr.File(label="gen_data.npy, gen_label.npy, gen_label_names.txt, grid PNG",
+                            file_count="multiple")
         var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files],
                       api_name="variants")
-        tab.select(on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
-                   [var_gallery, var_msg, var_files], api_visibility="private")
+        # The data or the pair may have changed in another tab: list the labels afresh (first, so the
+        # tab's first view asks for a label of the data in use).
+        gr.on([ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel, api_visibility="private",
+              queue=False)
+        tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
+            on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
+            [var_gallery, var_msg, var_files], api_visibility="private")
 
 
