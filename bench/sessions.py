@@ -201,7 +201,7 @@ def run(app: Served, f: dict[str, Path]) -> None:
     for i in range(5):
         s = page(app)
         sessions.append(s)
-        with Case(app, f"session {i + 1}: upload, Train stopped by its 10 s cap") as c:
+        with Case(app, f"session {i + 1}: upload, Train at 128 px with a 10 s cap") as c:
             up = s.upload(f["tiny"])
             ok, out = s.call("train", ["quick", 128, "8x32x32", 1, 10, 32, 3e-3, 1e-5, 0.1, i, "upload", [up], False],
                              timeout=900)
