@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -654,8 +655,9 @@ def load_user_images(paths: list[str], size: int, should_stop=None,
         try:
             sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
             left -= len(sets[-1])
-        except data.DataError as e:
-            skipped.append(str(e))
+        except data.DataError as e:  # one image file: its own reason, not "no readable images (1 files ...)"
+            one = re.fullmatch(rf"{re.escape(Path(p).name)}: no readable images \(1 files skipped: (.*)\)", str(e))
+            skipped.append(one[1] if one else str(e))
     skipped += [k for s in sets for k in s.skipped]
     if not sets or not sum(len(s) for s in sets):
         why = ("; ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")) or \

@@ -119,8 +119,6 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[by
                      f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
         lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
-    if rec.images.skipped:
-        lines.append(f"\nSkipped {len(rec.images.skipped)} files: " + "; ".join(rec.images.skipped[:5]))
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
     view = (buf.getvalue(), "\n".join(lines), rounded(rows), csv_text(rows))
