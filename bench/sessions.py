@@ -37,6 +37,7 @@ from common import cpu_name  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from served import Bare, Served  # noqa: E402
 
+HTTPX = {"timeout": 120}  # httpx's 5 s default is too short for a busy server's API description
 TRAIN = ["default", 32, "16x4x4", 1, 120, 64, 2e-3, 1e-5, 0.1, 0, "openmoji", None, True]  # a few seconds
 
 
@@ -117,7 +118,7 @@ def run(app: Served, f: dict[str, Path]) -> None:
     student.close()
 
     print("Decoding:")
-    cl = Client(app.url, verbose=False)
+    cl = Client(app.url, verbose=False, httpx_kwargs=HTTPX)
     for key, label in (("same", "zip listing one 4096x4096 PNG 5,000 times (same name), Train"),
                        ("names", "the same under 5,000 names, as images to reconstruct")):
         with Case(app, f"{label} ({f[key].stat().st_size / 1e3:.0f} KB)") as c:
@@ -143,12 +144,12 @@ def run(app: Served, f: dict[str, Path]) -> None:
         cpu = app.cpu()
         time.sleep(3)
         c.note = f"{app.cpu() - cpu:.2f} CPU s after the cancel"
-    alone = Client(app.url, verbose=False)
+    alone = Client(app.url, verbose=False, httpx_kwargs=HTTPX)
     t = time.monotonic()
     alone.predict(*TRAIN[:9], 1, *TRAIN[10:], api_name="/train")
     solo = time.monotonic() - t
     with Case(app, "a small Train while 4 others reconstruct those 200 copies") as c:
-        others = [Client(app.url, verbose=False) for _ in range(4)]
+        others = [Client(app.url, verbose=False, httpx_kwargs=HTTPX) for _ in range(4)]
         jobs = [o.submit([copies], False, api_name="/reconstruct_uploads") for o in others]
         t = time.monotonic()
         alone.predict(*TRAIN[:9], 2, *TRAIN[10:], api_name="/train")
@@ -165,7 +166,7 @@ def run(app: Served, f: dict[str, Path]) -> None:
     with Case(app, "6 x /variants at once in one session vs alone") as c:
         together = [cl.submit("1-3", "(none)", 4, 2, 1.0, 100 + i, api_name="/variants") for i in range(6)]
         got = [np.load([p for p in j.result(timeout=300)[2] if p.endswith("gen_data.npy")][0]) for j in together]
-        solo = [np.load([p for p in Client(app.url, verbose=False).predict("1-3", "(none)", 4, 2, 1.0, 100 + i,
+        solo = [np.load([p for p in Client(app.url, verbose=False, httpx_kwargs=HTTPX).predict("1-3", "(none)", 4, 2, 1.0, 100 + i,
                                                                              api_name="/variants")[2]
                          if p.endswith("gen_data.npy")][0]) for i in range(6)]
         c.note = f"{sum(not np.array_equal(a, b) for a, b in zip(got, solo))} of 6 differ from the call alone"

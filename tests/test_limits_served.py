@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import served_budget
+from conftest import CLIENT_HTTPX, served_budget
 from gradio_client import Client, handle_file
 from served import Bare
 
@@ -21,7 +21,7 @@ QUICK = ("quick", 64, "8x16x16", 1, 60, 32, 3e-3, 1e-5, 0.1, 0, "openmoji", None
 
 @pytest.fixture(scope="module")
 def client(served_app):
-    c = Client(served_app.url, verbose=False)
+    c = Client(served_app.url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
     yield c
     c.close()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_images
+from conftest import CLIENT_HTTPX, make_images
 from gradio_client import Client, handle_file
 from PIL import Image
 from served import Bare
@@ -56,7 +56,7 @@ def test_duplicate_entry_zips_are_refused_at_once(served_app, tmp_path):
     png = (tmp_path / "huge.png").read_bytes()
     zips = [zip_listing(tmp_path / "same.zip", png, ["a.png"] * 2000),  # one name listed 2000 times
             zip_listing(tmp_path / "names.zip", png, [f"{i}.png" for i in range(2000)])]  # 2000 names, one image
-    c = Client(served_app.url, verbose=False)
+    c = Client(served_app.url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
     try:
         for z in zips:
             for args, api in [((*TRAIN[:10], "upload", [handle_file(str(z))], False), "/train"),
@@ -115,7 +115,7 @@ def test_six_parallel_calls_in_one_session_each_get_their_own_files(served_app, 
         "interpolate": lambda i, up: ("in use", 1 + i, 841, 3),
         "reconstruct_uploads": lambda i, up: ([up(own[i])], False),
     }
-    together = Client(served_app.url, verbose=False)
+    together = Client(served_app.url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
     try:
         for api, args in calls.items():
             alone = []
@@ -157,7 +157,7 @@ def _state(c: Client) -> tuple:
 def test_a_refused_train_leaves_the_session_as_it_was(served_app, tmp_path):
     np.save(tmp_path / "mine.npy", make_images(40, 32))
     upload = [handle_file(str(tmp_path / "mine.npy"))]
-    c = Client(served_app.url, verbose=False)
+    c = Client(served_app.url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
     try:
         status, *_ = c.predict(*TRAIN, api_name="/train")
         assert "Done" in status
@@ -195,7 +195,7 @@ def test_a_cancelled_request_stops_decoding(served_app, tmp_path):
     with zipfile.ZipFile(tmp_path / "many.zip", "w") as z:
         for i in range(40):
             z.write(one, f"{i:02}.png")
-    c = Client(served_app.url, verbose=False)
+    c = Client(served_app.url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
     try:
         cpu0 = served_app.cpu()
         job = c.submit([handle_file(str(tmp_path / "many.zip"))], False, api_name="/reconstruct_uploads")
