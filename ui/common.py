@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
+import logging
 import os
 import threading
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from aevae import classroom, data, workbench
-from aevae.config import PRESETS
+from aevae.config import PRESETS, check_seed
 from aevae.zoo import DEFAULT_DIR, Zoo
 
 MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot hold the CPU for long
@@ -28,6 +30,20 @@ KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out
 KL_LABEL = f"KL per iteration (nats/image; first {KL_SKIP:.0%} of iterations left out: the early spike hides the rest)"
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
+
+
+def cache_sweep() -> tuple[int, int]:
+    """(every, age) in seconds: every 5 minutes, files the web server received or handed out more
+    than 15 minutes ago are deleted: uploads nobody loaded, download links of results (the button
+    makes them again). AEVAE_CACHE_SWEEP="every,age" sets them. Uploads that were loaded are
+    moved into their session's folder at once, and a session's files go when it ends."""
+    raw = os.environ.get("AEVAE_CACHE_SWEEP", "").replace(" ", "")
+    if not raw:
+        return 300, 900
+    parts = raw.split(",")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900; got {raw!r}")
+    return int(parts[0]), int(parts[1])
 PLOT_POINTS = 400
 DEFAULT_SIZE = PRESETS["default"].model.image_size
 COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
@@ -40,6 +56,16 @@ CSS = """
 .wide-items .grid-wrap { overflow-y: visible; max-height: none; }
 """
 
+
+
+log = logging.getLogger("aevae.app")
+
+
+def upload_folder() -> Path:
+    """Where the web server keeps uploads and the files it serves (GRADIO_TEMP_DIR)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
 
 
 try:  # Hugging Face Spaces: on a ZeroGPU Space, spaces.GPU attaches a GPU for the call (a no-op elsewhere)
@@ -56,13 +82,30 @@ def store() -> workbench.SessionStore:
     """All sessions, with the shipped models; made on first use, after AEVAE_CHECKPOINTS is read.
 
     AEVAE_CHECKPOINTS points the app at another folder of shipped models (the tests use a tiny one).
+    The sessions' folders live in the web server's upload folder: their files are served from
+    there as they are (no copy in a cache), and go when the session ends.
     """
-    return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR))
+    return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR),
+                                  folder=upload_folder(), uploads=upload_folder())
+
+
+def client_of(request: gr.Request | None) -> str:
+    """The address a request came from; behind a proxy (a Space), the one the proxy added last."""
+    headers = getattr(request, "headers", None) or {}
+    forwarded = [a.strip() for a in (headers.get("x-forwarded-for") or "").split(",") if a.strip()]
+    host = getattr(getattr(request, "client", None), "host", "") or ""
+    return host + (f" via {forwarded[-1]}" if forwarded else "")
 
 
 def session(request: gr.Request | None, page: bool = False) -> workbench.Session:
-    """This browser tab's session; `page` marks that a page loaded it (see SessionStore)."""
-    return store().get(getattr(request, "session_hash", None) or "anonymous", page)
+    """This browser tab's session; `page` marks that a page loaded it (see SessionStore).
+
+    What the session has to tell its user (e.g. that its data was released to make room) is
+    shown now, as a notice."""
+    s = store().get(getattr(request, "session_hash", None) or "anonymous", page, client_of(request))
+    for note in s.pop_notices():
+        gr.Warning(note)
+    return s
 
 
 def fail(e: Exception) -> gr.Error:
@@ -76,11 +119,46 @@ def need(lo, hi, value, name):
     return value
 
 
+def seed_of(value, name: str = "seed") -> int:
+    """A seed in 0..2**32-1, or a clear refusal (a huge one would fail deep in torch)."""
+    try:
+        return check_seed(value, name)
+    except ValueError as e:
+        raise fail(e) from None
+
+
+class Page(gr.Blocks):
+    """The app's Blocks: each request holds its session (never dropped while it runs), and an
+    expected refusal (a gr.Error: ours, or Gradio's own range checks) is logged as one line,
+    not a traceback, so a traceback in the log means a bug."""
+
+    async def process_api(self, *args, **kwargs):
+        key = kwargs.get("session_hash")
+        with store().active(key) if key else contextlib.nullcontext():
+            try:
+                return await super().process_api(*args, **kwargs)
+            except workbench.SessionEnded as e:
+                refused(kwargs, args, str(e))
+                raise fail(e) from None
+            except gr.Error as e:
+                e.print_exception = False
+                refused(kwargs, args, e.message)
+                raise
+
+
+def refused(kwargs, args, why) -> None:
+    fn = kwargs.get("block_fn", args[0] if args else None)
+    name = getattr(fn, "api_name", None) or getattr(fn, "name", None) or str(fn)
+    log.info("refused %s (session %s): %s", name, str(kwargs.get("session_hash"))[:8],
+             " ".join(str(why).split()))
+
+
 @contextmanager
 def training_slot(s: workbench.Session):
     """One training at a time per browser tab."""
     if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab; stop it first.")
+        raise gr.Error("A training is already running in this browser tab; stop it first.",
+                       print_exception=False)
     try:
         yield
     finally:
@@ -90,12 +168,19 @@ def training_slot(s: workbench.Session):
 OUT_OF_MEMORY = "out of memory: try a smaller batch, latent or image size; nothing was changed"
 
 
-def background(s: workbench.Session, work, show, every: float = 0.5):
+SESSION_ENDED = ("This page's session ended (closed or expired) before the work finished; nothing was kept. "
+                 "Reload the page and start again.")
+
+
+def background(s: workbench.Session, work, show, every: float = 0.5, stop: threading.Event | None = None):
     """Run work() in a thread; while it runs, yield show() every `every` seconds; return its result.
 
     Use as `result = yield from background(...)`. Closing the generator (the browser went away,
-    the event was cancelled) stops the work within one batch: nobody's CPU burns for nobody.
+    the event was cancelled) sets `stop` (default: the session's training stop), which stops the
+    work within one batch or image: nobody's CPU burns for nobody. A session that ended
+    meanwhile gets no result: the work stopped with it, and says so.
     """
+    stop = s.stop if stop is None else stop
     result: dict = {}
 
     def target():
@@ -115,8 +200,10 @@ def background(s: workbench.Session, work, show, every: float = 0.5):
                 yield show()
     finally:
         if t.is_alive():
-            s.stop.set()
+            stop.set()
             t.join(10)
+    if s.closed:
+        raise fail(RuntimeError(SESSION_ENDED))
     if "error" in result:
         raise fail(result["error"])
     return result["value"]
@@ -141,8 +228,7 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5
             job.leave()
     if s.closed:
         job.leave()
-        raise fail(RuntimeError("This page's session ended (closed or expired) before the training finished; "
-                                "nothing was kept. Reload the page and train again."))
+        raise fail(RuntimeError(SESSION_ENDED))
     try:
         return job.result()
     except classroom.Cancelled:

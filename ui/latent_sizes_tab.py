@@ -21,6 +21,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     png,
+    seed_of,
     session,
     stop_training,
     training_slot,
@@ -34,6 +35,7 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     """The same images through models that differ only in latent size."""
     s = session(request)
     need(1, 16, n, "number of images")
+    seed = seed_of(seed, "draw seed")
     try:
         rungs = workbench.ladder_models(s)
         if not rungs:

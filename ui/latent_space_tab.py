@@ -15,6 +15,7 @@ from .common import (
     need,
     on_open,
     png,
+    seed_of,
     session,
 )
 
@@ -24,6 +25,7 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
     s = session(request)
     need(1, 32, n, "samples")
+    seed = seed_of(seed)
     try:
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
@@ -73,7 +75,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
                            "label": [split.val.label_names[i] for i in split.val.labels],
                            "id": split.val.ids, "name": split.val.names})
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
-    sx, sy = cmap.coords.std(0)
+    sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
     note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
             f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
             f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
@@ -99,7 +101,7 @@ def decode_point(x: float, y: float, request: gr.Request):
     s = session(request)
     cm = s.code_map
     if cm is None:
-        raise gr.Error("Map the validation set first.")
+        raise gr.Error("Map the validation set first.", print_exception=False)
     pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")

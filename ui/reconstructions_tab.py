@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from aevae import figures, workbench
+from aevae import data, figures, workbench
 from aevae.workbench import NoModels
 
 from .common import (
+    background,
     csv_text,
     fail,
     gpu,
@@ -19,6 +21,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     rounded,
+    seed_of,
     session,
     short_note,
 )
@@ -29,6 +32,7 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s = session(request)
     need(1, workbench.MAX_RECON_IMAGES, n, "number of images")
+    seed = seed_of(seed, "draw seed")
     try:
         pair = s.pair()
         images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
@@ -38,23 +42,43 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     return show_reconstruction(rec, s, pair.source, workbench.data_note(s, pair))
 
 
-def load_own(files, request: gr.Request):
-    """The user's own images at the pair's size: unreadable files are skipped and named; only when
-    none is usable is it an error (shown in this note alone, the results above stay as they are)."""
-    s = session(request)
-    if not files:
-        raise gr.Error("Upload one or more images first.", print_exception=False)
-    try:
-        pair = s.pair()
-        images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
-    except (ValueError, NoModels) as e:
-        raise fail(e) from None
+def _decode_own(s, files, pair, show):
+    """The user's own images at the pair's size, decoded in the background (use as `yield from`):
+    only as many as are shown, within the session's decoding budget; a cancelled request stops
+    the decoding. Unreadable files are skipped and named; only when none is usable is it an error."""
+    stop = threading.Event()  # this request's own: the session's training goes on
+
+    def work():
+        try:
+            return s.own_images([getattr(f, "name", f) for f in files], pair.image_size, stop.is_set)
+        except data.Cancelled:
+            raise RuntimeError("Cancelled while decoding your images.") from None
+
+    images = yield from background(s, work, show, stop=stop)
     note = f"{len(images)} image{'s' * (len(images) != 1)} reconstructed by {pair.source} (trained on " \
            f"{workbench.trained_on(pair.dataset)})."
     if images.skipped:
         note += f"  \n**Skipped {len(images.skipped)}:** " + "; ".join(images.skipped[:8]) + \
             (" ..." if len(images.skipped) > 8 else "")
     return images, note
+
+
+def _pair_for_own(files, request):
+    s = session(request)
+    if not files:
+        raise gr.Error("Upload one or more images first.", print_exception=False)
+    try:
+        return s, s.pair()
+    except (ValueError, NoModels) as e:
+        raise fail(e) from None
+
+
+def load_own(files, request: gr.Request):
+    """The user's own images at the pair's size (the page's first step): an upload with no usable
+    image is an error shown in this note alone, the results above stay as they are."""
+    s, pair = _pair_for_own(files, request)
+    images, note = yield from _decode_own(s, files, pair, lambda: (gr.skip(), "Decoding your images…"))
+    yield images, note
 
 
 @gpu
@@ -70,8 +94,9 @@ def reconstruct_own(images, use_lpips: bool, request: gr.Request):
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     """Both steps at once (the API's endpoint): the reconstruction and the note on skipped files."""
-    images, note = load_own(files, request)
-    return *reconstruct_own(images, use_lpips, request), note
+    s, pair = _pair_for_own(files, request)
+    images, note = yield from _decode_own(s, files, pair, lambda: (*[gr.skip()] * 4, "Decoding your images…"))
+    yield *reconstruct_own(images, use_lpips, request), note
 
 
 def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[bytes, str, pd.DataFrame, str]:

@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from aevae import checkpoints, figures, userdata, workbench
+from aevae import checkpoints, data, figures, userdata, workbench
 from aevae.config import (
     MAX_SIZE,
     MIN_SIZE,
@@ -29,6 +29,7 @@ from .common import (
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
+    background,
     bar,
     curves,
     fail,
@@ -66,8 +67,10 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
     s = session(request)
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
-        split = s.split(settings.image_size) if dataset == "upload" and s.upload else \
-            workbench.openmoji_split(settings.image_size)
+        # The plan needs counts only, the same at every size: nothing is decoded or rendered for it.
+        split = s.any_split() if dataset == "upload" and s.upload else workbench.openmoji_counts()
+        if split is None:
+            return "**Plan:** shown once your data is loaded again (press Train).", gr.update(visible=False, value=None)
         return "**Plan:** " + workbench.plan_text(settings, split), gr.update(visible=False, value=None)
     except (gr.Error, ValueError) as e:
         why = e.message if isinstance(e, gr.Error) else str(e)
@@ -124,7 +127,7 @@ _curves_lock = threading.Lock()
 
 
 def _strip_file(s: workbench.Session, snap) -> str | None:
-    return None if snap is None else png(s.new_folder(), _strip(snap), "before-now.png")
+    return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap), "before-now.png")
 
 
 def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
@@ -133,22 +136,41 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
     s = session(request)
     settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
     if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab; stop it first.")
+        raise gr.Error("A training is already running in this browser tab; stop it first.", print_exception=False)
+    # Nothing of the session changes until the training has started: a refused Train (bad data,
+    # over the memory budget, stopped while loading) leaves its data and pair as they were.
+    loaded = None
     try:
+        s.stop.clear()  # a Stop pressed from here on (even while the data loads) is kept
+        new = dataset == "upload" and bool(upload) and not s.same_upload(upload)  # new files (or from the API)
+
+        def prepare():
+            try:
+                if new:
+                    return s.load_upload(upload, settings.image_size, s.stop.is_set)
+                return s.data_split(dataset, settings.image_size, s.stop.is_set)
+            except data.Cancelled:
+                raise RuntimeError("Stopped while loading your data; nothing was changed.") from None
+
+        got = yield from background(s, prepare, lambda: ("Loading your data…", *[gr.update()] * 6))
+        loaded, split = (got, got.split) if new else (None, got)
         try:
-            if dataset == "upload" and upload and not s.same_upload(upload):
-                split = s.set_upload(upload, settings.image_size)  # new files (or from the API)
-            else:
-                s.use_data("upload" if dataset == "upload" else "openmoji")
-                split = s.split(settings.image_size)
             plan = workbench.plan_text(settings, split)
+            job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e) from None
+        try:  # the training started: now the data it trains on is the session's
+            if new:
+                s.use_upload(loaded)
+            else:
+                s.use_data("upload" if dataset == "upload" else "openmoji")
+        except BaseException:
+            job.leave()
+            raise
+        loaded = None
         skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
         head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
                 f"{skipped}. **Run:** {plan}  \n")
-        s.stop.clear()
-        job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         shown = {"snap": None, "step": -1}
 
         def strip_update(snap):
@@ -199,6 +221,8 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                f"{row['trained']} (same settings, seed and data give the same models). {used}",
                *curves(pair.history), files, _strip_file(s, job.live.snapshot), picker_update(s))
     finally:
+        if loaded is not None:
+            loaded.discard()
         s.lock.release()
 
 

@@ -17,6 +17,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     png,
+    seed_of,
     session,
 )
 
@@ -31,6 +32,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
     need(1, 10, k, "variants per image")
     need(0, 5, scale, "noise scale")
     need(1, 40, per_label, "images per label")
+    seed = seed_of(seed, "noise seed")
     notes = []
     try:
         pair = s.pair()
