@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import gradio as gr
 
-from aevae import data, worker
+from aevae import data, resources, worker
 from aevae.i18n import t
 from ui import (
     beta_tab,
@@ -26,7 +30,7 @@ from ui import (
     train_tab,
     variants_tab,
 )
-from ui.common import CSS, MAX_FILE_SIZE, end_session, store
+from ui.common import CSS, MAX_FILE_SIZE, Page, cache_sweep, end_session, store, upload_folder
 from ui.lang import I18N, L
 
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
@@ -37,7 +41,7 @@ def build_demo() -> gr.Blocks:
     """The page: a header with the language switch, the page-wide model picker, then each tab from
     its own module (ui/*_tab.py)."""
     zoo = store().zoo
-    with gr.Blocks(title=t("app.title"), delete_cache=(3600, 3600)) as demo:
+    with Page(title=t("app.title"), delete_cache=cache_sweep()) as demo:
         ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None)
         with gr.Row(equal_height=True):
             gr.Markdown(L("app.header" if zoo else "app.header_no_models"))
@@ -51,9 +55,26 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def sweep_leftovers(every: int, age: int) -> None:
+    """What Gradio's own sweep (delete_cache) leaves in the upload folder, removed on its schedule."""
+    while True:
+        time.sleep(every)
+        resources.sweep_leftovers(upload_folder(), age)
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
           max_file_size: str | int = MAX_FILE_SIZE) -> gr.Blocks:
+    log = logging.getLogger("aevae")
+    if not log.handlers:  # one line per refused input or notable event, on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    removed = resources.remove_stale_folders(upload_folder())
+    if removed:
+        log.info("removed %d session folders left by earlier runs", len(removed))
     demo = build_demo()
+    threading.Thread(target=sweep_leftovers, args=cache_sweep(), daemon=True, name="aevae-sweep").start()
     if worker.enabled():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     demo.queue(max_size=64, default_concurrency_limit=4)

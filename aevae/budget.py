@@ -26,10 +26,12 @@ The estimate (`estimate_training`) counts, in float32:
 
 bench/limits.py prints the estimate next to the peak RSS measured for real trainings.
 
-The budget per training is (machine memory x USABLE_FRACTION - APP_BASELINE_BYTES) divided
-by the number of trainings that may run at once (AEVAE_TRAIN_CONCURRENCY, default 2), where
-machine memory is the lower of MemTotal and the cgroup's memory limit. AEVAE_TRAIN_MEMORY_GB
-sets the per-training budget directly.
+The memory the app may use is machine memory x USABLE_FRACTION, where machine memory is the
+lower of MemTotal and the cgroup's memory limit. After the app's baseline (APP_BASELINE_BYTES),
+DATA_FRACTION of it is for decoded data that sessions keep (`data_budget_bytes`,
+AEVAE_DATA_MEMORY_GB), and the rest is divided among the trainings that may run at once
+(AEVAE_TRAIN_CONCURRENCY, default 2); AEVAE_TRAIN_MEMORY_GB sets the per-training budget
+directly. `app_budget_bytes` is their sum: what the whole app stays under.
 """
 
 from __future__ import annotations
@@ -53,7 +55,16 @@ GB = 1_000_000_000  # messages say GB in powers of ten, as the env variable does
 TRAIN_CONCURRENCY = 2  # trainings that may run at once (the app's train queue should match)
 APP_BASELINE_BYTES = 1 * GB  # the app with shipped models and OpenMoji loaded (bench: 0.6-0.9 GB)
 USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and other requests
+# Decoded uploads kept by sessions between trainings (workbench.DataMemory): this share of the
+# usable memory after the baseline, and at most SESSION_DATA_BYTES per session: the largest
+# upload, 10,000 images at 128 px (492 MB), while it loads (data.peak_bytes: 609 MB, with one
+# file read and one image decoded at their limits). Trainings get what is left.
+DATA_FRACTION = 0.15
+SESSION_DATA_BYTES = 640_000_000
 TRAIN_OVERHEAD_BYTES = 150_000_000  # a first training in a process: oneDNN, allocator, threads
+# A training in a worker process (aevae/worker.py) also costs that process (Python, torch:
+# 0.23 GB measured) and a second copy of its images while they arrive (sent, then unpickled).
+WORKER_PROCESS_BYTES = 250_000_000
 VAL_BATCH = 256  # train.validate's batch size
 # What the process holds at its peak over what one step holds at once: glibc keeps memory
 # freed by one step for reuse, and the AE's and the VAE's steps take turns, so the peak grows
@@ -235,7 +246,7 @@ def _configs(configs: ModelConfig | Iterable[ModelConfig]) -> list[ModelConfig]:
     return out
 
 
-def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int):
+def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int, in_worker: bool = False):
     """batch -> MemoryEstimate, with the models read once (the bisection asks many batches)."""
     cfgs = _configs(configs)
     models = [meta_model(c) for c in cfgs]
@@ -256,20 +267,22 @@ def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int):
         # saved; the loss's image-sized temporaries; the batch's uint8 gather.
         train_step = int(per_image * batch * HEAP_GROWTH)
         return MemoryEstimate(weights=n_params * FLOAT, optimizer=3 * n_params * FLOAT,
-                              step=max(train_step, validation), data=n_images * image,
-                              overhead=TRAIN_OVERHEAD_BYTES, n_params=n_params, batch_size=batch)
+                              step=max(train_step, validation), data=n_images * image * (2 if in_worker else 1),
+                              overhead=TRAIN_OVERHEAD_BYTES + (WORKER_PROCESS_BYTES if in_worker else 0),
+                              n_params=n_params, batch_size=batch)
     return estimate
 
 
 def estimate_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int,
-                      n_images: int = 0) -> MemoryEstimate:
+                      n_images: int = 0, in_worker: bool = False) -> MemoryEstimate:
     """Estimated peak memory (bytes) of training these models together, as train_together does.
 
     configs: the ModelConfig of each model trained together (the app trains [AE, VAE]).
     batch_size: the training batch; n_images: images in the data set held for this training
-    (0 for none). Costs a few milliseconds: models are built on the meta device.
+    (0 for none); in_worker: trained in a worker process of its own (WORKER_PROCESS_BYTES).
+    Costs a few milliseconds: models are built on the meta device.
     """
-    return _estimator(configs, n_images)(batch_size)
+    return _estimator(configs, n_images, in_worker)(batch_size)
 
 
 # ---------------------------------------------------------------- the budget
@@ -324,28 +337,63 @@ def train_concurrency() -> int:
     return int(raw)
 
 
-def training_budget_bytes(concurrency: int | None = None) -> int:
-    """Memory one training may use here, in bytes (see the module docstring)."""
-    raw = os.environ.get("AEVAE_TRAIN_MEMORY_GB", "").strip()
-    if raw:
-        try:
-            gb = check_finite(float(raw), "AEVAE_TRAIN_MEMORY_GB")
-        except ValueError:
-            gb = -1.0
-        if gb <= 0:
-            raise ValueError(f"AEVAE_TRAIN_MEMORY_GB must be a number of GB > 0, got {raw!r}")
-        return int(gb * GB)
+def _env_gb(name: str) -> int | None:
+    """Bytes from an environment variable in GB (None when unset); a bad value is refused."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        gb = check_finite(float(raw), name)
+    except ValueError:
+        gb = -1.0
+    if gb <= 0:
+        raise ValueError(f"{name} must be a number of GB > 0, got {raw!r}")
+    return int(gb * GB)
+
+
+def _after_baseline(memory: int | None = None) -> float:
+    return (machine_memory_bytes() if memory is None else memory) * USABLE_FRACTION - APP_BASELINE_BYTES
+
+
+def data_budget_bytes(memory: int | None = None) -> int:
+    """Decoded image data all sessions may keep in memory at once, in bytes.
+
+    AEVAE_DATA_MEMORY_GB, else DATA_FRACTION of the usable memory after the app's baseline,
+    and never less than one session's share (SESSION_DATA_BYTES). `memory`: the machine's
+    memory in bytes (default: this machine's)."""
+    env = _env_gb("AEVAE_DATA_MEMORY_GB")
+    if env is not None:
+        return env
+    return max(int(_after_baseline(memory) * DATA_FRACTION), SESSION_DATA_BYTES)
+
+
+def session_data_bytes() -> int:
+    """Decoded data one session may keep (its upload at the sizes it uses), within the data budget."""
+    return min(SESSION_DATA_BYTES, data_budget_bytes())
+
+
+def training_budget_bytes(concurrency: int | None = None, memory: int | None = None) -> int:
+    """Memory one training may use here (or on a machine of `memory` bytes), in bytes (see the
+    module docstring)."""
+    env = _env_gb("AEVAE_TRAIN_MEMORY_GB")
+    if env is not None:
+        return env
     n = train_concurrency() if concurrency is None else concurrency
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, got {n!r}")
-    usable = machine_memory_bytes() * USABLE_FRACTION - APP_BASELINE_BYTES
-    return max(int(usable / n), 0)
+    return max(int((_after_baseline(memory) - data_budget_bytes(memory)) / n), 0)
+
+
+def app_budget_bytes(memory: int | None = None) -> int:
+    """What the whole app stays under: its baseline, the data budget and every training slot."""
+    n = train_concurrency()
+    return APP_BASELINE_BYTES + data_budget_bytes(memory) + n * training_budget_bytes(n, memory)
 
 
 def largest_batch(configs: ModelConfig | Iterable[ModelConfig], n_images: int = 0,
-                  budget_bytes: int | None = None, upto: int = 4096) -> int:
+                  budget_bytes: int | None = None, upto: int = 4096, in_worker: bool = False) -> int:
     """The largest batch (1..upto) whose estimate fits the budget; 0 if not even batch 1 fits."""
-    estimate = _estimator(configs, n_images)
+    estimate = _estimator(configs, n_images, in_worker)
     budget = training_budget_bytes() if budget_bytes is None else budget_bytes
     lo, hi = 0, upto  # the estimate grows with the batch: bisect
     while lo < hi:
@@ -364,7 +412,7 @@ def _model_words(cfgs: Sequence[ModelConfig]) -> str:
 
 
 def check_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int, n_images: int = 0,
-                   budget_bytes: int | None = None) -> MemoryEstimate:
+                   budget_bytes: int | None = None, in_worker: bool = False) -> MemoryEstimate:
     """The estimate if it fits this machine's per-training budget; else MemoryBudgetError.
 
     Call before building the models. The message names the largest batch that fits, or,
@@ -373,13 +421,13 @@ def check_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int
     """
     cfgs = _configs(configs)
     budget = training_budget_bytes() if budget_bytes is None else int(budget_bytes)
-    est = estimate_training(cfgs, batch_size, n_images)
+    est = estimate_training(cfgs, batch_size, n_images, in_worker)
     if est.total <= budget:
         return est
     s = cfgs[0].image_size
     what = (f"batch {batch_size} at {s} px with {_model_words(cfgs)} needs about {est.total / GB:.1f} GB; "
             f"this server allows {budget / GB:.1f} GB per training")
-    fits = largest_batch(cfgs, n_images, budget, upto=max(min(int(batch_size), 4096) - 1, 1))
+    fits = largest_batch(cfgs, n_images, budget, upto=max(min(int(batch_size), 4096) - 1, 1), in_worker=in_worker)
     if fits >= 1:
         raise MemoryBudgetError(f"{what}: try batch <= {fits}")
     detail = (f"{est.n_params / 1e6:.1f} M parameters" if est.weights + est.optimizer > est.data

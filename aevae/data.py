@@ -8,8 +8,11 @@ Limits are checked before the work they bound: image counts and sizes of .npy/.n
 from their headers (before any data is read or decompressed), zip entry counts, declared
 sizes and overlaps from the central directory (before any entry is read), each image's size
 from its header (before it is decoded), and the bytes read and pixels decoded as loading
-goes. The file loaders take `max_images` (stop after that many usable images) and
-`should_stop` (checked between images; a True answer raises `Cancelled`).
+goes. The file loaders take `max_images` (stop after that many usable images),
+`should_stop` (checked between images; a True answer raises `Cancelled`) and `pixels` (a
+`PixelBudget` that several loads can share, e.g. the files of one request or a session's
+recent loads; by default each load may decode MAX_DECODED_PIXELS). `peak_bytes` bounds the
+memory a load holds at once, before it starts, so a server can make room for it first.
 """
 
 from __future__ import annotations
@@ -70,6 +73,21 @@ class _Skip(Exception):  # one file in a folder or zip is unusable; the reason g
 
 
 StopCheck = Callable[[], bool] | None
+
+
+class PixelBudget:
+    """Pixels that loads may still decode; shared by loads that should be capped together.
+
+    `scope` and `why` go into the refusal message: whose budget ran out, and what to do."""
+
+    def __init__(self, pixels: int | None = None, scope: str = "in all", why: str = ""):
+        self.limit = self.left = int(MAX_DECODED_PIXELS if pixels is None else pixels)
+        self.used = 0
+        self.scope, self.why = scope, why or "use fewer or smaller images"
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        self.used += n
 
 
 def _check_stop(should_stop: StopCheck, name: str) -> None:
@@ -440,8 +458,10 @@ class _ByteBudget(Exception):  # reading this file would pass MAX_ZIP_TOTAL_BYTE
 
 
 def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size: int,
-           max_images: int | None = None, should_stop: StopCheck = None) -> ImageSet:
+           max_images: int | None = None, should_stop: StopCheck = None,
+           pixels: PixelBudget | None = None) -> ImageSet:
     """Decode the entries; the first path part (a sub-folder) is the label."""
+    budget = pixels if pixels is not None else PixelBudget()
     if not entries and not skipped:
         raise DataError(f"{name} is empty")
     entries = sorted(entries, key=lambda e: e[0])
@@ -452,24 +472,24 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
     # address space but no memory (no list of images and np.stack copy beside it).
     rows = min(len(entries), MAX_IMAGES, max_images or MAX_IMAGES)
     images = np.empty((rows, size, size, 3), np.uint8)
-    labels, names, total, pixels, count = [], [], 0, 0, 0
+    labels, names, total, count = [], [], 0, 0
     for parts, read in entries:
         _check_stop(should_stop, name)
         rel = "/".join(parts)
         try:
             data = read(MAX_ZIP_TOTAL_BYTES - total)
             total += len(data)
-            image, cost = _decode(data, size, MAX_DECODED_PIXELS - pixels)
-            pixels += cost
+            image, cost = _decode(data, size, budget.left)
+            budget.take(cost)
         except _Skip as e:
             skipped.append(f"{rel}: {e}")
             continue
         except _ByteBudget:
             raise DataError(f"{name}: more than {MAX_ZIP_TOTAL_BYTES:,} bytes in all, too much") from None
         except _PixelBudget:
-            raise DataError(f"{name}: more than {MAX_DECODED_PIXELS:,} pixels to decode in all "
-                            f"(stopped at {rel}, after {count} images); use fewer or smaller "
-                            f"images (about {size}x{size} is enough)") from None
+            raise DataError(f"{name}: more than {budget.limit:,} pixels to decode {budget.scope} "
+                            f"(stopped at {rel}, after {count} images); {budget.why} "
+                            f"(about {size}x{size} is enough)") from None
         if count == MAX_IMAGES:
             raise DataError(f"{name}: more than {MAX_IMAGES} images ({len(entries)} files); "
                             f"the limit is {MAX_IMAGES}, use a smaller set")
@@ -521,7 +541,7 @@ def _read_file(path: Path, limit: int) -> bytes:
 
 
 def load_folder(path: str | Path, image_size: int, max_images: int | None = None,
-                should_stop: StopCheck = None) -> ImageSet:
+                should_stop: StopCheck = None, pixels: PixelBudget | None = None) -> ImageSet:
     """Images in a folder; each immediate sub-folder is a label (as torchvision's ImageFolder).
 
     max_images: stop after that many usable images (in name order); should_stop: checked
@@ -539,7 +559,7 @@ def load_folder(path: str | Path, image_size: int, max_images: int | None = None
         if len(entries) > MAX_ZIP_MEMBERS:
             raise DataError(f"{root.name}: more than {MAX_ZIP_MEMBERS} files, the limit")
         _check_stop(should_stop, root.name)
-    return _build(root.name or str(root), "folder ", entries, [], size, max_images, should_stop)
+    return _build(root.name or str(root), "folder ", entries, [], size, max_images, should_stop, pixels)
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -583,7 +603,7 @@ def _check_zip_entries(name: str, infos: list[zipfile.ZipInfo]) -> None:
 
 
 def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
-             should_stop: StopCheck = None) -> ImageSet:
+             should_stop: StopCheck = None, pixels: PixelBudget | None = None) -> ImageSet:
     """Images in a zip, read member by member in memory; nothing is extracted to disk.
 
     max_images: stop after that many usable images (in name order); should_stop: checked
@@ -622,7 +642,7 @@ def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
                 entries.append((parts, partial(_read_member, zf, info)))
         if sum(info.file_size for info in infos) > MAX_ZIP_TOTAL_BYTES:
             raise DataError(f"{name} unpacks to more than {MAX_ZIP_TOTAL_BYTES:,} bytes, too much")
-        return _build(name, "zip ", entries, skipped, size, max_images, should_stop)
+        return _build(name, "zip ", entries, skipped, size, max_images, should_stop, pixels)
 
 
 # ---------------------------------------------------------------- NumPy arrays
@@ -818,11 +838,13 @@ def load_arrays(path: str | Path, image_size: int | None = None,
 
 
 def load_dataset(spec: str, image_size: int = 64, labels_path: str | Path | None = None,
-                 max_images: int | None = None, should_stop: StopCheck = None) -> ImageSet:
+                 max_images: int | None = None, should_stop: StopCheck = None,
+                 pixels: PixelBudget | None = None) -> ImageSet:
     """ "openmoji" (or empty) or a path: folder, .zip, .npy, .npz or a single image file.
 
     max_images: at most that many images (the first usable ones; OpenMoji ignores it);
-    should_stop: checked between images, True raises Cancelled."""
+    should_stop: checked between images, True raises Cancelled; pixels: the decoding budget
+    (image files only: arrays are bounded by their bytes)."""
     max_images = _check_max_images(max_images)
     if str(spec).strip().lower() in ("", "openmoji"):
         if labels_path is not None:
@@ -830,7 +852,7 @@ def load_dataset(spec: str, image_size: int = 64, labels_path: str | Path | None
         return load_openmoji(image_size)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return load_folder(path, image_size, max_images, should_stop)
+        return load_folder(path, image_size, max_images, should_stop, pixels)
     if not path.is_file():
         raise DataError(f"{spec}: no such file or folder")
     suffix = path.suffix.lower()
@@ -839,9 +861,51 @@ def load_dataset(spec: str, image_size: int = 64, labels_path: str | Path | None
     if labels_path is not None:
         raise DataError(f"{path.name}: a labels file only goes with .npy or .npz images")
     if suffix == ".zip":
-        return load_zip(path, image_size, max_images, should_stop)
+        return load_zip(path, image_size, max_images, should_stop, pixels)
     return _build(path.name, "image ", [((path.name,), partial(_read_file, path))], [],
-                  _check_size(image_size), max_images, should_stop)
+                  _check_size(image_size), max_images, should_stop, pixels)
+
+
+def peak_bytes(spec: str | Path, image_size: int) -> int:
+    """An upper bound of the memory loading `spec` at `image_size` holds at once, in bytes.
+
+    Read from headers and the zip directory only (nothing is decoded), so a server can make
+    room before loading. Files it cannot read are bounded as the largest image set (their
+    load then says what is wrong)."""
+    size = _check_size(image_size)
+    row = size * size * 3
+    largest = MAX_IMAGES * row + MAX_MEMBER_BYTES + 4 * MAX_IMAGE_PIXELS  # files, one read and one decode at a time
+    if str(spec).strip().lower() in ("", "openmoji"):
+        return len(_openmoji_sequences()) * row
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                n = min(len(zf.infolist()), MAX_IMAGES)
+            return n * row + MAX_MEMBER_BYTES + 4 * MAX_IMAGE_PIXELS
+        if suffix in (".npy", ".npz"):
+            shapes = []
+            if suffix == ".npy":
+                with path.open("rb") as f:
+                    shapes.append(_read_npy_header(f, path.name))
+            else:
+                with zipfile.ZipFile(path) as zf:
+                    for member in zf.namelist():
+                        if member.removesuffix(".npy") in ("data", "images"):
+                            with zf.open(member) as f:
+                                shapes.append(_read_npy_header(f, path.name))
+            total = 0
+            for shape, dtype in shapes:
+                n, h, w = _check_images_shape(shape, dtype, path.name)
+                # the array as stored, as uint8, and resized: at most all three at once
+                total += n * h * w * 3 * (dtype.itemsize + 1) + n * row
+            return total or largest
+        if path.is_file():  # a single image
+            return row + MAX_MEMBER_BYTES + 4 * MAX_IMAGE_PIXELS
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        pass
+    return largest
 
 
 @dataclass
@@ -869,13 +933,14 @@ class Split:
 
 
 def load_split(spec: str = "openmoji", image_size: int = 64, val_fraction: float = 0.1, seed: int = 0,
-               labels_path=None, should_stop: StopCheck = None) -> Split:
+               labels_path=None, should_stop: StopCheck = None, pixels: PixelBudget | None = None) -> Split:
     """Load a dataset and split it; the same arguments always give the same split.
 
-    should_stop: checked between images while loading, True raises Cancelled."""
+    should_stop: checked between images while loading, True raises Cancelled; pixels: see
+    load_dataset."""
     if not 0 < val_fraction < 1:
         raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
-    whole = load_dataset(spec, image_size, labels_path=labels_path, should_stop=should_stop)
+    whole = load_dataset(spec, image_size, labels_path=labels_path, should_stop=should_stop, pixels=pixels)
     train_index, val_index = whole._split_index(val_fraction, seed)
     if whole.images.flags.writeable:  # ours alone (just loaded): reorder it where it lies
         whole._reorder_in_place(np.concatenate([train_index, val_index]))

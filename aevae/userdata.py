@@ -35,8 +35,10 @@ class Upload:
     def shown(self) -> str:
         return " + ".join(self.files)
 
-    def load(self, size: int) -> data.Split:
-        split = data.load_split(str(self.data), size, labels_path=self.labels)
+    def load(self, size: int, should_stop=None, pixels: data.PixelBudget | None = None) -> data.Split:
+        """The images at this size, split; should_stop and pixels as data.load_split takes them."""
+        split = data.load_split(str(self.data), size, labels_path=self.labels, should_stop=should_stop,
+                                pixels=pixels)
         if self.names is not None:
             name_labels(split, self.names, self.shown)
         split.all.source = f"uploaded: {self.shown}"
@@ -111,17 +113,19 @@ def name_labels(split: data.Split, names: list[str], shown: str) -> None:
         part.label_names = list(named)
 
 
-def keep(paths, folder: Path) -> Upload:
-    """Copies of an upload's files in `folder` (checked by loading them before they are kept)."""
+def keep(paths, folder: Path, place=shutil.copyfile) -> Upload:
+    """Copies of an upload's files in `folder` (checked by loading them before they are kept).
+
+    place(src, dest) puts a file there: a copy by default (the app moves the web server's uploads)."""
     images, labels, names_file = sort_files(paths)
     names = read_label_names(names_file) if names_file is not None else None
     # Under their own names (a folder of their own), so images keep names like photos[3].
     data_copy = folder / images.name
-    shutil.copyfile(images, data_copy)
+    place(images, data_copy)
     labels_copy = None
     if labels is not None:
         labels_copy = folder / labels.name
-        shutil.copyfile(labels, labels_copy)
+        place(labels, labels_copy)
     files = tuple(f.name for f in (images, labels, names_file) if f is not None)
     return Upload(data_copy, labels_copy, names, files, upload_key(paths))
 

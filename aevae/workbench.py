@@ -2,7 +2,8 @@
 
 Each browser session gets a `Session` (kept in a `SessionStore` keyed by Gradio's session
 hash): the models it trained, its uploaded data and its runs. Shipped models and the rendered
-OpenMoji set are shared read-only by all sessions.
+OpenMoji set are shared read-only by all sessions. What sessions hold on disk and in memory is
+bounded as aevae/resources.py describes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import budget, classroom, data, metrics, pair_training, sampling, timing, userdata, worker
+from . import (
+    budget,
+    classroom,
+    data,
+    metrics,
+    pair_training,
+    resources,
+    sampling,
+    timing,
+    userdata,
+    worker,
+)
 from .config import PRESETS, ModelConfig, TrainConfig, adapt_latent, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
 from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
@@ -35,11 +47,15 @@ OPENMOJI = "openmoji"
 DEVICE = resolve_device(os.environ.get("AEVAE_DEVICE", "auto"))
 TRAIN_DEFAULT = "quick"  # the Train tab's preset: a good pair in about half a minute on 2 cores
 MAX_RECON_IMAGES = 64
-MAX_SESSIONS = 100  # sessions of API-only clients (no page) kept at once
+MAX_SESSIONS = 100  # sessions of API-only clients (no page) kept at once, in all
+MAX_CLIENT_SESSIONS = 20  # ... per client address (a script makes its own sessions go first)
+MAX_CLIENT_PAGES = 200  # page sessions per client address (a class behind one address fits)
+RECENT_S = 120.0  # a session used this recently is never dropped to make room
 IDLE_SESSION_S = 3 * 3600  # a session nobody used for this long is dropped
-KEEP_FOLDERS = 16  # output folders kept per session (one per call that makes files)
+KEEP_FOLDERS = 32  # output folders kept per session and group (one per call that makes files)
 _split_lock = threading.Lock()
 _splits: dict[int, data.Split] = {}
+_split_held: dict[int, resources.Held] = {}
 
 
 class NoModels(RuntimeError):
@@ -47,11 +63,68 @@ class NoModels(RuntimeError):
 
 
 def openmoji_split(size: int) -> data.Split:
-    """The default dataset's fixed split, rendered once per size and shared (read-only)."""
+    """The default dataset's fixed split, rendered once per size and shared (read-only).
+
+    Kept within the server's data memory (resources.DATA): sizes nobody used lately are
+    released when others need room, and rendered again (from the disk cache) when asked."""
     with _split_lock:
-        if size not in _splits:
-            _splits[size] = data.load_split(OPENMOJI, size, 0.1, 0)
-        return _splits[size]
+        if size in _splits:
+            _split_held[size].touch()
+            return _splits[size]
+        held = resources.DATA.claim(resources.SHARED, size, data.peak_bytes(OPENMOJI, size),
+                                    f"OpenMoji at {size} px")
+        try:
+            split = data.load_split(OPENMOJI, size, 0.1, 0)
+        except BaseException:
+            held.drop()
+            raise
+        _splits[size], _split_held[size] = split, held
+        held.loaded(split.all.images.nbytes, lambda: (_splits.pop(size, None), _split_held.pop(size, None)))
+        return split
+
+
+def upload_key(paths) -> tuple:
+    """What was uploaded, to know the same upload again: each file by its path and size (a file
+    taken into a session's folder by its kept copy's size)."""
+    out = []
+    for p in ([paths] if isinstance(paths, str | Path) else paths):
+        try:
+            size = resources.resolve(p).stat().st_size
+        except (OSError, data.DataError):
+            size = -1
+        out.append((str(p), size))
+    return tuple(sorted(out))
+
+
+def openmoji_counts() -> data.Split:
+    """An OpenMoji split at any size already rendered (for its counts, the same at every size)."""
+    with _split_lock:
+        ready = next(iter(_splits.values()), None)
+    return ready if ready is not None else openmoji_split(64)
+
+
+class SessionEnded(RuntimeError):
+    """The session ended (its page closed or it expired) while a request still used it."""
+
+    def __init__(self):
+        super().__init__("This page's session ended (closed or expired); nothing more is kept for it. "
+                         "Reload the page to start again.")
+
+
+@dataclass
+class Loaded:
+    """An upload loaded and checked for a session but not yet kept or used (Session.load_upload)."""
+
+    paths: list[Path]  # as given (the web server's upload paths)
+    sources: list[Path]  # the files read: the paths, or the copies kept when they were taken in
+    key: tuple  # what was uploaded (userdata.Upload.key)
+    size: int
+    split: data.Split
+    held: resources.Held  # its memory
+
+    def discard(self) -> None:
+        """Not used after all (e.g. the training was refused): its memory is freed."""
+        self.held.drop()
 
 
 @dataclass
@@ -128,7 +201,11 @@ def complete_settings(values: dict) -> dict:
 
 
 class Session:
-    def __init__(self, zoo: Zoo | None, shared: classroom.SharedRuns | None = None):
+    def __init__(self, zoo: Zoo | None, shared: classroom.SharedRuns | None = None,
+                 folder: Path | None = None, uploads: Path | None = None):
+        """`folder`: where the session's folder is made (an app folder, see resources.py; None:
+        the temp folder); `uploads`: the web server's upload folder, whose files are moved into
+        the session's folder once loaded (files elsewhere, e.g. the CLI's, are only read)."""
         self.zoo = zoo
         self.shared = shared if shared is not None else classroom.SharedRuns()
         self.in_use = SHIPPED + "default"  # which pair the tabs use: "shipped:NAME" or "run:N"
@@ -144,30 +221,52 @@ class Session:
         self.closed = False
         self.page = False  # a browser page loaded this session (API-only clients never do)
         self.lang: str | None = None  # the language chosen on the page (None: the request's)
+        self.client = ""  # the address it came from (SessionStore bounds sessions per address)
         self.seen = time.monotonic()
+        self.notices: list[str] = []  # things to tell the user at their next request
+        self.decoding = resources.Allowance()
+        self._root, self._uploads = folder, uploads
+        self._held: dict[int, resources.Held] = {}  # memory of _upload_splits, by size
+        self._data_lock = threading.Lock()  # one load of this session's data at a time
         self._tmp: Path | None = None
-        self._folders: list[Path] = []
+        self._folders: dict[str, list[Path]] = {}
         self._folders_lock = threading.Lock()
 
     # --- where things come from -------------------------------------------------------
     @property
     def tmpdir(self) -> Path:
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="aevae-session-"))
-        return self._tmp
+        """The session's folder; a session that ended makes none (SessionEnded)."""
+        with self._folders_lock:
+            if self.closed:
+                raise SessionEnded()
+            if self._tmp is None:
+                prefix = "session-" if self._root is not None else resources.LEGACY_PREFIX
+                self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self._root))
+            return self._tmp
 
-    def new_folder(self, keep: int = KEEP_FOLDERS) -> Path:
+    def new_folder(self, group: str = "out", keep: int = KEEP_FOLDERS) -> Path:
         """A fresh folder for one call's output files, so parallel calls never share a file.
 
-        The oldest beyond `keep` are removed (the app has copied their files into its own cache
-        by the time the next call asks for a folder).
+        The oldest of its `group` beyond `keep` are removed, so a session's files stay bounded:
+        a frequent kind of output (a training's live picture) has its own group, so it does not
+        push out the files of other calls that the page still offers for download.
         """
+        tmp = self.tmpdir
         with self._folders_lock:
-            folder = Path(tempfile.mkdtemp(prefix="out-", dir=self.tmpdir))
-            self._folders.append(folder)
-            while len(self._folders) > keep:
-                shutil.rmtree(self._folders.pop(0), ignore_errors=True)
+            folder = Path(tempfile.mkdtemp(prefix=f"{group}-", dir=tmp))
+            kept = self._folders.setdefault(group, [])
+            kept.append(folder)
+            while len(kept) > keep:
+                shutil.rmtree(kept.pop(0), ignore_errors=True)
             return folder
+
+    def tell(self, note: str) -> None:
+        if note not in self.notices:
+            self.notices.append(note)
+
+    def pop_notices(self) -> list[str]:
+        out, self.notices = self.notices, []
+        return out
 
     def run_rows(self) -> list[dict]:
         """Every run of this session as a table row (without loss histories)."""
@@ -179,11 +278,14 @@ class Session:
         return self.lock.locked()
 
     def close(self) -> None:
-        self.closed = True
+        with self._folders_lock:
+            self.closed = True
+            tmp, self._tmp = self._tmp, None
         self.stop.set()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        resources.DATA.forget(self)
+        self._upload_splits, self._held = {}, {}
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def shipped_pair(self, name: str = "default") -> Pair:
         if not self.zoo:
@@ -227,32 +329,58 @@ class Session:
     def uses_upload(self) -> bool:
         return self.upload is not None and self.on_upload
 
-    def set_upload(self, paths, image_size: int) -> data.Split:
-        """Keep a copy of the user's dataset (loaded once to check it), then use it.
+    def set_upload(self, paths, image_size: int, should_stop=None) -> data.Split:
+        """Load the user's dataset, keep it and use it (load_upload, then use_upload).
 
         `paths`: one .zip / .npy / .npz, or a .npy of images plus a .npy of labels (the one whose
         name says "label", as in report A's gen_data.npy / gen_label.npy), and optionally a .txt of
         label names. A bad upload raises ValueError and changes nothing.
         """
-        images, labels, names_file = userdata.sort_files(paths)
-        names = userdata.read_label_names(names_file) if names_file is not None else None
-        files = tuple(f.name for f in (images, labels, names_file) if f is not None)
-        split = userdata.Upload(images, labels, names, files, ()).load(image_size)  # checked before it is kept
-        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmpdir))
+        loaded = self.load_upload(paths, image_size, should_stop)
         try:
-            upload = userdata.keep(paths, folder)
-        except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.use_upload(loaded)
+        except BaseException:
+            loaded.discard()
             raise
-        old, self.upload, self.on_upload = self.upload, upload, True
-        self._upload_splits = {image_size: split}
+        return loaded.split
+
+    def load_upload(self, paths, image_size: int, should_stop=None) -> Loaded:
+        """Load and check an upload within this session's memory and decoding budgets, without
+        changing the session: see use_upload. Paths of uploads already taken in (moved into a
+        session's folder) are found again."""
+        files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+        sources = [resources.resolve(f) for f in files]
+        images, labels, names_file = userdata.sort_files(sources)
+        names = userdata.read_label_names(names_file) if names_file is not None else None
+        shown = tuple(f.name for f in (images, labels, names_file) if f is not None)
+        up = userdata.Upload(images, labels, names, shown, ())
+        split, held = self._load(up, image_size, ("new", image_size), should_stop)
+        return Loaded(files, sources, upload_key(files), image_size, split, held)
+
+    def use_upload(self, loaded: Loaded) -> None:
+        """Make a loaded upload the session's data: its files are kept in the session's folder
+        (moved there from the web server's upload folder), the previous upload's removed."""
+        with self._data_lock:
+            folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.tmpdir))
+            place = lambda src, dest: resources.adopt(src, dest, self._uploads, self._root)  # noqa: E731
+            try:
+                upload = userdata.keep(loaded.sources, folder, place)
+            except OSError:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            upload.key = loaded.key
+            old = self.upload
+            for held in self._held.values():
+                held.drop()
+            self.upload, self.on_upload = upload, True
+            self._upload_splits, self._held = {loaded.size: loaded.split}, {loaded.size: loaded.held}
+            loaded.held.loaded(loaded.held.nbytes, self._releaser(loaded.size), key=loaded.size)
         if old is not None:
             shutil.rmtree(old.data.parent, ignore_errors=True)
-        return split
 
     def same_upload(self, paths) -> bool:
         """These files are the upload already kept (the Train button sends the files again)."""
-        return self.upload is not None and bool(paths) and userdata.upload_key(paths) == self.upload.key
+        return self.upload is not None and bool(paths) and upload_key(paths) == self.upload.key
 
     def use_data(self, name: str) -> None:
         """Which data the tabs use: "openmoji" or "upload" (the kept upload)."""
@@ -262,18 +390,86 @@ class Session:
         self.on_upload = name == "upload"
 
     def clear_upload(self) -> None:
-        if self.upload is not None:
-            shutil.rmtree(self.upload.data.parent, ignore_errors=True)
-        self.upload, self.on_upload = None, False
-        self._upload_splits = {}
+        with self._data_lock:
+            for held in self._held.values():
+                held.drop()
+            if self.upload is not None:
+                shutil.rmtree(self.upload.data.parent, ignore_errors=True)
+            self.upload, self.on_upload = None, False
+            self._upload_splits, self._held = {}, {}
 
-    def split(self, size: int) -> data.Split:
+    def _load(self, up: userdata.Upload, size: int, key, should_stop=None):
+        """(split, memory held) of an upload at a size, within this session's memory and decoding
+        budgets, decoding in one of the server's decoding slots."""
+        what = f"{up.shown} at {size} px"
+        held = resources.DATA.claim(self, key, data.peak_bytes(up.data, size), what, should_stop)
+        budget_ = self.decoding.budget()
+        try:
+            with resources.decoding(should_stop, what):
+                split = up.load(size, should_stop, budget_)
+        except BaseException:
+            held.drop()
+            raise
+        finally:
+            self.decoding.spend(budget_)
+        held.loaded(split.all.images.nbytes, None)
+        return split, held
+
+    def _releaser(self, size: int):
+        def release():
+            self._upload_splits.pop(size, None)
+            self._held.pop(size, None)
+            self.tell(f"Your uploaded data at {size} px was released from the server's memory to make room "
+                      "for others; it is decoded again from your kept file when needed (a few seconds).")
+        return release
+
+    def split(self, size: int, should_stop=None) -> data.Split:
         """The data in use (the upload or OpenMoji) at this image size, split as always."""
-        if not self.uses_upload:
+        return self.data_split("upload" if self.uses_upload else OPENMOJI, size, should_stop)
+
+    def data_split(self, name: str, size: int, should_stop=None) -> data.Split:
+        """OpenMoji or the kept upload at this size, whichever the tabs use now (see use_data)."""
+        if name != "upload":
             return openmoji_split(size)
-        if size not in self._upload_splits:
-            self._upload_splits[size] = self.upload.load(size)
-        return self._upload_splits[size]
+        if self.upload is None:
+            raise ValueError("choose 'upload' only after uploading a .zip, .npy or .npz file "
+                             "(or a .npy of images with a *label*.npy)")
+        with self._data_lock:
+            if size in self._upload_splits:
+                self._held[size].touch()
+                return self._upload_splits[size]
+            split, held = self._load(self.upload, size, size, should_stop)
+            self._upload_splits[size], self._held[size] = split, held
+            held.loaded(held.nbytes, self._releaser(size))
+            return split
+
+    def any_split(self) -> data.Split | None:
+        """A split of the session's upload at any size it holds now (for counts), else None."""
+        return next(iter(self._upload_splits.values()), None)
+
+    def own_images(self, paths, size: int, should_stop=None) -> data.ImageSet:
+        """Image files (or zips) uploaded to be reconstructed: decoded up to the images shown,
+        within this session's decoding budget, then kept in the session's folder (the latest set)."""
+        sources = []
+        for p in paths:  # a file no longer here is skipped (and named) like any unreadable one
+            try:
+                sources.append(resources.resolve(p))
+            except data.DataError:
+                sources.append(Path(p))
+        budget_ = self.decoding.budget()
+        try:
+            with resources.decoding(should_stop, "your images"):
+                images = load_user_images(sources, size, should_stop, budget_)
+        finally:
+            self.decoding.spend(budget_)
+        own = self.tmpdir / "own"
+        kept = [resources.adopt(src, own / f"{i}-{Path(p).name}", self._uploads, self._root)
+                for i, (src, p) in enumerate(zip(sources, paths))
+                if src.is_file() and resources.within(src, self._uploads)]  # web uploads; other files stay
+        for f in own.iterdir() if own.is_dir() else []:  # the previous set, unless it is this one
+            if f not in kept:
+                f.unlink(missing_ok=True)
+        return images
 
     def data_key(self):
         """Which data the tabs use, to tell a switch of data apart (uploads by their files)."""
@@ -284,24 +480,47 @@ class Session:
 
 
 class SessionStore:
-    """Sessions by key. A session with a browser page lives until its page closes (or it has
-    been idle for `idle_s`); sessions of API clients that never load the page are bounded by
-    count, the least recently used idle one dropped first. No session with a training running
-    or queued is ever dropped, so no script can erase a student's work by making sessions."""
+    """Sessions by key.
 
-    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS, idle_s: float = IDLE_SESSION_S):
+    A session with a browser page lives until its page closes (or it has been idle for
+    `idle_s`). Sessions of API clients that never load the page are bounded by count: per
+    client address (`per_client`), then in all (`limit`, taken first from the address with the
+    most). A session is never dropped while it trains (or waits to), while a request of its
+    own is in progress (`active`), or within `recent_s` of its last use; so a script that makes
+    sessions makes its own sessions go first, and cannot erase a student's work.
+
+    `folder`: where the sessions' folders go (one app folder per store, see resources.py);
+    `uploads`: the web server's upload folder (see Session).
+    """
+
+    def __init__(self, zoo: Zoo | None, limit: int = MAX_SESSIONS, idle_s: float = IDLE_SESSION_S,
+                 per_client: int = MAX_CLIENT_SESSIONS, per_client_pages: int = MAX_CLIENT_PAGES,
+                 recent_s: float = RECENT_S, folder: Path | None = None, uploads: Path | None = None):
         self.zoo = zoo
         self.shared = classroom.SharedRuns()  # trainings of all sessions: identical ones run once
-        self.limit = limit
-        self.idle_s = idle_s
+        self.limit, self.idle_s, self.recent_s = limit, idle_s, recent_s
+        self.per_client, self.per_client_pages = per_client, per_client_pages
+        self.uploads = uploads
+        self._base = folder
+        self._root: Path | None = None
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._active: Counter[str] = Counter()  # requests in progress, per session key
         self._lock = threading.Lock()
 
-    def get(self, key: str, page: bool = False) -> Session:
+    @property
+    def folder(self) -> Path | None:
+        """The app folder of this store's sessions (made on first use); None without a base."""
+        if self._base is not None and self._root is None:
+            self._root = resources.app_folder(self._base)
+        return self._root
+
+    def get(self, key: str, page: bool = False, client: str = "") -> Session:
+        folder = self.folder
         with self._lock:
             s = self._sessions.get(key)
             if s is None:
-                s = self._sessions[key] = Session(self.zoo, self.shared)
+                s = self._sessions[key] = Session(self.zoo, self.shared, folder, self.uploads)
+                s.client = client
             s.page = s.page or page
             s.seen = time.monotonic()
             self._sessions.move_to_end(key)
@@ -310,14 +529,47 @@ class SessionStore:
             old.close()
         return s
 
+    def active(self, key: str):
+        """A context for a request of this session: it is not dropped while the request runs."""
+        store = self
+
+        class _Active:
+            def __enter__(self):
+                with store._lock:
+                    store._active[key] += 1
+
+            def __exit__(self, *exc):
+                with store._lock:
+                    store._active[key] -= 1
+                    if store._active[key] <= 0:
+                        del store._active[key]
+
+        return _Active()
+
     def _trim(self) -> list[Session]:
         now, out = time.monotonic(), []
         for key, s in list(self._sessions.items()):
-            if not s.busy and now - s.seen > self.idle_s:
+            if not s.busy and not self._active[key] and now - s.seen > self.idle_s:
                 out.append(self._sessions.pop(key))
-        api = [k for k, s in self._sessions.items() if not s.page and not s.busy]
-        for key in api[:max(0, len(api) - self.limit)]:
-            out.append(self._sessions.pop(key))
+
+        def spare(key: str) -> bool:  # may be dropped to make room
+            s = self._sessions[key]
+            return not s.busy and not self._active[key] and now - s.seen > self.recent_s
+
+        for page, cap in ((False, self.per_client), (True, self.per_client_pages)):
+            by_client: dict[str, list[str]] = {}
+            for key, s in self._sessions.items():  # least recently used first
+                if s.page == page:
+                    by_client.setdefault(s.client, []).append(key)
+            for keys in by_client.values():
+                for key in [k for k in keys if spare(k)][:max(0, len(keys) - cap)]:
+                    out.append(self._sessions.pop(key))
+        api = [k for k, s in self._sessions.items() if not s.page]
+        if len(api) > self.limit:
+            count = Counter(self._sessions[k].client for k in api)
+            order = sorted((k for k in api if spare(k)), key=lambda k: -count[self._sessions[k].client])
+            for key in order[:len(api) - self.limit]:  # sorted() is stable: least recently used first
+                out.append(self._sessions.pop(key))
         return out
 
     def drop(self, key: str) -> None:
@@ -385,15 +637,25 @@ def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Recons
                           metrics.evaluate(pair.vae, images, lpips=lpips), pair.source)
 
 
-def load_user_images(paths: list[str], size: int) -> data.ImageSet:
+def load_user_images(paths: list[str], size: int, should_stop=None,
+                     pixels: data.PixelBudget | None = None) -> data.ImageSet:
     """Single image files (or zips) uploaded to be reconstructed, as one ImageSet.
 
-    A file that cannot be read is skipped and named in `skipped`, as are images beyond
-    MAX_RECON_IMAGES; only when no image at all is usable is it an error."""
-    sets, skipped = [], []
-    for p in paths:
+    A file that cannot be read is skipped and named in `skipped`, as are files beyond the
+    MAX_RECON_IMAGES images shown, which are not even decoded; only when no image at all is
+    usable is it an error. `pixels` caps the decoding of all the files together (default:
+    data.MAX_DECODED_PIXELS); `should_stop` cancels it (data.Cancelled)."""
+    sets, skipped, left = [], [], MAX_RECON_IMAGES
+    pixels = pixels if pixels is not None else data.PixelBudget()
+    for i, p in enumerate(paths):
+        if not left:
+            rest = [Path(q).name for q in paths[i:]]
+            skipped.append(f"{', '.join(rest[:3])}{' ...' * (len(rest) > 3)}: beyond the {MAX_RECON_IMAGES} "
+                           f"images reconstructed at once ({len(rest)} file{'s' * (len(rest) != 1)} not read)")
+            break
         try:
-            sets.append(data.load_dataset(str(p), size))
+            sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
+            left -= len(sets[-1])
         except data.DataError as e:  # one image file: its own reason, not "no readable images (1 files ...)"
             one = re.fullmatch(rf"{re.escape(Path(p).name)}: no readable images \(1 files skipped: (.*)\)", str(e))
             skipped.append(one[1] if one else str(e))
@@ -404,11 +666,6 @@ def load_user_images(paths: list[str], size: int) -> data.ImageSet:
         raise ValueError(f"no usable image in this upload: {why}")
     names = [n for s in sets for n in s.names]
     imgs = np.concatenate([s.images for s in sets])
-    if len(imgs) > MAX_RECON_IMAGES:
-        skipped.append(f"{', '.join(names[MAX_RECON_IMAGES:][:3])}{' ...' * (len(names) > MAX_RECON_IMAGES + 3)}: "
-                       f"beyond the {MAX_RECON_IMAGES} images reconstructed at once ({len(imgs) - MAX_RECON_IMAGES} "
-                       "left out)")
-        imgs, names = imgs[:MAX_RECON_IMAGES], names[:MAX_RECON_IMAGES]
     return data.ImageSet(imgs, np.zeros(len(imgs), np.int64), [data.UNLABELLED], names,
                          np.arange(1, len(imgs) + 1), "uploaded images", skipped)
 
@@ -586,7 +843,7 @@ class PairJob:
         cfgs = [settings.model_config(k) for k in ("ae", "vae")]
         tcfg = settings.train_config()
         # Refused before anything starts when it would not fit this server's memory per training.
-        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all))
+        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all), in_worker=worker.enabled())
         key = classroom.run_key(cfgs, tcfg.to_dict(), split)
         est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), tcfg.epochs)
 

@@ -147,20 +147,22 @@ def show(label: str, r: dict) -> None:
 def training(space_gib: float, steps: int) -> None:
     pair = [preset("report-b", k, image_size=128) for k in ("ae", "vae")]
     space = int(space_gib * GIB)
-    allowed = int((space * budget.USABLE_FRACTION - budget.APP_BASELINE_BYTES) / budget.TRAIN_CONCURRENCY)
+    allowed = budget.training_budget_bytes(budget.TRAIN_CONCURRENCY, space)
     here = budget.training_budget_bytes()
     n_moji = 4495
     t = time.perf_counter()
-    batch = budget.largest_batch(pair, n_moji, allowed)
+    batch = budget.largest_batch(pair, n_moji, allowed, in_worker=True)  # as the app trains: in a worker
     t_check = time.perf_counter() - t
     print(f"Budget per training: {allowed / 1e9:.2f} GB on a {space_gib:g} GiB Space "
-          f"({budget.TRAIN_CONCURRENCY} trainings at once); {here / 1e9:.2f} GB on this machine "
+          f"({budget.TRAIN_CONCURRENCY} trainings at once, after {budget.data_budget_bytes(space) / 1e9:.2f} GB "
+          f"for decoded data and the app's {budget.APP_BASELINE_BYTES / 1e9:.0f} GB; the whole app "
+          f"{budget.app_budget_bytes(space) / 1e9:.2f} GB); {here / 1e9:.2f} GB on this machine "
           f"({budget.machine_memory_bytes() / 1e9:.1f} GB)")
     print(f"Largest allowed training: report-b, 128 px, OpenMoji ({n_moji} images): batch {batch} "
           f"(largest_batch took {t_check * 1e3:.0f} ms)")
-    print(f"  estimate at batch {batch}: {budget.estimate_training(pair, batch, n_moji).describe()}")
+    print(f"  estimate at batch {batch}: {budget.estimate_training(pair, batch, n_moji, in_worker=True).describe()}")
     try:
-        budget.check_training(pair, 512, n_moji, allowed)
+        budget.check_training(pair, 512, n_moji, allowed, in_worker=True)
     except budget.MemoryBudgetError as e:
         print(f"  batch 512 (the slider's maximum): {e}")
     est = budget.estimate_training(pair, batch, steps * batch)

@@ -79,3 +79,34 @@ def server(app_module):
     demo = app_module.serve("127.0.0.1", port, block=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+# The app in its own process (tests/served.py), for tests that read its memory from /proc and its
+# log: small budgets set through the documented variables, and a quick sweep of the upload folder.
+SERVED_ENV = {"AEVAE_TRAIN_MEMORY_GB": "1.5", "AEVAE_DATA_MEMORY_GB": "0.6", "AEVAE_CACHE_SWEEP": "2,10"}
+
+
+@pytest.fixture(scope="session")
+def served_app(quick_zoo):
+    from served import Served
+
+    with Served({**SERVED_ENV, "AEVAE_CHECKPOINTS": str(quick_zoo)}) as app:
+        yield app
+
+
+def served_budget() -> int:
+    """The whole app's documented memory budget under SERVED_ENV (aevae.budget.app_budget_bytes)."""
+    import os
+
+    from aevae import budget
+
+    saved = {k: os.environ.get(k) for k in SERVED_ENV}
+    os.environ.update(SERVED_ENV)
+    try:
+        return budget.app_budget_bytes()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

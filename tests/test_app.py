@@ -69,23 +69,28 @@ def test_reconstruct_uploaded_images(app_module, tmp_path):
         p = tmp_path / f"own{i}.png"
         Image.fromarray(img).convert("RGBA").save(p)
         paths.append(str(p))
-    grid, _, table, _, note = app_module.reconstruct_uploads(paths, False, req("r4"))
+    grid, _, table, _, note = last(app_module.reconstruct_uploads(paths, False, req("r4")))
     assert len(table) == 3 and table["name"].tolist()[0].startswith("own0")
     assert "3 images reconstructed by shipped: default (trained on OpenMoji emoji)" in note
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     # One bad file among good ones is skipped and named; the good ones are reconstructed.
-    grid, _, table, _, note = app_module.reconstruct_uploads([paths[0], str(bad), paths[2]], False, req("r4"))
+    grid, _, table, _, note = last(app_module.reconstruct_uploads([paths[0], str(bad), paths[2]], False, req("r4")))
     assert table["name"].tolist() == ["own0.png", "own2.png"] and "**Skipped 1:** bad.png" in note
     with pytest.raises(gr.Error, match="no usable image in this upload: bad.png"):
-        app_module.reconstruct_uploads([str(bad)], False, req("r4"))
+        last(app_module.reconstruct_uploads([str(bad)], False, req("r4")))
     # In the page, loading is its own step: an upload with nothing usable marks only its note.
     with pytest.raises(gr.Error, match="bad.png"):
-        app_module.load_own([str(bad)], req("r4"))
-    images, note = app_module.load_own([str(bad), paths[1]], req("r4"))
+        last(app_module.load_own([str(bad)], req("r4")))
+    images, note = last(app_module.load_own([str(bad), paths[1]], req("r4")))
     assert len(images) == 1 and "Skipped 1" in note
     _, summary, table, _ = app_module.reconstruct_own(images, False, req("r4"))
     assert table["name"].tolist() == ["own1.png"] and "Mean ± std over 1 images" in summary
+
+
+def last(steps):
+    """The final answer of a handler that yields progress first (decoding runs in the background)."""
+    return list(steps)[-1]
 
 
 def test_variants_default_ids_and_exports(app_module):
@@ -225,7 +230,7 @@ def test_closing_a_session_drops_it(app_module):
 def test_sessions_are_bounded():
     from aevae.workbench import SessionStore
 
-    store = SessionStore(None, limit=3)
+    store = SessionStore(None, limit=3, recent_s=0)
     first = store.get("a")
     for k in "bcd":
         store.get(k)
@@ -390,7 +395,7 @@ def test_answers_from_shipped_files_are_computed_once_for_everyone(app_module):
 def test_a_students_session_survives_many_script_sessions():
     from aevae.workbench import SessionStore
 
-    store = SessionStore(None, limit=10)
+    store = SessionStore(None, limit=10, recent_s=0)
     student = store.get("student", page=True)
     busy = store.get("api-busy")
     busy.lock.acquire()  # a training running in an API client's session

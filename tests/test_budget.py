@@ -102,9 +102,21 @@ def test_check_says_what_else_to_lower():
 def test_budget_from_the_machine_and_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("AEVAE_TRAIN_MEMORY_GB", raising=False)
     monkeypatch.delenv("AEVAE_TRAIN_CONCURRENCY", raising=False)
+    monkeypatch.delenv("AEVAE_DATA_MEMORY_GB", raising=False)
     machine = budget.machine_memory_bytes()
     two = budget.training_budget_bytes()
-    assert two == int((machine * budget.USABLE_FRACTION - budget.APP_BASELINE_BYTES) / 2)
+    after_baseline = machine * budget.USABLE_FRACTION - budget.APP_BASELINE_BYTES
+    data = budget.data_budget_bytes()
+    assert data == max(int(after_baseline * budget.DATA_FRACTION), budget.SESSION_DATA_BYTES)
+    assert two == int((after_baseline - data) / 2)
+    # the baseline, the data and two trainings: the whole app within the usable memory
+    assert budget.app_budget_bytes() <= machine * budget.USABLE_FRACTION
+    monkeypatch.setenv("AEVAE_DATA_MEMORY_GB", "1")
+    assert budget.data_budget_bytes() == 1 * GB and budget.training_budget_bytes() > two
+    assert budget.session_data_bytes() == budget.SESSION_DATA_BYTES
+    monkeypatch.setenv("AEVAE_DATA_MEMORY_GB", "0.2")
+    assert budget.session_data_bytes() == 200_000_000
+    monkeypatch.delenv("AEVAE_DATA_MEMORY_GB")
     assert budget.training_budget_bytes(1) > two
     monkeypatch.setenv("AEVAE_TRAIN_CONCURRENCY", "4")
     assert budget.train_concurrency() == 4 and budget.training_budget_bytes() < two

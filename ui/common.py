@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
+import logging
 import os
 import threading
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from aevae import classroom, data, i18n, workbench
-from aevae.config import PRESETS
+from aevae.config import PRESETS, check_seed
 from aevae.i18n import t, tm
 from aevae.zoo import DEFAULT_DIR, Zoo
 
@@ -28,6 +30,21 @@ DEFAULT_CAP = 300  # the default cap: a safety stop, far above what the default 
 KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out (its key "train.kl_plot" says 5%)
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
+
+
+def cache_sweep() -> tuple[int, int]:
+    """(every, age) in seconds: every 5 minutes, files the web server received or handed out more
+    than 15 minutes ago are deleted: uploads nobody loaded, download links of results (the button
+    makes them again). AEVAE_CACHE_SWEEP="every,age" sets them. Uploads that were loaded are
+    moved into their session's folder at once, and a session's files go when it ends."""
+    raw = os.environ.get("AEVAE_CACHE_SWEEP", "").replace(" ", "")
+    if not raw:
+        return 300, 900
+    parts = raw.split(",")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(  # not shown: read once at start
+            f"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900; got {raw!r}")  # not shown
+    return int(parts[0]), int(parts[1])
 PLOT_POINTS = 400
 DEFAULT_SIZE = PRESETS["default"].model.image_size
 COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
@@ -40,6 +57,16 @@ CSS = """
 .wide-items .grid-wrap { overflow-y: visible; max-height: none; }
 """
 
+
+
+log = logging.getLogger("aevae.app")
+
+
+def upload_folder() -> Path:
+    """Where the web server keeps uploads and the files it serves (GRADIO_TEMP_DIR)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
 
 
 try:  # Hugging Face Spaces: on a ZeroGPU Space, spaces.GPU attaches a GPU for the call (a no-op elsewhere)
@@ -56,21 +83,44 @@ def store() -> workbench.SessionStore:
     """All sessions, with the shipped models; made on first use, after AEVAE_CHECKPOINTS is read.
 
     AEVAE_CHECKPOINTS points the app at another folder of shipped models (the tests use a tiny one).
+    The sessions' folders live in the web server's upload folder: their files are served from
+    there as they are (no copy in a cache), and go when the session ends.
     """
-    return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR))
+    return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR),
+                                  folder=upload_folder(), uploads=upload_folder())
+
+
+def client_of(request: gr.Request | None) -> str:
+    """The address a request came from; behind a proxy (a Space), the one the proxy added last."""
+    headers = getattr(request, "headers", None) or {}
+    forwarded = [a.strip() for a in (headers.get("x-forwarded-for") or "").split(",") if a.strip()]
+    host = getattr(getattr(request, "client", None), "host", "") or ""
+    return host + (f" via {forwarded[-1]}" if forwarded else "")  # not shown: a key for the session store
 
 
 def session(request: gr.Request | None, page: bool = False) -> workbench.Session:
-    """This browser tab's session; `page` marks that a page loaded it (see SessionStore)."""
-    return store().get(getattr(request, "session_hash", None) or "anonymous", page)
+    """This browser tab's session; `page` marks that a page loaded it (see SessionStore).
+
+    What the session has to tell its user (e.g. that its data was released to make room) is
+    shown now, as a notice."""
+    s = store().get(getattr(request, "session_hash", None) or "anonymous", page, client_of(request))
+    notes = s.pop_notices()
+    if notes:
+        lang = s.lang or asked_lang(request)
+        for note in notes:
+            gr.Warning(tm(note, lang))
+    return s
 
 
 def lang_of(request: gr.Request | None) -> str:
     """The language a handler answers in: the one chosen on the page (ui/lang.py), else the
     link's ?lang=, else the browser's Accept-Language, else English."""
     chosen = getattr(session(request), "lang", None) if request is not None else None
-    if chosen:
-        return chosen
+    return chosen or asked_lang(request)
+
+
+def asked_lang(request: gr.Request | None) -> str:
+    """The language the request itself asks for (?lang=, else Accept-Language), without its session."""
     query = dict(getattr(request, "query_params", None) or {})
     if i18n.match(query.get("lang")):
         return i18n.match(query["lang"])
@@ -93,6 +143,40 @@ def need(lo, hi, value, what: str, lang: str):
     return value
 
 
+def seed_of(value, what: str, lang: str) -> int:
+    """A seed in 0..2**32-1, or a clear refusal (a huge one would fail deep in torch); `what` is a key."""
+    try:
+        return check_seed(value, t(what, lang))
+    except ValueError as e:
+        raise fail(e, lang) from None
+
+
+class Page(gr.Blocks):
+    """The app's Blocks: each request holds its session (never dropped while it runs), and an
+    expected refusal (a gr.Error: ours, or Gradio's own range checks) is logged as one line,
+    not a traceback, so a traceback in the log means a bug."""
+
+    async def process_api(self, *args, **kwargs):
+        key = kwargs.get("session_hash")
+        with store().active(key) if key else contextlib.nullcontext():
+            try:
+                return await super().process_api(*args, **kwargs)
+            except workbench.SessionEnded as e:
+                refused(kwargs, args, str(e))
+                raise fail(e, asked_lang(kwargs.get("request"))) from None
+            except gr.Error as e:
+                e.print_exception = False
+                refused(kwargs, args, e.message)
+                raise
+
+
+def refused(kwargs, args, why) -> None:
+    fn = kwargs.get("block_fn", args[0] if args else None)
+    name = getattr(fn, "api_name", None) or getattr(fn, "name", None) or str(fn)
+    log.info("refused %s (session %s): %s", name, str(kwargs.get("session_hash"))[:8],
+             " ".join(str(why).split()))
+
+
 @contextmanager
 def training_slot(s: workbench.Session, lang: str):
     """One training at a time per browser tab."""
@@ -104,12 +188,16 @@ def training_slot(s: workbench.Session, lang: str):
         s.lock.release()
 
 
-def background(s: workbench.Session, work, show, lang: str, every: float = 0.5):
+def background(s: workbench.Session, work, show, lang: str, every: float = 0.5,
+               stop: threading.Event | None = None):
     """Run work() in a thread; while it runs, yield show() every `every` seconds; return its result.
 
     Use as `result = yield from background(...)`. Closing the generator (the browser went away,
-    the event was cancelled) stops the work within one batch: nobody's CPU burns for nobody.
+    the event was cancelled) sets `stop` (default: the session's training stop), which stops the
+    work within one batch or image: nobody's CPU burns for nobody. A session that ended
+    meanwhile gets no result: the work stopped with it, and says so.
     """
+    stop = s.stop if stop is None else stop
     result: dict = {}
 
     def target():
@@ -120,17 +208,20 @@ def background(s: workbench.Session, work, show, lang: str, every: float = 0.5):
         except Exception as e:  # shown to the user below; nothing changes
             result["error"] = e
 
-    t = threading.Thread(target=target, daemon=True, name=f"aevae-train-{id(s)}")
-    t.start()
+    # not `t`: that is the translation function target() uses
+    worker = threading.Thread(target=target, daemon=True, name=f"aevae-train-{id(s)}")
+    worker.start()
     try:
-        while t.is_alive():
-            t.join(every)
-            if t.is_alive():
+        while worker.is_alive():
+            worker.join(every)
+            if worker.is_alive():
                 yield show()
     finally:
-        if t.is_alive():
-            s.stop.set()
-            t.join(10)
+        if worker.is_alive():
+            stop.set()
+            worker.join(10)
+    if s.closed:
+        raise gr.Error(t("error.session_ended", lang), print_exception=False)
     if "error" in result:
         raise fail(result["error"], lang)
     return result["value"]

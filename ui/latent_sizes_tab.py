@@ -23,6 +23,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     png,
+    seed_of,
     session,
     stop_training,
     training_slot,
@@ -37,6 +38,7 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     """The same images through models that differ only in latent size."""
     s, lang = session(request), lang_of(request)
     need(1, 16, n, "what.n_images", lang)
+    seed = seed_of(seed, "what.draw_seed", lang)
     try:
         rungs = workbench.ladder_models(s)
         if not rungs:

@@ -17,6 +17,7 @@ from .common import (
     need,
     on_open,
     png,
+    seed_of,
     session,
 )
 from .lang import L, drawn, plot
@@ -28,6 +29,7 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
     s, lang = session(request), lang_of(request)
     need(1, 32, n, "what.samples", lang)
+    seed = seed_of(seed, "what.seed", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
@@ -76,7 +78,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
                            "label": [split.val.label_names[i] for i in split.val.labels],
                            "id": split.val.ids, "name": split.val.names})
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
-    sx, sy = cmap.coords.std(0)
+    sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
     note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
              b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
     other = workbench.data_note(s, pair, "these validation images")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from aevae import figures, workbench
+from aevae import data, figures, workbench
 from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
 from .common import (
+    background,
     csv_text,
     fail,
     gpu,
@@ -21,6 +23,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     rounded,
+    seed_of,
     session,
     short_note,
 )
@@ -32,6 +35,7 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s, lang = session(request), lang_of(request)
     need(1, workbench.MAX_RECON_IMAGES, n, "what.n_images", lang)
+    seed = seed_of(seed, "what.draw_seed", lang)
     try:
         pair = s.pair()
         images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
@@ -41,23 +45,46 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
     return show_reconstruction(rec, s, pair.source, lang, workbench.data_note(s, pair))
 
 
-def load_own(files, request: gr.Request):
-    """The user's own images at the pair's size: unreadable files are skipped and named; only when
-    none is usable is it an error (shown in this note alone, the results above stay as they are)."""
-    s, lang = session(request), lang_of(request)
-    if not files:
-        raise gr.Error(t("recon.upload_first", lang), print_exception=False)
-    try:
-        pair = s.pair()
-        images = workbench.load_user_images([getattr(f, "name", f) for f in files], pair.image_size)
-    except (ValueError, NoModels) as e:
-        raise fail(e, lang) from None
+def _decode_own(s, files, pair, show, lang: str):
+    """The user's own images at the pair's size, decoded in the background (use as `yield from`):
+    only as many as are shown, within the session's decoding budget; a cancelled request stops
+    the decoding. Unreadable files are skipped and named; only when none is usable is it an error."""
+    stop = threading.Event()  # this request's own: the session's training goes on
+
+    paths = [getattr(f, "name", f) for f in files]
+
+    def work():
+        try:
+            return s.own_images(paths, pair.image_size, stop.is_set)
+        except data.Cancelled:
+            raise RuntimeError(t("recon.decoding_cancelled", lang)) from None
+
+    images = yield from background(s, work, show, lang, stop=stop)
     note = t("recon.own_done" if len(images) != 1 else "recon.own_done_one", lang, n=len(images),
              source=tm(pair.source, lang), data=tm(workbench.trained_on(pair.dataset), lang))
     if images.skipped:
         note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
             tm(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
     return images, note
+
+
+def _pair_for_own(files, request):
+    s, lang = session(request), lang_of(request)
+    if not files:
+        raise gr.Error(t("recon.upload_first", lang), print_exception=False)
+    try:
+        return s, s.pair(), lang
+    except (ValueError, NoModels) as e:
+        raise fail(e, lang) from None
+
+
+def load_own(files, request: gr.Request):
+    """The user's own images at the pair's size (the page's first step): an upload with no usable
+    image is an error shown in this note alone, the results above stay as they are."""
+    s, pair, lang = _pair_for_own(files, request)
+    decoding = t("recon.decoding", lang)
+    images, note = yield from _decode_own(s, files, pair, lambda: (gr.skip(), decoding), lang)
+    yield images, note
 
 
 @gpu
@@ -73,8 +100,10 @@ def reconstruct_own(images, use_lpips: bool, request: gr.Request):
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     """Both steps at once (the API's endpoint): the reconstruction and the note on skipped files."""
-    images, note = load_own(files, request)
-    return *reconstruct_own(images, use_lpips, request), note
+    s, pair, lang = _pair_for_own(files, request)
+    decoding = t("recon.decoding", lang)
+    images, note = yield from _decode_own(s, files, pair, lambda: (*[gr.skip()] * 4, decoding), lang)
+    yield *reconstruct_own(images, use_lpips, request), note
 
 
 def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:

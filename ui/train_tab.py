@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from aevae import checkpoints, figures, userdata, workbench
+from aevae import checkpoints, data, figures, userdata, workbench
 from aevae.config import (
     MAX_SIZE,
     MIN_SIZE,
@@ -29,6 +29,7 @@ from .common import (
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
+    background,
     bar,
     curves,
     fail,
@@ -71,8 +72,10 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
     s, lang = session(request), lang_of(request)
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
-        split = s.split(settings.image_size) if dataset == "upload" and s.upload else \
-            workbench.openmoji_split(settings.image_size)
+        # The plan needs counts only, the same at every size: nothing is decoded or rendered for it.
+        split = s.any_split() if dataset == "upload" and s.upload else workbench.openmoji_counts()
+        if split is None:
+            return t("train.plan_after_load", lang), gr.update(visible=False, value=None)
         return (t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang)),
                 gr.update(visible=False, value=None))
     except (gr.Error, ValueError) as e:
@@ -132,7 +135,7 @@ _curves_lock = threading.Lock()
 
 
 def _strip_file(s: workbench.Session, snap, lang: str) -> str | None:
-    return None if snap is None else png(s.new_folder(), _strip(snap, lang), "before-now.png")
+    return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap, lang), "before-now.png")
 
 
 def _plots(frames: tuple, lang: str) -> list:
@@ -149,21 +152,41 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
     settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
     if not s.lock.acquire(blocking=False):
         raise gr.Error(t("error.training_running", lang), print_exception=False)
+    # Nothing of the session changes until the training has started: a refused Train (bad data,
+    # over the memory budget, stopped while loading) leaves its data and pair as they were.
+    loaded = None
     try:
+        s.stop.clear()  # a Stop pressed from here on (even while the data loads) is kept
+        new = dataset == "upload" and bool(upload) and not s.same_upload(upload)  # new files (or from the API)
+
+        def prepare():
+            try:
+                if new:
+                    return s.load_upload(upload, settings.image_size, s.stop.is_set)
+                return s.data_split(dataset, settings.image_size, s.stop.is_set)
+            except data.Cancelled:
+                raise RuntimeError(t("train.stopped_loading", lang)) from None
+
+        loading = t("train.loading", lang)
+        got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
+        loaded, split = (got, got.split) if new else (None, got)
         try:
-            if dataset == "upload" and upload and not s.same_upload(upload):
-                split = s.set_upload(upload, settings.image_size)  # new files (or from the API)
-            else:
-                s.use_data("upload" if dataset == "upload" else "openmoji")
-                split = s.split(settings.image_size)
             plan = tm(workbench.plan_text(settings, split), lang)
+            job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e, lang) from None
+        try:  # the training started: now the data it trains on is the session's
+            if new:
+                s.use_upload(loaded)
+            else:
+                s.use_data("upload" if dataset == "upload" else "openmoji")
+        except BaseException:
+            job.leave()
+            raise
+        loaded = None
         skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
         head = t("train.head", lang, source=tm(split.all.source, lang), train=f"{len(split.train):,}",
                  val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
-        s.stop.clear()
-        job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         shown = {"snap": None, "step": -1}
 
         def strip_update(snap):
@@ -211,6 +234,8 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                *_plots(curves(pair.history), lang), files, _strip_file(s, job.live.snapshot, lang),
                picker_update(s, lang))
     finally:
+        if loaded is not None:
+            loaded.discard()
         s.lock.release()
 
 

@@ -19,6 +19,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     png,
+    seed_of,
     session,
 )
 from .lang import L, drawn
@@ -36,6 +37,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
     need(1, 10, k, "what.variants", lang)
     need(0, 5, scale, "what.noise_scale", lang)
     need(1, 40, per_label, "what.images_per_label", lang)
+    seed = seed_of(seed, "what.noise_seed", lang)
     notes = []
     try:
         pair = s.pair()
