@@ -42,11 +42,13 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, locale):
+def open_page(browser, url, locale, lang=None):
+    """A new page at `url` for a browser in `locale`, once its Train button shows in `lang`
+    (by default the locale's language)."""
     page = browser.new_context(locale=locale, viewport={"width": 1280, "height": 720}).new_page()
     page.goto(url)
-    page.get_by_role("button", name=t("train.btn", "en" if locale.startswith("en") else "zh-TW")).wait_for(
-        timeout=30_000)
+    lang = lang or ("en" if locale.startswith("en") else "zh-TW")
+    page.get_by_role("button", name=t("train.btn", lang)).wait_for(timeout=30_000)
     return page
 
 
@@ -89,6 +91,8 @@ def test_a_chinese_browser_gets_the_page_in_chinese(browser, server):
         tab = page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True)
         tab.click()
         page.wait_for_timeout(400)
+        # the tab's first view has arrived (Gradio shows "processing | 1.2s" over outputs until then)
+        page.wait_for_function("() => !/processing \\|/.test(document.body.innerText)", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / f"zh-TW-{key}.png"), full_page=True)
     assert page.evaluate("document.documentElement.lang") == "zh-TW"
     page.get_by_role("tab", name=t("tab.train", "zh-TW"), exact=True).click()
@@ -117,7 +121,7 @@ def test_an_english_browser_sees_no_chinese_and_the_link_chooses(browser, server
     assert not CJK.search(error + status + report) and not CJK.search(shown_text(page))
     page.context.close()
     # ?lang= in a shared link wins over the browser's language
-    page = open_page(browser, server + "?lang=zh-TW", "en-US")
+    page = open_page(browser, server + "?lang=zh-TW", "en-US", "zh-TW")
     page.get_by_role("tab", name=t("tab.recon", "zh-TW"), exact=True).wait_for(timeout=10_000)
     page.get_by_text(t("train.plan", "zh-TW", plan="").replace("*", "").strip()).first.wait_for(timeout=10_000)
     page.context.close()

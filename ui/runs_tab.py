@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 
 from aevae import data, workbench
 from aevae.config import PRESETS
@@ -39,8 +40,10 @@ def show_runs(request: gr.Request):
     s, lang = session(request), lang_of(request)
     rows = s.run_rows()
     choices = [(tm(r.title, lang), r.number) for r in reversed(s.runs.items)]
-    note = tm(s.runs.note(), lang)
-    return (table(rows, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
+    note = tm(s.runs.note(), lang) if rows else t("runs.none", lang)
+    # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
+    shown = rows or pd.DataFrame(columns=["run", "made by"])
+    return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
 
 
