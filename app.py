@@ -16,8 +16,10 @@ from types import SimpleNamespace
 import gradio as gr
 
 from aevae import data, resources, worker
+from aevae.i18n import t
 from ui import (
     beta_tab,
+    lang,
     latent_sizes_tab,
     latent_space_tab,
     models_tab,
@@ -29,24 +31,26 @@ from ui import (
     variants_tab,
 )
 from ui.common import CSS, MAX_FILE_SIZE, Page, cache_sweep, end_session, store, upload_folder
+from ui.lang import I18N, L
 
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
 
 
 def build_demo() -> gr.Blocks:
-    """The page: a header, the page-wide model picker, then each tab from its own module (ui/*_tab.py)."""
+    """The page: a header with the language switch, the page-wide model picker, then each tab from
+    its own module (ui/*_tab.py)."""
     zoo = store().zoo
-    with Page(title="aevae: autoencoders vs VAEs", delete_cache=cache_sweep()) as demo:
-        gr.Markdown("# aevae — autoencoders and variational autoencoders\n"
-                    "Train an AE and a VAE on small colour images, then compare what they reconstruct "
-                    "and generate. " + ("Shipped models are loaded, so every tab works right away."
-                                        if zoo else "**No shipped models found: train a pair first.**"))
-        ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None)
+    with Page(title=t("app.title"), delete_cache=cache_sweep()) as demo:
+        ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None)
+        with gr.Row(equal_height=True):
+            gr.Markdown(L("app.header" if zoo else "app.header_no_models"))
+            lang.build(ctx)
         ctx.in_use = picker.build(ctx)
         for tab in TABS:
             tab.build(ctx)
-        gr.Markdown(f"<small>Emoji: {data.OPENMOJI_CREDIT}</small>")
+        lang.relabel_tabs(ctx)
+        gr.Markdown("<small>" + L("app.emoji") + " " + data.OPENMOJI_CREDIT + "</small>")
         demo.unload(end_session)
     return demo
 
@@ -75,7 +79,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
-                prevent_thread_lock=not block, quiet=not block)
+                prevent_thread_lock=not block, quiet=not block, i18n=I18N)
     return demo
 
 

@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
+import functools
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 WHITE = 255
+# Where a Chinese font may lie when fontconfig cannot say (Debian/Ubuntu, macOS, Windows).
+CJK_FONTS = ["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+             "/System/Library/Fonts/PingFang.ttc", "C:/Windows/Fonts/msjh.ttc"]
+
+
+@functools.cache
+def cjk_font() -> tuple[str, int] | None:
+    """A font file and face index that draws Traditional Chinese, or None where none is installed
+    (labels are then drawn in English: see can_draw)."""
+    if shutil.which("fc-match"):
+        try:
+            out = subprocess.run(["fc-match", "-f", "%{file}|%{index}", ":lang=zh-tw"], capture_output=True,
+                                 text=True, timeout=10).stdout
+            path, _, index = out.partition("|")
+            if path and Path(path).exists() and ImageFont.truetype(path, 12, index=int(index or 0)).getbbox("訓練")[2]:
+                return path, int(index or 0)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+    return next(((p, 0) for p in CJK_FONTS if Path(p).exists()), None)
+
+
+def can_draw(text: str) -> bool:
+    """Whether labels with this text can be drawn into a picture here (Latin always can)."""
+    return all(ord(c) < 0x250 for c in text) or cjk_font() is not None
+
+
+def _font(size: int, labels: list[str]):
+    if cjk_font() and not all(ord(c) < 0x250 for c in "".join(labels)):
+        path, index = cjk_font()
+        return ImageFont.truetype(path, size, index=index)
+    return ImageFont.load_default(size=size)
 
 
 def upscale(img: np.ndarray, factor: int) -> np.ndarray:
@@ -26,7 +62,7 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
     h, w = rows[0].shape[1:3]
     cell_h, cell_w = h * scale, w * scale
     ncols = max(len(r) for r in rows)
-    font = ImageFont.load_default(size=max(11, min(16, cell_h // 5)))
+    font = _font(max(11, min(16, cell_h // 5)), (row_labels or []) + (col_labels or []))
     left = 0
     if row_labels:
         left = max(int(font.getlength(t)) for t in row_labels) + 10

@@ -1,7 +1,8 @@
 """One-click report: a zip with Markdown + HTML answering the homework questions from a session.
 
 Every figure and number in it is computed from the session's models and data when the report
-is made (or taken from results the session computed), never typed in.
+is made (or taken from results the session computed), never typed in. Its words are in the
+language asked for (aevae/locales); numbers and units are the same in every language.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ matplotlib.use("Agg")  # no display on servers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from . import __version__, checkpoints, data, figures, metrics, workbench  # noqa: E402
+from . import __version__, checkpoints, data, figures, i18n, metrics, workbench  # noqa: E402
+from .i18n import t, tm  # noqa: E402
 from .models import summary_rows  # noqa: E402
+
+# Columns whose cells are the package's words (translated like its messages).
+MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -37,74 +43,94 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _table(rows: list[dict], digits: int = 4) -> str:
+def _table(rows: list[dict], lang: str = i18n.DEFAULT, digits: int = 4) -> str:
     if not rows:
-        return "_(none)_\n"
+        return t("rep.none", lang) + "\n"
     cols = list(rows[0])
 
-    def cell(v):
+    def cell(c, v):
         if isinstance(v, float):
             return f"{v:.{digits}f}" if v == 0 or abs(v) >= 10 ** -digits else f"{v:.2e}"
-        return "n/a" if v is None else str(v).replace("|", "/")
+        if v is None:
+            return t("rep.na", lang)
+        return (tm(v, lang) if c in MESSAGE_CELLS and isinstance(v, str) else str(v)).replace("|", "/")
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows]
+    lines = ["| " + " | ".join(i18n.col(c, lang) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(c, r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def loss_curves(history: dict) -> bytes:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    for kind, h in history.items():
-        if h and h.get("iter_mse"):
-            axes[0].plot(np.arange(1, len(h["iter_mse"]) + 1), h["iter_mse"], label=kind.upper(), lw=0.8)
-    axes[0].set(xlabel="iteration", ylabel="MSE per pixel value", title="Reconstruction loss", yscale="log")
-    axes[0].legend()
-    vae = history.get("vae") or {}
-    if vae.get("iter_kl"):
-        axes[1].plot(np.arange(1, len(vae["iter_kl"]) + 1), vae["iter_kl"], color="C1", lw=0.8)
-    axes[1].set(xlabel="iteration", ylabel="nats per image", title="VAE KL")
-    return _fig_png(fig)
+def _chart_lang(lang: str) -> str:
+    """The language of the charts' words: `lang` where a font here draws it, else English."""
+    return lang if figures.can_draw(t("rep.loss_title", lang)) else i18n.DEFAULT
 
 
-def latent_chart(rows: list[dict]) -> bytes:
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for kind in ("AE", "VAE"):
-        pts = sorted((r["latent values"], r["PSNR"]) for r in rows if r["model"] == kind)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=kind)
-    ax.set(xscale="log", xlabel="latent values", ylabel="PSNR (dB)", title="Quality vs latent size")
-    ax.legend()
-    return _fig_png(fig)
+def _fonts() -> dict:
+    """matplotlib settings that draw Chinese too (falling back to a CJK font for its glyphs)."""
+    found = figures.cjk_font()
+    if not found:
+        return {}
+    font_manager.fontManager.addfont(found[0])
+    return {"font.family": ["DejaVu Sans", font_manager.FontProperties(fname=found[0]).get_name()]}
 
 
-def build(session: workbench.Session, out: str | Path) -> Path:
-    """Write the report zip for `session`; returns its path."""
+def loss_curves(history: dict, lang: str = i18n.DEFAULT) -> bytes:
+    lang = _chart_lang(lang)
+    with plt.rc_context(_fonts()):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+        for kind, h in history.items():
+            if h and h.get("iter_mse"):
+                axes[0].plot(np.arange(1, len(h["iter_mse"]) + 1), h["iter_mse"], label=kind.upper(), lw=0.8)
+        axes[0].set(xlabel=t("col.iteration", lang), ylabel=t("rep.mse_axis", lang), title=t("rep.loss_title", lang),
+                    yscale="log")
+        axes[0].legend()
+        vae = history.get("vae") or {}
+        if vae.get("iter_kl"):
+            axes[1].plot(np.arange(1, len(vae["iter_kl"]) + 1), vae["iter_kl"], color="C1", lw=0.8)
+        axes[1].set(xlabel=t("col.iteration", lang), ylabel=t("rep.kl_axis", lang), title="VAE KL")
+        return _fig_png(fig)
+
+
+def latent_chart(rows: list[dict], lang: str = i18n.DEFAULT) -> bytes:
+    lang = _chart_lang(lang)
+    with plt.rc_context(_fonts()):
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for kind in ("AE", "VAE"):
+            pts = sorted((r["latent values"], r["PSNR"]) for r in rows if r["model"] == kind)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=kind)
+        ax.set(xscale="log", xlabel=t("col.latent values", lang), ylabel="PSNR (dB)", title=t("rep.latent_title", lang))
+        ax.legend()
+        return _fig_png(fig)
+
+
+def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT) -> Path:
+    """Write the report zip for `session`, its words in `lang`; returns its path."""
     pair = session.pair()
     split = session.split(pair.image_size)
     files: dict[str, bytes] = {}
-    md: list[str] = [f"# aevae report\n\nMade {_dt.datetime.now():%Y-%m-%d %H:%M} by aevae {__version__} from "
-                     f"this session's models ({pair.source}) and data ({split.all.source}). Every number "
-                     "and figure here was computed when the report was made.\n"]
+    md: list[str] = [t("rep.head", lang, when=f"{_dt.datetime.now():%Y-%m-%d %H:%M}", version=__version__,
+                       models=tm(pair.source, lang), data=tm(split.all.source, lang)) + "\n"]
 
     # 1. Architecture (report B Q1)
-    md.append("## 1. Architectures\n")
+    md.append(t("rep.arch", lang) + "\n")
     for kind, model in (("AE", pair.ae), ("VAE", pair.vae)):
-        md.append(f"### {kind}: {model.n_params:,} parameters, latent "
-                  f"{'x'.join(map(str, model.latent_shape))} ({model.latent_numel:,} values) for a "
-                  f"3x{pair.image_size}x{pair.image_size} image ({3 * pair.image_size ** 2:,} values)\n")
-        md.append(_table(summary_rows(model)))
+        md.append(t("rep.arch_model", lang, kind=kind, params=f"{model.n_params:,}",
+                    latent="x".join(map(str, model.latent_shape)), values=f"{model.latent_numel:,}",
+                    size=pair.image_size, image_values=f"{3 * pair.image_size ** 2:,}") + "\n")
+        md.append(_table(summary_rows(model), lang))
 
     # 2. Training (Q2) and loss curves
-    md.append("## 2. Training\n")
-    md.append(_table([{"setting": k, "value": v} for k, v in (pair.train or {}).items()]))
+    md.append(t("rep.training", lang) + "\n")
+    md.append(_table([{"setting": k, "value": v} for k, v in (pair.train or {}).items()], lang))
     for kind, h in pair.history.items():
         if h:
             last = (h.get("epochs") or [{}])[-1]
-            md.append(f"- {kind.upper()}: {len(h.get('epochs', []))} epochs, {len(h.get('iter_loss', []))} "
-                      f"iterations, {h.get('seconds', 0):.1f} s, stopped by {h.get('stopped_by', '?')}; last "
-                      f"epoch MSE {last.get('mse', float('nan')):.5f}, validation PSNR "
-                      f"{last.get('val_psnr', float('nan')):.2f} dB\n")
-    files["loss_curves.png"] = loss_curves(pair.history)
+            md.append(t("rep.history", lang, kind=kind.upper(), epochs=len(h.get("epochs", [])),
+                        iterations=len(h.get("iter_loss", [])), seconds=f"{h.get('seconds', 0):.1f}",
+                        stopped=tm(h.get("stopped_by", "?"), lang), mse=f"{last.get('mse', float('nan')):.5f}",
+                        psnr=f"{last.get('val_psnr', float('nan')):.2f}") + "\n")
+    files["loss_curves.png"] = loss_curves(pair.history, lang)
     md.append("\n![loss curves](loss_curves.png)\n")
 
     # 3. Reconstructions (Q3, Q5)
@@ -114,24 +140,25 @@ def build(session: workbench.Session, out: str | Path) -> Path:
     elif rec.ae.lpips is None or rec.vae.lpips is None:  # the tab ran with LPIPS off: add it
         rec = workbench.Reconstruction(rec.images, *(metrics.score(rec.images.images, r.recon, rec.images.ids)
                                                      for r in (rec.ae, rec.vae)), rec.source)
+    truth = t("pic.ground_truth", _chart_lang(lang))
     files["reconstructions.png"] = _png(figures.image_grid(
-        [rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+        [rec.images.images, rec.ae.recon, rec.vae.recon], [truth, "AE", "VAE"],
         [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
-    md.append("## 3. Ground truth vs AE vs VAE\n\n![reconstructions](reconstructions.png)\n")
+    md.append(t("rep.recon", lang) + "\n\n![reconstructions](reconstructions.png)\n")
     summary = []
     for kind, r in (("AE", rec.ae), ("VAE", rec.vae)):
         s = r.summary()
         summary.append({"model": kind, "PSNR mean": s["psnr"].mean, "PSNR std": s["psnr"].std,
                         "SSIM mean": s["ssim"].mean, "SSIM std": s["ssim"].std,
                         "LPIPS mean": s["lpips"].mean if s["lpips"] else None})
-    md.append(_table(summary))
+    md.append(_table(summary, lang))
     if rec.ae.lpips_note:
-        md.append(f"\nLPIPS not measured: {rec.ae.lpips_note}\n")
-    md.append("\nPer image:\n\n" + _table(rec.rows()))
+        md.append("\n" + t("recon.lpips_note", lang, why=tm(rec.ae.lpips_note, lang)) + "\n")
+    md.append("\n" + t("rep.per_image", lang) + "\n\n" + _table(rec.rows(), lang))
 
     # 4. Metrics (Q4)
-    md.append("## 4. What the metrics mean\n\n" + "\n".join(
-        f"- **{k.upper()}**: {v}" for k, v in metrics.METRIC_HELP.items()) + "\n")
+    md.append(t("rep.metrics", lang) + "\n\n" + "\n".join(
+        "- " + t(f"metric.{k}", lang, cap=f"{metrics.PSNR_CAP:.0f}") for k in metrics.METRIC_HELP) + "\n")
 
     # 5. Noisy variants (report A, Problems 2 and 4)
     var = session.last.get("variants")
@@ -149,10 +176,8 @@ def build(session: workbench.Session, out: str | Path) -> Path:
             for i in range(len(chosen))]
     files["variants.png"] = _png(figures.image_grid(rows, [str(i) for i in chosen.ids], scale=1))
     k = vs.vae.shape[1]
-    md.append(f"## 5. Noisy VAE variants\n\n{len(chosen)} images (ids {', '.join(map(str, chosen.ids))}), {k} "
-              f"variants each: each row is the source, its {k} VAE variants, the source again and the AE "
-              f"with the same noise draws. `gen_data.npy` {tuple(gen_data.shape)} and `gen_label.npy` "
-              f"{tuple(gen_label.shape)} are in this zip.\n\n![variants](variants.png)\n")
+    md.append(t("rep.variants", lang, n=len(chosen), ids=", ".join(map(str, chosen.ids)), k=k,
+                data=tuple(gen_data.shape), labels=tuple(gen_label.shape)) + "\n\n![variants](variants.png)\n")
 
     # 6. Latent sizes (report A, Problem 5-1)
     lat = session.last.get("latent_sizes")
@@ -167,16 +192,16 @@ def build(session: workbench.Session, out: str | Path) -> Path:
                     "LPIPS": sm["lpips"].mean if sm["lpips"] else None}
                    for r in workbench.latent_sizes(session, imgs) for kind in ("ae", "vae")
                    for sm in [r["results"][kind].summary()]]
-    md.append("## 6. Latent sizes\n\n")
+    md.append(t("rep.latent", lang) + "\n\n")
     if lat:
-        md.append(_table(lat) + "\n![latent sizes](latent_sizes.png)\n")
-        files["latent_sizes.png"] = latent_chart(lat)
+        md.append(_table(lat, lang) + "\n![latent sizes](latent_sizes.png)\n")
+        files["latent_sizes.png"] = latent_chart(lat, lang)
     else:
-        md.append("_No latent ladder available._\n")
+        md.append(t("rep.no_ladder", lang) + "\n")
 
     # 7. Hyperparameter runs (report A, Problem 3)
     runs = session.run_rows()
-    md.append("## 7. Hyperparameter runs\n\n" + _table(runs, digits=4))
+    md.append(t("rep.runs", lang) + "\n\n" + _table(runs, lang, digits=4))
 
     # Checkpoints of the pair
     tmp = Path(out).parent / "report-ckpt"  # beside the zip: a call's own folder
@@ -185,11 +210,11 @@ def build(session: workbench.Session, out: str | Path) -> Path:
                              dataset=pair.dataset, name=f"{pair.source} {kind}")
         files[f"checkpoints/{kind}.json"] = p.read_bytes()
         files[f"checkpoints/{kind}.safetensors"] = p.with_suffix(".safetensors").read_bytes()
-    md.append("\n## Files\n\n" + "\n".join(f"- `{n}`" for n in sorted(files)) + "\n")
+    md.append("\n" + t("rep.files", lang) + "\n\n" + "\n".join(f"- `{n}`" for n in sorted(files)) + "\n")
     text = "\n".join(md)
     files["report.md"] = text.encode()
     html = MarkdownIt("commonmark").enable("table").render(text)
-    files["report.html"] = (f"<!doctype html><meta charset='utf-8'><title>aevae report</title>"
+    files["report.html"] = (f"<!doctype html><html lang='{lang}'><meta charset='utf-8'><title>{t('rep.title', lang)}</title>"
                             f"<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
                             f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}"
                             f"img{{image-rendering:pixelated;max-width:100%}}</style>{html}").encode()

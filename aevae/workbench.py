@@ -220,6 +220,7 @@ class Session:
         self.lock = threading.Lock()  # one training at a time per session
         self.closed = False
         self.page = False  # a browser page loaded this session (API-only clients never do)
+        self.lang: str | None = None  # the language chosen on the page (None: the request's)
         self.client = ""  # the address it came from (SessionStore bounds sessions per address)
         self.seen = time.monotonic()
         self.notices: list[str] = []  # things to tell the user at their next request

@@ -59,7 +59,7 @@ def app_module(quick_zoo):
     app = importlib.reload(app)
     # The handlers live in their tab's module (ui/*_tab.py); tests reach them all by name.
     handlers = {}
-    for tab in [ui.common, app.picker, *app.TABS]:
+    for tab in [ui.common, app.picker, app.lang, *app.TABS]:
         handlers.update({k: v for k, v in vars(tab).items() if callable(v) and not k.startswith("_")})
     return types.SimpleNamespace(**handlers, serve=app.serve, build_demo=app.build_demo, module=app)
 

@@ -25,6 +25,11 @@ def req(name):
     return SimpleNamespace(session_hash=name)
 
 
+def frame(plot):
+    """A plot output's data (plots come as updates that also name their axes in the page's language)."""
+    return plot["value"] if isinstance(plot, dict) else plot
+
+
 def run_training(app, name, **kw):
     args = dict(preset="default", image_size=32, latent="16x4x4", epochs=1, seconds=120, batch_size=64, lr=2e-3,
                 weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji", upload=None, use_when_done=True)
@@ -116,7 +121,7 @@ def test_variants_bounds(app_module, k, scale):
 def test_latent_sizes_ladder(app_module):
     grid, table, chart, note = app_module.compare_latents("", 4, 0, False, req("l1"))
     assert set(table["latent"]) == {"16", "16x4x4", "64x4x4"}
-    assert len(chart) == 6 and "3x32x32 = 3,072 values" in note
+    assert len(frame(chart)) == 6 and "3x32x32 = 3,072 values" in note
     big = table[table["latent"] == "64x4x4"]["vs image values"].iloc[0]
     assert big.startswith("0.333x")
 
@@ -124,6 +129,7 @@ def test_latent_sizes_ladder(app_module):
 def test_train_then_other_tabs_use_the_trained_pair(app_module):
     steps = run_training(app_module, "t1")
     status, mse, kl, val, files, strip, picker = steps[-1]
+    mse, kl, val = frame(mse), frame(kl), frame(val)
     assert "Done" in status and len(mse) > 0 and set(mse["model"]) == {"AE", "VAE"} and len(kl) > 0
     assert set(val["model"]) == {"AE", "VAE"} and val["epoch"].tolist().count(0) == 2  # "before" points
     assert pixels(strip).ndim == 3 and picker["value"] == "run:1"
@@ -201,7 +207,7 @@ def test_sweep_fills_the_runs_table(app_module):
     runs = outs[-1][1]
     assert runs["epochs"].tolist() == [1, 2] and (runs["epochs done"] == runs["epochs"]).all()
     assert s.in_use == "shipped:default"  # a sweep never replaces the pair in use
-    mse, kl = app_module.run_curves(2, req("w1"))
+    mse, kl = map(frame, app_module.run_curves(2, req("w1")))
     assert len(mse) > 0 and len(kl) > 0
 
 
@@ -261,6 +267,7 @@ def test_latent_space_prior_interpolation_and_map(app_module):
     interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
     assert pixels(interp).shape[0] > 3 * 32 and "5 steps" in msg
     points, thumbs, note, xs, ys, labels = app_module.code_map("in use", "VAE", req("ls1"))
+    points = frame(points)
     assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
     assert set(labels) == set(points["label"]) and app_module.redraw_map(labels)["colors_in_legend"] == labels
     assert "trained on" not in note  # the shipped pair on OpenMoji: its own data
@@ -278,7 +285,7 @@ def test_latent_space_prior_interpolation_and_map(app_module):
 
 def test_beta_tradeoff_shipped_and_trained(app_module):
     table, chart, grid, note = app_module.shipped_beta_sweep(req("b1"))
-    assert table["beta"].tolist() == [0.0, 1.0] and len(chart) == 2
+    assert table["beta"].tolist() == [0.0, 1.0] and len(frame(chart)) == 2
     assert (table["KL (nats/image)"] >= 0).all() and "trade-off" in note
     table, chart, grid, note = list(app_module.beta_sweep("0, 4", 2, req("b2")))[-1]
     assert table["beta"].tolist() == [0.0, 4.0] and "Trained here" in note
@@ -454,10 +461,11 @@ def test_an_upload_is_used_at_once_and_described(app_module, tmp_path):
 
 def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path):
     choices = app_module.label_choices("flags", req("lab1"))
-    assert choices["choices"] == ["(none)", *data.OPENMOJI_GROUPS] and choices["value"] == "flags"
+    assert [v for _, v in choices["choices"]] == ["(none)", *data.OPENMOJI_GROUPS] and choices["value"] == "flags"
     app_module.upload_data(homework(tmp_path), 32, req("lab1"))
     choices = app_module.label_choices("flags", req("lab1"))
-    assert choices["choices"] == ["(none)", "cats", "dogs", "birds"] and choices["value"] == "(none)"
+    assert choices["choices"] == [("(none)", "(none)"), ("cats", "cats"), ("dogs", "dogs"), ("birds", "birds")]
+    assert choices["value"] == "(none)"
     gallery, msg, files = app_module.make_variants("", "dogs", 3, 2, 1.0, 0, req("lab1"))
     assert len(gallery) == 3 and all("dogs" in caption for _, caption in gallery)
     assert "shipped: default was trained on OpenMoji emoji, not on the data in use" in msg
@@ -468,10 +476,10 @@ def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path)
     assert open(by_name["gen_label_names.txt"]).read().splitlines() == ["cats", "dogs", "birds"]
     app_module.upload_data([by_name[n] for n in ("gen_data.npy", "gen_label.npy", "gen_label_names.txt")], 32,
                            req("lab2"))
-    assert app_module.label_choices("", req("lab2"))["choices"] == ["(none)", "dogs"]
+    assert [v for _, v in app_module.label_choices("", req("lab2"))["choices"]] == ["(none)", "dogs"]
     # A zip's folder names are its labels.
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("lab3"))
-    assert app_module.label_choices("", req("lab3"))["choices"] == ["(none)", "discs", "squares"]
+    assert [v for _, v in app_module.label_choices("", req("lab3"))["choices"]] == ["(none)", "discs", "squares"]
 
 
 def test_training_on_an_upload_and_notes_about_other_data(app_module, tmp_path):
@@ -532,6 +540,7 @@ def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
     prior, _, interp, _, points, _, note, *_ , labels = out
+    points = frame(points)
     assert pixels(prior).ndim == 3 and interp == gr.update()
     assert len(points) == 4 and labels == list(dict.fromkeys(points["label"])) and set(labels) <= {"discs", "squares"}
     assert "shipped: default was trained on OpenMoji emoji" in note

@@ -6,6 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from aevae import classroom, figures, workbench
+from aevae.i18n import t, tm
 
 from .common import (
     DEFAULT_SIZE,
@@ -13,6 +14,7 @@ from .common import (
     background,
     bar,
     fail,
+    lang_of,
     need,
     numbers,
     on_open,
@@ -21,13 +23,14 @@ from .common import (
     stop_training,
     training_slot,
 )
+from .lang import L, drawn, plot, table
 
 
-def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool):
+def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str):
     """The table, the chart, the grid and a note; `emoji`: the images are OpenMoji's."""
     digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
-    table = pd.DataFrame([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
-                           if k not in ("samples", "recon")} for r in rows])
+    frame = table([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
+                    if k not in ("samples", "recon")} for r in rows], lang)
     chart = pd.DataFrame({"KL (nats/image)": [r["KL (nats/image)"] for r in rows],
                           "MSE per pixel": [r["MSE per pixel"] for r in rows],
                           "beta": [f"{r['beta']:g}" for r in rows]})
@@ -35,40 +38,36 @@ def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool)
     grid_rows, labels = [], []
     for r in rows:
         grid_rows += [r["recon"], r["samples"]]
-        labels += [f"beta {r['beta']:g} recon", f"beta {r['beta']:g} samples"]
+        labels += [drawn("pic.beta_recon", lang, beta=f"{r['beta']:g}"), drawn("pic.beta_samples", lang, beta=f"{r['beta']:g}")]
     grid = figures.image_grid(grid_rows, labels, scale=figures.auto_scale(size, 64))
-    kind = "emoji" if emoji else "images like the training data"
-    average = "smooth average emoji" if emoji else "smooth averages of the training images"
-    note = (f"{source}. Low beta: sharp reconstructions, a high KL (rate) and prior samples that are not "
-            f"{kind}. High beta: the code carries little (low KL), reconstructions blur, and samples become "
-            f"{average}. Report B's VAE sits at the blurry end of this trade-off.")
-    return table, chart, png(s.new_folder(), grid, "beta-sweep.png"), note
+    note = t("beta.note" if emoji else "beta.note_images", lang, source=source)
+    return (frame, plot(chart, lang, "KL (nats/image)", "MSE per pixel", "beta"),
+            png(s.new_folder(), grid, "beta-sweep.png"), note)
 
 
 def shipped_beta_sweep(request: gr.Request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     rows = workbench.shipped_beta_results(s)
     if not rows:
-        raise gr.Error("No beta sweep is shipped; train one on your data below.")
-    source = "Shipped VAEs (latent 64, 10 epochs each on OpenMoji), measured on OpenMoji's validation images"
+        raise gr.Error(t("beta.none_shipped", lang), print_exception=False)
+    source = t("beta.shipped", lang)
     if s.uses_upload:
-        source += (f" (not on the data in use, {s.data_source()}: these VAEs never saw it; train the sweep "
-                   "on it with the button beside)")
-    return show_betas(s, rows, source, emoji=True)
+        source += t("beta.not_on_upload", lang, data=tm(s.data_source(), lang))
+    return show_betas(s, rows, source, True, lang)
 
 
 def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     """A VAE per beta on this session's data (each a run of the session), shown as the trade-off."""
-    s = session(request)
-    need(1, 30, epochs, "epochs per beta")
-    betas = numbers(betas_text, float, 0, 100, 8, "betas", "0, 0.1, 1, 4")
+    s, lang = session(request), lang_of(request)
+    need(1, 30, epochs, "what.epochs_per_beta", lang)
+    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang)
     if len(betas) < 2:
-        raise gr.Error("give at least 2 betas to compare", print_exception=False)
+        raise gr.Error(t("beta.two", lang), print_exception=False)
     try:
         split = s.split(DEFAULT_SIZE)
     except ValueError as e:
-        raise fail(e) from None
-    live = {"text": "starting", "frac": 0.0, "name": ""}
+        raise fail(e, lang) from None
+    live = {"text": t("beta.starting", lang), "frac": 0.0, "name": ""}
 
     def progress(name, p):
         i = [f"{b:g}" for b in betas].index(name)
@@ -76,12 +75,12 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
 
     def show():
         if live.get("queued"):
-            return gr.update(), gr.update(), gr.update(), f"**Queued:** {live['queued']}. Stop leaves the queue."
+            return gr.update(), gr.update(), gr.update(), t("status.queued", lang, where=live["queued"])
         return (gr.update(), gr.update(), gr.update(),
-                f"Training beta {live['name']}: {bar(live['frac'])} — {live['text']}")
+                t("beta.training", lang, beta=live["name"]) + f" {bar(live['frac'])} — {tm(live['text'], lang)}")
 
     def on_wait(place, secs):
-        live["queued"] = f"waiting for a free training slot: place {place} in the queue, about {secs:.0f} s"
+        live["queued"] = t("status.waiting", lang, place=place, seconds=f"{secs:.0f}")
 
     def work():
         try:
@@ -90,40 +89,35 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         except classroom.Cancelled:
             return []
 
-    with training_slot(s):
-        models = yield from background(s, work, show)
+    with training_slot(s, lang):
+        models = yield from background(s, work, show, lang)
     if not models:
-        raise gr.Error("Stopped before the first beta had trained a step.", print_exception=False)
-    done = "" if len(models) == len(betas) else f" Stopped after {len(models)} of {len(betas)} betas."
+        raise gr.Error(t("beta.stopped_first", lang), print_exception=False)
+    done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
     yield show_betas(s, workbench.beta_results(models, split),
-                     f"Trained here: {epochs} epochs per beta on {split.all.source}.{done} Each beta is a run "
-                     "in the Hyperparameter runs tab", emoji=split.spec == workbench.OPENMOJI)
+                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done),
+                     split.spec == workbench.OPENMOJI, lang)
 
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Beta trade-off") as tab:
-        gr.Markdown("Rate against distortion: VAEs that differ only in beta, the weight of the KL term. "
-                    "Each point is one beta; the grid shows its reconstructions and its prior samples.",
-                    elem_classes="lead")
+    with gr.Tab(L("tab.beta")) as tab:
+        gr.Markdown(L("beta.lead"), elem_classes="lead")
         with gr.Row():
-            beta_shipped_btn = gr.Button("Show the shipped sweep", variant="primary")
-            betas_text = gr.Textbox("0, 0.1, 0.5, 1, 2, 4", label="Betas to train on your data")
-            beta_epochs = gr.Slider(1, 30, 3, step=1, label="Epochs per beta")
-            beta_train_btn = gr.Button("Train the sweep")
-            beta_stop = gr.Button("Stop", variant="stop")
+            beta_shipped_btn = gr.Button(L("beta.shipped_btn"), variant="primary")
+            betas_text = gr.Textbox("0, 0.1, 0.5, 1, 2, 4", label=L("beta.betas"))
+            beta_epochs = gr.Slider(1, 30, 3, step=1, label=L("beta.epochs"))
+            beta_train_btn = gr.Button(L("beta.train_btn"))
+            beta_stop = gr.Button(L("common.stop"), variant="stop")
         beta_note = gr.Markdown()
         with gr.Row():
-            beta_table = gr.Dataframe(label="Per beta (validation split)")
+            beta_table = gr.Dataframe(label=L("beta.table"))
             beta_chart = gr.ScatterPlot(x="KL (nats/image)", y="MSE per pixel", color="beta",
-                                        label="Distortion vs rate")
-        beta_grid = gr.Image(label="reconstructions and prior samples per beta", format="png",
-                             elem_classes="pixelated")
+                                        label=L("beta.chart"))
+        beta_grid = gr.Image(label=L("beta.grid"), format="png", elem_classes="pixelated")
         beta_out = [beta_table, beta_chart, beta_grid, beta_note]
         beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
         tab.select(on_open("beta", shipped_beta_sweep, 4), None, beta_out, api_visibility="private")
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)
-
-

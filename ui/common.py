@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from aevae import classroom, data, workbench
+from aevae import classroom, data, i18n, workbench
 from aevae.config import PRESETS, check_seed
+from aevae.i18n import t, tm
 from aevae.zoo import DEFAULT_DIR, Zoo
 
 MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot hold the CPU for long
@@ -26,8 +27,7 @@ MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot 
 # training slots (aevae/classroom.py), so identical trainings can be joined instead of queued.
 TRAIN_WATCHERS = 64
 DEFAULT_CAP = 300  # the default cap: a safety stop, far above what the default plan takes
-KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out
-KL_LABEL = f"KL per iteration (nats/image; first {KL_SKIP:.0%} of iterations left out: the early spike hides the rest)"
+KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out (its key "train.kl_plot" says 5%)
 MAX_EPOCHS = 500
 MAX_FILE_SIZE = "200mb"
 
@@ -42,7 +42,8 @@ def cache_sweep() -> tuple[int, int]:
         return 300, 900
     parts = raw.split(",")
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900; got {raw!r}")
+        raise ValueError(  # not shown: read once at start
+            f"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900; got {raw!r}")  # not shown
     return int(parts[0]), int(parts[1])
 PLOT_POINTS = 400
 DEFAULT_SIZE = PRESETS["default"].model.image_size
@@ -94,7 +95,7 @@ def client_of(request: gr.Request | None) -> str:
     headers = getattr(request, "headers", None) or {}
     forwarded = [a.strip() for a in (headers.get("x-forwarded-for") or "").split(",") if a.strip()]
     host = getattr(getattr(request, "client", None), "host", "") or ""
-    return host + (f" via {forwarded[-1]}" if forwarded else "")
+    return host + (f" via {forwarded[-1]}" if forwarded else "")  # not shown: a key for the session store
 
 
 def session(request: gr.Request | None, page: bool = False) -> workbench.Session:
@@ -103,28 +104,51 @@ def session(request: gr.Request | None, page: bool = False) -> workbench.Session
     What the session has to tell its user (e.g. that its data was released to make room) is
     shown now, as a notice."""
     s = store().get(getattr(request, "session_hash", None) or "anonymous", page, client_of(request))
-    for note in s.pop_notices():
-        gr.Warning(note)
+    notes = s.pop_notices()
+    if notes:
+        lang = s.lang or asked_lang(request)
+        for note in notes:
+            gr.Warning(tm(note, lang))
     return s
 
 
-def fail(e: Exception) -> gr.Error:
-    return gr.Error(str(e), print_exception=False)
+def lang_of(request: gr.Request | None) -> str:
+    """The language a handler answers in: the one chosen on the page (ui/lang.py), else the
+    link's ?lang=, else the browser's Accept-Language, else English."""
+    chosen = getattr(session(request), "lang", None) if request is not None else None
+    return chosen or asked_lang(request)
 
 
-def need(lo, hi, value, name):
-    """Out-of-range values (e.g. from the API) are refused, never clipped silently."""
+def asked_lang(request: gr.Request | None) -> str:
+    """The language the request itself asks for (?lang=, else Accept-Language), without its session."""
+    query = dict(getattr(request, "query_params", None) or {})
+    if i18n.match(query.get("lang")):
+        return i18n.match(query["lang"])
+    headers = getattr(request, "headers", None) or {}
+    return i18n.from_accept_language(headers.get("accept-language"))
+
+
+def fail(e: Exception, lang: str) -> gr.Error:
+    """A package's error as the user's message, in their language (a gr.Error, which is a
+    ValueError too, is the app's own message already)."""
+    if isinstance(e, gr.Error):
+        return e
+    return gr.Error(tm(str(e), lang), print_exception=False)
+
+
+def need(lo, hi, value, what: str, lang: str):
+    """Out-of-range values (e.g. from the API) are refused, never clipped silently; `what` is a key."""
     if value is None or not lo <= value <= hi:
-        raise gr.Error(f"{name} must be between {lo} and {hi}, got {value}", print_exception=False)
+        raise gr.Error(t("error.range", lang, what=t(what, lang), lo=lo, hi=hi, value=value), print_exception=False)
     return value
 
 
-def seed_of(value, name: str = "seed") -> int:
-    """A seed in 0..2**32-1, or a clear refusal (a huge one would fail deep in torch)."""
+def seed_of(value, what: str, lang: str) -> int:
+    """A seed in 0..2**32-1, or a clear refusal (a huge one would fail deep in torch); `what` is a key."""
     try:
-        return check_seed(value, name)
+        return check_seed(value, t(what, lang))
     except ValueError as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
 
 
 class Page(gr.Blocks):
@@ -139,7 +163,7 @@ class Page(gr.Blocks):
                 return await super().process_api(*args, **kwargs)
             except workbench.SessionEnded as e:
                 refused(kwargs, args, str(e))
-                raise fail(e) from None
+                raise fail(e, asked_lang(kwargs.get("request"))) from None
             except gr.Error as e:
                 e.print_exception = False
                 refused(kwargs, args, e.message)
@@ -154,25 +178,18 @@ def refused(kwargs, args, why) -> None:
 
 
 @contextmanager
-def training_slot(s: workbench.Session):
+def training_slot(s: workbench.Session, lang: str):
     """One training at a time per browser tab."""
     if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab; stop it first.",
-                       print_exception=False)
+        raise gr.Error(t("error.training_running", lang), print_exception=False)
     try:
         yield
     finally:
         s.lock.release()
 
 
-OUT_OF_MEMORY = "out of memory: try a smaller batch, latent or image size; nothing was changed"
-
-
-SESSION_ENDED = ("This page's session ended (closed or expired) before the work finished; nothing was kept. "
-                 "Reload the page and start again.")
-
-
-def background(s: workbench.Session, work, show, every: float = 0.5, stop: threading.Event | None = None):
+def background(s: workbench.Session, work, show, lang: str, every: float = 0.5,
+               stop: threading.Event | None = None):
     """Run work() in a thread; while it runs, yield show() every `every` seconds; return its result.
 
     Use as `result = yield from background(...)`. Closing the generator (the browser went away,
@@ -187,29 +204,30 @@ def background(s: workbench.Session, work, show, every: float = 0.5, stop: threa
         try:
             result["value"] = work()
         except MemoryError:
-            result["error"] = RuntimeError(OUT_OF_MEMORY)
+            result["error"] = RuntimeError(t("error.out_of_memory", lang))
         except Exception as e:  # shown to the user below; nothing changes
             result["error"] = e
 
-    t = threading.Thread(target=target, daemon=True, name=f"aevae-train-{id(s)}")
-    t.start()
+    # not `t`: that is the translation function target() uses
+    worker = threading.Thread(target=target, daemon=True, name=f"aevae-train-{id(s)}")
+    worker.start()
     try:
-        while t.is_alive():
-            t.join(every)
-            if t.is_alive():
+        while worker.is_alive():
+            worker.join(every)
+            if worker.is_alive():
                 yield show()
     finally:
-        if t.is_alive():
+        if worker.is_alive():
             stop.set()
-            t.join(10)
+            worker.join(10)
     if s.closed:
-        raise fail(RuntimeError(SESSION_ENDED))
+        raise gr.Error(t("error.session_ended", lang), print_exception=False)
     if "error" in result:
-        raise fail(result["error"])
+        raise fail(result["error"], lang)
     return result["value"]
 
 
-def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5):
+def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: float = 0.5):
     """Yield show() until the (possibly shared) training ends; return the run it gives the session.
 
     Use as `run = yield from watch(...)`. Stop (s.stop) is passed on to the job; a closed page
@@ -228,15 +246,15 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, every: float = 0.5
             job.leave()
     if s.closed:
         job.leave()
-        raise fail(RuntimeError(SESSION_ENDED))
+        raise gr.Error(t("error.session_ended", lang), print_exception=False)
     try:
         return job.result()
     except classroom.Cancelled:
-        raise fail(RuntimeError("You left the queue before your training started; nothing was trained.")) from None
+        raise gr.Error(t("error.left_queue", lang), print_exception=False) from None
     except MemoryError:
-        raise fail(RuntimeError(OUT_OF_MEMORY)) from None
+        raise gr.Error(t("error.out_of_memory", lang), print_exception=False) from None
     except Exception as e:  # shown to the user; nothing changes
-        raise fail(e) from None
+        raise fail(e, lang) from None
 
 
 def replay(histories: dict, frames: int = 8):
@@ -256,14 +274,15 @@ def bar(fraction: float, width: int = 30) -> str:
     return f"`{'█' * k}{'░' * (width - k)}` {fraction:.0%}"
 
 
-def numbers(text: str, kind, lo, hi, most: int, what: str, example: str) -> list:
-    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error."""
+def numbers(text: str, kind, lo, hi, most: int, what: str, example: str, lang: str) -> list:
+    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error; `what` is a key."""
     try:
         vals = [kind(v) for v in (text or "").replace(" ", "").split(",") if v]
     except ValueError:
         vals = []
     if not vals or len(vals) > most or any(not lo <= v <= hi for v in vals):
-        raise gr.Error(f"give 1 to {most} {what} between {lo} and {hi}, like {example}", print_exception=False)
+        raise gr.Error(t("error.numbers", lang, most=most, what=t(what, lang), lo=lo, hi=hi, example=example),
+                       print_exception=False)
     return vals
 
 
@@ -300,11 +319,13 @@ def png(folder: Path, image: np.ndarray, name: str = "image.png") -> str:
     return str(path)
 
 
-def short_note(note: str) -> str:
-    """The first sentence of a long reason, and how to fix it."""
+def short_note(note: str, lang: str) -> str:
+    """The first sentence of a long reason, and how to fix it (in English; translated, the whole reason)."""
+    if tm(note, lang) != note:
+        return tm(note, lang)
     first = note.split(". Tried:")[0]
-    fix = note.split("Fix: ")[-1] if "Fix: " in note else ""
-    return f"{first}. {('Fix: ' + fix) if fix else ''}"
+    fix = note[note.index("Fix: "):] if "Fix: " in note else ""
+    return f"{first}. {fix}"
 
 
 def rounded(rows: list[dict]) -> pd.DataFrame:
@@ -364,19 +385,19 @@ def end_session(request: gr.Request):
 
 def stop_training(request: gr.Request):
     session(request).stop.set()
-    return "Stopping at the end of the current batch…"
+    return t("status.stopping", lang_of(request))
 
 
 def on_open(tab: str, handler, outputs: int):
     """`handler` as the view a tab shows when it is opened: computed the first time the tab opens
-    for the pair and the data in use, then left as the student changed it (no update). Shipped answers are
-    cached (workbench.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
+    for the pair and the data in use (and the page's language), then left as the student changed it (no
+    update). Shipped answers are cached (workbench.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
 
     @functools.wraps(handler)
     def opened(*args, **kwargs):  # called with the handler's signature, the request included
         request = kwargs.get("request", args[-1] if args else None)
         s = session(request)
-        key = (tab, s.in_use, s.data_key())  # new data (an upload, OpenMoji again): a new first view
+        key = (tab, s.in_use, s.data_key(), lang_of(request))  # new data, or a new language: a new first view
         if key in s.opened:
             return (gr.update(),) * outputs if outputs > 1 else gr.update()
         try:

@@ -7,68 +7,71 @@ import pandas as pd
 
 from aevae import figures, sampling, workbench
 from aevae.config import check_finite
+from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
 from .common import (
     fail,
     gpu,
+    lang_of,
     need,
     on_open,
     png,
     seed_of,
     session,
 )
+from .lang import L, drawn, plot
+from .picker import choices
 
 
 @gpu
 def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     """The same N(0, I) draws through the VAE's and the AE's decoder."""
-    s = session(request)
-    need(1, 32, n, "samples")
-    seed = seed_of(seed)
+    s, lang = session(request), lang_of(request)
+    need(1, 32, n, "what.samples", lang)
+    seed = seed_of(seed, "what.seed", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    note = (f"{pair.source}: {n} draws z ~ N(0, I) of shape {'x'.join(map(str, pair.vae.latent_shape))}, "
-            "the same draws through both decoders. The VAE was trained to decode such draws; the AE "
-            "never was, so its codes live elsewhere and its decoder makes little of them.")
+    note = t("space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
     if len(pair.vae.latent_shape) > 1:
-        note += (" This pair's latent is spatial: each code position describes one patch of the image and, "
-                 "with a small beta, the VAE keeps its codes far from N(0, I), so random draws decode to "
-                 "texture rather than emoji. A vector latent with a stronger KL weight generates"
-                 + (f" (try **{workbench.GENERATIVE}**)." if s.zoo and workbench.GENERATIVE_PAIR in s.zoo.pairs()
-                    else "."))
+        generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
+        label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
+        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tm(label, lang))
+                                                       if generative else t("space.period", lang))
     return png(s.new_folder(), grid, "prior-samples.png"), note
 
 
 @gpu
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
-    s = session(request)
-    need(3, 16, steps, "steps")
+    s, lang = session(request), lang_of(request)
+    need(3, 16, steps, "what.steps", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     rows = workbench.interpolations_for(s, pair, two, int(steps))
-    grid = figures.image_grid(list(rows.values()), list(rows), scale=figures.auto_scale(pair.image_size, 72))
-    note = f"From id {id_a} ({two.names[0]}) to id {id_b} ({two.names[1]}), {steps} steps, ends included."
+    grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
+                              scale=figures.auto_scale(pair.image_size, 72))
+    note = t("space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
     other = workbench.data_note(s, pair)
-    return png(s.new_folder(), grid, "interpolation.png"), note + (f"\n\n**Note:** {other}" if other else "")
+    return png(s.new_folder(), grid, "interpolation.png"), note + (
+        "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else "")
 
 
 @gpu
 def code_map(pair_name: str, kind: str, request: gr.Request):
     """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     try:
         pair = workbench.pair_named(s, pair_name)
         split = s.split(pair.image_size)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     cmap, thumbs = workbench.code_map_for(s, pair, kind, split)
     s.code_map = (pair_name, kind, cmap)
     points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
@@ -76,14 +79,15 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
                            "id": split.val.ids, "name": split.val.names})
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
     sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
-    note = (f"{kind} codes of {len(points)} validation images. The two axes hold "
-            f"{cmap.explained[0]:.1%} and {cmap.explained[1]:.1%} of the codes' variance. The grid decodes "
-            f"points from -2 to +2 standard deviations ({sx:.2f}, {sy:.2f}) along each axis.")
+    note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
+             b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
     other = workbench.data_note(s, pair, "these validation images")
-    note += f"\n\n**Note:** {other}" if other else ""
+    note += "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else ""
+    labels = list(dict.fromkeys(points["label"]))
+    points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
     return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(
         minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
-        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0), list(dict.fromkeys(points["label"]))
+        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0), labels
 
 
 def redraw_map(labels):
@@ -98,16 +102,16 @@ def redraw_map(labels):
 
 @gpu
 def decode_point(x: float, y: float, request: gr.Request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     cm = s.code_map
     if cm is None:
-        raise gr.Error("Map the validation set first.", print_exception=False)
+        raise gr.Error(t("space.map_first", lang), print_exception=False)
     pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")
         pair = workbench.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     model = pair.vae if kind == "VAE" else pair.ae
     img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
     return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
@@ -131,41 +135,43 @@ def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, s
             *part(code_map, pair_name, kind, outputs=6))
 
 
+def load_pairs(pair_name: str, request: gr.Request):
+    """The Models dropdown's labels in the page's language (its value kept)."""
+    return gr.update(choices=choices(workbench.pair_choices(session(request).zoo), lang_of(request)), value=pair_name)
+
+
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Latent space") as tab:
-        gr.Markdown("What lives in the latent space: random draws decoded, paths between two images, "
-                    "and a map of the codes. Look for where the AE fails and the VAE does not.",
-                    elem_classes="lead")
+    with gr.Tab(L("tab.space")) as tab:
+        gr.Markdown(L("space.lead"), elem_classes="lead")
         generative = bool(ctx.zoo) and workbench.GENERATIVE_PAIR in ctx.zoo.pairs()
         pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.GENERATIVE if generative else workbench.IN_USE,
-                                label="Models (default: a shipped pair that generates; a vector latent with a "
-                                      "strong KL weight is what makes a VAE a generator)")
+                                label=L("space.models"))
         with gr.Row():
-            pn = gr.Slider(1, 32, 12, step=1, label="Prior samples")
-            pseed = gr.Number(0, label="Seed", precision=0)
-            prior_btn = gr.Button("Decode random draws", variant="primary")
-        prior_img = gr.Image(label="VAE row, AE row: the same z", format="png", elem_classes="pixelated")
+            pn = gr.Slider(1, 32, 12, step=1, label=L("space.prior_n"))
+            pseed = gr.Number(0, label=L("common.seed"), precision=0)
+            prior_btn = gr.Button(L("space.prior_btn"), variant="primary")
+        prior_img = gr.Image(label=L("space.prior_img"), format="png", elem_classes="pixelated")
         prior_note = gr.Markdown()
         with gr.Row():
-            ia = gr.Number(2184, label="From id", precision=0)  # grinning face
-            ib = gr.Number(2229, label="To id", precision=0)  # loudly crying face
-            isteps = gr.Slider(3, 16, 8, step=1, label="Steps")
-            interp_btn = gr.Button("Interpolate")
-        interp_img = gr.Image(label="interpolation", format="png", elem_classes="pixelated")
+            ia = gr.Number(2184, label=L("space.from"), precision=0)  # grinning face
+            ib = gr.Number(2229, label=L("space.to"), precision=0)  # loudly crying face
+            isteps = gr.Slider(3, 16, 8, step=1, label=L("space.steps"))
+            interp_btn = gr.Button(L("space.interp_btn"))
+        interp_img = gr.Image(label=L("space.interp_img"), format="png", elem_classes="pixelated")
         interp_note = gr.Markdown()
         with gr.Row():
-            map_kind = gr.Radio(["VAE", "AE"], value="VAE", label="Codes of")
-            map_btn = gr.Button("Map the validation set")
+            map_kind = gr.Radio(["VAE", "AE"], value="VAE", label=L("space.codes_of"))
+            map_btn = gr.Button(L("space.map_btn"))
         map_note = gr.Markdown()
         with gr.Row():
             map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
-                                      label="Validation codes (PCA)")
-            map_grid = gr.Image(label="decoded across the plane", format="png", elem_classes="pixelated")
+                                      label=L("space.map_plot"))
+            map_grid = gr.Image(label=L("space.map_grid"), format="png", elem_classes="pixelated")
         with gr.Row():
-            px = gr.Slider(-1, 1, 0, label="PC 1")
-            py = gr.Slider(-1, 1, 0, label="PC 2")
-            point_img = gr.Image(label="decoded point", format="png", elem_classes="pixelated", height=200)
+            px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
+            py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
+            point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
         map_labels = gr.State()
@@ -176,5 +182,5 @@ def build(ctx) -> None:
                    [prior_img, prior_note, interp_img, interp_note, *map_out], api_visibility="private").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
-
-
+        ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")
+        ctx.on_language.then(load_pairs, pair_pick, pair_pick, api_visibility="private")

@@ -5,54 +5,65 @@ from __future__ import annotations
 import json
 
 import gradio as gr
-import pandas as pd
 
 from aevae import metrics
+from aevae.i18n import t, tm
 from aevae.models import summary_rows
 from aevae.workbench import NoModels
 
 from .common import (
     COLORS,
     curves,
+    lang_of,
     session,
 )
+from .lang import L, plot, table
 
 
 def describe_models(request: gr.Request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     try:
         pair = s.pair()
     except NoModels as e:
-        return str(e), None, None, "{}", *curves({})
-    head = (f"**{pair.source}** — AE {pair.ae.n_params:,} parameters, VAE {pair.vae.n_params:,}; latent "
-            f"{'x'.join(map(str, pair.ae.latent_shape))} ({pair.ae.latent_numel:,} values) for a "
-            f"3x{pair.image_size}x{pair.image_size} image ({3 * pair.image_size ** 2:,} values).")
+        return tm(str(e), lang), None, None, "{}", None, None
+    head = t("models.head", lang, source=tm(pair.source, lang), ae=f"{pair.ae.n_params:,}", vae=f"{pair.vae.n_params:,}",
+             latent="x".join(map(str, pair.ae.latent_shape)), values=f"{pair.ae.latent_numel:,}", size=pair.image_size,
+             image_values=f"{3 * pair.image_size ** 2:,}")
+    # The JSON keeps the checkpoint's own field names: it is what the files say.
     info = {"training": pair.train, "data": pair.dataset,
             "stopped by": {k: (h or {}).get("stopped_by") for k, h in pair.history.items()},
             "seconds": {k: round((h or {}).get("seconds", 0), 1) for k, h in pair.history.items()}}
     mse, kl, val = curves(pair.history)
-    return (head, pd.DataFrame(summary_rows(pair.ae)), pd.DataFrame(summary_rows(pair.vae)),
-            json.dumps(info, indent=1, default=str), mse, kl)
+    return (head, table(summary_rows(pair.ae), lang), table(summary_rows(pair.vae), lang),
+            json.dumps(info, indent=1, default=str), plot(mse, lang, "iteration", "MSE per pixel", "model"),
+            plot(kl, lang, "iteration", "KL (nats/image)", "model"))
+
+
+def metric_help(request: gr.Request) -> str:
+    """What PSNR, SSIM and LPIPS mean, in the page's language."""
+    lang = lang_of(request)
+    return "\n\n".join(t(f"metric.{k}", lang, cap=f"{metrics.PSNR_CAP:.0f}") for k in metrics.METRIC_HELP)
 
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Models") as tab:
-        gr.Markdown("The loaded AE and VAE layer by layer, how they were trained, and what the three "
-                    "metrics mean.", elem_classes="lead")
-        models_btn = gr.Button("Show the models in use")
+    with gr.Tab(L("tab.models")) as tab:
+        gr.Markdown(L("models.lead"), elem_classes="lead")
+        models_btn = gr.Button(L("models.btn"))
         m_head = gr.Markdown()
         with gr.Row():
-            ae_layers = gr.Dataframe(label="AE layers")
-            vae_layers = gr.Dataframe(label="VAE layers")
-        m_info = gr.Code(language="json", label="Training config and data")
+            ae_layers = gr.Dataframe(label=L("models.ae_layers"))
+            vae_layers = gr.Dataframe(label=L("models.vae_layers"))
+        m_info = gr.Code(language="json", label=L("models.info"))
         with gr.Row():
-            m_mse = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS, label="MSE per iteration")
-            m_kl = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS, label="VAE KL per iteration")
-        gr.Markdown("\n\n".join(f"**{k.upper()}** — {v}" for k, v in metrics.METRIC_HELP.items()))
+            m_mse = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
+                                label=L("runs.mse"))
+            m_kl = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
+                               label=L("runs.kl"))
+        help_md = gr.Markdown()
+        ctx.demo.load(metric_help, None, help_md, api_visibility="private")
+        ctx.on_language.then(metric_help, None, help_md, api_visibility="private")
         models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                          api_name="models")
         tab.select(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                    api_visibility="private")  # cheap: always the pair in use now
-
-

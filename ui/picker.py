@@ -5,35 +5,43 @@ from __future__ import annotations
 import gradio as gr
 
 from aevae import workbench
+from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
-from .common import fail, session
+from .common import fail, lang_of, session
+from .lang import L
 
 
-def picker_update(s: workbench.Session):
+def choices(pairs: list[tuple[str, str]], lang: str) -> list[tuple[str, str]]:
+    """(label, value) choices with their labels in `lang`."""
+    return [(tm(label, lang), value) for label, value in pairs]
+
+
+def picker_update(s: workbench.Session, lang: str):
     """The 'Models in use' dropdown with this session's choices and its current value."""
-    return gr.update(choices=s.choices(), value=s.in_use)
+    return gr.update(choices=choices(s.choices(), lang), value=s.in_use)
 
 
 def use_models(value: str, request: gr.Request):
     """Make the picked pair the one every tab uses."""
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     try:
         p = s.use(value)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
-    return f"Every tab now uses **{p.source}** (latent {p.latent}, {p.image_size} px)."
+        raise fail(e, lang) from None
+    return t("picker.now_using", lang, source=tm(p.source, lang), latent=p.latent, size=p.image_size)
 
 
 def load_picker(request: gr.Request):
-    return picker_update(session(request, page=True))
+    return picker_update(session(request, page=True), lang_of(request))
 
 
 def build(ctx) -> gr.Dropdown:
     with gr.Row(elem_classes="in-use"):
         in_use = gr.Dropdown(workbench.pair_choices(ctx.zoo)[1:], value=workbench.SHIPPED + "default",
-                             label="Models in use (every tab): a shipped pair or one of your runs", scale=3)
+                             label=L("picker.label"), scale=3)
         in_use_msg = gr.Markdown(scale=2)
     in_use.input(use_models, in_use, in_use_msg, api_name="use_models")
     ctx.demo.load(load_picker, None, in_use, api_visibility="private")
+    ctx.on_language.then(load_picker, None, in_use, api_visibility="private")
     return in_use

@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from aevae import data, figures, workbench
+from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
 from .common import (
@@ -17,6 +18,7 @@ from .common import (
     csv_text,
     fail,
     gpu,
+    lang_of,
     need,
     on_open,
     parse_ids_or_none,
@@ -25,115 +27,121 @@ from .common import (
     session,
     short_note,
 )
+from .lang import L, drawn, table
 
 
 @gpu
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
-    s = session(request)
-    need(1, workbench.MAX_RECON_IMAGES, n, "number of images")
-    seed = seed_of(seed, "draw seed")
+    s, lang = session(request), lang_of(request)
+    need(1, workbench.MAX_RECON_IMAGES, n, "what.n_images", lang)
+    seed = seed_of(seed, "what.draw_seed", lang)
     try:
         pair = s.pair()
         images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
         rec = workbench.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
-    return show_reconstruction(rec, s, pair.source, workbench.data_note(s, pair))
+        raise fail(e, lang) from None
+    return show_reconstruction(rec, s, pair.source, lang, workbench.data_note(s, pair))
 
 
-def _decode_own(s, files, pair, show):
+def _decode_own(s, files, pair, show, lang: str):
     """The user's own images at the pair's size, decoded in the background (use as `yield from`):
     only as many as are shown, within the session's decoding budget; a cancelled request stops
     the decoding. Unreadable files are skipped and named; only when none is usable is it an error."""
     stop = threading.Event()  # this request's own: the session's training goes on
 
+    paths = [getattr(f, "name", f) for f in files]
+
     def work():
         try:
-            return s.own_images([getattr(f, "name", f) for f in files], pair.image_size, stop.is_set)
+            return s.own_images(paths, pair.image_size, stop.is_set)
         except data.Cancelled:
-            raise RuntimeError("Cancelled while decoding your images.") from None
+            raise RuntimeError(t("recon.decoding_cancelled", lang)) from None
 
-    images = yield from background(s, work, show, stop=stop)
-    note = f"{len(images)} image{'s' * (len(images) != 1)} reconstructed by {pair.source} (trained on " \
-           f"{workbench.trained_on(pair.dataset)})."
+    images = yield from background(s, work, show, lang, stop=stop)
+    note = t("recon.own_done" if len(images) != 1 else "recon.own_done_one", lang, n=len(images),
+             source=tm(pair.source, lang), data=tm(workbench.trained_on(pair.dataset), lang))
     if images.skipped:
-        note += f"  \n**Skipped {len(images.skipped)}:** " + "; ".join(images.skipped[:8]) + \
-            (" ..." if len(images.skipped) > 8 else "")
+        note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
+            tm(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
     return images, note
 
 
 def _pair_for_own(files, request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     if not files:
-        raise gr.Error("Upload one or more images first.", print_exception=False)
+        raise gr.Error(t("recon.upload_first", lang), print_exception=False)
     try:
-        return s, s.pair()
+        return s, s.pair(), lang
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
 
 
 def load_own(files, request: gr.Request):
     """The user's own images at the pair's size (the page's first step): an upload with no usable
     image is an error shown in this note alone, the results above stay as they are."""
-    s, pair = _pair_for_own(files, request)
-    images, note = yield from _decode_own(s, files, pair, lambda: (gr.skip(), "Decoding your images…"))
+    s, pair, lang = _pair_for_own(files, request)
+    decoding = t("recon.decoding", lang)
+    images, note = yield from _decode_own(s, files, pair, lambda: (gr.skip(), decoding), lang)
     yield images, note
 
 
 @gpu
 def reconstruct_own(images, use_lpips: bool, request: gr.Request):
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     try:
         pair = s.pair()
         rec = workbench.reconstruct(pair, images, use_lpips)
     except (ValueError, NoModels) as e:
-        raise fail(e) from None
-    return show_reconstruction(rec, s, pair.source)
+        raise fail(e, lang) from None
+    return show_reconstruction(rec, s, pair.source, lang)
 
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     """Both steps at once (the API's endpoint): the reconstruction and the note on skipped files."""
-    s, pair = _pair_for_own(files, request)
-    images, note = yield from _decode_own(s, files, pair, lambda: (*[gr.skip()] * 4, "Decoding your images…"))
+    s, pair, lang = _pair_for_own(files, request)
+    decoding = t("recon.decoding", lang)
+    images, note = yield from _decode_own(s, files, pair, lambda: (*[gr.skip()] * 4, decoding), lang)
     yield *reconstruct_own(images, use_lpips, request), note
 
 
-def _reconstruction_view(rec: workbench.Reconstruction, source: str) -> tuple[bytes, str, pd.DataFrame, str]:
-    """PNG bytes, summary, table and CSV text of a reconstruction; made once per result, so a shared
-    answer (see workbench.SHIPPED_ANSWERS) costs each further student only the writing of two files."""
-    view = getattr(rec, "_view", None)
-    if view is not None:
-        return view
+def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:
+    """PNG bytes, summary, table and CSV text of a reconstruction in `lang`; made once per result and
+    language, so a shared answer (see workbench.SHIPPED_ANSWERS) costs each further student only the
+    writing of two files."""
+    views = rec.__dict__.setdefault("_views", {})
+    if lang in views:
+        return views[lang]
     size = rec.images.image_size
-    grid = figures.wrapped_grid([rec.images.images, rec.ae.recon, rec.vae.recon], ["ground truth", "AE", "VAE"],
+    grid = figures.wrapped_grid([rec.images.images, rec.ae.recon, rec.vae.recon],
+                                [drawn("pic.ground_truth", lang), "AE", "VAE"],
                                 [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96), per_block=12)
     rows = rec.rows()
-    lines = [f"**Models:** {source}. Mean ± std over {len(rows)} images "
-             "(PSNR: higher is better; SSIM: up to 1, higher is better; LPIPS: lower is better).", "",
+    lines = [t("recon.summary", lang, source=tm(source, lang), n=len(rows)), "",
              "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
         sm = r.summary()
-        lp = f"{sm['lpips'].mean:.3f} ± {sm['lpips'].std:.3f}" if sm["lpips"] else "not measured"
+        lp = f"{sm['lpips'].mean:.3f} ± {sm['lpips'].std:.3f}" if sm["lpips"] else t("recon.not_measured", lang)
         lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
                      f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
-        lines.append(f"\n<small>LPIPS not measured: {short_note(rec.ae.lpips_note)}</small>")
+        lines.append("\n<small>" + t("recon.lpips_note", lang, why=short_note(rec.ae.lpips_note, lang)) + "</small>")
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG")
-    view = (buf.getvalue(), "\n".join(lines), rounded(rows), csv_text(rows))
-    rec._view = view
+    view = views[lang] = (buf.getvalue(), "\n".join(lines), table(rounded(rows), lang), csv_text(rows))
     return view
 
 
-def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, note: str = ""):
+def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, lang: str,
+                        note: str = ""):
     s.last["reconstruction"] = rec
-    png_bytes, summary, table, csv = _reconstruction_view(rec, source)
-    summary += f"\n\n**Note:** {note}" if note else ""
+    png_bytes, summary, frame, csv = _reconstruction_view(rec, source, lang)
+    summary += "\n\n" + t("common.data_note", lang, note=tm(note, lang)) if note else ""
     folder = s.new_folder()
     (folder / "reconstructions.png").write_bytes(png_bytes)
     (folder / "reconstructions.csv").write_text(csv)
-    return str(folder / "reconstructions.png"), summary, table.copy(), str(folder / "reconstructions.csv")
+    return str(folder / "reconstructions.png"), summary, frame.copy(), str(folder / "reconstructions.csv")
 
 
 def new_draw(seed: int) -> int:
@@ -142,27 +150,24 @@ def new_draw(seed: int) -> int:
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    with gr.Tab("Reconstructions") as tab:
-        gr.Markdown("Ground truth, then the AE's and the VAE's reconstruction of the same images. "
-                    "Look at edges and small details: the VAE trades some sharpness for a smooth "
-                    "latent space.", elem_classes="lead")
+    with gr.Tab(L("tab.recon")) as tab:
+        gr.Markdown(L("recon.lead"), elem_classes="lead")
         with gr.Row():
-            ids = gr.Textbox("", label="Ids (blank: random validation images)", placeholder="e.g. 3, 227, 841-845")
-            n = gr.Slider(1, workbench.MAX_RECON_IMAGES, 10, step=1, label="Random images")
-            rseed = gr.Number(0, label="Draw seed", precision=0)
-            use_lpips = gr.Checkbox(True, label="LPIPS")
+            ids = gr.Textbox("", label=L("common.ids"), placeholder=L("recon.ids_example"))
+            n = gr.Slider(1, workbench.MAX_RECON_IMAGES, 10, step=1, label=L("common.random_images"))
+            rseed = gr.Number(0, label=L("common.draw_seed"), precision=0)
+            use_lpips = gr.Checkbox(True, label=L("common.lpips"))
         with gr.Row():
-            rec_btn = gr.Button("Reconstruct", variant="primary")
-            draw_btn = gr.Button("New random draw")
-        rec_img = gr.Image(label="ground truth | AE | VAE", format="png", elem_classes="pixelated",
+            rec_btn = gr.Button(L("recon.btn"), variant="primary")
+            draw_btn = gr.Button(L("recon.new_draw"))
+        rec_img = gr.Image(label=L("recon.image"), format="png", elem_classes="pixelated",
                            buttons=["download", "fullscreen"])
         rec_summary = gr.Markdown()
-        rec_table = gr.Dataframe(label="Per image", max_height=400)
-        rec_csv = gr.File(label="Table as CSV")
-        with gr.Accordion("Reconstruct your own images", open=False):
-            own = gr.File(label="Images (PNG/JPEG/WebP/BMP, or a .zip of them)", file_count="multiple",
-                          type="filepath")
-            own_btn = gr.Button("Reconstruct uploads")
+        rec_table = gr.Dataframe(label=L("recon.table"), max_height=400)
+        rec_csv = gr.File(label=L("recon.csv"))
+        with gr.Accordion(L("recon.own"), open=False):
+            own = gr.File(label=L("recon.own_files"), file_count="multiple", type="filepath")
+            own_btn = gr.Button(L("recon.own_btn"))
             own_note = gr.Markdown()
             own_images = gr.State()
         rec_out = [rec_img, rec_summary, rec_table, rec_csv]

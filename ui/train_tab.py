@@ -19,13 +19,13 @@ from aevae.config import (
     check_whole,
     nearest_latents,
 )
+from aevae.i18n import t, tm
 from aevae.workbench import TrainSettings
 
 from .common import (
     COLORS,
     DEFAULT_CAP,
     DEFAULT_SIZE,
-    KL_LABEL,
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
@@ -33,6 +33,7 @@ from .common import (
     bar,
     curves,
     fail,
+    lang_of,
     need,
     png,
     replay,
@@ -40,13 +41,17 @@ from .common import (
     stop_training,
     watch,
 )
+from .lang import L, drawn, plot
 from .picker import picker_update
 
+OPENMOJI, UPLOAD = "openmoji", "upload"  # the Data choices' values
 
-def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed) -> TrainSettings:
-    need(1, MAX_EPOCHS, epochs, "epochs")
-    need(1, MAX_SECONDS, cap, "time cap (s)")
-    need(1, 512, batch_size, "batch size")
+
+def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
+              lang: str) -> TrainSettings:
+    need(1, MAX_EPOCHS, epochs, "what.epochs", lang)
+    need(1, MAX_SECONDS, cap, "what.time_cap", lang)
+    need(1, 512, batch_size, "what.batch_size", lang)
     try:
         seed = check_seed(seed)
         for value, name in ((lr, "learning rate"), (weight_decay, "weight decay"), (beta, "beta"),
@@ -56,7 +61,7 @@ def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_de
                                  int(batch_size), float(lr), float(weight_decay), float(beta), seed)
         settings.model_config("ae"), settings.train_config()
     except (TypeError, ValueError) as e:
-        raise fail(e) from None
+        raise fail(e, lang) from None
     return settings
 
 
@@ -64,23 +69,24 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
                   request: gr.Request):
     """The plan shown under the settings: epochs, steps, estimated time; or what is wrong, with
     the nearest latents that work at this image size as choices to click."""
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     try:
-        settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
+        settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
         # The plan needs counts only, the same at every size: nothing is decoded or rendered for it.
         split = s.any_split() if dataset == "upload" and s.upload else workbench.openmoji_counts()
         if split is None:
-            return "**Plan:** shown once your data is loaded again (press Train).", gr.update(visible=False, value=None)
-        return "**Plan:** " + workbench.plan_text(settings, split), gr.update(visible=False, value=None)
+            return t("train.plan_after_load", lang), gr.update(visible=False, value=None)
+        return (t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang)),
+                gr.update(visible=False, value=None))
     except (gr.Error, ValueError) as e:
-        why = e.message if isinstance(e, gr.Error) else str(e)
+        why = e.message if isinstance(e, gr.Error) else tm(str(e), lang)
         try:
             near = nearest_latents(latent, int(image_size))
         except (TypeError, ValueError):
             near = []
         near = [v for v in near if v != str(latent).strip()]
         pick = gr.update(choices=near, value=None, visible=bool(near))
-        return f"**Cannot train with these settings:** {why}", pick
+        return t("train.cannot", lang, error=why), pick
 
 
 def adapt_table() -> dict:
@@ -103,11 +109,13 @@ ADAPT_JS = ("(preset, size, latent) => { const t = " + json.dumps(adapt_table())
             " return (t && t.ours.includes(typed) && next) ? next : latent; }")
 
 
-def _strip(snap: workbench.Snapshot | None):
+def _strip(snap: workbench.Snapshot | None, lang: str):
     if snap is None:
         return None
     rows = [snap.images, snap.before["ae"], snap.now["ae"], snap.before["vae"], snap.now["vae"]]
-    labels = ["ground truth", "AE before", f"AE step {snap.step}", "VAE before", f"VAE step {snap.step}"]
+    labels = [drawn("pic.ground_truth", lang), drawn("pic.before", lang, model="AE"),
+              drawn("pic.step", lang, model="AE", step=snap.step), drawn("pic.before", lang, model="VAE"),
+              drawn("pic.step", lang, model="VAE", step=snap.step)]
     return figures.image_grid(rows, labels, scale=figures.auto_scale(snap.images.shape[1], 48))
 
 
@@ -126,17 +134,24 @@ def live_curves(live) -> tuple:
 _curves_lock = threading.Lock()
 
 
-def _strip_file(s: workbench.Session, snap) -> str | None:
-    return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap), "before-now.png")
+def _strip_file(s: workbench.Session, snap, lang: str) -> str | None:
+    return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap, lang), "before-now.png")
+
+
+def _plots(frames: tuple, lang: str) -> list:
+    """The three curves (loss, KL, validation PSNR) with their axes named in `lang`."""
+    mse, kl, val = frames
+    return [plot(mse, lang, "iteration", "MSE per pixel", "model"), plot(kl, lang, "iteration", "KL (nats/image)", "model"),
+            plot(val, lang, "epoch", "val PSNR (dB)", "model")]
 
 
 def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed,
                  dataset, upload, use_when_done, request: gr.Request):
     """Train an AE and a VAE side by side; yields progress, curves, the live strip and finally checkpoints."""
-    s = session(request)
-    settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed)
+    s, lang = session(request), lang_of(request)
+    settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
     if not s.lock.acquire(blocking=False):
-        raise gr.Error("A training is already running in this browser tab; stop it first.", print_exception=False)
+        raise gr.Error(t("error.training_running", lang), print_exception=False)
     # Nothing of the session changes until the training has started: a refused Train (bad data,
     # over the memory budget, stopped while loading) leaves its data and pair as they were.
     loaded = None
@@ -150,15 +165,16 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                     return s.load_upload(upload, settings.image_size, s.stop.is_set)
                 return s.data_split(dataset, settings.image_size, s.stop.is_set)
             except data.Cancelled:
-                raise RuntimeError("Stopped while loading your data; nothing was changed.") from None
+                raise RuntimeError(t("train.stopped_loading", lang)) from None
 
-        got = yield from background(s, prepare, lambda: ("Loading your data…", *[gr.update()] * 6))
+        loading = t("train.loading", lang)
+        got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
         loaded, split = (got, got.split) if new else (None, got)
         try:
-            plan = workbench.plan_text(settings, split)
+            plan = tm(workbench.plan_text(settings, split), lang)
             job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
-            raise fail(e) from None
+            raise fail(e, lang) from None
         try:  # the training started: now the data it trains on is the session's
             if new:
                 s.use_upload(loaded)
@@ -168,40 +184,38 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             job.leave()
             raise
         loaded = None
-        skipped = f" ({len(split.skipped)} files skipped)" if split.skipped else ""
-        head = (f"**Data:** {split.all.source}: {len(split.train):,} train / {len(split.val):,} validation"
-                f"{skipped}. **Run:** {plan}  \n")
+        skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
+        head = t("train.head", lang, source=tm(split.all.source, lang), train=f"{len(split.train):,}",
+                 val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
         shown = {"snap": None, "step": -1}
 
         def strip_update(snap):
             if snap is None or (snap is shown["snap"] and snap.step == shown["step"]):
                 return gr.update()
             shown.update(snap=snap, step=snap.step)
-            return _strip_file(s, snap)
+            return _strip_file(s, snap, lang)
 
         sent = {"plots": -1.0}
 
         def show():
             live = job.live
             if live.queued:
-                return (head + f"**Queued:** {live.queued}. Stop leaves the queue.", *[gr.update()] * 6)
-            joined = " (joined a run already in progress on this server: same settings, seed and data)" \
-                if job.how == "running" else ""
+                return (head + t("status.queued", lang, where=tm(live.queued, lang)), *[gr.update()] * 6)
+            joined = t("train.joined", lang) if job.how == "running" else ""
             # The text every half second; the plots and the strip every few seconds, made once per
             # run for all its watchers: ten students watching one training must not slow it down.
             plots, strip = [gr.update()] * 3, gr.update()
             if time.monotonic() - sent["plots"] >= PLOT_EVERY_S:
                 sent["plots"] = time.monotonic()
-                plots, strip = live_curves(live), strip_update(live.snapshot)
-            return (head + f"{bar(live.fraction)} — {live.text}{joined}", *plots, None, strip, gr.update())
+                plots, strip = _plots(live_curves(live), lang), strip_update(live.snapshot)
+            return (head + f"{bar(live.fraction)} — {tm(live.text, lang)}{joined}", *plots, None, strip, gr.update())
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
             for frame in replay(job.shared.result[1]):
-                yield (head + "Same settings, seed and data as a run already trained on this server: "
-                       "handing over its identical result…", *curves(frame), None, strip_update(job.live.snapshot),
-                       gr.update())
+                yield (head + t("train.handing_over", lang), *_plots(curves(frame), lang), None,
+                       strip_update(job.live.snapshot), gr.update())
                 time.sleep(0.15)
-        run = yield from watch(s, job, show)
+        run = yield from watch(s, job, show, lang)
         pair, row = run.pair, run.row
         files = []
         folder = s.tmpdir / f"run-{run.number}"
@@ -210,16 +224,15 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
                                  dataset=pair.dataset, name=f"{pair.source} {kind}")
             files += [str(p), str(p.with_suffix(".safetensors"))]
-        ended = {"finished": "Done", "stopped by you": "Stopped by you (both models kept as trained so far)",
-                 "CUT SHORT by the time cap": f"CUT SHORT by the {settings.seconds:.0f} s time cap after "
-                 f"{row['epochs done']} of {settings.epochs} epochs: not the planned run, so not reproducible; "
-                 "lower the epochs or raise the cap"}[row["ended"]]
-        used = ("The other tabs now use it (change this with **Models in use** at the top)." if use_when_done
-                else "The pair in use did not change: pick this run in **Models in use** at the top to use it.")
-        yield (head + f"**{ended}.** {run.title}: AE val PSNR {row['AE val PSNR']:.2f} dB, VAE val PSNR "
-               f"{row['VAE val PSNR']:.2f} dB; {row['steps']:,} steps in {row['seconds']:.1f} s; "
-               f"{row['trained']} (same settings, seed and data give the same models). {used}",
-               *curves(pair.history), files, _strip_file(s, job.live.snapshot), picker_update(s))
+        ended = {"finished": t("train.done", lang), "stopped by you": t("train.stopped", lang),
+                 "CUT SHORT by the time cap": t("train.cut_short", lang, cap=f"{settings.seconds:.0f}",
+                                                done=row["epochs done"], epochs=settings.epochs)}[row["ended"]]
+        used = t("train.used" if use_when_done else "train.not_used", lang)
+        yield (head + t("train.finished", lang, ended=ended, title=tm(run.title, lang), ae=f"{row['AE val PSNR']:.2f}",
+                        vae=f"{row['VAE val PSNR']:.2f}", steps=f"{row['steps']:,}", seconds=f"{row['seconds']:.1f}",
+                        trained=tm(row["trained"], lang), used=used),
+               *_plots(curves(pair.history), lang), files, _strip_file(s, job.live.snapshot, lang),
+               picker_update(s, lang))
     finally:
         if loaded is not None:
             loaded.discard()
@@ -239,7 +252,8 @@ SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = 
 def settings_from_link(request: gr.Request):
     """Fill the Train tab from the page's query parameters (a teacher's shared link): exactly what
     the link says, and for what it leaves out its preset's values."""
-    params = dict(getattr(request, "query_params", {}) or {})
+    lang = lang_of(request)
+    params = link_params(request)
     if not params:
         return *[gr.update()] * len(SHARE_KEYS), gr.update()
     values, problems = workbench.settings_from_query(params)
@@ -247,16 +261,32 @@ def settings_from_link(request: gr.Request):
     controls = [gr.update(value=full[k]) if k in full else gr.update() for k in SHARE_KEYS]
     note = ""
     if values:
-        note = "Settings from the link: " + ", ".join(f"{k}={v}" for k, v in values.items()) + "."
+        note = t("train.from_link", lang, settings=", ".join(f"{k}={v}" for k, v in values.items()))
     if problems:
-        note += " Not applied: " + "; ".join(problems) + "."
+        note += " " + t("train.not_applied", lang, problems="; ".join(tm(p, lang) for p in problems))
     return *controls, note
 
 
-def apply_preset(name: str):
+def link_params(request: gr.Request) -> dict:
+    """The page address's settings (its ?lang= is the language's, not the Train tab's)."""
+    return {k: v for k, v in dict(getattr(request, "query_params", {}) or {}).items() if k != "lang"}
+
+
+def preset_note(name: str, lang: str) -> str:
+    return t(f"preset.{name}", lang) if name in PRESETS else ""
+
+
+def show_note(name: str, request: gr.Request):
+    """The note under the settings in a newly chosen language: the link's, if the page came from one."""
+    if link_params(request):
+        return settings_from_link(request)[-1]
+    return preset_note(name, lang_of(request))
+
+
+def apply_preset(name: str, request: gr.Request):
     p = PRESETS[name]
     return (p.model.image_size, p.model.latent, p.train.batch_size, p.train.lr, p.train.weight_decay,
-            p.train.beta, p.note)
+            p.train.beta, preset_note(name, lang_of(request)))
 
 
 # --- the data: OpenMoji or the user's upload ---------------------------------------------
@@ -271,11 +301,11 @@ def _code(text: str) -> str:
     return f"`{text.replace('`', '')}`"
 
 
-def _listed(items: list[str], most: int = 12) -> str:
-    return ", ".join(items[:most]) + (f" and {len(items) - most:,} more" if len(items) > most else "")
+def _listed(items: list[str], lang: str, most: int = 12) -> str:
+    return ", ".join(items[:most]) + (t("data.more", lang, n=f"{len(items) - most:,}") if len(items) > most else "")
 
 
-def data_view(s: workbench.Session, size: int):
+def data_view(s: workbench.Session, size: int, lang: str):
     """What the tabs train on, in words, and a strip of its first images per label."""
     split = s.split(size)
     whole = split.all
@@ -283,18 +313,20 @@ def data_view(s: workbench.Session, size: int):
     if s.uses_upload:
         stored = userdata.stored_size(s.upload.data)
         if stored and stored != (size, size):
-            shape = (f"stored {stored[0]}x{stored[1]} px, trained at {size}x{size}"
-                     + (f" (set Image size to {stored[0]} to use them as they are)"
-                        if stored[0] == stored[1] and MIN_SIZE <= stored[0] <= MAX_SIZE else ""))
+            shape = t("data.stored", lang, w=stored[0], h=stored[1], size=size) + (
+                t("data.set_size", lang, w=stored[0]) if stored[0] == stored[1] and MIN_SIZE <= stored[0] <= MAX_SIZE
+                else "")
         else:
-            shape = f"{size}x{size} px" if stored else f"each made square and resized to {size}x{size} px"
-        head = f"**Your data:** {_listed([_code(f) for f in s.upload.files])}: {len(whole):,} images, {shape}"
+            shape = t("data.size" if stored else "data.resized", lang, size=size)
+        head = t("data.yours", lang, files=_listed([_code(f) for f in s.upload.files], lang), n=f"{len(whole):,}",
+                 shape=shape)
     else:
-        head = f"**Data:** OpenMoji: {len(whole):,} emoji at {size}x{size} px"
-    text = (f"{head}; {len(split.train):,} train / {len(split.val):,} validation. "
-            f"**{len(labels)} label{'s' * (len(labels) != 1)}:** {_listed(labels)}.")
+        head = t("data.openmoji", lang, n=f"{len(whole):,}", size=size)
+    text = t("data.split" if len(labels) != 1 else "data.split_one", lang, head=head, train=f"{len(split.train):,}",
+             val=f"{len(split.val):,}", k=len(labels), labels=_listed(labels, lang))
     if whole.skipped:
-        text += f"  \nSkipped {len(whole.skipped)} file(s): " + "; ".join(whole.skipped[:5])
+        text += "  \n" + t("data.skipped", lang, n=len(whole.skipped),
+                           files="; ".join(tm(x, lang) for x in whole.skipped[:5]))
     rows = userdata.examples(whole)
     strip = figures.image_grid([r for _, r in rows], [n for n, _ in rows] if rows[0][0] else None,
                                scale=figures.auto_scale(size, 48))
@@ -304,84 +336,79 @@ def data_view(s: workbench.Session, size: int):
 def upload_data(files, image_size, request: gr.Request):
     """Files dropped on "Your data": checked, kept and used (Data switches to upload); a bad upload
     changes nothing and says why. Removing the files goes back to OpenMoji."""
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     size = _size(image_size)
     if not files:
         s.clear_upload()
-        return "openmoji", "", gr.update(value=None, visible=False)
+        return OPENMOJI, "", gr.update(value=None, visible=False)
     try:
         s.set_upload(files, size)
     except ValueError as e:
-        return ("upload" if s.uses_upload else "openmoji",
-                f"**This upload is not used:** {e}. The data stays {s.data_source()}.", gr.update())
-    return "upload", *data_view(s, size)
+        return (UPLOAD if s.uses_upload else OPENMOJI,
+                t("data.not_used", lang, error=tm(str(e), lang), data=tm(s.data_source(), lang)), gr.update())
+    return UPLOAD, *data_view(s, size, lang)
 
 
 def choose_data(dataset, files, image_size, request: gr.Request):
     """Data switched by hand: OpenMoji, or the upload (kept, or in the file box)."""
-    s = session(request)
+    s, lang = session(request), lang_of(request)
     if dataset == "upload" and s.upload is None:
         if files:
             return upload_data(files, image_size, request)
-        return ("openmoji", "Upload your data first (a .zip of images, a .npz, or a .npy of images with a "
-                "*label*.npy): it is used as soon as it is uploaded.", gr.update(visible=False))
+        return OPENMOJI, t("data.upload_first", lang), gr.update(visible=False)
     s.use_data(dataset)
-    return dataset, *data_view(s, _size(image_size))
+    return dataset, *data_view(s, _size(image_size), lang)
 
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     d = PRESETS[workbench.TRAIN_DEFAULT]
-    with gr.Tab("Train"):
-        gr.Markdown("An AE and a VAE are trained side by side on the very same batches, seed, "
-                    "architecture and epochs. Watch the VAE's KL term: it is the price of a "
-                    "latent space you can sample from. Same settings, seed and data give the same models.",
-                    elem_classes="lead")
+    with gr.Tab(L("tab.train")):
+        gr.Markdown(L("train.lead"), elem_classes="lead")
         with gr.Row():
-            train_btn = gr.Button("Train AE + VAE", variant="primary", scale=2)
-            stop_btn = gr.Button("Stop", variant="stop", scale=1)
-            use_new = gr.Checkbox(True, label="Use the new pair in every tab when done", scale=2)
+            train_btn = gr.Button(L("train.btn"), variant="primary", scale=2)
+            stop_btn = gr.Button(L("common.stop"), variant="stop", scale=1)
+            use_new = gr.Checkbox(True, label=L("train.use_new"), scale=2)
         plan_md = gr.Markdown()
         status = gr.Markdown()
         with gr.Row():
             mse_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
-                                   label="Reconstruction loss per iteration", height=260)
+                                   label=L("train.mse_plot"), height=260)
             val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS,
-                                   label="Validation PSNR per epoch", height=260)
+                                   label=L("train.val_plot"), height=260)
             kl_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
-                                  label=KL_LABEL, height=260)
-        strip = gr.Image(label="Fixed validation images: before training and now", format="png",
+                                  label=L("train.kl_plot"), height=260)
+        strip = gr.Image(label=L("train.strip"), format="png",
                          elem_classes="pixelated", buttons=["download"], height=300)
         with gr.Row():
-            preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label="Preset")
-            image_size = gr.Number(d.model.image_size, label="Image size (px, 32-128)", precision=0)
-            latent = gr.Textbox(d.model.latent, label="Latent: vector (256) or spatial (256x8x8)")
-        latent_pick = gr.Radio([], label="Latents that work at this image size (click one)", visible=False)
+            preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label=L("train.preset"))
+            image_size = gr.Number(d.model.image_size, label=L("train.image_size"), precision=0)
+            latent = gr.Textbox(d.model.latent, label=L("train.latent"))
+        latent_pick = gr.Radio([], label=L("train.latent_pick"), visible=False)
         with gr.Row():
-            dataset = gr.Radio(["openmoji", "upload"], value="openmoji", label="Data", scale=1)
+            dataset = gr.Radio([(L("train.data_openmoji"), "openmoji"), (L("train.data_upload"), "upload")],
+                               value="openmoji", label=L("train.data"), scale=1)
             # A row of its own: in a narrow column the file list shows only the extensions.
-            upload = gr.File(label="Your data: .zip of images (a folder per label), .npz, or .npy "
-                             "(+ a *label*.npy, + a .txt of label names)",
+            upload = gr.File(label=L("train.upload"),
                              file_types=[".zip", ".npy", ".npz", ".txt"], file_count="multiple",
                              type="filepath", scale=3, height=140)
         data_md = gr.Markdown()
-        data_strip = gr.Image(label="Your data: the first images of each label", format="png",
+        data_strip = gr.Image(label=L("train.data_strip"), format="png",
                               elem_classes="pixelated", buttons=["download"], visible=False, height=260)
         with gr.Row():
-            epochs = gr.Slider(1, MAX_EPOCHS, d.train.epochs, step=1, label="Epochs")
-            cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1,
-                            label="Time cap (s): a safety stop; a run it cuts is not reproducible")
-            batch = gr.Slider(1, 512, d.train.batch_size, step=1, label="Batch size")
+            epochs = gr.Slider(1, MAX_EPOCHS, d.train.epochs, step=1, label=L("train.epochs"))
+            cap = gr.Slider(10, MAX_SECONDS, DEFAULT_CAP, step=1, label=L("train.cap"))
+            batch = gr.Slider(1, 512, d.train.batch_size, step=1, label=L("train.batch"))
         with gr.Row():
-            lr = gr.Number(d.train.lr, label="Learning rate")
-            wd = gr.Number(d.train.weight_decay, label="Weight decay")
-            beta = gr.Number(d.train.beta, label="Beta (KL weight, VAE)")
-            seed = gr.Number(0, label="Seed", precision=0)
-        preset_note = gr.Markdown(d.note)
-        ckpt_files = gr.File(label="Trained checkpoints (.json + .safetensors)", file_count="multiple", height=120)
+            lr = gr.Number(d.train.lr, label=L("train.lr"))
+            wd = gr.Number(d.train.weight_decay, label=L("train.wd"))
+            beta = gr.Number(d.train.beta, label=L("train.beta"))
+            seed = gr.Number(0, label=L("common.seed"), precision=0)
+        preset_note = gr.Markdown(L(f"preset.{workbench.TRAIN_DEFAULT}"))
+        ckpt_files = gr.File(label=L("train.ckpt"), file_count="multiple", height=120)
         with gr.Row():
-            share_btn = gr.Button("Link to these settings", size="sm")
-            share_url = gr.Textbox(label="Shareable link", buttons=["copy"], interactive=False)
+            share_btn = gr.Button(L("train.share_btn"), size="sm")
+            share_url = gr.Textbox(label=L("train.share_url"), buttons=["copy"], interactive=False)
         # .input, not .change: a preset the user picks sets its values; one set by a shared link
         # must not overwrite the values the link gives.
         preset.input(apply_preset, preset, [image_size, latent, batch, lr, wd, beta, preset_note],
@@ -395,6 +422,9 @@ def build(ctx) -> None:
         # arrive out of order and leave a stale plan on screen).
         gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset],
               [plan_md, latent_pick], api_visibility="private", queue=False, trigger_mode="always_last")
+        ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick], api_visibility="private",
+                             queue=False)
+        ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
         upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private")
         dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],
                       api_visibility="private")

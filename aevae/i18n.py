@@ -1,0 +1,167 @@
+"""Every text a user reads, per language: one file per language in aevae/locales/<tag>.json.
+
+A file holds {"language": its own name, "keys": {key: text}, "messages": {English template: text}}.
+
+- t(key, lang, **fmt): the app's and the report's own texts, by key ("train.tab").
+- tm(text, lang): a message the package wrote in English (an error, a plan, a progress line)
+  in another language. Its "messages" map the English templates found in the package's source
+  (an f-string's holes written as {}) to translations with the same holes ({} or {0}, {1}, ...
+  to reorder); the values in the holes are translated too where they are messages themselves.
+  English needs no "messages": a message is its own English.
+
+A new language is a new file: the tests check that it has every key of English and a
+translation of every message the package can raise.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+from pathlib import Path
+
+LOCALES = Path(__file__).parent / "locales"
+DEFAULT = "en"
+HOLE = "{}"
+# Package files whose messages never reach the app (command line and one-off tools).
+CLI_ONLY = ("__main__.py", "lpips_convert.py", "distributed.py")
+
+
+@functools.cache
+def languages() -> tuple[str, ...]:
+    """Language tags with a file, English first."""
+    tags = sorted(p.stem for p in LOCALES.glob("*.json"))
+    return tuple(sorted(tags, key=lambda tag: tag != DEFAULT))
+
+
+@functools.cache
+def catalog(lang: str) -> dict:
+    data = json.loads((LOCALES / f"{lang}.json").read_text(encoding="utf-8"))
+    data.setdefault("messages", {})
+    return data
+
+
+def name(lang: str) -> str:
+    """A language's name in itself ("English", "繁體中文")."""
+    return catalog(lang)["language"]
+
+
+def match(tag: str | None) -> str | None:
+    """The language with a file that best fits a browser's tag: the same tag, else the same
+    primary language ("zh-HK" -> "zh-TW", "en-GB" -> "en"); None when none does."""
+    tag = (tag or "").strip().replace("_", "-").lower()
+    if not tag:
+        return None
+    for lang in languages():
+        if lang.lower() == tag:
+            return lang
+    primary = tag.split("-")[0]
+    return next((lang for lang in languages() if lang.lower().split("-")[0] == primary), None)
+
+
+def from_accept_language(header: str | None) -> str:
+    """The language an Accept-Language header asks for first, among those with a file."""
+    tags = []
+    for i, part in enumerate((header or "").split(",")):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            weight = 0.0
+        tags.append((-weight, i, tag))
+    return next((m for _, _, tag in sorted(tags) if (m := match(tag))), DEFAULT)
+
+
+def t(key: str, lang: str = DEFAULT, **fmt) -> str:
+    """The text of `key` in `lang` (English where `lang` has no file), formatted with `fmt`."""
+    keys = catalog(lang if lang in languages() else DEFAULT)["keys"]
+    text = keys[key]  # a missing key is a bug the tests catch: fail loudly, never show a key
+    return text.format(**fmt) if fmt else text
+
+
+def col(name: str, lang: str = DEFAULT) -> str:
+    """A table column's or plot axis's name in `lang`: key "col.<English name>"; the English name
+    where there is none (a column someone added without one: a test of the app looks for those)."""
+    keys = catalog(lang if lang in languages() else DEFAULT)["keys"]
+    return keys.get(f"col.{name}", name)
+
+
+def tm(text: str, lang: str = DEFAULT) -> str:
+    """A package message in `lang`; unchanged in English or when no template fits it."""
+    if not text or lang == DEFAULT or lang not in languages():
+        return text
+    messages = catalog(lang)["messages"]
+    if text in messages:
+        return messages[text]
+    for rx, out in _templates(lang):
+        m = rx.fullmatch(text)
+        if m:
+            return out.format(*(_value(g, lang) for g in m.groups()))
+    return text
+
+
+def _value(text: str, lang: str) -> str:
+    """A value in a message's hole: a message itself, or a list of them ("run 1, run 2"), or as it is."""
+    if not re.search("[A-Za-z]", text):
+        return text
+    parts = text.split(", ")
+    if len(parts) > 1:
+        done = [tm(p, lang) for p in parts]
+        if all(d != p or not re.search("[A-Za-z]", p) for d, p in zip(done, parts)):
+            return ", ".join(done)
+    return tm(text, lang)
+
+
+@functools.cache
+def _templates(lang: str) -> list[tuple[re.Pattern, str]]:
+    """A language's templates with holes as patterns, the most specific (longest text) first."""
+    out = []
+    for src, dst in catalog(lang)["messages"].items():
+        if HOLE in src and len(src.replace(HOLE, "")) >= 4:
+            rx = re.compile("(.*?)".join(re.escape(p) for p in src.split(HOLE)), re.DOTALL)
+            out.append((len(src.replace(HOLE, "")), rx, dst))
+    return [(rx, dst) for _, rx, dst in sorted(out, key=lambda o: -o[0])]
+
+
+# --- the package's messages, read from its source ---------------------------------------
+def template(node: ast.AST) -> str | None:
+    """A string expression as a template: literal text, with {} where an f-string has a value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else HOLE for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = template(node.left), template(node.right)
+        if left is not None or right is not None:
+            return (left if left is not None else HOLE) + (right if right is not None else HOLE)
+    return None
+
+
+def _package_files(*folders: Path) -> list[Path]:
+    folders = folders or (Path(__file__).parent,)
+    return [p for f in folders for p in sorted(f.glob("*.py")) if p.name not in CLI_ONLY]
+
+
+def raised_messages() -> set[str]:
+    """The messages of every `raise SomeError("...")` in the package that the app can show."""
+    out = set()
+    for path in _package_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+                text = template(node.exc.args[0])
+                if text and re.search("[A-Za-z]{2}", text.replace(HOLE, "")):
+                    out.add(text)
+    return out
+
+
+def source_templates(*folders: Path) -> set[str]:
+    """Every string and f-string template in these folders' source (the package's by default):
+    a translation of a message no source writes any more is stale."""
+    out = set()
+    for path in _package_files(*folders):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            text = template(node)
+            if text:
+                out.add(text)
+    return out

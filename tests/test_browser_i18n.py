@@ -1,0 +1,127 @@
+"""The page in 繁體中文 and in English, in a real browser (Debian's Chromium through Playwright).
+
+A browser whose language is zh-TW gets Chinese tab names, a Chinese status while it trains, a
+Chinese error for a bad setting and a Chinese report; an English browser sees no Chinese at all
+(but the switch's own "繁體中文"). Screenshots of every tab in zh-TW go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from aevae.i18n import t
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+TABS = ["train", "recon", "variants", "latent_sizes", "space", "beta", "runs", "models", "report"]
+# A tiny training, set through the link's parameters (a seed no other test trains: a fresh run)
+LINK = "?size=32&latent=16x4x4&epochs=1&batch=64&seed=1616"
+
+pytestmark = pytest.mark.browser
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url, locale, lang=None):
+    """A new page at `url` for a browser in `locale`, once its Train button shows in `lang`
+    (by default the locale's language)."""
+    page = browser.new_context(locale=locale, viewport={"width": 1280, "height": 720}).new_page()
+    page.goto(url)
+    lang = lang or ("en" if locale.startswith("en") else "zh-TW")
+    page.get_by_role("button", name=t("train.btn", lang)).wait_for(timeout=30_000)
+    return page
+
+
+def shown_text(page) -> str:
+    """The page's text but the language switch (whose "繁體中文" is meant for every reader)."""
+    return page.evaluate("() => { const c = document.body.cloneNode(true);"
+                         " c.querySelector('#aevae-lang')?.remove(); return c.innerText; }")
+
+
+def train_error_and_report(page, lang):
+    """A bad latent, then a short training, then the report; returns the error, the status and the
+    report's Markdown."""
+    # the link's settings arrive after the page has loaded: typing before would be overwritten
+    page.get_by_text(re.split("[:：]", t("train.from_link", lang, settings=""))[0]).wait_for(timeout=30_000)
+    latent = page.get_by_label(t("train.latent", lang))
+    latent.fill("abc")
+    page.get_by_text(t("train.cannot", lang, error="").replace("*", "").strip()).wait_for(timeout=10_000)
+    page.get_by_role("button", name=t("train.btn", lang)).click()
+    toast = page.locator(".toast-body").filter(has_text="'abc'")
+    toast.first.wait_for(timeout=10_000)
+    error = toast.first.inner_text()
+    latent.fill("16x4x4")
+    page.get_by_text(t("train.plan", lang, plan="").replace("*", "").strip()).first.wait_for(timeout=10_000)
+    page.get_by_role("button", name=t("train.btn", lang)).click()
+    page.get_by_text(t("train.used", lang).split("（")[0].split(" (")[0]).wait_for(timeout=90_000)
+    status = page.locator(".prose").filter(has_text=t("train.used", lang).split("（")[0].split(" (")[0]).first.inner_text()
+    page.get_by_role("tab", name=t("tab.report", lang)).click()
+    page.get_by_role("button", name=t("report.btn", lang)).click()
+    page.get_by_text(t("report.ready", lang).split("：")[0].split(":")[0]).wait_for(timeout=60_000)
+    href = page.locator("a[href*='aevae-report']").first.get_attribute("href")
+    body = page.request.get(href if href.startswith("http") else page.url.split("?")[0].rstrip("/") + href).body()
+    with zipfile.ZipFile(io.BytesIO(body)) as z:
+        report = z.read(next(n for n in z.namelist() if n.endswith("report.md"))).decode()
+    return error, status, report
+
+
+def test_a_chinese_browser_gets_the_page_in_chinese(browser, server):
+    page = open_page(browser, server + LINK, "zh-TW")
+    for key in TABS:  # every tab's name, and a picture of every tab
+        tab = page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True)
+        tab.click()
+        page.wait_for_timeout(400)
+        # the tab's first view has arrived (Gradio shows "processing | 1.2s" over outputs until then)
+        page.wait_for_function("() => !/processing \\|/.test(document.body.innerText)", timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / f"zh-TW-{key}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.lang") == "zh-TW"
+    page.get_by_role("tab", name=t("tab.train", "zh-TW"), exact=True).click()
+    error, status, report = train_error_and_report(page, "zh-TW")
+    page.get_by_role("tab", name=t("tab.train", "zh-TW"), exact=True).click()
+    page.screenshot(path=str(ARTIFACTS / "zh-TW-train-done.png"), full_page=True)
+    assert "潛在碼 'abc'" in error and "請寫向量大小" in error
+    assert "完成" in status and "驗證集 PSNR" in status
+    assert "## 1. 架構" in report and "## 7. 超參數實驗" in report and "峰值信噪比" in report
+    # The switch: English at once, in the browser and in the server's answers, and kept in the address.
+    page.get_by_text("English", exact=True).click()
+    page.get_by_role("tab", name="Train", exact=True).wait_for(timeout=10_000)
+    page.get_by_role("tab", name="Train", exact=True).click()
+    page.get_by_text("Plan:").first.wait_for(timeout=10_000)
+    assert "lang=en" in page.url
+    page.context.close()
+
+
+def test_an_english_browser_sees_no_chinese_and_the_link_chooses(browser, server):
+    page = open_page(browser, server + LINK, "en-US")
+    assert page.get_by_role("tab", name="Reconstructions", exact=True).count() == 1
+    assert not CJK.search(shown_text(page))
+    error, status, report = train_error_and_report(page, "en")
+    assert "latent 'abc': write a vector size" in error and "Done" in status
+    assert "## 1. Architectures" in report
+    assert not CJK.search(error + status + report) and not CJK.search(shown_text(page))
+    page.context.close()
+    # ?lang= in a shared link wins over the browser's language
+    page = open_page(browser, server + "?lang=zh-TW", "en-US", "zh-TW")
+    page.get_by_role("tab", name=t("tab.recon", "zh-TW"), exact=True).wait_for(timeout=10_000)
+    page.get_by_text(t("train.plan", "zh-TW", plan="").replace("*", "").strip()).first.wait_for(timeout=10_000)
+    page.context.close()

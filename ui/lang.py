@@ -1,0 +1,125 @@
+"""The page's language: the switch in the header, and which language a handler answers in.
+
+Layout texts (tab names, labels, buttons, explanations) are `L("key")`: Gradio's I18n looks them
+up in the browser. Texts that handlers make are formatted on the server with `t(key, lang)`, in
+the language of `lang_of(request)`: the one chosen on the page (the switch, set on load from
+`?lang=` or the browser's languages), else the link's `?lang=`, else Accept-Language, else English
+(common.lang_of).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import gradio as gr
+import pandas as pd
+from gradio.i18n import I18nData
+
+from aevae import figures, i18n
+from aevae.i18n import DEFAULT
+
+from .common import session
+
+I18N = gr.I18n(**{lang: i18n.catalog(lang)["keys"] for lang in i18n.languages()})
+
+
+class Text(I18nData):
+    """A layout text that may be joined with plain text, not with another: Gradio's browser side
+    translates only the first key of a string."""
+
+    def __add__(self, other):
+        if "__i18n__" in str(other):
+            raise ValueError(f"{self.key!r} joined with another key: make it one key")  # not shown: a bug
+        return str(self) + str(other)
+
+    def __radd__(self, other):
+        if "__i18n__" in str(other):
+            raise ValueError(f"{self.key!r} joined with another key: make it one key")  # not shown: a bug
+        return str(other) + str(self)
+
+
+def L(key: str) -> Text:  # noqa: N802 (reads like a label in the layout code)
+    """A layout text, translated in the browser."""
+    text = i18n.t(key)  # an unknown key fails when the page is built, not silently in the browser
+    if re.search(r"{\w*}", text):
+        raise ValueError(f"{key!r} has fields to fill: a handler formats it with t()")  # not shown: a bug
+    return Text(key)
+
+
+def set_language(lang: str, request: gr.Request):
+    """The switch (or the page on load) chose a language: handlers answer in it from now on."""
+    s = session(request, page=True)
+    s.lang = i18n.match(lang) or DEFAULT
+
+
+# The same choice as i18n.match, in the browser: the link's ?lang=, else the browser's languages.
+_MATCH_JS = ("const langs = " + json.dumps(list(i18n.languages())) + ";"
+             " const match = (tag) => { tag = (tag || '').trim().replace('_', '-').toLowerCase();"
+             " if (!tag) return null;"
+             " return langs.find(l => l.toLowerCase() === tag)"
+             " || langs.find(l => l.toLowerCase().split('-')[0] === tag.split('-')[0]) || null; };")
+CHOOSE_JS = ("() => { " + _MATCH_JS +
+             " const q = new URLSearchParams(window.location.search).get('lang');"
+             " return match(q) || (navigator.languages || [navigator.language]).map(match).find(Boolean)"
+             " || '" + DEFAULT + "'; }")
+# Gradio keeps its locale in its core module; importing that module again gives the same store.
+APPLY_JS = ("async (lang) => { document.documentElement.lang = lang;"
+            " const titles = " + json.dumps({lang: i18n.t("app.title", lang) for lang in i18n.languages()}) + ";"
+            " if (titles[lang]) document.title = titles[lang];"
+            " const core = performance.getEntriesByType('resource').map(e => e.name)"
+            ".find(n => /\\/assets\\/core-[\\w-]+\\.js(\\?.*)?$/.test(n));"
+            " if (core) { try { (await import(core)).changeLocale(lang); }"
+            " catch (e) { console.error('aevae: cannot switch the language', e); } }"
+            " return lang; }")
+# A language picked by hand goes into the address, so a reload or a shared link keeps it.
+LINK_JS = ("(lang) => { const u = new URL(window.location.href); u.searchParams.set('lang', lang);"
+           " window.history.replaceState(null, '', u); return lang; }")
+
+
+def relabel_tabs(ctx) -> None:
+    """After a switch, send every tab its name again: Gradio's tab bar keeps the names it first drew.
+    Call once every tab is built."""
+    tabs = [b for b in ctx.demo.blocks.values() if isinstance(b, gr.Tab) and str(b.label).startswith("__i18n__")]
+    keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
+    ctx.on_language.then(lambda: [gr.update(label=Text(k)) for k in keys], None, tabs, api_visibility="private",
+                          queue=False)
+
+
+def build(ctx) -> gr.Radio:
+    """The switch; `ctx.on_language` gets the event that later ones chain on (`.then`)."""
+    switch = gr.Radio([(i18n.name(lang), lang) for lang in i18n.languages()], value=None,
+                      show_label=False, container=False, elem_id="aevae-lang", scale=0, min_width=220)
+    ctx.demo.load(None, None, switch, js=CHOOSE_JS)
+    ctx.on_language = switch.change(set_language, switch, None, js=APPLY_JS, queue=False,
+                                    api_visibility="private")
+    switch.input(None, switch, None, js=LINK_JS)
+    return switch
+
+
+# --- pictures, tables and plots ---------------------------------------------------------------
+def drawn(key: str, lang: str, **fmt) -> str:
+    """A label drawn into a picture: in `lang` where this machine has a font for it, else English."""
+    text = i18n.t(key, lang, **fmt)
+    return text if figures.can_draw(text) else i18n.t(key, DEFAULT, **fmt)
+
+
+# --- tables and plots ----------------------------------------------------------------------
+col = i18n.col
+
+
+def table(rows, lang: str, cells: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows (or a frame) with headers in `lang`; the columns in `cells` hold package messages."""
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    for c in cells:
+        if c in df.columns:
+            df[c] = [i18n.tm(v, lang) if isinstance(v, str) else v for v in df[c]]
+    return df.rename(columns={c: col(c, lang) for c in df.columns})
+
+
+def plot(df: pd.DataFrame | None, lang: str, x: str, y: str, color: str, tooltip: list[str] | None = None):
+    """A plot's data with its axes, legend and tooltips named in `lang` (None: an empty plot)."""
+    if df is None:
+        return None
+    extra = {"tooltip": [col(c, lang) for c in tooltip]} if tooltip else {}
+    return gr.update(value=table(df, lang), x=col(x, lang), y=col(y, lang), color=col(color, lang), **extra)
