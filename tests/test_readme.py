@@ -42,3 +42,14 @@ def test_readme_lists_every_api_endpoint(server):
     names = Client(server, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in names:
         assert f"`{name}`" in README, f"{name} is not in the README's endpoint table"
+
+
+def test_no_merge_conflict_is_left_in_a_text_file():
+    """A merge left `<<<<<<< HEAD` in the README once; nothing else would have caught it."""
+    marker = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+    kinds = {".md", ".py", ".json", ".txt", ".toml", ".sh", ".cfg", ".yml", ".yaml", ".html"}
+    skip = {".git", "test-artifacts", "__pycache__", ".venv", "node_modules"}
+    found = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
+             if p.suffix in kinds and p.is_file() and not skip & set(p.relative_to(ROOT).parts)
+             and marker.search(p.read_text(encoding="utf-8", errors="replace"))]
+    assert found == []
