@@ -17,6 +17,7 @@ import gradio as gr
 
 from aevae import data, resources, worker
 from aevae.i18n import t
+from aevae.workbench import warm_default_training
 from ui import (
     beta_tab,
     lang,
@@ -77,6 +78,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     threading.Thread(target=sweep_leftovers, args=cache_sweep(), daemon=True, name="aevae-sweep").start()
     if worker.enabled():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
+    threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
                 prevent_thread_lock=not block, quiet=not block, i18n=I18N)

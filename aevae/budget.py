@@ -36,11 +36,13 @@ directly. `app_budget_bytes` is their sum: what the whole app stays under.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,15 +248,30 @@ def _configs(configs: ModelConfig | Iterable[ModelConfig]) -> list[ModelConfig]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _model_facts(config: ModelConfig) -> tuple[int, Profile]:
+    model = meta_model(config)
+    return model.n_params, profile(model)
+
+
+_facts_lock = threading.Lock()  # ten trainings pressed at once read each model once, not ten times
+
+
+def model_facts(config: ModelConfig) -> tuple[int, Profile]:
+    """A model's parameter count and activation profile (built once per config, on the meta device)."""
+    with _facts_lock:
+        return _model_facts(config)
+
+
 def _estimator(configs: ModelConfig | Iterable[ModelConfig], n_images: int, in_worker: bool = False):
     """batch -> MemoryEstimate, with the models read once (the bisection asks many batches)."""
     cfgs = _configs(configs)
-    models = [meta_model(c) for c in cfgs]
-    n_params = sum(m.n_params for m in models)
+    facts = [model_facts(c) for c in cfgs]
+    n_params = sum(n for n, _ in facts)
     s = cfgs[0].image_size
     image = 3 * s * s
     n_images = max(int(n_images), 0)
-    profiles = [profile(m) for m in models]
+    profiles = [p for _, p in facts]
     # The models of a pair train (and validate) at the same time, one thread each (train.py), so
     # their activations are alive together: summed, not the largest of them.
     per_image = sum(p.saved + 2 * p.largest + image * FLOAT for p in profiles) + image * FLOAT + image

@@ -41,6 +41,14 @@ def fingerprint(split: data.Split) -> str:
     cached = getattr(split, "_aevae_fingerprint", None)
     if cached:
         return cached
+    with _fingerprint_lock:  # ten trainings pressed at once hash the images once, not ten times
+        return _fingerprint(split)
+
+
+def _fingerprint(split: data.Split) -> str:
+    cached = getattr(split, "_aevae_fingerprint", None)
+    if cached:
+        return cached
     h = hashlib.blake2b(digest_size=16)
     for part in (split.train, split.val):
         h.update(repr(part.images.shape).encode())
@@ -49,6 +57,9 @@ def fingerprint(split: data.Split) -> str:
     h.update(json.dumps(list(split.all.label_names)).encode())
     split._aevae_fingerprint = h.hexdigest()
     return split._aevae_fingerprint
+
+
+_fingerprint_lock = threading.Lock()
 
 
 def run_key(model_configs: list, train_config: dict, split: data.Split) -> str:

@@ -57,9 +57,13 @@ def _config_flops(cfg: ModelConfig) -> int:
     return forward_flops(build_model(cfg), cfg.image_size)
 
 
+_flops_lock = threading.Lock()  # ten trainings pressed at once build and run the models once, not ten times
+
+
 def training_flops(cfgs: list[ModelConfig], n_train: int, n_val: int, epochs: int) -> float:
     """FLOPs of training every model for `epochs` epochs, with one validation pass per epoch."""
-    per_image = sum(_config_flops(c) for c in cfgs)
+    with _flops_lock:
+        per_image = sum(_config_flops(c) for c in cfgs)
     return epochs * per_image * (3 * n_train + n_val)
 
 

@@ -756,6 +756,18 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
     return out
 
 
+def warm_default_training() -> None:
+    """What the default Train needs before it starts, made ahead (server start, in the background):
+    OpenMoji at its size, the data's fingerprint, the models' FLOPs and memory profile. A class
+    pressing Train at the same moment then waits for none of it."""
+    settings = TrainSettings()
+    split = openmoji_split(settings.image_size)
+    cfgs = [settings.model_config(k) for k in ("ae", "vae")]
+    classroom.fingerprint(split)
+    timing.estimate_seconds(cfgs, len(split.train), len(split.val), settings.epochs)
+    budget.estimate_training(cfgs, settings.batch_size, n_images=len(split.all), in_worker=worker.enabled())
+
+
 def plan_text(settings: TrainSettings, split: data.Split) -> str:
     """What a training will do, before it starts: epochs, steps and the estimated time here."""
     cfgs = [settings.model_config(k) for k in ("ae", "vae")]

@@ -36,7 +36,7 @@ from .train import History, Progress, TrainingError
 SEND_EVERY_S = 0.25  # progress messages at most this often (and at every epoch's end)
 IDLE_EXIT_S = 900.0  # an idle worker exits; the next training starts a new one
 START_TIMEOUT_S = 120.0
-NICE = 5  # the workers' scheduling priority below the server's (Unix)
+NICE = 19  # the workers run at the lowest priority: a request (short) always goes before a training (long)
 HISTORY_LISTS = ("iter_loss", "iter_mse", "iter_kl")
 # Errors a training may raise on purpose: re-raised in the server as themselves.
 KNOWN_ERRORS = {"TrainingError": TrainingError, "ValueError": ValueError, "MemoryError": MemoryError}

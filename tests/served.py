@@ -179,10 +179,12 @@ class Bare:
         server_path = json.loads(self._post("gradio_api/upload", body, f"multipart/form-data; boundary={boundary}"))[0]
         return {"path": server_path, "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
-    def call(self, fn: str | int, data: list, timeout: float = 120, json_text: str | None = None):
+    def call(self, fn: str | int, data: list, timeout: float = 120, json_text: str | None = None,
+             on_message=None):
         """(True, outputs) or (False, the error message); `fn` is an api_name or an event index.
 
-        json_text: the "data" list as raw JSON (e.g. NaN, which a JSON encoder will not write)."""
+        json_text: the "data" list as raw JSON (e.g. NaN, which a JSON encoder will not write).
+        on_message: called with each of this event's messages (e.g. a generator's progress)."""
         index = self.fns[fn.lstrip("/")] if isinstance(fn, str) else fn
         payload = json.dumps({"data": "__DATA__", "fn_index": index, "session_hash": self.session_hash,
                               "event_data": None, "trigger_id": None})
@@ -200,6 +202,8 @@ class Bare:
                 msg = json.loads(line[5:])
                 if msg.get("event_id") not in (None, event_id):
                     continue
+                if on_message is not None:
+                    on_message(msg)
                 if msg.get("msg") == "log":
                     self.notices.append(msg.get("log") or "")
                 if msg.get("msg") == "process_completed":

@@ -36,6 +36,7 @@ from .common import (
     lang_of,
     need,
     png,
+    png_bytes,
     replay,
     session,
     stop_training,
@@ -135,7 +136,23 @@ _curves_lock = threading.Lock()
 
 
 def _strip_file(s: workbench.Session, snap, lang: str) -> str | None:
-    return None if snap is None else png(s.new_folder("strip", keep=4), _strip(snap, lang), "before-now.png")
+    """The before/now strip as this session's own file; rendered once per step and language for
+    all who watch the run (ten watchers must not render it ten times)."""
+    if snap is None:
+        return None
+    with _strip_lock:
+        rendered = snap.__dict__.setdefault("_png", {})
+        key = (snap.step, lang)
+        if key not in rendered:
+            rendered.clear()  # older steps are not shown again
+            rendered[key] = png_bytes(_strip(snap, lang))
+        body = rendered[key]
+    path = s.new_folder("strip", keep=4) / "before-now.png"
+    path.write_bytes(body)
+    return str(path)
+
+
+_strip_lock = threading.Lock()
 
 
 def _plots(frames: tuple, lang: str) -> list:
