@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,6 +43,13 @@ def _font(size: int, labels: list[str]):
         path, index = cjk_font()
         return ImageFont.truetype(path, size, index=index)
     return ImageFont.load_default(size=size)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An (H, W, 3) uint8 image encoded as PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def upscale(img: np.ndarray, factor: int) -> np.ndarray:

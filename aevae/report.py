@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from . import __version__, checkpoints, data, figures, i18n, metrics, workbench  # noqa: E402
 from .i18n import t, tm  # noqa: E402
@@ -28,12 +27,6 @@ from .models import summary_rows  # noqa: E402
 
 # Columns whose cells are the package's words (translated like its messages).
 MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
-
-
-def _png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _fig_png(fig) -> bytes:
@@ -141,7 +134,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
         rec = workbench.Reconstruction(rec.images, *(metrics.score(rec.images.images, r.recon, rec.images.ids)
                                                      for r in (rec.ae, rec.vae)), rec.source)
     truth = t("pic.ground_truth", _chart_lang(lang))
-    files["reconstructions.png"] = _png(figures.image_grid(
+    files["reconstructions.png"] = figures.png_bytes(figures.image_grid(
         [rec.images.images, rec.ae.recon, rec.vae.recon], [truth, "AE", "VAE"],
         [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
     md.append(t("rep.recon", lang) + "\n\n![reconstructions](reconstructions.png)\n")
@@ -174,7 +167,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
         files[name] = buf.getvalue()
     rows = [np.concatenate([chosen.images[i:i + 1], vs.vae[i], chosen.images[i:i + 1], vs.ae[i]])
             for i in range(len(chosen))]
-    files["variants.png"] = _png(figures.image_grid(rows, [str(i) for i in chosen.ids], scale=1))
+    files["variants.png"] = figures.png_bytes(figures.image_grid(rows, [str(i) for i in chosen.ids], scale=1))
     k = vs.vae.shape[1]
     md.append(t("rep.variants", lang, n=len(chosen), ids=", ".join(map(str, chosen.ids)), k=k,
                 data=tuple(gen_data.shape), labels=tuple(gen_label.shape)) + "\n\n![variants](variants.png)\n")

@@ -307,12 +307,6 @@ def csv_file(rows: list[dict], folder: Path, name: str) -> str:
     return str(path)
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def png(folder: Path, image: np.ndarray, name: str = "image.png") -> str:
     """An image as a PNG file in a call's own folder.
 

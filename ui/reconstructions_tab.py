@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import threading
 
 import gradio as gr
 import pandas as pd
-from PIL import Image
 
 from aevae import data, figures, workbench
 from aevae.i18n import t, tm
@@ -127,19 +125,17 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) 
                      f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
         lines.append("\n<small>" + t("recon.lpips_note", lang, why=short_note(rec.ae.lpips_note, lang)) + "</small>")
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
-    view = views[lang] = (buf.getvalue(), "\n".join(lines), table(rounded(rows), lang), csv_text(rows))
+    view = views[lang] = (figures.png_bytes(grid), "\n".join(lines), table(rounded(rows), lang), csv_text(rows))
     return view
 
 
 def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, lang: str,
                         note: str = ""):
     s.last["reconstruction"] = rec
-    png_bytes, summary, frame, csv = _reconstruction_view(rec, source, lang)
+    picture, summary, frame, csv = _reconstruction_view(rec, source, lang)
     summary += "\n\n" + t("common.data_note", lang, note=tm(note, lang)) if note else ""
     folder = s.new_folder()
-    (folder / "reconstructions.png").write_bytes(png_bytes)
+    (folder / "reconstructions.png").write_bytes(picture)
     (folder / "reconstructions.csv").write_text(csv)
     return str(folder / "reconstructions.png"), summary, frame.copy(), str(folder / "reconstructions.csv")
 

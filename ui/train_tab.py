@@ -36,7 +36,6 @@ from .common import (
     lang_of,
     need,
     png,
-    png_bytes,
     replay,
     session,
     stop_training,
@@ -145,7 +144,7 @@ def _strip_file(s: workbench.Session, snap, lang: str) -> str | None:
         key = (snap.step, lang)
         if key not in rendered:
             rendered.clear()  # older steps are not shown again
-            rendered[key] = png_bytes(_strip(snap, lang))
+            rendered[key] = figures.png_bytes(_strip(snap, lang))
         body = rendered[key]
     path = s.new_folder("strip", keep=4) / "before-now.png"
     path.write_bytes(body)
