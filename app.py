@@ -34,6 +34,7 @@ from ui import (
 from ui.common import CSS, MAX_FILE_SIZE, Page, cache_sweep, end_session, store, upload_folder
 from ui.lang import I18N, L
 
+NEVER = 10**9  # seconds
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
 
@@ -42,7 +43,10 @@ def build_demo() -> gr.Blocks:
     """The page: a header with the language switch, the page-wide model picker, then each tab from
     its own module (ui/*_tab.py)."""
     zoo = store().zoo
-    with Page(title=t("app.title"), delete_cache=cache_sweep()) as demo:
+    # Gradio's own scheduled sweep is never let run (a frequency of ~30 years): it iterates its file
+    # sets while requests add to them, dies on "Set changed size during iteration" and then never
+    # deletes again. sweep_files below does its work; Gradio's clean-up at shutdown is kept.
+    with Page(title=t("app.title"), delete_cache=(NEVER, cache_sweep()[1])) as demo:
         ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None)
         with gr.Row(equal_height=True):
             gr.Markdown(L("app.header" if zoo else "app.header_no_models"))
@@ -56,11 +60,18 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
-def sweep_leftovers(every: int, age: int) -> None:
-    """What Gradio's own sweep (delete_cache) leaves in the upload folder, removed on its schedule."""
+def sweep_files(demo: gr.Blocks, every: int, age: int) -> None:
+    """Every `every` seconds, the files the web server received or handed out more than `age`
+    seconds ago are deleted (what delete_cache would do), then the empty folders and temp files
+    it leaves. An error is logged and the next round runs: a sweep that stops fills the disk."""
     while True:
         time.sleep(every)
-        resources.sweep_leftovers(upload_folder(), age)
+        try:
+            keep = set().union(*(getattr(b, "keep_in_cache", ()) for b in list(demo.blocks.values())))
+            resources.delete_old_files(demo.temp_file_sets, keep, age)
+            resources.sweep_leftovers(upload_folder(), age)
+        except Exception:  # noqa: BLE001 - logged; the loop must go on
+            logging.getLogger("aevae.app").exception("sweeping old files failed")  # not shown
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
@@ -75,7 +86,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     if removed:
         log.info("removed %d session folders left by earlier runs", len(removed))
     demo = build_demo()
-    threading.Thread(target=sweep_leftovers, args=cache_sweep(), daemon=True, name="aevae-sweep").start()
+    threading.Thread(target=sweep_files, args=(demo, *cache_sweep()), daemon=True, name="aevae-sweep").start()
     if worker.enabled():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()

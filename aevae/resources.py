@@ -105,6 +105,31 @@ def remove_stale_folders(base: str | Path | None = None, legacy_age_s: float = L
     return removed
 
 
+def delete_old_files(file_sets: list[set[str]], keep: set[str], age_s: float) -> int:
+    """Delete the files named in file_sets (the web server's record of what it received and handed
+    out) that are older than age_s by ctime, except those in keep, and drop them from their set.
+    Each set is copied before it is read: the server adds to these sets from other threads while
+    this runs (Gradio's own delete_cache loop iterates them live, raises "Set changed size during
+    iteration" on the first such add, and never sweeps again). Returns how many were removed."""
+    removed, now = 0, time.time()
+    for names in list(file_sets):
+        gone = set()
+        for name in list(names):  # a copy made under the GIL: safe while others add
+            if name in keep:
+                continue
+            try:
+                if now - os.lstat(name).st_ctime > age_s:
+                    os.remove(name)
+                    removed += 1
+                    gone.add(name)
+            except FileNotFoundError:
+                gone.add(name)  # moved into a session's folder, or removed by someone else
+            except OSError:
+                continue
+        names.difference_update(gone)
+    return removed
+
+
 def sweep_leftovers(folder: str | Path, age_s: float) -> int:
     """Remove what the web server leaves in its upload folder and never removes itself, once
     older than age_s: empty temp files (Gradio's File component makes one for each file it

@@ -229,3 +229,39 @@ def test_stop_while_an_upload_loads_is_kept_and_changes_nothing(app_module, tmp_
     with pytest.raises(gr.Error, match="Stopped while loading your data; nothing was changed"):
         next(steps)
     assert time.monotonic() - t0 < 5 and s.upload is None and not s.runs.items and not s.busy
+
+
+def test_old_served_files_are_deleted_while_requests_add_more(tmp_path):
+    """The web server's record of its files grows from other threads during a sweep: every old
+    file is still deleted, the kept and the young ones stay, and the sweep never raises."""
+    import threading
+
+    names = {str(tmp_path / f"old{i}") for i in range(3000)}
+    for n in names:
+        Path(n).write_bytes(b"x")
+    kept = str(tmp_path / "old0")
+    moved = str(tmp_path / "moved")  # named, but already moved into a session's folder
+    record = set(names) | {moved}
+    stop = threading.Event()
+
+    def requests():
+        i = 0
+        while not stop.is_set():
+            record.add(str(tmp_path / f"new{i}"))  # names whose files do not exist (yet)
+            i += 1
+            time.sleep(0)  # lets the sweep run between adds, as requests do
+
+    time.sleep(0.05)
+    adder = threading.Thread(target=requests)
+    adder.start()
+    try:
+        removed = resources.delete_old_files([record], {kept}, 0.01)
+    finally:
+        stop.set()
+        adder.join()
+    assert removed == 2999
+    assert [p.name for p in tmp_path.iterdir()] == ["old0"]
+    assert kept in record and moved not in record and not (names - {kept}) & record
+    young = tmp_path / "young"
+    young.write_bytes(b"x")
+    assert resources.delete_old_files([{str(young)}], set(), 60) == 0 and young.exists()
