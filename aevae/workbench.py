@@ -776,7 +776,9 @@ def plan_text(settings: TrainSettings, split: data.Split) -> str:
     steps = tcfg.epochs * -(-n // min(tcfg.batch_size, n))
     est = timing.estimate_seconds(cfgs, n, len(split.val), tcfg.epochs)
     cap = f"; stopped at the {tcfg.seconds:.0f} s cap if it runs longer" if tcfg.seconds else ""
-    return (f"{tcfg.epochs} epochs x {n:,} images = {steps:,} steps of batch {tcfg.batch_size} per model, "
+    e = tcfg.epochs
+    return (f"{e} epoch{'s' * (e != 1)} x {n:,} image{'s' * (n != 1)} = {steps:,} step{'s' * (steps != 1)} "
+            f"of batch {tcfg.batch_size} per model, "
             f"{settings.image_size} px, latent {cfgs[0].latent}; about {est:.0f} s on this server{cap}.")
 
 

@@ -170,3 +170,15 @@ def test_a_queued_training_waits_its_turn_and_runs():
     assert "place" in jobs[2].live.queued  # it waits, with its place in the queue
     runs = [finish(j) for j in jobs]
     assert [r.row["ended"] for r in runs] == ["finished"] * 3 and shared.trainings_started == 3
+
+
+def test_the_plan_counts_in_words_that_agree():
+    from aevae.i18n import tm
+    from aevae.workbench import plan_text
+
+    one = data.ImageSet(make_images(1, 32), np.zeros(1, int), ["discs"], ["0.png"], np.arange(1), "one")
+    plan = plan_text(settings(epochs=1), data.Split(one, one, one, "one", 0.0, 0))
+    assert plan.startswith("1 epoch x 1 image = 1 step of batch 16 per model"), plan
+    plan = plan_text(settings(epochs=3), small_split())
+    assert plan.startswith("3 epochs x 72 images = 15 steps of batch 16 per model"), plan
+    assert tm(plan, "zh-TW").startswith("3 個訓練週期 x 72 張影像 = 每個模型 15 步（批次大小 16）")
