@@ -535,12 +535,24 @@ def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
 
 
 def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_path):
-    """OpenMoji's ids (3, 841 here) are not in a 40-image upload: the interpolation waits for
-    ids of the data, the prior samples and the code map are still shown."""
+    """OpenMoji's ids (3, 841 here) are not in a 40-image upload: the interpolation runs between
+    two of the upload's own images (of two labels), the prior samples and the code map are shown."""
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
-    prior, _, interp, _, points, _, note, *_ , labels = out
+    pick, id_a, id_b, prior, _, interp, interp_note, points, _, note, *_ , labels = out
     points = frame(points)
-    assert pixels(prior).ndim == 3 and interp == gr.update()
+    images = session(req("fv1")).split(32).all
+    other = int(np.flatnonzero(images.labels != images.labels[0])[0])
+    assert pick["value"] == "in use" and [id_a, id_b] == [int(images.ids[0]), int(images.ids[other])]
+    assert f"{id_a}" in interp_note and f"{id_b}" in interp_note
+    assert pixels(prior).ndim == 3 and pixels(interp).shape[1] > pixels(interp).shape[0]
     assert len(points) == 4 and labels == list(dict.fromkeys(points["label"])) and set(labels) <= {"discs", "squares"}
     assert "shipped: default was trained on OpenMoji emoji" in note
+
+
+def test_choosing_other_models_in_latent_space_redraws_every_view(app_module):
+    pairs = [v for _, v in workbench.pair_choices(session(req("sp1")).zoo)][1:3]
+    views = [app_module.show_pair(p, 4, 0, 3, 841, 5, "VAE", req("sp1")) for p in pairs]
+    for (a, b, prior, _, interp, inote, points, _, note, *_), p in zip(views, pairs):
+        assert [a, b] == [3, 841] and pixels(prior).ndim == 3 and "3" in inote and len(frame(points)) > 0
+    assert not np.array_equal(pixels(views[0][2]), pixels(views[1][2]))  # other models, other samples

@@ -49,12 +49,18 @@ PLOT_POINTS = 400
 DEFAULT_SIZE = PRESETS["default"].model.image_size
 COLORS = {"AE": "#3566a8", "VAE": "#e8772e"}
 CSS = """
-.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+/* Figures come upscaled by whole factors (nearest); the page mostly shrinks them a little, where
+   nearest-neighbour would drop rows of their labels ("AE" read "AΞ"), so smooth scaling there.
+   A gallery's enlarged preview blows them up: pixels kept square. */
+.pixelated .preview img { image-rendering: pixelated; }
 .lead { font-size: 0.95em; opacity: 0.85; }
 /* Wide gallery items (source + variants, two rows): cells shaped like them, the whole gallery shown */
 .wide-items .thumbnail-item { aspect-ratio: 2.4 / 1; }
 .wide-items .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
 .wide-items .grid-wrap { overflow-y: visible; max-height: none; }
+/* A refused call changes nothing, so its outputs keep what they showed: no "Error" badge over
+   them (it stayed until the next success); the message is in the toast and the tab's status. */
+[data-testid="status-tracker"]:has(> .error) { display: none !important; }
 """
 
 

@@ -119,10 +119,18 @@ def decode_point(x: float, y: float, request: gr.Request):
 
 def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
                       request: gr.Request):
-    """The tab's first view: prior samples, an interpolation and the code map, all at once.
+    """The tab's first view: prior samples, an interpolation and the code map, all at once. A
+    student who trains their own pair sees it here first (not a shipped one)."""
+    if session(request).in_use.startswith("run:"):
+        pair_name = workbench.IN_USE
+    return gr.update(value=pair_name), *show_pair(pair_name, n, seed, id_a, id_b, steps, kind, request)
 
-    Each part on its own: the default ids (OpenMoji's) may not exist in a student's upload, and
-    the map must still be drawn."""
+
+def show_pair(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: int, kind: str,
+              request: gr.Request):
+    """All three views for the chosen models. Each part on its own, so one that cannot be made
+    leaves the others drawn; ids that the data in use lacks (OpenMoji's defaults in a student's
+    upload) become two of its own images, from two labels where it has them."""
 
     def part(handler, *args, outputs: int):
         try:
@@ -130,8 +138,16 @@ def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, s
         except gr.Error:
             return (gr.update(),) * outputs
 
-    return (*part(prior_samples, pair_name, n, seed, outputs=2),
-            *part(interpolate, pair_name, id_a, id_b, steps, outputs=2),
+    ids = [id_a, id_b]
+    try:
+        images = session(request).split(workbench.pair_named(session(request), pair_name).image_size).all
+        if not set(ids) <= set(int(i) for i in images.ids) and len(images) > 1:
+            other = next((i for i in range(len(images)) if images.labels[i] != images.labels[0]), 1)
+            ids = [int(images.ids[0]), int(images.ids[other])]
+    except (ValueError, NoModels, TypeError):
+        pass  # the views below say what is wrong
+    return (*ids, *part(prior_samples, pair_name, n, seed, outputs=2),
+            *part(interpolate, pair_name, *ids, steps, outputs=2),
             *part(code_map, pair_name, kind, outputs=6))
 
 
@@ -178,8 +194,13 @@ def build(ctx) -> None:
         map_out = [map_plot, map_grid, map_note, px, py, map_labels]
         map_btn.click(code_map, [pair_pick, map_kind], map_out, api_name="code_map").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
-        tab.select(on_open("latent space", open_latent_space, 10), [pair_pick, pn, pseed, ia, ib, isteps, map_kind],
-                   [prior_img, prior_note, interp_img, interp_note, *map_out], api_visibility="private").then(
+        views = [pair_pick, pn, pseed, ia, ib, isteps, map_kind]
+        shown = [ia, ib, prior_img, prior_note, interp_img, interp_note, *map_out]
+        tab.select(on_open("latent space", open_latent_space, 13), views, [pair_pick, *shown],
+                   api_visibility="private").then(redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
+        pair_pick.input(show_pair, views, shown, api_visibility="private").then(  # new models: all three views anew
+            redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
+        map_kind.input(code_map, [pair_pick, map_kind], map_out, api_visibility="private").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
         ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")

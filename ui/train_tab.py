@@ -389,11 +389,11 @@ def build(ctx) -> None:
         status = gr.Markdown()
         with gr.Row():
             mse_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
-                                   label=L("train.mse_plot"), height=260)
+                                   label=L("train.mse_plot"))
             val_plot = gr.LinePlot(x="epoch", y="val PSNR (dB)", color="model", color_map=COLORS,
-                                   label=L("train.val_plot"), height=260)
+                                   label=L("train.val_plot"))
             kl_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
-                                  label=L("train.kl_plot"), height=260)
+                                  label=L("train.kl_plot"))
         strip = gr.Image(label=L("train.strip"), format="png",
                          elem_classes="pixelated", buttons=["download"], height=300)
         with gr.Row():
