@@ -29,6 +29,24 @@ from .models import summary_rows  # noqa: E402
 MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
 
 
+def latent_notes(session: workbench.Session, rows: list[dict], lang: str) -> str:
+    """What the latent-size table needs said under it (workbench.latent_rows' rows): rungs
+    trained on other data than the data in use, and rungs trained for other numbers of epochs."""
+    note, elsewhere = "", {}
+    for r in rows[::2]:  # one row per rung (its AE's)
+        if r["trained on"] != "the data in use":
+            elsewhere.setdefault(r["trained on"], []).append(r["latent"])
+    for other, latents in elsewhere.items():
+        note += "\n\n" + t("lat.elsewhere_many" if len(latents) > 1 else "lat.elsewhere_one", lang,
+                            latents=", ".join(latents), other=tm(other, lang), data=tm(session.data_source(), lang))
+    epochs = {r["latent"]: r["epochs"] for r in rows}
+    if len(set(epochs.values())) > 1:  # a rung trained briefly sits low for that reason, not its latent
+        most = max(set(epochs.values()), key=list(epochs.values()).count)
+        note += "\n\n" + t("lat.epochs_differ", lang, most=most, rungs=", ".join(
+            f"{lat}: {e}" for lat, e in epochs.items() if e != most))
+    return note
+
+
 def _fig_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -42,8 +60,12 @@ def _table(rows: list[dict], lang: str = i18n.DEFAULT, digits: int = 4) -> str:
     cols = list(rows[0])
 
     def cell(c, v):
-        if isinstance(v, float):
-            return f"{v:.{digits}f}" if v == 0 or abs(v) >= 10 ** -digits else f"{v:.2e}"
+        if isinstance(v, float):  # 300 s, 24.13 dB, 0.0123 (not 300.0000, 24.1346)
+            if v.is_integer():
+                return f"{v:.0f}"
+            if abs(v) >= 10:
+                return f"{v:.2f}"
+            return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits else f"{v:.2e}"
         if v is None:
             return t("rep.na", lang)
         return (tm(v, lang) if c in MESSAGE_CELLS and isinstance(v, str) else str(v)).replace("|", "/")
@@ -179,15 +201,10 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
         if ladder:
             size = ladder[0]["ae"].config.image_size
             imgs = workbench.choose(session.split(size), None, 6, 0)
-            lat = [{"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
-                    "vs image values": r["values"] / r["image_values"],
-                    "PSNR": sm["psnr"].mean, "SSIM": sm["ssim"].mean,
-                    "LPIPS": sm["lpips"].mean if sm["lpips"] else None}
-                   for r in workbench.latent_sizes(session, imgs) for kind in ("ae", "vae")
-                   for sm in [r["results"][kind].summary()]]
+            lat = workbench.latent_rows(session, workbench.latent_sizes(session, imgs), size)
     md.append(t("rep.latent", lang) + "\n\n")
     if lat:
-        md.append(_table(lat, lang) + "\n![latent sizes](latent_sizes.png)\n")
+        md.append(_table(lat, lang) + latent_notes(session, lat, lang) + "\n\n![latent sizes](latent_sizes.png)\n")
         files["latent_sizes.png"] = latent_chart(lat, lang)
     else:
         md.append(t("rep.no_ladder", lang) + "\n")

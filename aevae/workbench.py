@@ -729,11 +729,13 @@ def ladder_models(session: Session) -> list[dict]:
                 ae = zoo.load(r["ae"])
                 rows.append({**r, "ae": ae.model, "vae": zoo.load(r["vae"]).model,
                              "recorded": {k: zoo.entry(r[k])["metrics"] for k in ("ae", "vae")},
-                             "dataset": ae.meta.get("dataset") or {}})
+                             "dataset": ae.meta.get("dataset") or {},
+                             "epochs": len((ae.meta.get("history") or {}).get("epochs") or [])})
     for run in session.runs:
         if run.kind == "rung" and run.pair is not None:
             rows.append({"latent": run.pair.latent, "source": f"run {run.number} (trained here)",
-                         "ae": run.pair.ae, "vae": run.pair.vae, "dataset": run.pair.dataset})
+                         "ae": run.pair.ae, "vae": run.pair.vae, "dataset": run.pair.dataset,
+                         "epochs": run.row.get("epochs done")})
     return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
 
 
@@ -752,8 +754,25 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
             continue
         res = {k: metrics.evaluate(r[k], images, lpips=lpips) for k in ("ae", "vae")}
         out.append({"latent": r["latent"], "source": r["source"], "values": r["ae"].latent_numel,
-                    "image_values": 3 * images.image_size ** 2, "results": res, "dataset": r["dataset"]})
+                    "image_values": 3 * images.image_size ** 2, "results": res, "dataset": r["dataset"],
+                    "epochs": r.get("epochs")})
     return out
+
+
+def latent_rows(session: Session, res: list[dict], image_size: int) -> list[dict]:
+    """latent_sizes' results as table rows, two per rung (AE, VAE): its size against the image's,
+    how long it was trained, its means, where it comes from and what data it was trained on."""
+    rows = []
+    for r in res:
+        other = other_data(session, r["dataset"], image_size)
+        for kind in ("ae", "vae"):
+            sm = r["results"][kind].summary()
+            rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
+                         "vs image values": r["values"] / r["image_values"], "epochs": r["epochs"],
+                         "PSNR": sm["psnr"].mean, "SSIM": sm["ssim"].mean,
+                         "LPIPS": sm["lpips"].mean if sm["lpips"] else None, "source": r["source"],
+                         "trained on": "the data in use" if other is None else other})
+    return rows
 
 
 def warm_default_training() -> None:
@@ -773,13 +792,40 @@ def plan_text(settings: TrainSettings, split: data.Split) -> str:
     cfgs = [settings.model_config(k) for k in ("ae", "vae")]
     tcfg = settings.train_config()
     n = len(split.train)
-    steps = tcfg.epochs * -(-n // min(tcfg.batch_size, n))
+    steps = steps_of(settings, n)
     est = timing.estimate_seconds(cfgs, n, len(split.val), tcfg.epochs)
     cap = f"; stopped at the {tcfg.seconds:.0f} s cap if it runs longer" if tcfg.seconds else ""
     e = tcfg.epochs
     return (f"{e} epoch{'s' * (e != 1)} x {n:,} image{'s' * (n != 1)} = {steps:,} step{'s' * (steps != 1)} "
             f"of batch {tcfg.batch_size} per model, "
             f"{settings.image_size} px, latent {cfgs[0].latent}; about {est:.0f} s on this server{cap}.")
+
+
+# A brief training that teaches something: the default plan makes about 500 optimiser steps on
+# OpenMoji (4 epochs x 4,045 images, batch 32). Below FEW_STEPS the models are still grey blurs
+# (a 72-image upload at the default 4 epochs makes 12), so the plan says so and offers the epochs
+# that make GOOD_STEPS on the data in use.
+FEW_STEPS, GOOD_STEPS = 200, 500
+
+
+def steps_of(settings: TrainSettings, n_train: int, epochs: int | None = None) -> int:
+    """Optimiser steps per model: epochs x batches per epoch (the last batch may be short)."""
+    tcfg = settings.train_config()
+    return (tcfg.epochs if epochs is None else epochs) * -(-n_train // min(tcfg.batch_size, n_train))
+
+
+def more_epochs(settings: TrainSettings, split: data.Split, most: int) -> tuple[int, int, float] | None:
+    """(epochs, steps, estimated seconds) that make about GOOD_STEPS on this data, when the
+    settings make fewer than FEW_STEPS; None when they make enough (or `most` epochs add none)."""
+    n = len(split.train)
+    if steps_of(settings, n) >= FEW_STEPS:
+        return None
+    per_epoch = steps_of(settings, n, 1)
+    epochs = min(most, -(-GOOD_STEPS // per_epoch))
+    if epochs <= settings.train_config().epochs:
+        return None
+    cfgs = [settings.model_config(k) for k in ("ae", "vae")]
+    return epochs, epochs * per_epoch, timing.estimate_seconds(cfgs, n, len(split.val), epochs)
 
 
 def train_models(settings: TrainSettings, split: data.Split, on_progress=None, should_stop=None,

@@ -121,7 +121,8 @@ def test_variants_bounds(app_module, k, scale):
 def test_latent_sizes_ladder(app_module):
     grid, table, chart, note = app_module.compare_latents("", 4, 0, False, req("l1"))
     assert set(table["latent"]) == {"16", "16x4x4", "64x4x4"}
-    assert len(frame(chart)) == 6 and "3x32x32 = 3,072 values" in note
+    assert len(frame(chart)) == 6 and "3x32x32 = 3,072 values" in note and "Not trained alike" not in note
+    assert len(set(table["epochs"])) == 1 and table["epochs"].iloc[0] >= 1
     big = table[table["latent"] == "64x4x4"]["vs image values"].iloc[0]
     assert big.startswith("0.333x")
 
@@ -288,7 +289,7 @@ def test_beta_tradeoff_shipped_and_trained(app_module):
     assert table["beta"].tolist() == [0.0, 1.0] and len(frame(chart)) == 2
     assert (table["KL (nats/image)"] >= 0).all() and "trade-off" in note
     table, chart, grid, note = list(app_module.beta_sweep("0, 4", 2, req("b2")))[-1]
-    assert table["beta"].tolist() == [0.0, 4.0] and "Trained here" in note
+    assert table["beta"].tolist() == [0.0, 4.0] and "Trained here" in note and "Only" not in note
     # A large beta squeezes the code: less information (KL) passes than with beta 0.
     assert table["KL (nats/image)"].iloc[1] < table["KL (nats/image)"].iloc[0]
     with pytest.raises(gr.Error, match="betas"):
@@ -350,12 +351,15 @@ def test_runs_are_kept_and_picked_and_bounded(app_module):
 
 
 def test_a_rung_is_a_run_and_shows_in_the_ladder(app_module):
-    outs = list(app_module.train_missing_rung("8", 1, req("g1")))
+    outs = list(app_module.train_missing_rung("8", 2, req("g1")))
     assert "Trained latent 8" in outs[-1][0]
     s = session(req("g1"))
     assert s.runs.last.kind == "rung" and s.in_use == "shipped:default"
-    _, table, _, _ = app_module.compare_latents("", 2, 0, False, req("g1"))
+    _, table, _, note = app_module.compare_latents("", 2, 0, False, req("g1"))
     assert "8" in set(table["latent"])
+    epochs = dict(zip(table["latent"], table["epochs"]))
+    assert epochs["8"] == 2 and set(epochs.values()) == {1, 2}  # the quick zoo's rungs had 1 epoch each
+    assert "**Not trained alike** (latent: epochs): most rungs 1, but 8: 2." in note
 
 
 def test_parallel_calls_in_one_session_return_their_own_files(app_module):
@@ -503,6 +507,7 @@ def test_training_on_an_upload_and_notes_about_other_data(app_module, tmp_path):
     assert "not on the data in use, uploaded: photos.npy" in note
     *_, note = list(app_module.beta_sweep("0, 1", 1, req("od1")))[-1]
     assert "emoji" not in note and "smooth averages of the training images" in note
+    assert "**Only 2 steps per beta** on this data" in note  # 54 training images, batch 32, 1 epoch
 
 
 def test_a_shared_link_restores_exactly_what_it_says(app_module):
@@ -522,10 +527,10 @@ def test_a_shared_link_restores_exactly_what_it_says(app_module):
 def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
     args = dict(preset="quick", image_size=50, latent="8x16x16", epochs=4, cap=300, batch_size=32, lr=0.003,
                 weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji")
-    md, pick = app_module.plan_training(*args.values(), request=req("nl1"))
+    md, pick, _ = app_module.plan_training(*args.values(), request=req("nl1"))
     assert "Cannot train with these settings" in md and pick["visible"]
     assert pick["choices"] == ["8x12x12", "14x12x12", "8x23x23"]
-    md, pick = app_module.plan_training(*{**args, "latent": "8x12x12"}.values(), request=req("nl1"))
+    md, pick, _ = app_module.plan_training(*{**args, "latent": "8x12x12"}.values(), request=req("nl1"))
     assert md.startswith("**Plan:**") and "latent 8x12x12" in md and not pick["visible"]
     # A new image size brings the preset's latent along (looked up in the browser: see the browser test).
     table = app_module.adapt_table()
@@ -556,3 +561,25 @@ def test_choosing_other_models_in_latent_space_redraws_every_view(app_module):
     for a, b, prior, _, interp, inote, points, *_ in views:
         assert pixels(interp).ndim == 3 and [a, b] == [3, 841] and pixels(prior).ndim == 3 and "3" in inote and len(frame(points)) > 0
     assert not np.array_equal(pixels(views[0][2]), pixels(views[1][2]))  # other models, other samples
+
+
+def test_a_small_upload_is_offered_the_epochs_that_make_enough_steps(app_module, tmp_path):
+    """40 images at the default 4 epochs make 8 steps: grey blurs. The plan says so and offers the
+    epochs that make 500 steps; with them (or on OpenMoji) there is no such offer."""
+    app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fe1"))
+    args = dict(preset="quick", image_size=32, latent="8x8x8", epochs=4, cap=300, batch_size=32, lr=0.003,
+                weight_decay=1e-5, beta=0.1, seed=0, dataset="upload")
+    md, _, pick = app_module.plan_training(*args.values(), request=req("fe1"))
+    n = len(session(req("fe1")).any_split().train)
+    per_epoch = -(-n // 32)
+    epochs = -(-500 // per_epoch)
+    assert f"**Only {4 * per_epoch} steps:**" in md and f"{epochs} epochs" in md and pick["visible"]
+    (label, value), = pick["choices"]
+    assert value == epochs and label.startswith(f"{epochs} epochs ({epochs * per_epoch} steps, about ")
+    md, _, pick = app_module.plan_training(*{**args, "epochs": value}.values(), request=req("fe1"))
+    assert "Only" not in md and not pick["visible"]
+    md, _, pick = app_module.plan_training(*{**args, "dataset": "openmoji"}.values(), request=req("fe1"))
+    assert "Only" not in md and not pick["visible"]
+    zh = app_module.plan_training(*args.values(), request=SimpleNamespace(
+        session_hash="fe1", query_params={"lang": "zh-TW"}))[0]
+    assert f"**只有 {4 * per_epoch} 步**" in zh

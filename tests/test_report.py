@@ -35,6 +35,7 @@ def test_report_has_every_part_and_true_numbers(app_module, tmp_path):
     assert all(0 < row["LPIPS mean"] < 1 for row in table)
     latent_part = md.split("## 6. Latent sizes", 1)[1].split("## 7.", 1)[0]
     assert "| LPIPS |" in latent_part and "n/a" not in latent_part
+    assert "| epochs |" in latent_part and "| the data in use |" in latent_part  # how and on what each rung trained
     data = np.load(root / "gen_data.npy", allow_pickle=False)
     labels = np.load(root / "gen_label.npy", allow_pickle=False)
     assert data.shape == (60, 32, 32, 3) and labels.shape == (60,)

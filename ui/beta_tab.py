@@ -94,9 +94,11 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     if not models:
         raise gr.Error(t("beta.stopped_first", lang), print_exception=False)
     done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
-    yield show_betas(s, workbench.beta_results(models, split),
-                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done),
-                     split.spec == workbench.OPENMOJI, lang)
+    note = t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done)
+    steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))
+    if steps < workbench.FEW_STEPS:  # a small upload: grey blurs, whatever beta says
+        note += "\n\n" + t("beta.few_steps", lang, steps=steps, good=workbench.GOOD_STEPS)
+    yield show_betas(s, workbench.beta_results(models, split), note, split.spec == workbench.OPENMOJI, lang)
 
 
 def build(ctx) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 from aevae import figures, workbench
 from aevae.config import PRESETS, parse_latent
 from aevae.i18n import t, tm
+from aevae.report import latent_notes
 from aevae.workbench import NoModels
 
 from .common import (
@@ -48,34 +49,24 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
         res = workbench.latent_sizes(s, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    rows, grid_rows, labels, chart = [], [images.images], [drawn("pic.ground_truth", lang)], []
-    elsewhere: dict[str, list[str]] = {}  # data a rung was trained on, when not the data in use -> rungs
+    rows = workbench.latent_rows(s, res, images.image_size)
+    grid_rows, labels, chart = [images.images], [drawn("pic.ground_truth", lang)], []
     for r in res:
-        other = workbench.other_data(s, r["dataset"], images.image_size)
-        if other is not None:
-            elsewhere.setdefault(other, []).append(r["latent"])
-        ratio = r["values"] / r["image_values"]
         for kind in ("ae", "vae"):
-            sm = r["results"][kind].summary()
-            rows.append({"latent": r["latent"], "model": kind.upper(), "latent values": r["values"],
-                         "vs image values": ratio,
-                         "PSNR": round(sm["psnr"].mean, 2), "SSIM": round(sm["ssim"].mean, 3),
-                         "LPIPS": round(sm["lpips"].mean, 3) if sm["lpips"] else None, "source": r["source"],
-                         "trained on": "the data in use" if other is None else other})
-            chart.append({"log10 latent values": float(np.log10(r["values"])), "PSNR (dB)": sm["psnr"].mean,
-                          "model": kind.upper()})
+            chart.append({"log10 latent values": float(np.log10(r["values"])),
+                          "PSNR (dB)": r["results"][kind].summary()["psnr"].mean, "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
             labels.append(f"{kind.upper()} {r['latent']}")
     s.last["latent_sizes"] = rows
     grid = figures.image_grid(grid_rows, labels, [str(i) for i in images.ids],
                               scale=figures.auto_scale(images.image_size, 64))
     note = t("lat.note", lang, size=images.image_size, values=f"{3 * images.image_size ** 2:,}")
-    for other, latents in elsewhere.items():
-        note += "\n\n" + t("lat.elsewhere_many" if len(latents) > 1 else "lat.elsewhere_one", lang,
-                           latents=", ".join(latents), other=tm(other, lang), data=tm(s.data_source(), lang))
+    note += latent_notes(s, rows, lang)
     chart = plot(pd.DataFrame(chart), lang, "log10 latent values", "PSNR (dB)", "model")
-    shown = [{**r, "vs image values": t("lat.ratio_larger" if r["vs image values"] > 1 else "lat.ratio", lang,
-                                        ratio=f"{r['vs image values']:.3g}")} for r in rows]
+    digits = {"PSNR": 2, "SSIM": 3, "LPIPS": 3}
+    shown = [{**r, **{k: round(r[k], d) for k, d in digits.items() if r[k] is not None},
+              "vs image values": t("lat.ratio_larger" if r["vs image values"] > 1 else "lat.ratio", lang,
+                                   ratio=f"{r['vs image values']:.3g}")} for r in rows]
     return (png(s.new_folder(), grid, "latent-sizes.png"), table(shown, lang, cells=("source", "trained on")),
             chart, note)
 

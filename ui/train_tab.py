@@ -68,16 +68,25 @@ def _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_de
 def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, dataset,
                   request: gr.Request):
     """The plan shown under the settings: epochs, steps, estimated time; or what is wrong, with
-    the nearest latents that work at this image size as choices to click."""
+    the nearest latents that work at this image size as choices to click. Too few steps for the
+    data in use (a small upload) come with the epochs that make enough, to click."""
     s, lang = session(request), lang_of(request)
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
         # The plan needs counts only, the same at every size: nothing is decoded or rendered for it.
         split = s.any_split() if dataset == "upload" and s.upload else workbench.openmoji_counts()
+        hidden = gr.update(visible=False, value=None)
         if split is None:
-            return t("train.plan_after_load", lang), gr.update(visible=False, value=None)
-        return (t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang)),
-                gr.update(visible=False, value=None))
+            return t("train.plan_after_load", lang), hidden, hidden
+        plan = t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang))
+        more = workbench.more_epochs(settings, split, MAX_EPOCHS)
+        if more is None:
+            return plan, hidden, hidden
+        epochs, steps, seconds = more
+        plan += "\n\n" + t("train.few_steps", lang, steps=f"{workbench.steps_of(settings, len(split.train)):,}",
+                            good=f"{workbench.GOOD_STEPS:,}", epochs=epochs, seconds=f"{seconds:.0f}")
+        label = t("train.use_epochs", lang, epochs=epochs, steps=f"{steps:,}", seconds=f"{seconds:.0f}")
+        return plan, hidden, gr.update(choices=[(label, epochs)], value=None, visible=True)
     except (gr.Error, ValueError) as e:
         why = e.message if isinstance(e, gr.Error) else tm(str(e), lang)
         try:
@@ -86,7 +95,7 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
             near = []
         near = [v for v in near if v != str(latent).strip()]
         pick = gr.update(choices=near, value=None, visible=bool(near))
-        return t("train.cannot", lang, error=why), pick
+        return t("train.cannot", lang, error=why), pick, gr.update(visible=False, value=None)
 
 
 def adapt_table() -> dict:
@@ -386,6 +395,7 @@ def build(ctx) -> None:
             stop_btn = gr.Button(L("common.stop"), variant="stop", scale=1)
             use_new = gr.Checkbox(True, label=L("train.use_new"), scale=2)
         plan_md = gr.Markdown()
+        epochs_pick = gr.Radio([], label=L("train.epochs_pick"), visible=False)
         status = gr.Markdown()
         with gr.Row():
             mse_plot = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
@@ -431,17 +441,20 @@ def build(ctx) -> None:
                      api_visibility="private")
         image_size.input(None, [preset, image_size, latent], latent, js=ADAPT_JS, api_visibility="private")
         latent_pick.input(lambda v: v or gr.update(), latent_pick, latent, api_visibility="private")
+        epochs_pick.input(lambda v: v or gr.update(), epochs_pick, epochs, api_visibility="private")
         shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
         share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
         ctx.demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
         # always_last: one plan at a time, the latest settings last (replies of parallel calls can
         # arrive out of order and leave a stale plan on screen).
         gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset],
-              [plan_md, latent_pick], api_visibility="private", queue=False, trigger_mode="always_last")
-        ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick], api_visibility="private",
-                             queue=False)
+              [plan_md, latent_pick, epochs_pick], api_visibility="private", queue=False, trigger_mode="always_last")
+        ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick],
+                             api_visibility="private", queue=False)
         ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
-        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private")
+        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private").then(
+            plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick], api_visibility="private",
+            queue=False)  # a new upload while Data already says upload: the plan counts the new data
         dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],
                       api_visibility="private")
         train_btn.click(
