@@ -95,7 +95,7 @@ def train(page, run):
     box = page.get_by_label("number input for Epochs", exact=True).first
     box.fill("1")
     box.press("Tab")  # a slider's number takes the value when it loses focus (Enter alone does not)
-    page.get_by_text(re.compile(r"^Plan: 1 epochs .* 32 px, latent 16x4x4;")).wait_for(timeout=10_000)
+    page.get_by_text(re.compile(r"^Plan: 1 epoch x .* 32 px, latent 16x4x4;")).wait_for(timeout=10_000)
     page.get_by_role("button", name="Train AE + VAE").click()
     page.get_by_text(re.compile(rf"run {run} · Train .*AE val PSNR")).wait_for(timeout=120_000)
 

@@ -317,8 +317,12 @@ def test_errors_come_in_the_pages_language(app_module):
                                      request=who))
     assert "無法用這些設定訓練" in app_module.plan_training("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0,
                                                             "openmoji", who)[0]
-    with pytest.raises(gr.Error, match="不是編號"):
+    with pytest.raises(gr.Error, match="不是編號") as refused:
         app_module.reconstruct("1, abc", 3, 0, False, who)
+    assert refused.value.title == "錯誤"  # the toast's title too
+    with pytest.raises(gr.Error, match="沒有編號為 99999 的影像：使用中的資料編號為 1-") as refused:
+        app_module.make_variants("99999", "(none)", 4, 3, 1.0, 0, who)
+    assert refused.value.title == "錯誤"
     with pytest.raises(gr.Error, match="影像數量必須介於 1 與 64 之間"):
         app_module.reconstruct("", 0, 0, False, who)
     with pytest.raises(gr.Error, match="學習率必須是有限的數字"):

@@ -19,6 +19,7 @@ from .common import (
     numbers,
     on_open,
     png,
+    refuse,
     session,
     stop_training,
     training_slot,
@@ -49,7 +50,7 @@ def shipped_beta_sweep(request: gr.Request):
     s, lang = session(request), lang_of(request)
     rows = workbench.shipped_beta_results(s)
     if not rows:
-        raise gr.Error(t("beta.none_shipped", lang), print_exception=False)
+        raise refuse(t("beta.none_shipped", lang), lang)
     source = t("beta.shipped", lang)
     if s.uses_upload:
         source += t("beta.not_on_upload", lang, data=tm(s.data_source(), lang))
@@ -62,7 +63,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     need(1, 30, epochs, "what.epochs_per_beta", lang)
     betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang)
     if len(betas) < 2:
-        raise gr.Error(t("beta.two", lang), print_exception=False)
+        raise refuse(t("beta.two", lang), lang)
     try:
         split = s.split(DEFAULT_SIZE)
     except ValueError as e:
@@ -92,7 +93,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     with training_slot(s, lang):
         models = yield from background(s, work, show, lang)
     if not models:
-        raise gr.Error(t("beta.stopped_first", lang), print_exception=False)
+        raise refuse(t("beta.stopped_first", lang), lang)
     done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
     note = t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done)
     steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))

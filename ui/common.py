@@ -134,18 +134,24 @@ def asked_lang(request: gr.Request | None) -> str:
     return i18n.from_accept_language(headers.get("accept-language"))
 
 
+def refuse(message: str, lang: str) -> gr.Error:
+    """The app's refusal: `message` in a toast titled in the page's language, and one log line
+    (no traceback: a traceback in the log means a bug)."""
+    return gr.Error(message, title=t("common.error_title", lang), print_exception=False)
+
+
 def fail(e: Exception, lang: str) -> gr.Error:
     """A package's error as the user's message, in their language (a gr.Error, which is a
     ValueError too, is the app's own message already)."""
     if isinstance(e, gr.Error):
         return e
-    return gr.Error(tm(str(e), lang), print_exception=False)
+    return refuse(tm(str(e), lang), lang)
 
 
 def need(lo, hi, value, what: str, lang: str):
     """Out-of-range values (e.g. from the API) are refused, never clipped silently; `what` is a key."""
     if value is None or not lo <= value <= hi:
-        raise gr.Error(t("error.range", lang, what=t(what, lang), lo=lo, hi=hi, value=value), print_exception=False)
+        raise refuse(t("error.range", lang, what=t(what, lang), lo=lo, hi=hi, value=value), lang)
     return value
 
 
@@ -187,7 +193,7 @@ def refused(kwargs, args, why) -> None:
 def training_slot(s: workbench.Session, lang: str):
     """One training at a time per browser tab."""
     if not s.lock.acquire(blocking=False):
-        raise gr.Error(t("error.training_running", lang), print_exception=False)
+        raise refuse(t("error.training_running", lang), lang)
     try:
         yield
     finally:
@@ -227,7 +233,7 @@ def background(s: workbench.Session, work, show, lang: str, every: float = 0.5,
             stop.set()
             worker.join(10)
     if s.closed:
-        raise gr.Error(t("error.session_ended", lang), print_exception=False)
+        raise refuse(t("error.session_ended", lang), lang)
     if "error" in result:
         raise fail(result["error"], lang)
     return result["value"]
@@ -252,13 +258,13 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: 
             job.leave()
     if s.closed:
         job.leave()
-        raise gr.Error(t("error.session_ended", lang), print_exception=False)
+        raise refuse(t("error.session_ended", lang), lang)
     try:
         return job.result()
     except classroom.Cancelled:
-        raise gr.Error(t("error.left_queue", lang), print_exception=False) from None
+        raise refuse(t("error.left_queue", lang), lang) from None
     except MemoryError:
-        raise gr.Error(t("error.out_of_memory", lang), print_exception=False) from None
+        raise refuse(t("error.out_of_memory", lang), lang) from None
     except Exception as e:  # shown to the user; nothing changes
         raise fail(e, lang) from None
 
@@ -287,8 +293,7 @@ def numbers(text: str, kind, lo, hi, most: int, what: str, example: str, lang: s
     except ValueError:
         vals = []
     if not vals or len(vals) > most or any(not lo <= v <= hi for v in vals):
-        raise gr.Error(t("error.numbers", lang, most=most, what=t(what, lang), lo=lo, hi=hi, example=example),
-                       print_exception=False)
+        raise refuse(t("error.numbers", lang, most=most, what=t(what, lang), lo=lo, hi=hi, example=example), lang)
     return vals
 
 

@@ -24,6 +24,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     png,
+    refuse,
     seed_of,
     session,
     stop_training,
@@ -43,7 +44,7 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     try:
         rungs = workbench.ladder_models(s)
         if not rungs:
-            raise gr.Error(t("lat.no_ladder", lang), print_exception=False)
+            raise refuse(t("lat.no_ladder", lang), lang)
         size = rungs[0]["ae"].config.image_size
         images = workbench.choose(s.split(size), parse_ids_or_none(ids_text), int(n), int(seed))
         res = workbench.latent_sizes(s, images, use_lpips)

@@ -17,6 +17,7 @@ from .common import (
     need,
     on_open,
     png,
+    refuse,
     seed_of,
     session,
 )
@@ -105,7 +106,7 @@ def decode_point(x: float, y: float, request: gr.Request):
     s, lang = session(request), lang_of(request)
     cm = s.code_map
     if cm is None:
-        raise gr.Error(t("space.map_first", lang), print_exception=False)
+        raise refuse(t("space.map_first", lang), lang)
     pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")

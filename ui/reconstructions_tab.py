@@ -20,6 +20,7 @@ from .common import (
     need,
     on_open,
     parse_ids_or_none,
+    refuse,
     rounded,
     seed_of,
     session,
@@ -69,7 +70,7 @@ def _decode_own(s, files, pair, show, lang: str):
 def _pair_for_own(files, request):
     s, lang = session(request), lang_of(request)
     if not files:
-        raise gr.Error(t("recon.upload_first", lang), print_exception=False)
+        raise refuse(t("recon.upload_first", lang), lang)
     try:
         return s, s.pair(), lang
     except (ValueError, NoModels) as e:

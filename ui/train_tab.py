@@ -36,6 +36,7 @@ from .common import (
     lang_of,
     need,
     png,
+    refuse,
     replay,
     session,
     stop_training,
@@ -176,7 +177,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
     s, lang = session(request), lang_of(request)
     settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
     if not s.lock.acquire(blocking=False):
-        raise gr.Error(t("error.training_running", lang), print_exception=False)
+        raise refuse(t("error.training_running", lang), lang)
     # Nothing of the session changes until the training has started: a refused Train (bad data,
     # over the memory budget, stopped while loading) leaves its data and pair as they were.
     loaded = None

@@ -19,6 +19,7 @@ from .common import (
     on_open,
     parse_ids_or_none,
     png,
+    refuse,
     seed_of,
     session,
 )
@@ -49,15 +50,16 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
                            ids=", ".join(map(str, [i for i in ids if i not in known][:10]))))
         if label and label != NO_LABEL:
             if label not in full.label_names:
-                raise gr.Error(t("var.no_label", lang, label=label, data=tm(s.data_source(), lang),
-                                 labels=", ".join(full.label_names[:20]) + (" ..." if len(full.label_names) > 20 else "")),
-                               print_exception=False)
+                more = " ..." if len(full.label_names) > 20 else ""
+                raise refuse(t("var.no_label", lang, label=label, data=tm(s.data_source(), lang),
+                               labels=", ".join(full.label_names[:20]) + more), lang)
             lab = full.label_names.index(label)
             known += [int(i) for i in full.ids[full.labels == lab][:per_label] if int(i) not in known]
-        if not known:
-            raise gr.Error(t("var.choose", lang), print_exception=False)
+        if not known:  # ids given, none in the data: say which, and what exists
+            raise refuse(t("var.none_known", lang, n=len(full), ids=", ".join(map(str, ids[:10])))
+                         if ids else t("var.choose", lang), lang)
         if len(known) > 40:
-            raise gr.Error(t("var.too_many", lang, n=len(known)), print_exception=False)
+            raise refuse(t("var.too_many", lang, n=len(known)), lang)
         images = full.select_ids(known)
         vs = workbench.variants_for(s, pair, images, int(k), float(scale), int(seed))
     except (ValueError, NoModels) as e:
