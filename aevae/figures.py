@@ -74,7 +74,9 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
     left = 0
     if row_labels:
         left = max(int(font.getlength(t)) for t in row_labels) + 10
-    top = 20 if col_labels else 0
+    # Room for the column labels as this font draws them (a CJK font's digits sit lower than
+    # the default font's: a fixed 20 px cut their bottoms off).
+    top = max(20, max(font.getbbox(c)[3] for c in col_labels) + 6) if col_labels else 0
     width = left + ncols * (cell_w + gap)
     height = top + len(rows) * (cell_h + gap)
     canvas = Image.new("RGB", (width, height), (WHITE, WHITE, WHITE))
@@ -84,7 +86,8 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
     for i, row in enumerate(rows):
         y = top + i * (cell_h + gap)
         if row_labels:
-            draw.text((4, y + cell_h // 2 - 7), row_labels[i], fill=(30, 30, 30), font=font)
+            box = font.getbbox(row_labels[i])  # centred on the row, whatever the font
+            draw.text((4, y + (cell_h - box[1] - box[3]) // 2), row_labels[i], fill=(30, 30, 30), font=font)
         for j, img in enumerate(row):
             canvas.paste(Image.fromarray(upscale(img, scale)), (left + j * (cell_w + gap), y))
     return np.asarray(canvas)

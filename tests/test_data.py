@@ -830,3 +830,19 @@ def test_subset_of_a_range_is_a_view(small):
     picked = small.subset([3, 1])
     assert not np.shares_memory(picked.images, small.images) and picked.ids.tolist() == [4, 2]
     assert small.subset([5]).ids.tolist() == [6] and len(small.subset(np.arange(0))) == 0
+
+
+@pytest.mark.parametrize("labels", [["ground truth", "AE", "VAE"], ["原圖", "AE", "VAE"]])
+def test_grid_labels_are_drawn_whole_in_either_font(labels):
+    """A column id has all its ink in the grid, with the default font and with the CJK one (whose
+    digits sit lower: a fixed header height let the images cover their bottoms)."""
+    from PIL import ImageDraw
+
+    from aevae import figures
+
+    grid = figures.image_grid([np.full((1, 32, 32, 3), 200, np.uint8)] * 3, labels, ["247"], scale=3)
+    left = grid.shape[1] - (96 + 4)  # one column: cell 96 px (labels in the largest font, 16) and its gap
+    in_grid = (grid[:, left:].min(axis=2) < 128).sum()
+    alone = Image.new("L", (120, 60), 255)
+    ImageDraw.Draw(alone).text((2, 3), "247", fill=60, font=figures._font(16, labels + ["247"]))
+    assert in_grid == (np.asarray(alone) < 128).sum() > 0
