@@ -358,3 +358,19 @@ def test_the_report_comes_in_the_pages_language(app_module, tmp_path):
     en = SimpleNamespace(session_hash="en-report", headers={"accept-language": "en"})
     with zipfile.ZipFile(app_module.download_report(en)[0]) as zf:
         assert not CJK.search(zf.read("aevae-report/report.md").decode())
+
+
+def test_openmoji_groups_are_named_in_chinese_and_a_students_labels_as_written(app_module):
+    from types import SimpleNamespace
+
+    from ui.lang import group
+
+    who = SimpleNamespace(session_hash="zh-groups", headers={"accept-language": "zh-TW"})
+    points, *_, labels = app_module.code_map("in use", "VAE", who)
+    from aevae.data import OPENMOJI_GROUPS
+
+    assert labels and set(labels) <= {tm(g, "zh-TW") for g in OPENMOJI_GROUPS} - set(OPENMOJI_GROUPS)
+    assert set(points["value"][i18n.col("label", "zh-TW")]) == set(labels)  # the legend's names: the points'
+    choices = app_module.label_choices("(none)", who)["choices"]
+    assert ("笑臉與情緒", "smileys & emotion") in choices  # shown in Chinese, chosen by its own name
+    assert group("cats", "zh-TW") == "cats" and group("flags", "en") == "flags"

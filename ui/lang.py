@@ -16,7 +16,7 @@ import gradio as gr
 import pandas as pd
 from gradio.i18n import I18nData
 
-from aevae import figures, i18n
+from aevae import data, figures, i18n
 from aevae.i18n import DEFAULT
 
 from .common import session
@@ -108,9 +108,18 @@ def drawn(key: str, lang: str, **fmt) -> str:
 col = i18n.col
 
 
+def group(name: str, lang: str) -> str:
+    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) in `lang`; a
+    student's own labels (their folder names) as they wrote them."""
+    return i18n.tm(name, lang) if name in data.OPENMOJI_GROUPS else name
+
+
 def table(rows, lang: str, cells: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Rows (or a frame) with headers in `lang`; the columns in `cells` hold package messages."""
+    """Rows (or a frame) with headers in `lang`; the columns in `cells` hold package messages, a
+    "label" column labels (group)."""
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if "label" in df.columns:
+        df["label"] = [group(v, lang) if isinstance(v, str) else v for v in df["label"]]
     for c in cells:
         if c in df.columns:
             df[c] = [i18n.tm(v, lang) if isinstance(v, str) else v for v in df[c]]

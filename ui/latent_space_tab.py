@@ -21,7 +21,7 @@ from .common import (
     seed_of,
     session,
 )
-from .lang import L, drawn, plot
+from .lang import L, drawn, group, plot
 from .picker import choices
 
 
@@ -76,7 +76,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     cmap, thumbs = workbench.code_map_for(s, pair, kind, split)
     s.code_map = (pair_name, kind, cmap)
     points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
-                           "label": [split.val.label_names[i] for i in split.val.labels],
+                           "label": [group(split.val.label_names[i], lang) for i in split.val.labels],
                            "id": split.val.ids, "name": split.val.names})
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
     sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits

@@ -23,7 +23,7 @@ from .common import (
     seed_of,
     session,
 )
-from .lang import L, drawn
+from .lang import L, drawn, group
 
 NO_LABEL = "(none)"
 
@@ -74,7 +74,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
                                 np.concatenate([images.images[i:i + 1], vs.ae[i]])],
                                ["VAE", "AE"], [drawn("pic.source", lang)] + [f"#{j + 1}" for j in range(k)], scale=sc)
         gallery.append((png(folder, g, f"variants-{images.ids[i]}.png"),
-                        t("var.caption", lang, id=images.ids[i], label=images.label_names[images.labels[i]],
+                        t("var.caption", lang, id=images.ids[i], label=group(images.label_names[images.labels[i]], lang),
                           name=images.names[i])))
     gen_data, gen_label = vs.export_arrays()
     files = [str(p) for p in save_arrays(folder, gen_data, gen_label)]
@@ -96,7 +96,7 @@ def label_choices(label: str, request: gr.Request):
         names = s.split(s.pair().image_size).all.label_names
     except (ValueError, NoModels):
         names = []
-    choices = [(t("var.no_label_choice", lang), NO_LABEL), *[(n, n) for n in names]]
+    choices = [(t("var.no_label_choice", lang), NO_LABEL), *[(group(n, lang), n) for n in names]]
     return gr.update(choices=choices, value=label if label in (NO_LABEL, *names) else NO_LABEL)
 
 
