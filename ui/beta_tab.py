@@ -27,8 +27,8 @@ from .common import (
 from .lang import L, drawn, plot, table
 
 
-def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str):
-    """The table, the chart, the grid and a note; `emoji`: the images are OpenMoji's."""
+def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str, warning: str = ""):
+    """The table, the chart, the grid and a note (`warning` after it); `emoji`: the images are OpenMoji's."""
     digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
     frame = table([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
                     if k not in ("samples", "recon")} for r in rows], lang)
@@ -41,7 +41,7 @@ def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool,
         grid_rows += [r["recon"], r["samples"]]
         labels += [drawn("pic.beta_recon", lang, beta=f"{r['beta']:g}"), drawn("pic.beta_samples", lang, beta=f"{r['beta']:g}")]
     grid = figures.image_grid(grid_rows, labels, scale=figures.auto_scale(size, 64))
-    note = t("beta.note" if emoji else "beta.note_images", lang, source=source)
+    note = t("beta.note" if emoji else "beta.note_images", lang, source=source) + (f"\n\n{warning}" if warning else "")
     return (frame, plot(chart, lang, "KL (nats/image)", "MSE per pixel", "beta"),
             png(s.new_folder(), grid, "beta-sweep.png"), note)
 
@@ -95,11 +95,11 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     if not models:
         raise refuse(t("beta.stopped_first", lang), lang)
     done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
-    note = t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done)
     steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))
-    if steps < workbench.FEW_STEPS:  # a small upload: grey blurs, whatever beta says
-        note += "\n\n" + t("beta.few_steps", lang, steps=steps, good=workbench.GOOD_STEPS)
-    yield show_betas(s, workbench.beta_results(models, split), note, split.spec == workbench.OPENMOJI, lang)
+    few = t("beta.few_steps", lang, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
+    yield show_betas(s, workbench.beta_results(models, split),  # few steps: grey blurs, whatever beta says
+                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done),
+                     split.spec == workbench.OPENMOJI, lang, few)
 
 
 def build(ctx) -> None:
