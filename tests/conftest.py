@@ -21,6 +21,33 @@ def make_images(n: int = 64, size: int = 32, seed: int = 0) -> np.ndarray:
     return out
 
 
+def child_pids() -> set[int]:
+    """This process's child processes (Linux /proc): the training workers among them."""
+    import os
+    from pathlib import Path
+
+    pids = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        pids |= {int(p) for p in (task / "children").read_text().split()}
+    return pids
+
+
+def kill_new_children(before: set[int]) -> int:
+    """Kill (SIGKILL, as the system's out-of-memory killer would) every child process started since
+    `before`: a training's worker. A way to make a training fail that does not depend on any CPU's
+    floating-point arithmetic. Returns how many were killed."""
+    import os
+    import signal
+
+    new = child_pids() - before
+    for pid in new:
+        os.kill(pid, signal.SIGKILL)
+    return len(new)
+
+
+HAS_PROC = __import__("pathlib").Path("/proc/self/task").exists()
+
+
 # gradio_client's Client() reads the app's API description with httpx's 5 s default: on a loaded
 # 2-core machine, 30 clients made at once wait longer than that for it. Answers are what the tests
 # check (bench/ measures the times).

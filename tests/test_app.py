@@ -9,10 +9,10 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from conftest import make_images
+from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 from PIL import Image
 
-from aevae import checkpoints, data, workbench
+from aevae import checkpoints, data, workbench, worker
 from ui.common import session
 
 
@@ -238,14 +238,29 @@ def test_sessions_are_bounded():
     assert len(store) == 3 and first.stop.is_set()
 
 
+@pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc to find the training's worker process")
+@pytest.mark.skipif(not worker.enabled(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
 def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module):
     run_training(app_module, "f1")
     s = session(req("f1"))
-    before = s.pair()
-    # Learning rate 1 with these settings blows the VAE's loss up in its second epoch (a real divergence).
-    with pytest.raises(gr.Error, match="loss became (nan|inf)"):
-        run_training(app_module, "f1", lr=1.0, weight_decay=0.0, batch_size=16, epochs=3)
-    assert s.pair() is before and len(s.runs) == 1
+    before_pair = s.pair()
+    # The training's worker process is killed after its first step (as the out-of-memory killer
+    # would): a real failure that, unlike a diverging learning rate, happens on every CPU.
+    worker.POOL.close()
+    before = child_pids()
+    args = dict(preset="default", image_size=32, latent="16x4x4", epochs=200, seconds=120, batch_size=16,
+                lr=2e-3, weight_decay=1e-5, beta=0.1, seed=7, dataset="openmoji", upload=None,
+                use_when_done=True)
+    steps = app_module.train_models(*args.values(), request=req("f1"))
+    with pytest.raises(gr.Error, match="training process ended unexpectedly"):
+        killed = 0
+        for _ in steps:
+            running = [r for r in list(s.shared._runs.values()) if not r.done.is_set()]
+            if not killed and any(r.live.histories.get("vae") and r.live.histories["vae"].iter_loss
+                                  for r in running):
+                killed = kill_new_children(before)
+    assert killed >= 1
+    assert s.pair() is before_pair and len(s.runs) == 1
 
 
 def test_hostile_zip_upload_is_refused_cleanly(app_module, tmp_path):

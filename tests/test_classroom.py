@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import make_images
+from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 
-from aevae import classroom, data
+from aevae import classroom, data, worker
 from aevae.workbench import PairJob, Session, TrainSettings
 
 
@@ -76,16 +76,26 @@ def test_stop_with_others_waiting_gives_a_copy_and_the_run_goes_on():
     assert len(shared) == 0  # a stopped run is not kept for reuse
 
 
+@pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc to find the training's worker process")
+@pytest.mark.skipif(not worker.enabled(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
 def test_a_failed_training_is_not_kept():
-    """A training that fails (here a learning rate that blows the loss up, in the worker process)
-    gives its error to the student, and nothing is kept for reuse or in the session."""
+    """A training that fails (here its worker process is killed mid-training, as the out-of-memory
+    killer would: a failure that does not depend on the CPU's arithmetic) gives its error to the
+    student, and nothing is kept for reuse or in the session."""
+    worker.POOL.close()  # the training takes a fresh worker, started after `before`
+    before = child_pids()
     shared = classroom.SharedRuns()
     s = Session(None, shared)
-    blowing_up = TrainSettings("default", 32, "8x4x4", 2, 120.0, 16, 1.0, 0.0, 0.1, 0)
-    job = PairJob(s, blowing_up, small_split())
-    with pytest.raises(Exception, match="loss became (nan|inf)"):
+    job = PairJob(s, settings(epochs=200), small_split())
+    deadline = time.monotonic() + 60
+    while not job.live.histories.get("vae") or not job.live.histories["vae"].iter_loss:
+        assert time.monotonic() < deadline and not job.done, "the training never reached its first step"
+        time.sleep(0.02)
+    assert kill_new_children(before) >= 1
+    with pytest.raises(worker.WorkerDied, match="training process ended unexpectedly.*nothing was kept"):
         finish(job)
     assert len(shared) == 0 and len(s.runs) == 0
+    assert shared.trainings_started == 1
 
 
 def test_slots_queue_first_come_first_served_and_can_be_left():
