@@ -112,9 +112,12 @@ def test_variants_by_label_and_out_of_range_ids_are_reported(app_module):
     assert all("flags" in caption for _, caption in gallery[1:])
 
 
-@pytest.mark.parametrize("k, scale", [(0, 1.0), (11, 1.0), (5, -1), (5, 50)])
-def test_variants_bounds(app_module, k, scale):
-    with pytest.raises(gr.Error):
+@pytest.mark.parametrize("k, scale, why", [(0, 1.0, "variants per image must be between 1 and 10, got 0"),
+                                           (11, 1.0, "variants per image must be between 1 and 10, got 11"),
+                                           (5, -1, "noise scale must be between 0 and 5, got -1"),
+                                           (5, 50, "noise scale must be between 0 and 5, got 50")])
+def test_variants_bounds(app_module, k, scale, why):
+    with pytest.raises(gr.Error, match=why):
         app_module.make_variants("1-3", "(none)", 4, k, scale, 0, req("v3"))
 
 

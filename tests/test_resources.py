@@ -52,7 +52,7 @@ def test_data_memory_share_per_session_and_loads_in_progress():
         mem.claim(Owner(), 64, 40, "late", wait_s=0.3)
     loading.drop()
     mem.claim(Owner(), 64, 40, "late", wait_s=0)
-    with pytest.raises(data.Cancelled):
+    with pytest.raises(data.Cancelled, match="^stopped: loading was cancelled$"):
         mem.claim(Owner(), 64, 45, "stopped", should_stop=lambda: True, wait_s=5)
 
 
@@ -181,9 +181,9 @@ def test_a_closed_session_makes_no_folder():
     folder = s.new_folder()
     s.close()
     assert not folder.exists()
-    with pytest.raises(workbench.SessionEnded):
+    with pytest.raises(workbench.SessionEnded, match="session ended .*Reload the page"):
         s.new_folder()
-    with pytest.raises(workbench.SessionEnded):
+    with pytest.raises(workbench.SessionEnded, match="session ended .*Reload the page"):
         _ = s.tmpdir
 
 
@@ -203,7 +203,7 @@ def test_uploads_to_reconstruct_are_decoded_only_as_far_as_shown(tmp_path, monke
     images = workbench.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
     assert len(images) == workbench.MAX_RECON_IMAGES == len(decoded)
     assert images.skipped == ["000.png: beyond the 64 images reconstructed at once (1 file not read)"]
-    with pytest.raises(data.Cancelled):
+    with pytest.raises(data.Cancelled, match="loading was cancelled"):
         workbench.load_user_images([tmp_path / "many.zip"], 32, should_stop=lambda: True)
 
 
