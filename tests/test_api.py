@@ -25,11 +25,26 @@ def test_endpoints_are_listed(client):
             "/prior_samples", "/interpolate", "/code_map", "/beta_shipped", "/beta_sweep"} <= names
 
 
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
 def test_prior_samples_and_beta(client):
     img, note = client.predict("in use", 4, 0, api_name="/prior_samples")
-    assert "same draws" in note
+    assert "4 draws" in note and "same draws" in note
+    four = pixels(img)
+    cell = four.shape[0] // 2  # two rows, VAE and AE, of square cells (the gap included)
+    eight = pixels(client.predict("in use", 8, 0, api_name="/prior_samples")[0])
+    assert eight.shape[0] == four.shape[0] and eight.shape[1] - four.shape[1] == 4 * cell  # 4 more draws
+    assert np.array_equal(pixels(client.predict("in use", 4, 0, api_name="/prior_samples")[0]), four)  # seeded
+    assert not np.array_equal(pixels(client.predict("in use", 4, 1, api_name="/prior_samples")[0]), four)
     table, chart, grid, note = client.predict(api_name="/beta_shipped")
-    assert len(table["data"]) == 2
+    betas = [row[0] for row in table["data"]]
+    assert len(betas) == 2 and len(set(betas)) == 2
+    points = chart["value"]["data"]  # KL, MSE, beta: one point per shipped VAE, the table's numbers
+    assert [float(p[2]) for p in points] == betas
+    assert [round(p[0], 1) for p in points] == [row[1] for row in table["data"]]
+    assert pixels(grid).shape[0] == 2 * len(betas) * cell  # reconstructions and prior samples per beta
 
 
 def test_reconstruct(client):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import CLIENT_HTTPX, served_budget
 from gradio_client import Client, handle_file
+from PIL import Image
 from served import Bare
 
 QUICK = ("quick", 64, "8x16x16", 1, 60, 32, 3e-3, 1e-5, 0.1, 0, "openmoji", None, False)  # the Train inputs
@@ -128,10 +129,17 @@ def test_every_slider_at_its_maximum_is_refused_or_runs(served_app, client):
     assert len(gallery) == 40 and any(f.endswith("gen_data.npy") for f in files)
     _, table, _, _ = client.predict("", 16, 0, True, api_name="/latent_sizes")
     assert len(table["data"]) >= 1
-    client.predict("in use", 32, 0, api_name="/prior_samples")
-    client.predict("in use", 3, 841, 16, api_name="/interpolate")
-    _, _, _, px, py = client.predict("in use", "VAE", api_name="/code_map")
-    client.predict(px["maximum"], py["maximum"], api_name="/decode_point")
+    img, note = client.predict("in use", 32, 0, api_name="/prior_samples")
+    h, w, _ = np.asarray(Image.open(img)).shape
+    assert "32 draws" in note and w >= 32 * (h // 2), (w, h)  # two rows (VAE, AE) of 32 square cells
+    img, note = client.predict("in use", 3, 841, 16, api_name="/interpolate")
+    h, w, _ = np.asarray(Image.open(img)).shape
+    assert "16 steps" in note and w >= 16 * (h // 3), (w, h)  # three rows (AE, VAE linear, VAE spherical)
+    points, _, note, px, py = client.predict("in use", "VAE", api_name="/code_map")
+    n_val = len(points["value"]["data"])
+    assert n_val >= 100 and f"codes of {n_val} validation images" in note and px["maximum"] > 0 < py["maximum"]
+    corner = np.asarray(Image.open(client.predict(px["maximum"], py["maximum"], api_name="/decode_point")))
+    assert corner.ndim == 3 and corner.shape[0] == corner.shape[1] >= 32 and corner.std() > 0  # a picture, not blank
     for args, api in [(("128", 50), "/train_rung"), (("0, 0.1, 0.5, 1, 2, 4", 30), "/beta_sweep"),
                       (("5, 10, 15", 4096, "8x16x16", 0, 600), "/sweep")]:
         status = run_then_stop(client, *args, api_name=api)
