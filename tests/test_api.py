@@ -1,6 +1,7 @@
 """Each main action through the HTTP API with gradio_client, against a served app."""
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -91,20 +92,36 @@ def test_out_of_range_values_are_refused(client):
         client.predict("1", "(none)", 4, 99, 1.0, 0, api_name="/variants")
 
 
-def test_same_settings_and_seed_give_identical_checkpoints_in_two_sessions(server, tmp_path):
-    """Two browser sessions (two clients) train with the same small settings and seed."""
-    tensors = []
-    for i in range(2):
-        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
-        *_, files, _, _ = c.predict("default", 32, "16x4x4", 1, 120, 32, 2e-3, 1e-5, 0.1, 11, "openmoji", None,
-                                    False, api_name="/train")
-        folder = tmp_path / str(i)
-        folder.mkdir()
-        for f in files:
-            shutil.copy(f, folder)
-        tensors.append({k: load_file(str(p)) for k, p in ((p.stem, p) for p in folder.glob("*.safetensors"))})
-    a, b = tensors
-    assert sorted(a) == sorted(b) == ["run-1-ae", "run-1-vae"]
+def train_checkpoints(url: str, seed: int, folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """A new client session presses Train (small settings, this seed); its checkpoints' tensors."""
+    c = Client(url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
+    try:
+        status, *_, files, _, _ = c.predict("default", 32, "16x4x4", 1, 120, 32, 2e-3, 1e-5, 0.1, seed, "openmoji",
+                                            None, False, api_name="/train")
+    finally:
+        c.close()
+    assert "Done" in status, status
+    folder.mkdir()
+    for f in files:
+        shutil.copy(f, folder)
+    return {p.stem: load_file(str(p)) for p in folder.glob("*.safetensors")}
+
+
+@pytest.mark.slow
+def test_same_settings_and_seed_give_identical_checkpoints_in_two_separate_apps(quick_zoo, tmp_path):
+    """The README's proof that a run is reproducible: two app processes, each with its own run
+    cache and training workers (nothing of one can be handed to the other), train the same
+    settings and seed through the API at the same time; the checkpoints are equal tensor by
+    tensor. Another seed gives other weights, so the comparison can fail."""
+    from served import Served
+
+    env = {"AEVAE_CHECKPOINTS": str(quick_zoo)}
+    with Served(env) as one, Served(env) as two, ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(train_checkpoints, (one.url, two.url), (11, 11), (tmp_path / "a", tmp_path / "b"))
+        other = train_checkpoints(two.url, 12, tmp_path / "c")
+        assert one.pid != two.pid
+    assert sorted(a) == sorted(b) == sorted(other) == ["run-1-ae", "run-1-vae"]
     for name in a:
         assert a[name].keys() == b[name].keys()
         assert all(torch.equal(a[name][k], b[name][k]) for k in a[name]), name
+        assert not all(torch.equal(a[name][k], other[name][k]) for k in a[name]), name
