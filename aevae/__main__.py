@@ -103,11 +103,12 @@ def _evaluate(args) -> int:
     for p in _checkpoint_files(args.checkpoints):
         ck = checkpoints.load(p)
         d = ck.meta.get("dataset") or {}
-        spec = args.dataset or d.get("spec") or "openmoji"
+        # the recorded data, and only its groups where the model was trained on some (shipped: generate)
+        spec, groups = (args.dataset, ()) if args.dataset else data.recorded_data(d)
         key = (spec, ck.model.config.image_size, d.get("val_fraction", 0.1), d.get("split_seed", 0))
         if key not in splits:
             splits[key] = data.load_split(*key, labels_path=args.labels)
-        split = splits[key]
+        split = splits[key].of_groups(groups)
         images = {"val": split.val, "train": split.train, "all": split.all}[args.split]
         result = metrics.evaluate(ck.model, images, lpips=not args.no_lpips)
         report[str(p)] = {"name": ck.name, "kind": ck.model.kind, "split": args.split, "n": len(images),
@@ -145,7 +146,8 @@ def _sample(args) -> int:
             raise ValueError(f"{args.checkpoint}: noisy variants need a VAE checkpoint")
         ae = checkpoints.load(args.ae).model if args.ae else None
     d = ck.meta.get("dataset") or {}
-    full = data.load_dataset(args.dataset or d.get("spec") or "openmoji", ck.model.config.image_size,
+    # the whole recorded data (ids as in it), also for a model trained on some of its groups
+    full = data.load_dataset(args.dataset or data.recorded_data(d)[0], ck.model.config.image_size,
                              labels_path=args.labels)
     chosen = full.select_ids(data.parse_ids(args.ids))
     vs = sampling.variant_set(ck.model, ae, chosen.images, chosen.ids, chosen.labels, k=args.variants,
@@ -216,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="PSNR / SSIM / LPIPS of checkpoints on their validation split")
     e.add_argument("checkpoints", nargs="+", metavar="CKPT",
                    help="checkpoint .json (or .safetensors), or a folder of them (train --out DIR)")
-    e.add_argument("--dataset", help="default: the dataset recorded in the checkpoint")
+    e.add_argument("--dataset", help="default: the dataset recorded in the checkpoint (the groups it was trained on)")
     e.add_argument("--labels")
     e.add_argument("--split", choices=["val", "train", "all"], default="val")
     e.add_argument("--no-lpips", action="store_true")

@@ -930,14 +930,31 @@ class Split:
     spec: str
     val_fraction: float
     seed: int
+    groups: tuple[str, ...] = ()  # of_groups: only these labels of the data `spec` names, split as a whole
 
     @property
     def skipped(self) -> list[str]:
         return self.all.skipped
 
     def describe(self) -> dict:
+        # "groups" is recorded apart so that load_recorded_split need not read it back from `spec`
         return {**self.all.describe(), "spec": self.spec, "val_fraction": self.val_fraction,
-                "split_seed": self.seed, "n_train": len(self.train), "n_val": len(self.val)}
+                "split_seed": self.seed, "n_train": len(self.train), "n_val": len(self.val)} | (
+                    {"groups": list(self.groups)} if self.groups else {})
+
+    def of_groups(self, groups: Iterable[str]) -> Split:
+        """This split's images of these labels only, ids and train/validation sides kept (a shipped
+        pair trained on some of OpenMoji's groups); the whole split when none are named."""
+        groups = tuple(groups)
+        if not groups:
+            return self
+        missing = [g for g in groups if g not in self.all.label_names]
+        if missing:
+            raise DataError(f"{self.spec}: no label {missing[0]!r} (its labels: {', '.join(self.all.label_names)})")
+        keep = [self.all.label_names.index(g) for g in groups]
+        train, val, whole = (part.subset(np.flatnonzero(np.isin(part.labels, keep)))
+                             for part in (self.train, self.val, self.all))
+        return Split(whole, train, val, f"{self.spec} ({', '.join(groups)})", self.val_fraction, self.seed, groups)
 
 
 def load_split(spec: str = "openmoji", image_size: int = 64, val_fraction: float = 0.1, seed: int = 0,
@@ -956,3 +973,12 @@ def load_split(spec: str = "openmoji", image_size: int = 64, val_fraction: float
         whole = whole.subset(np.concatenate([train_index, val_index]))
     n = len(train_index)
     return Split(whole, whole._slice(0, n), whole._slice(n, len(whole)), str(spec), val_fraction, seed)
+
+
+def recorded_data(record: dict) -> tuple[str, tuple[str, ...]]:
+    """(the data spec, the label groups) a checkpoint's dataset record (Split.describe) names: a
+    shipped pair trained on some of OpenMoji's groups records "openmoji (smileys & emotion)" and
+    its groups apart."""
+    groups = tuple(record.get("groups") or ())
+    spec = str(record.get("spec") or "openmoji")
+    return (spec.removesuffix(f" ({', '.join(groups)})") if groups else spec), groups

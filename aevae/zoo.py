@@ -109,7 +109,8 @@ def _split(image_size: int) -> data.Split:
 def _quick(split: data.Split) -> data.Split:
     """A small slice keeps the test suite fast; ids stay those of the full set."""
     return data.Split(split.all, split.train.subset(np.arange(min(192, len(split.train)))),
-                      split.val.subset(np.arange(min(48, len(split.val)))), split.spec, split.val_fraction, split.seed)
+                      split.val.subset(np.arange(min(48, len(split.val)))), split.spec, split.val_fraction, split.seed,
+                      split.groups)
 
 
 def _entry(r: Recipe, ck: checkpoints.Checkpoint, result: metrics.EvalResult, path: Path, hist) -> dict:
@@ -128,12 +129,7 @@ def _entry(r: Recipe, ck: checkpoints.Checkpoint, result: metrics.EvalResult, pa
 
 def _groups(split: data.Split, groups: tuple[str, ...]) -> data.Split:
     """The split's images of these OpenMoji groups only (the whole split when none are named)."""
-    if not groups:
-        return split
-    keep = [split.all.label_names.index(g) for g in groups]
-    train, val = (part.subset(np.flatnonzero(np.isin(part.labels, keep))) for part in (split.train, split.val))
-    whole = split.all.subset(np.flatnonzero(np.isin(split.all.labels, keep)))
-    return data.Split(whole, train, val, f"{split.spec} ({', '.join(groups)})", split.val_fraction, split.seed)
+    return split.of_groups(groups)
 
 
 def build(out: Path = DEFAULT_DIR, quick: bool = False, only: list[str] | None = None,

@@ -1,6 +1,7 @@
 """Each main action through the HTTP API with gradio_client, against a served app."""
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,26 @@ def test_endpoints_are_listed(client):
             "/prior_samples", "/interpolate", "/code_map", "/beta_shipped", "/beta_sweep"} <= names
 
 
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
 def test_prior_samples_and_beta(client):
     img, note = client.predict("in use", 4, 0, api_name="/prior_samples")
-    assert "same draws" in note
+    assert "4 draws" in note and "same draws" in note
+    four = pixels(img)
+    cell = four.shape[0] // 2  # two rows, VAE and AE, of square cells (the gap included)
+    eight = pixels(client.predict("in use", 8, 0, api_name="/prior_samples")[0])
+    assert eight.shape[0] == four.shape[0] and eight.shape[1] - four.shape[1] == 4 * cell  # 4 more draws
+    assert np.array_equal(pixels(client.predict("in use", 4, 0, api_name="/prior_samples")[0]), four)  # seeded
+    assert not np.array_equal(pixels(client.predict("in use", 4, 1, api_name="/prior_samples")[0]), four)
     table, chart, grid, note = client.predict(api_name="/beta_shipped")
-    assert len(table["data"]) == 2
+    betas = [row[0] for row in table["data"]]
+    assert len(betas) == 2 and len(set(betas)) == 2
+    points = chart["value"]["data"]  # KL, MSE, beta: one point per shipped VAE, the table's numbers
+    assert [float(p[2]) for p in points] == betas
+    assert [round(p[0], 1) for p in points] == [row[1] for row in table["data"]]
+    assert pixels(grid).shape[0] == 2 * len(betas) * cell  # reconstructions and prior samples per beta
 
 
 def test_reconstruct(client):
@@ -76,20 +92,36 @@ def test_out_of_range_values_are_refused(client):
         client.predict("1", "(none)", 4, 99, 1.0, 0, api_name="/variants")
 
 
-def test_same_settings_and_seed_give_identical_checkpoints_in_two_sessions(server, tmp_path):
-    """Two browser sessions (two clients) train with the same small settings and seed."""
-    tensors = []
-    for i in range(2):
-        c = Client(server, verbose=False, httpx_kwargs=CLIENT_HTTPX)
-        *_, files, _, _ = c.predict("default", 32, "16x4x4", 1, 120, 32, 2e-3, 1e-5, 0.1, 11, "openmoji", None,
-                                    False, api_name="/train")
-        folder = tmp_path / str(i)
-        folder.mkdir()
-        for f in files:
-            shutil.copy(f, folder)
-        tensors.append({k: load_file(str(p)) for k, p in ((p.stem, p) for p in folder.glob("*.safetensors"))})
-    a, b = tensors
-    assert sorted(a) == sorted(b) == ["run-1-ae", "run-1-vae"]
+def train_checkpoints(url: str, seed: int, folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """A new client session presses Train (small settings, this seed); its checkpoints' tensors."""
+    c = Client(url, verbose=False, httpx_kwargs=CLIENT_HTTPX)
+    try:
+        status, *_, files, _, _ = c.predict("default", 32, "16x4x4", 1, 120, 32, 2e-3, 1e-5, 0.1, seed, "openmoji",
+                                            None, False, api_name="/train")
+    finally:
+        c.close()
+    assert "Done" in status, status
+    folder.mkdir()
+    for f in files:
+        shutil.copy(f, folder)
+    return {p.stem: load_file(str(p)) for p in folder.glob("*.safetensors")}
+
+
+@pytest.mark.slow
+def test_same_settings_and_seed_give_identical_checkpoints_in_two_separate_apps(quick_zoo, tmp_path):
+    """The README's proof that a run is reproducible: two app processes, each with its own run
+    cache and training workers (nothing of one can be handed to the other), train the same
+    settings and seed through the API at the same time; the checkpoints are equal tensor by
+    tensor. Another seed gives other weights, so the comparison can fail."""
+    from served import Served
+
+    env = {"AEVAE_CHECKPOINTS": str(quick_zoo)}
+    with Served(env) as one, Served(env) as two, ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(train_checkpoints, (one.url, two.url), (11, 11), (tmp_path / "a", tmp_path / "b"))
+        other = train_checkpoints(two.url, 12, tmp_path / "c")
+        assert one.pid != two.pid
+    assert sorted(a) == sorted(b) == sorted(other) == ["run-1-ae", "run-1-vae"]
     for name in a:
         assert a[name].keys() == b[name].keys()
         assert all(torch.equal(a[name][k], b[name][k]) for k in a[name]), name
+        assert not all(torch.equal(a[name][k], other[name][k]) for k in a[name]), name

@@ -12,7 +12,7 @@ import torch
 from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 from PIL import Image
 
-from aevae import checkpoints, data, workbench, worker
+from aevae import checkpoints, classroom, data, workbench, worker
 from ui.common import session
 
 
@@ -112,9 +112,12 @@ def test_variants_by_label_and_out_of_range_ids_are_reported(app_module):
     assert all("flags" in caption for _, caption in gallery[1:])
 
 
-@pytest.mark.parametrize("k, scale", [(0, 1.0), (11, 1.0), (5, -1), (5, 50)])
-def test_variants_bounds(app_module, k, scale):
-    with pytest.raises(gr.Error):
+@pytest.mark.parametrize("k, scale, why", [(0, 1.0, "variants per image must be between 1 and 10, got 0"),
+                                           (11, 1.0, "variants per image must be between 1 and 10, got 11"),
+                                           (5, -1, "noise scale must be between 0 and 5, got -1"),
+                                           (5, 50, "noise scale must be between 0 and 5, got 50")])
+def test_variants_bounds(app_module, k, scale, why):
+    with pytest.raises(gr.Error, match=why):
         app_module.make_variants("1-3", "(none)", 4, k, scale, 0, req("v3"))
 
 
@@ -339,11 +342,24 @@ def state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_same_settings_and_seed_give_the_same_models_in_two_sessions(app_module):
-    run_training(app_module, "d1", seed=7, batch_size=32)
-    run_training(app_module, "d2", seed=7, batch_size=32)
-    a, b = session(req("d1")).pair(), session(req("d2")).pair()
+def test_same_settings_and_seed_give_the_same_models_in_two_worker_processes(app_module, monkeypatch):
+    """Two sessions press Train with the same settings and seed, each with a run cache of its own
+    (the server's shared one would hand the second the first's models) and each in a new worker
+    process: the models are equal tensor by tensor."""
+    monkeypatch.setenv("AEVAE_TRAIN_WORKERS", "1")
+    pairs, workers = [], []
+    for name in ("d1", "d2"):
+        s = session(req(name))
+        s.shared = classroom.SharedRuns()  # the server's run cache bypassed: this session's own
+        worker.POOL.close()  # and no worker kept from before: a new process trains
+        run_training(app_module, name, seed=7, batch_size=32)
+        assert s.shared.trainings_started == 1  # trained, not reused
+        workers.append({w.proc.pid for w in worker.POOL._idle})
+        pairs.append(s.pair())
+    assert all(workers) and workers[0].isdisjoint(workers[1])
+    a, b = pairs
     for kind in ("ae", "vae"):
+        assert getattr(a, kind) is not getattr(b, kind)
         sa, sb = state(getattr(a, kind)), state(getattr(b, kind))
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert a.history["ae"]["iter_loss"] == b.history["ae"]["iter_loss"]

@@ -40,39 +40,82 @@ def tab(page, name):
     page.get_by_role("tab", name=name).click()
 
 
+# Every tab shows results when opened (test_every_tab_shows_results_when_opened), so a click is
+# checked by what it must change: a new picture (each answer is a new file), a new number.
+SHOWN = ("() => [...document.querySelectorAll('img')].filter(i => i.offsetParent !== null && i.src.includes('file'))"
+         ".map(i => [i.src, i.naturalWidth, i.naturalHeight])")
+
+
+def pictures(page) -> list:
+    """The visible pictures the app made: [src, width, height] each."""
+    return page.evaluate(SHOWN)
+
+
+def wait_new_picture(page, before: list, timeout=60_000) -> list:
+    """Wait until a visible picture is one that was not shown before; the pictures then."""
+    page.wait_for_function(f"before => ({SHOWN})().some(p => !before.some(b => b[0] === p[0]))", arg=before,
+                           timeout=timeout)
+    page.wait_for_function(f"() => ({SHOWN})().every(p => p[1] > 0)", timeout=timeout)  # loaded
+    return pictures(page)
+
+
+def set_number(page, label, value):
+    """The number box of a slider of the tab shown (other tabs have sliders of the same name)."""
+    box = page.locator(f"input[aria-label='number input for {label}'] >> visible=true").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
 def test_reconstructions_tab(page):
     tab(page, "Reconstructions")
+    page.get_by_text("Mean ± std over 10 images").first.wait_for(timeout=60_000)  # shown on opening
+    before = pictures(page)
+    set_number(page, "Random images", 7)
     page.get_by_role("button", name="Reconstruct", exact=True).click()
-    page.get_by_text("Mean ± std over 10 images").wait_for(timeout=30_000)
-    assert page.locator("img[src*='/file=']").count() + page.locator("img[src*='gradio_api/file']").count() >= 1
+    page.get_by_text("Mean ± std over 7 images").wait_for(timeout=30_000)  # the click's answer, not the first one
+    after = wait_new_picture(page, before)
+    assert len(after) >= 1
     assert page.get_by_role("cell", name="AE", exact=True).count() >= 1
     shot(page, "reconstructions")
 
 
 def test_variants_tab(page):
     tab(page, "Noisy VAE variants")
+    page.get_by_text("100 VAE variants of 20 images").first.wait_for(timeout=60_000)  # 5 per image, on opening
+    set_number(page, "Variants per image", 3)
     page.get_by_role("button", name="Draw variants").click()
-    page.get_by_text("100 VAE variants of 20 images").wait_for(timeout=30_000)
+    page.get_by_text("60 VAE variants of 20 images").wait_for(timeout=30_000)
     shot(page, "variants")
 
 
 def test_latent_sizes_tab(page):
     tab(page, "Latent sizes")
+    page.get_by_text("A 'bottleneck' with more values").first.wait_for(timeout=60_000)
+    before = pictures(page)
+    set_number(page, "Random images", 3)
     page.get_by_role("button", name="Compare latent sizes").click()
-    page.get_by_text("A 'bottleneck' with more values").wait_for(timeout=30_000)
+    after = wait_new_picture(page, before)
+    grid = lambda shown: max(shown, key=lambda p: p[1] * p[2])[1:]  # noqa: E731 - the largest: the grid
+    assert grid(after) != grid(before), (before, after)  # 3 images, not 6
     shot(page, "latent-sizes")
 
 
 def test_latent_space_and_beta_tabs(page):
     tab(page, "Latent space")
+    page.get_by_text("12 draws z ~ N(0, I)").first.wait_for(timeout=60_000)  # the tab's first view
+    page.get_by_text("VAE codes of 450 validation images").first.wait_for(timeout=60_000)
+    set_number(page, "Prior samples", 5)
     page.get_by_role("button", name="Decode random draws").click()
-    page.get_by_text("the same draws through both decoders").wait_for(timeout=30_000)
+    page.get_by_text("5 draws z ~ N(0, I)").wait_for(timeout=30_000)
+    page.get_by_role("radio", name="AE", exact=True).check()
     page.get_by_role("button", name="Map the validation set").click()
-    page.get_by_text("codes of 450 validation images").wait_for(timeout=30_000)
+    page.get_by_text("AE codes of 450 validation images").wait_for(timeout=30_000)
     shot(page, "latent-space")
     tab(page, "Beta trade-off")
+    page.get_by_text("Low beta: sharp reconstructions").first.wait_for(timeout=60_000)
+    before = pictures(page)
     page.get_by_role("button", name="Show the shipped sweep").click()
-    page.get_by_text("Low beta: sharp reconstructions").wait_for(timeout=30_000)
+    wait_new_picture(page, before)  # the same shipped answer, drawn again as a new file
     shot(page, "beta")
 
 
@@ -108,7 +151,35 @@ def pick(page, label, option):
     page.get_by_role("option", name=option).first.click()
 
 
-def test_sweep_keeps_the_pair_in_use_and_the_picker_chooses(page):
+def new_page(page, server):
+    """A new tab: a session of its own."""
+    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.goto(server)
+    pg.get_by_role("button", name="Train AE + VAE").wait_for(timeout=30_000)
+    return pg
+
+
+def train_a_run(pg):
+    """Run 1 of this tab's session: the small training of test_train_tab (reused when it ran)."""
+    tab(pg, "Train")
+    small_training(pg)
+    pg.get_by_role("button", name="Train AE + VAE").click()
+    pg.get_by_text("Done.").wait_for(timeout=120_000)
+
+
+@pytest.fixture
+def trained_page(page, server):
+    """A tab of its own whose session has trained run 1 (in use), whatever ran before."""
+    pg = new_page(page, server)
+    try:
+        train_a_run(pg)
+        yield pg
+    finally:
+        pg.close()
+
+
+def test_sweep_keeps_the_pair_in_use_and_the_picker_chooses(trained_page):
+    page = trained_page
     tab(page, "Hyperparameter runs")
     page.get_by_label("Epochs to sweep").fill("1")
     box = page.get_by_label("number input for Training images", exact=True).first
@@ -137,16 +208,23 @@ def test_sweep_keeps_the_pair_in_use_and_the_picker_chooses(page):
     shot(page, "report")
 
 
-def test_runs_and_models_tabs(page):
+def test_runs_and_models_tabs(trained_page):
+    page = trained_page
     tab(page, "Hyperparameter runs")
+    page.get_by_role("columnheader", name="epochs done", exact=True).wait_for(timeout=30_000)  # shown on opening
+    csv = page.locator("a[href*='runs.csv']").first
+    csv.wait_for(timeout=30_000)
+    before = csv.get_attribute("href")
     page.get_by_role("button", name="Refresh table").click()
-    try:
-        page.get_by_role("columnheader", name="epochs done", exact=True).wait_for(timeout=30_000)
-    finally:
-        shot(page, "runs")
+    page.wait_for_function("before => [...document.querySelectorAll(\"a[href*='runs.csv']\")].some(a => a.href"
+                           " && !a.href.endsWith(before))", arg=before, timeout=30_000)  # a new CSV was written
+    shot(page, "runs")
     tab(page, "Models")
+    page.get_by_text("run 1 — AE").first.wait_for(timeout=30_000)  # the pair in use when the tab opened
+    pick(page, IN_USE, "shipped: default")
+    page.get_by_text("Every tab now uses shipped: default").wait_for(timeout=10_000)
     page.get_by_role("button", name="Show the models in use").click()
-    page.get_by_text("parameters").first.wait_for(timeout=30_000)
+    page.get_by_text("shipped: default — AE").wait_for(timeout=30_000)  # what the click shows: the new pair
     shot(page, "models")
 
 

@@ -85,7 +85,7 @@ def test_check_names_the_largest_batch_that_fits():
     fits = int(e.value.args[0].rsplit(" ", 1)[1])
     assert 16 <= fits < 512 and isinstance(e.value, ValueError)
     assert budget.check_training(PAIR_B128, fits, 4495, budget_bytes).total <= budget_bytes
-    with pytest.raises(MemoryBudgetError):
+    with pytest.raises(MemoryBudgetError, match=rf"^batch {fits + 1} at 128 px .* try batch <= {fits}$"):
         budget.check_training(PAIR_B128, fits + 1, 4495, budget_bytes)
     assert budget.largest_batch(PAIR_B128, 4495, budget_bytes) == fits
 

@@ -82,10 +82,12 @@ def test_weights_from_another_config(tmp_path):
         checkpoints.load(tmp_path / "a.json")
 
 
-@pytest.mark.parametrize("text", ["{not json", json.dumps({"format": "other"}), json.dumps([1, 2])])
-def test_bad_metadata(tmp_path, text):
+@pytest.mark.parametrize("text, why", [("{not json", r"^m\.json: not valid JSON \("),
+                                       (json.dumps({"format": "other"}), r"^m\.json: not an aevae checkpoint"),
+                                       (json.dumps([1, 2]), r"^m\.json: not an aevae checkpoint")])
+def test_bad_metadata(tmp_path, text, why):
     (tmp_path / "m.json").write_text(text)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=why):
         checkpoints.load(tmp_path / "m.json")
 
 

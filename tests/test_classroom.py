@@ -192,3 +192,25 @@ def test_the_plan_counts_in_words_that_agree():
     plan = plan_text(settings(epochs=3), small_split())
     assert plan.startswith("3 epochs x 72 images = 15 steps of batch 16 per model"), plan
     assert tm(plan, "zh-TW").startswith("3 個訓練週期 x 72 張影像 = 每個模型 15 步（批次大小 16）")
+
+
+def test_finished_runs_are_kept_for_reuse_least_recently_used_dropped_past_24():
+    assert classroom.MAX_FINISHED == 24
+    runs = classroom.SharedRuns()  # the defaults
+    trained = []
+
+    def train(shared, should_stop):  # what a training returns, at once: no models needed to count
+        trained.append(shared.key)
+        return {}, {}, 0.0
+
+    def press(key):
+        shared, how, _ = runs.get_or_start(key, 1.0, train)
+        assert shared.done.wait(30)
+        return how
+
+    assert [press(f"k{i}") for i in range(24)] == ["new"] * 24
+    assert press("k0") == "finished"  # reused (and now the most recently used)
+    assert press("k24") == press("k25") == "new"  # 26 finished: the least recently used go past 24
+    assert press("k0") == press("k3") == press("k25") == "finished"
+    assert press("k1") == "new"  # dropped: trained again
+    assert trained.count("k1") == 2 and trained.count("k0") == 1 and len(set(trained)) == 26

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,44 @@ def test_train_out_dir_then_evaluate_and_sample_it_as_a_subprocess(dataset, tmp_
     assert len(lines) == 2 and {line.split()[1] for line in lines} == {"AE", "VAE"}
     aevae("sample", run, "--ids", "1-2", "--variants", 2, "--out", tmp_path / "v")
     assert np.load(tmp_path / "v" / "gen_data.npy").shape == (4, 32, 32, 3)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def aevae_cli(*args, timeout=900) -> str:
+    """`python -m aevae ARGS` from the repository's root, as a user types it; its stdout."""
+    out = subprocess.run([sys.executable, "-m", "aevae", *map(str, args)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_every_shipped_checkpoint_evaluates_from_the_command_line():
+    """Each entry of checkpoints/manifest.json through `python -m aevae evaluate`, on the data it
+    records (the generate pair: OpenMoji's smileys only), gives the metrics the manifest lists."""
+    entries = checkpoints.read_manifest(ROOT / "checkpoints")
+    files = [f"checkpoints/{e['file']}" for e in entries]
+    assert len(files) >= 24 and "checkpoints/generate-vae.json" in files
+    report = json.loads(aevae_cli("evaluate", *files, "--json", "--no-lpips"))
+    assert sorted(report) == sorted(files)
+    for e, f in zip(entries, files):
+        got, recorded = report[f]["summary"], e["metrics"]
+        assert report[f]["n"] == recorded["psnr"]["n"], f  # its own validation images (generate: 11)
+        assert got["psnr"]["mean"] == pytest.approx(recorded["psnr"]["mean"], abs=1e-4), f
+        assert got["ssim"]["mean"] == pytest.approx(recorded["ssim"]["mean"], abs=1e-5), f
+
+
+def test_the_generate_pair_evaluates_and_samples_as_the_readme_says(tmp_path):
+    """The command that failed ("openmoji (smileys & emotion): no such file or folder"), with LPIPS."""
+    recorded = {e["name"]: e["metrics"] for e in checkpoints.read_manifest(ROOT / "checkpoints")}["generate-vae"]
+    line = aevae_cli("evaluate", "checkpoints/generate-vae.json").strip()
+    m = re.fullmatch(r"generate-vae\s+VAE\s+n=11\s+PSNR\s+([\d.]+) ± +[\d.]+\s+SSIM [\d.]+ ± [\d.]+\s+"
+                     r"LPIPS ([\d.]+) ± [\d.]+", line)
+    assert m, line
+    assert float(m[1]) == pytest.approx(recorded["psnr"]["mean"], abs=0.01)
+    assert float(m[2]) == pytest.approx(recorded["lpips"]["mean"], abs=1e-3)
+    # sample: ids are those of the whole recorded data (OpenMoji), as for every shipped model
+    aevae_cli("sample", "checkpoints/generate-vae.json", "--ids", "1-3", "--variants", 2, "--out", tmp_path)
+    assert np.load(tmp_path / "gen_data.npy").shape == (6, 64, 64, 3)

@@ -730,7 +730,7 @@ def test_bytes_read_are_capped_while_reading(tmp_path, monkeypatch):
     # A stream that yields more than its header declared is cut off at once.
     with pytest.raises(data._Skip, match="holds more than its declared 10 bytes"):
         data._read_capped(io.BytesIO(bytes(10**6)), 10, 10**9)
-    with pytest.raises(data._ByteBudget):
+    with pytest.raises(data._ByteBudget):  # the type is the reason: the load's byte budget, said by its caller
         data._read_capped(io.BytesIO(bytes(10**6)), 10**6, 1000)
     assert data._read_capped(io.BytesIO(b"abc"), 3, 3) == b"abc"
 
@@ -772,7 +772,7 @@ def test_should_stop_cancels_between_images(tmp_path, monkeypatch, pixels):
         with pytest.raises(data.Cancelled, match="loading was cancelled"):
             data.load_dataset(str(tmp_path / spec), 32, should_stop=stop)
         assert len(decoded) <= 3
-    with pytest.raises(data.Cancelled):
+    with pytest.raises(data.Cancelled, match="loading was cancelled"):
         data.load_split(str(tmp_path / "z.zip"), 32, should_stop=lambda: True)
     assert not issubclass(data.Cancelled, ValueError)  # not a bad file: the UI says "cancelled"
 

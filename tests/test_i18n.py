@@ -61,7 +61,7 @@ def test_translated_messages_keep_their_holes_and_still_exist(lang):
 def test_keys_fail_loudly_and_format():
     assert t("picker.now_using", "zh-TW", source="x", latent="8x16x16", size=64).startswith("所有分頁")
     assert t("picker.now_using", "xx", source="x", latent=1, size=2).startswith("Every tab")  # no file: English
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="no.such.key"):
         t("no.such.key", "en")
 
 

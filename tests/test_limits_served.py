@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import CLIENT_HTTPX, served_budget
 from gradio_client import Client, handle_file
+from PIL import Image
 from served import Bare
 
 QUICK = ("quick", 64, "8x16x16", 1, 60, 32, 3e-3, 1e-5, 0.1, 0, "openmoji", None, False)  # the Train inputs
@@ -26,12 +27,11 @@ def client(served_app):
     c.close()
 
 
-def refused(client, *args, api_name, match=None):
-    """The call's error message (it must be refused)."""
+def refused(client, *args, api_name, match):
+    """The call's error message (it must be refused, saying `match`: why)."""
     with pytest.raises(Exception) as e:  # noqa: PT011 - gradio_client raises AppError with the app's message
         client.predict(*args, api_name=api_name)
-    if match:
-        assert match in str(e.value), str(e.value)
+    assert match in str(e.value), str(e.value)
     return str(e.value)
 
 
@@ -75,7 +75,7 @@ def test_out_of_range_numbers_seeds_nan_and_latents_are_refused_in_one_log_line(
 def test_the_issues_hostile_inputs_are_refused_before_they_cost(served_app, client, tmp_path):
     # report B at 128 px and batch 512 (both slider maxima): 5.8 GB for one run before
     msg = refused(client, "report-b", 128, "256x8x8", 1, 60, 512, 1e-3, 0.0, 1.0, 0, "openmoji", None, False,
-                  api_name="/train")
+                  api_name="/train", match="this server allows 1.5 GB per training")
     assert "this server allows 1.5 GB per training" in msg and ("try batch <=" in msg or "even at batch 1" in msg)
     # 60,000 blank 64x64 images in a small .npz: refused after 3.8 GB and 20 s before
     buf = io.BytesIO()
@@ -129,10 +129,17 @@ def test_every_slider_at_its_maximum_is_refused_or_runs(served_app, client):
     assert len(gallery) == 40 and any(f.endswith("gen_data.npy") for f in files)
     _, table, _, _ = client.predict("", 16, 0, True, api_name="/latent_sizes")
     assert len(table["data"]) >= 1
-    client.predict("in use", 32, 0, api_name="/prior_samples")
-    client.predict("in use", 3, 841, 16, api_name="/interpolate")
-    _, _, _, px, py = client.predict("in use", "VAE", api_name="/code_map")
-    client.predict(px["maximum"], py["maximum"], api_name="/decode_point")
+    img, note = client.predict("in use", 32, 0, api_name="/prior_samples")
+    h, w, _ = np.asarray(Image.open(img)).shape
+    assert "32 draws" in note and w >= 32 * (h // 2), (w, h)  # two rows (VAE, AE) of 32 square cells
+    img, note = client.predict("in use", 3, 841, 16, api_name="/interpolate")
+    h, w, _ = np.asarray(Image.open(img)).shape
+    assert "16 steps" in note and w >= 16 * (h // 3), (w, h)  # three rows (AE, VAE linear, VAE spherical)
+    points, _, note, px, py = client.predict("in use", "VAE", api_name="/code_map")
+    n_val = len(points["value"]["data"])
+    assert n_val >= 100 and f"codes of {n_val} validation images" in note and px["maximum"] > 0 < py["maximum"]
+    corner = np.asarray(Image.open(client.predict(px["maximum"], py["maximum"], api_name="/decode_point")))
+    assert corner.ndim == 3 and corner.shape[0] == corner.shape[1] >= 32 and corner.std() > 0  # a picture, not blank
     for args, api in [(("128", 50), "/train_rung"), (("0, 0.1, 0.5, 1, 2, 4", 30), "/beta_sweep"),
                       (("5, 10, 15", 4096, "8x16x16", 0, 600), "/sweep")]:
         status = run_then_stop(client, *args, api_name=api)

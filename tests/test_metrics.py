@@ -169,7 +169,7 @@ def test_shape_mismatch_and_bad_shapes_raise():
         psnr(a, np.zeros((2, 16, 17, 3)))
     with pytest.raises(ValueError, match="differ"):
         ssim(a, np.zeros((1, 16, 16, 3)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be \(N, H, W, 3\), got shape \(16, 16, 3\)"):
         psnr(np.zeros((16, 16, 3)), np.zeros((16, 16, 3)))
     with pytest.raises(ValueError, match="at least 7"):
         ssim(np.zeros((1, 6, 6, 3)), np.zeros((1, 6, 6, 3)))

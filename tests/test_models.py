@@ -72,16 +72,24 @@ def test_unreachable_spatial_latent_is_a_clear_error():
         plan(ModelConfig(image_size=50, latent="64x8x8"))
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "0", "4x3x5", "10000x100x100", "-3"])
-def test_bad_latent_text(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, why", [("", "write a vector size like 256 or a map like 256x8x8"),
+                                      ("abc", "write a vector size like 256"),
+                                      ("0", "every size must be at least 1"),
+                                      ("4x3x5", r"spatial latents must be square \(got 3x5\)"),
+                                      ("10000x100x100", "has 100,000,000 values; the limit is 200,000"),
+                                      ("-3", "write a vector size like 256")])
+def test_bad_latent_text(bad, why):
+    with pytest.raises(ValueError, match=f"^latent '{bad}'.*{why}"):
         parse_latent(bad)
 
 
-@pytest.mark.parametrize("changes", [{"kind": "gan"}, {"image_size": 31}, {"image_size": 129},
-                                     {"widths": ()}, {"latent": "x"}])
-def test_bad_model_config(changes):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("changes, why", [({"kind": "gan"}, r"model kind must be one of \('ae', 'vae'\), got 'gan'"),
+                                          ({"image_size": 31}, "image size must be a whole number from 32 to 128, got 31"),
+                                          ({"image_size": 129}, "image size must be a whole number from 32 to 128, got 129"),
+                                          ({"widths": ()}, r"widths must be 1-5 stage widths of 1..1024 channels, got \(\)"),
+                                          ({"latent": "x"}, "latent 'x': write a vector size")])
+def test_bad_model_config(changes, why):
+    with pytest.raises(ValueError, match=why):
         ModelConfig(**changes)
 
 

@@ -52,7 +52,7 @@ def test_data_memory_share_per_session_and_loads_in_progress():
         mem.claim(Owner(), 64, 40, "late", wait_s=0.3)
     loading.drop()
     mem.claim(Owner(), 64, 40, "late", wait_s=0)
-    with pytest.raises(data.Cancelled):
+    with pytest.raises(data.Cancelled, match="^stopped: loading was cancelled$"):
         mem.claim(Owner(), 64, 45, "stopped", should_stop=lambda: True, wait_s=5)
 
 
@@ -181,9 +181,9 @@ def test_a_closed_session_makes_no_folder():
     folder = s.new_folder()
     s.close()
     assert not folder.exists()
-    with pytest.raises(workbench.SessionEnded):
+    with pytest.raises(workbench.SessionEnded, match="session ended .*Reload the page"):
         s.new_folder()
-    with pytest.raises(workbench.SessionEnded):
+    with pytest.raises(workbench.SessionEnded, match="session ended .*Reload the page"):
         _ = s.tmpdir
 
 
@@ -203,7 +203,7 @@ def test_uploads_to_reconstruct_are_decoded_only_as_far_as_shown(tmp_path, monke
     images = workbench.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
     assert len(images) == workbench.MAX_RECON_IMAGES == len(decoded)
     assert images.skipped == ["000.png: beyond the 64 images reconstructed at once (1 file not read)"]
-    with pytest.raises(data.Cancelled):
+    with pytest.raises(data.Cancelled, match="loading was cancelled"):
         workbench.load_user_images([tmp_path / "many.zip"], 32, should_stop=lambda: True)
 
 
@@ -265,3 +265,100 @@ def test_old_served_files_are_deleted_while_requests_add_more(tmp_path):
     young = tmp_path / "young"
     young.write_bytes(b"x")
     assert resources.delete_old_files([{str(young)}], set(), 60) == 0 and young.exists()
+
+
+# ---------------------------------------------------------------- the README's numbers, as behaviour
+
+
+@pytest.mark.parametrize("cores, slots", [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8), (None, 1)])
+def test_uploads_are_decoded_on_half_the_cores(cores, slots):
+    """DECODE_SLOTS as a server with that many cores reads it at start (a fresh interpreter)."""
+    code = (f"import os; os.cpu_count = lambda: {cores}\n"
+            "from aevae import resources; print(resources.DECODE_SLOTS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == slots
+
+
+def test_decoding_beyond_the_slots_waits_its_turn(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(resources, "_decode_slots", threading.BoundedSemaphore(2))  # a 4-core server's
+    inside, release = [], threading.Event()
+
+    def decode():
+        with resources.decoding():
+            inside.append(1)
+            release.wait(30)
+
+    threads = [threading.Thread(target=decode) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(inside) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(inside) == 2
+    asked = []
+    with pytest.raises(data.Cancelled, match="^third: cancelled while waiting to decode$"):
+        with resources.decoding(lambda: asked.append(1) or len(asked) > 2, "third"):
+            inside.append("third")  # never: both slots are held
+    assert "third" not in inside
+    release.set()
+    for t in threads:
+        t.join(30)
+    with resources.decoding(lambda: True, "later"):  # a free slot: no wait, should_stop not even asked
+        inside.append("later")
+    assert inside[-1] == "later"
+
+
+def test_a_session_keeps_its_newest_32_output_folders_per_kind():
+    s = Session(None)
+    try:
+        assert workbench.KEEP_FOLDERS == 32
+        live = s.new_folder("live")
+        made = [s.new_folder() for _ in range(40)]
+        assert [f.exists() for f in made] == [False] * 8 + [True] * 32  # the oldest 8 removed
+        assert live.exists()  # another kind (a training's live picture) is counted apart
+        more_live = [s.new_folder("live") for _ in range(32)]
+        assert not live.exists() and all(f.exists() for f in more_live + made[8:])
+    finally:
+        s.close()
+
+
+def test_api_sessions_are_kept_20_per_client_address_and_100_in_all():
+    assert (workbench.MAX_CLIENT_SESSIONS, workbench.MAX_SESSIONS) == (20, 100)
+    store = SessionStore(None, recent_s=0)  # the defaults; none counts as used in the last 2 minutes
+    one = [store.get(f"one-{i}", client="10.0.0.1") for i in range(30)]
+    assert sum(k.startswith("one-") for k in store._sessions) == 20
+    assert store._sessions.get("one-29") is one[29] and "one-9" not in store._sessions  # its oldest went
+    for c in range(10):  # ten more addresses, 20 sessions each: 220 asked for
+        for i in range(20):
+            store.get(f"c{c}-{i}", client=f"10.0.1.{c}")
+    assert len(store) == 100
+    page = store.get("student", page=True, client="10.0.0.1")  # a page is not an API session
+    for i in range(20):
+        store.get(f"again-{i}", client="10.0.2.1")
+    assert store._sessions.get("student") is page and len(store) == 101
+
+
+@pytest.mark.parametrize("env, got", [(None, (300, 900)), ("2,10", (2, 10)), (" 60 , 120 ", (60, 120))])
+def test_the_sweep_intervals(monkeypatch, env, got):
+    """README: every 5 minutes, files older than 15 minutes; AEVAE_CACHE_SWEEP="300,900" sets both."""
+    from ui.common import cache_sweep
+
+    if env is None:
+        monkeypatch.delenv("AEVAE_CACHE_SWEEP", raising=False)
+    else:
+        monkeypatch.setenv("AEVAE_CACHE_SWEEP", env)
+    assert cache_sweep() == got
+
+
+@pytest.mark.parametrize("bad", ["300", "300,0", "a,b", "-1,5", "1,2,3"])
+def test_a_bad_sweep_setting_is_refused_with_why(monkeypatch, bad):
+    from ui.common import cache_sweep
+
+    monkeypatch.setenv("AEVAE_CACHE_SWEEP", bad)
+    with pytest.raises(ValueError, match=r"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900"):
+        cache_sweep()
+

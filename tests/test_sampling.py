@@ -57,10 +57,14 @@ def test_posterior_noise_needs_a_vae(pair):
         sampling.variants(ae, imgs[:2])
 
 
-@pytest.mark.parametrize("kw", [{"k": 0}, {"k": 500}, {"scale": -1}, {"scale": 100}, {"mode": "x"}])
-def test_bounds(pair, kw):
+@pytest.mark.parametrize("kw, why", [({"k": 0}, r"variants per image must be 1\.\.\d+, got 0"),
+                                     ({"k": 500}, r"variants per image must be 1\.\.\d+, got 500"),
+                                     ({"scale": -1}, r"noise scale must be 0\.\.\S+, got -1"),
+                                     ({"scale": 100}, r"noise scale must be 0\.\.\S+, got 100"),
+                                     ({"mode": "x"}, r"noise mode must be one of .*, got 'x'")])
+def test_bounds(pair, kw, why):
     _, vae, imgs = pair
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=why):
         sampling.variants(vae, imgs[:2], **kw)
 
 

@@ -60,8 +60,11 @@ def test_a_classroom_at_once(server, capfd):
     assert "Traceback" not in err
 
 
-def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd):
-    """A class presses Train with the default settings at the same moment; others reconstruct."""
+def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd, monkeypatch):
+    """A class presses Train with the default settings at the same moment; others reconstruct.
+
+    On a server that has not trained them yet, whatever ran before in this process: the sessions
+    made here share a run cache of their own."""
     import shutil
     import tempfile
     from pathlib import Path
@@ -70,11 +73,13 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
     from safetensors.torch import load_file
 
     import ui.common
+    from aevae.classroom import SharedRuns
     from aevae.workbench import TrainSettings
 
     d = TrainSettings()
     args = (d.preset, d.image_size, d.latent, d.epochs, d.seconds, d.batch_size, d.lr, d.weight_decay, d.beta,
             d.seed, "openmoji", None, True)
+    monkeypatch.setattr(ui.common.store(), "shared", SharedRuns())  # new sessions take the store's
     shared = ui.common.store().shared
     before = shared.trainings_started
     out = Path(tempfile.mkdtemp())

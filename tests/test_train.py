@@ -102,10 +102,15 @@ def test_a_last_batch_of_one_is_dropped():
     assert len(hist.iter_loss) == 2 and hist.images_seen == 16
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": 0}, {"lr": 0}, {"lr": 5}, {"beta": -1},
-                                 {"seconds": 0}, {"weight_decay": -0.1}])
-def test_bad_train_config(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, why", [({"epochs": 0}, r"^epochs must be a whole number from 1 to 10,000, got 0$"),
+                                      ({"batch_size": 0}, r"^batch size must be a whole number from 1 to 4,096, got 0$"),
+                                      ({"lr": 0}, r"^learning rate must be in \(0, 1\], got 0\.0$"),
+                                      ({"lr": 5}, r"^learning rate must be in \(0, 1\], got 5\.0$"),
+                                      ({"beta": -1}, r"^beta must be in \[0, 1000\], got -1\.0$"),
+                                      ({"seconds": 0}, r"^seconds must be in \(0, 86400\], got 0\.0$"),
+                                      ({"weight_decay": -0.1}, r"^weight decay must be in \[0, 1\], got -0\.1$")])
+def test_bad_train_config(bad, why):
+    with pytest.raises(ValueError, match=why):
         TrainConfig(**bad)
 
 

@@ -21,11 +21,34 @@ def without_times(h):
     return [{k: v for k, v in e.items() if k != "seconds"} for e in h.epochs]
 
 
+@pytest.fixture(autouse=True)
+def workers_on(monkeypatch):
+    """These tests are about workers: on whatever the environment says (AEVAE_TRAIN_WORKERS=0 would
+    otherwise train in this process and prove nothing)."""
+    monkeypatch.setenv("AEVAE_TRAIN_WORKERS", "1")
+
+
+def workers() -> set[int]:
+    """This process's `python -m aevae.worker` children."""
+    return {pid for pid in children()
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"aevae.worker"]}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker process")
 def test_a_worker_trains_the_very_models_the_server_would(monkeypatch):
     split = small_split()
-    seen, snaps = [], []
-    m1, h1, _ = workbench.train_models(settings(), split, lambda name, p: seen.append((name, p.step)), None,
-                                       lambda snap: snaps.append(snap.step))
+    seen, snaps, during = [], [], set()
+
+    def progress(name, p):
+        seen.append((name, p.step))
+        during.update(workers())
+
+    worker.POOL.close()  # no worker before: the one seen below is this training's
+    assert not workers()
+    m1, h1, _ = workbench.train_models(settings(), split, progress, None, lambda snap: snaps.append(snap.step))
+    assert len(during) == 1, during  # it trained in a worker process, kept for the next training
+    assert {w.proc.pid for w in worker.POOL._idle} == during
+    assert os.getpriority(os.PRIO_PROCESS, during.pop()) == worker.NICE == 19  # the README's "nice 19"
     monkeypatch.setenv("AEVAE_TRAIN_WORKERS", "0")
     m2, h2, _ = workbench.train_models(settings(), split)
     for kind in ("ae", "vae"):
