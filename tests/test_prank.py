@@ -1,0 +1,121 @@
+"""A prankster in the class (issue 25): text anyone can type or name, and small crafted files.
+
+Every crafted input is made here. A refusal is checked for its reason; "at once" is checked as
+behaviour (the work finished within a generous join), never as a timing figure (bench/prank.py
+prints those).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from aevae import data, i18n, workbench
+from aevae.i18n import tm
+
+# Text that made the old lazy-regex matcher of tm() backtrack catastrophically: the literal
+# pieces of a many-holed template ("{} epoch{} x {} image{} = {} step{} of batch {} per model,
+# ...") repeated, so a regex tries every way to share them out among its holes.
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = " epoch x  image =  step of batch  per model, "
+
+
+def finishes(fn, *args, seconds: float = 10.0):
+    """fn(*args) in a fresh interpreter: its result, or a failure when it did not finish in
+    `seconds` (a generous bound: the answer is due in milliseconds; the old matcher took
+    minutes, holding the interpreter so that no thread of it could even notice)."""
+    code = ("import importlib, json, sys; a = json.load(sys.stdin); f = importlib.import_module(a[0])\n"
+            "try: print(json.dumps({'value': getattr(f, a[1])(*a[2])}))\n"
+            "except Exception as e: print(json.dumps({'error': type(e).__name__, 'message': str(e)}))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], input=json.dumps([fn.__module__, fn.__name__, args]),
+                              capture_output=True, text=True, timeout=seconds, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{fn.__name__} still running after {seconds} s: the matching backtracks")
+    out = json.loads(done.stdout)
+    if "error" in out:
+        raise getattr(data, out["error"], RuntimeError)(out["message"])
+    return out["value"]
+
+
+def png_bytes(color=(200, 30, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (12, 12), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- 1: no backtracking on user text
+@pytest.mark.parametrize("repeat", [40, 1200])  # a 1.8 KB and a 54 KB parameter name
+def test_a_crafted_link_parameter_is_translated_at_once(repeat):
+    name = UNIT * repeat
+    _, problems = workbench.settings_from_query({name: "1"})
+    assert len(problems) == 1 and len(problems[0]) < 80  # the name is shown bounded
+    zh = finishes(tm, problems[0], "zh-TW")
+    assert zh.startswith("未知的設定") and "…" in zh
+    # the matcher itself is linear too, whatever reaches it unbounded
+    raw = finishes(tm, f"unknown setting '{UNIT * 40}'", "zh-TW")
+    assert raw.startswith("未知的設定") and raw.count("per model") == 40
+
+
+def test_a_crafted_zip_entry_name_is_translated_at_once(tmp_path):
+    path = tmp_path / "own.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(UNIT * 40 + ".png", b"not an image")
+        zf.writestr(UNIT * 1200 + ".png", b"not an image either")
+    with pytest.raises(ValueError, match=r"no usable image in this upload: .*not a PNG, JPEG, WebP or BMP") as e:
+        workbench.load_user_images([str(path)], 32)
+    message = str(e.value)
+    assert len(message) < 400  # both names shown bounded
+    zh = finishes(tm, message, "zh-TW")
+    assert zh.startswith("這次上傳沒有可用的影像"), zh
+    assert finishes(tm, f"no usable image in this upload: {UNIT * 80}.png: x", "zh-TW").startswith("這次上傳")
+
+
+def test_template_matching_gives_what_a_lazy_regex_gave():
+    pieces = tuple("a{}b{}c".split("{}"))
+    assert i18n.fill(pieces, "a1b2b3c") == ["1", "2b3"]  # each hole the shortest that lets the rest fit
+    assert i18n.fill(pieces, "abc") == ["", ""]
+    assert i18n.fill(pieces, "a1c") is None
+    assert i18n.fill(tuple("{}: x".split("{}")), "y: x: x") == ["y: x"]
+    assert i18n.fill(tuple("x{}x".split("{}")), "x") is None  # the two pieces may not overlap
+
+
+def test_ids_parse_without_quadratic_regex_and_a_huge_number_is_refused_plainly():
+    assert finishes(data.parse_ids, " 1 - 3 ,7 \u2013 8") == [1, 2, 3, 7, 8]
+    with pytest.raises(data.DataError, match=r"is not an id or a range like 1-5") as e:
+        finishes(data.parse_ids, "1" * 5000)
+    assert len(str(e.value)) < 120 and "int_max_str_digits" not in str(e.value)
+    with pytest.raises(data.DataError, match=r"'-' is not an id"):
+        finishes(data.parse_ids, " " * 200_000 + "-")
+
+
+# ---------------------------------------------------------------- 3: long folder names
+def test_a_label_folder_named_by_thousands_of_characters_is_refused(tmp_path):
+    path = tmp_path / "labels.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("cats/a.png", png_bytes())
+        zf.writestr("L" * 30_000 + "/b.png", png_bytes())
+    with pytest.raises(data.DataError, match=r"a label folder is named by 30,000 characters .*the limit is 200"):
+        data.load_dataset(str(path), 32)
+
+
+def test_names_in_messages_are_bounded_and_printable():
+    assert data.shown("a" * 10) == "a" * 10
+    long = data.shown("x" * 60_000 + ".png")
+    assert len(long) == data.MAX_SHOWN_NAME and long.endswith(".png") and "…" in long
+    assert data.shown("a\nb\x00c") == "a?b?c"
+
+
+def test_fill_matches_every_template_as_before():
+    """The linear matcher reads back the values of every template filled in."""
+    for pieces, _ in i18n._templates("zh-TW"):
+        values = [f"v{i}" for i in range(len(pieces) - 1)]
+        text = "".join(p + v for p, v in zip(pieces, values)) + pieces[-1]
+        assert i18n.fill(pieces, text) == values, pieces
