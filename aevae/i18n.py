@@ -19,6 +19,7 @@ import ast
 import functools
 import json
 import re
+import string
 from pathlib import Path
 
 LOCALES = Path(__file__).parent / "locales"
@@ -155,6 +156,13 @@ def _templates(lang: str) -> list[tuple[tuple[str, ...], str]]:
         if HOLE in src and len(src.replace(HOLE, "")) >= 4:
             out.append((len(src.replace(HOLE, "")), tuple(src.split(HOLE)), dst))
     return [(pieces, dst) for _, pieces, dst in sorted(out, key=lambda o: -o[0])]
+
+
+def md(text: str) -> str:
+    """`text` as literal Markdown: every ASCII punctuation mark backslash-escaped (CommonMark and
+    the page's renderer show an escaped mark as itself), so a name someone chose cannot become
+    HTML, a link, an image, emphasis or a table cell. For names and messages put into Markdown."""
+    return "".join("\\" + c if c in string.punctuation else c for c in str(text))
 
 
 # --- the package's messages, read from its source ---------------------------------------

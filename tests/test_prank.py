@@ -119,3 +119,63 @@ def test_fill_matches_every_template_as_before():
         values = [f"v{i}" for i in range(len(pieces) - 1)]
         text = "".join(p + v for p, v in zip(pieces, values)) + pieces[-1]
         assert i18n.fill(pieces, text) == values, pieces
+
+
+# ---------------------------------------------------------------- 6, 7, 9: shown as text
+PAYLOADS = ['<img src=x onerror=window.__pwned=1 id=pwn1>', '[sign in](javascript:window.__pwned=2)',
+            '![t](x.png) <b id=pwn3>bold']
+
+
+def crafted_zip(folder: Path) -> Path:
+    """A zip whose folder (label), file and own names are markup: 3 labels x 4 images."""
+    path = folder / "<img src=y onerror=window.__pwned=5 id=pwn5>.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, label in enumerate(PAYLOADS):
+            for i in range(4):
+                name = f"<svg onload=window.__pwned=4 id=pwn4>{i}.png" if k == 0 else f"{i}.png"
+                zf.writestr(f"{label}/{name}", png_bytes((60 * k, 40 * i, 90)))
+    return path
+
+
+def crafted_report(app_module, folder: Path) -> Path:
+    """report.html of a session whose upload is crafted_zip, through the Report tab's handler."""
+    from ui.common import session
+
+    req = type("R", (), {"session_hash": f"prank-report-{folder.name}"})()
+    s = session(req)
+    s.set_upload([str(crafted_zip(folder))], s.pair().image_size)
+    app_module.reconstruct("1-12", 12, 0, False, req)  # every image, so every label and name is in the report
+    path, msg = app_module.download_report(req)
+    assert "Report ready" in msg
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(folder / "out")
+    return folder / "out" / "aevae-report" / "report.html"
+
+
+def test_markdown_escape_shows_markup_as_text():
+    from markdown_it import MarkdownIt
+
+    for text in [*PAYLOADS, "<script>window.__pwned=1</script>", "a|b", "**x** `y` $$z$$ www.x.org a@b.org"]:
+        out = MarkdownIt("commonmark").enable("table").enable("linkify").render(i18n.md(text))
+        assert "<img" not in out and "<a " not in out and "<script" not in out and "<b " not in out
+        assert "<strong>" not in out and "<code>" not in out
+        assert out.startswith("<p>") and "&lt;" in out or "<" not in text
+
+
+def test_the_report_shows_names_and_labels_as_text(app_module, tmp_path):
+    html = crafted_report(app_module, tmp_path).read_text()
+    body = html.split("</style>", 1)[1]
+    for tag in ("<img src=x", "<img src=y", "<svg", "<b id", 'href="javascript', "<a "):
+        assert tag not in body, tag
+    assert "&lt;img src=x onerror=window.__pwned=1 id=pwn1&gt;" in body  # the label, shown as written
+    md = (tmp_path / "out" / "aevae-report" / "report.md").read_text()
+    assert r"\<img src\=x onerror\=window\.\_\_pwned\=1 id\=pwn1\>" in md
+
+
+def test_toasts_and_notes_escape_and_bound_what_users_typed():
+    from ui.common import MAX_NOTE, md, plain, refuse
+
+    e = refuse("'<b/id=pwn2>boo</b>' is not an id", "en")
+    assert e.message == "'&lt;b/id=pwn2&gt;boo&lt;/b&gt;' is not an id" and e.plain.startswith("'<b/id")
+    assert len(refuse("x" * 5_000_000, "en").message) == MAX_NOTE
+    assert plain("<i>") == "&lt;i&gt;" and md("<i>") == r"\<i\>"

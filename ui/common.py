@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import html
 import io
 import logging
 import os
@@ -114,7 +115,7 @@ def session(request: gr.Request | None, page: bool = False) -> workbench.Session
     if notes:
         lang = s.lang or asked_lang(request)
         for note in notes:
-            gr.Warning(tm(note, lang))
+            gr.Warning(plain(tm(note, lang)))
     return s
 
 
@@ -136,8 +137,39 @@ def asked_lang(request: gr.Request | None) -> str:
 
 def refuse(message: str, lang: str) -> gr.Error:
     """The app's refusal: `message` in a toast titled in the page's language, and one log line
-    (no traceback: a traceback in the log means a bug)."""
-    return gr.Error(message, title=t("common.error_title", lang), print_exception=False)
+    (no traceback: a traceback in the log means a bug). A toast renders HTML: the message (which
+    may hold what someone typed or named) is escaped there and bounded; `.plain` keeps it as text."""
+    message = clip(message)
+    e = gr.Error(html.escape(message, quote=False), title=t("common.error_title", lang), print_exception=False)
+    e.plain = message
+    return e
+
+
+# What the page shows of a message or note at most: a real one is far shorter; a longer one
+# carries someone's text (a pasted 5 MB id list), which is cut, never echoed whole.
+MAX_NOTE = 2000
+LOG_CHARS = 300  # a refusal's reason in the log
+
+
+def clip(text, most: int = MAX_NOTE) -> str:
+    text = str(text)
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def md(text, most: int = MAX_NOTE) -> str:
+    """Text (a package message, a name) put into a Markdown note: bounded, and shown as written,
+    never as HTML, a link or an image (i18n.md)."""
+    return i18n.md(clip(text, most))
+
+
+def tmd(text: str, lang: str) -> str:
+    """A package message in `lang`, for a Markdown note (see md)."""
+    return md(tm(text, lang))
+
+
+def plain(text, most: int = MAX_NOTE) -> str:
+    """Text for a toast (gr.Warning / gr.Info render HTML): bounded and HTML-escaped."""
+    return html.escape(clip(text, most), quote=False)
 
 
 def fail(e: Exception, lang: str) -> gr.Error:
@@ -178,7 +210,7 @@ class Page(gr.Blocks):
                 raise fail(e, asked_lang(kwargs.get("request"))) from None
             except gr.Error as e:
                 e.print_exception = False
-                refused(kwargs, args, e.message)
+                refused(kwargs, args, getattr(e, "plain", e.message))
                 raise
 
 
@@ -186,7 +218,7 @@ def refused(kwargs, args, why) -> None:
     fn = kwargs.get("block_fn", args[0] if args else None)
     name = getattr(fn, "api_name", None) or getattr(fn, "name", None) or str(fn)
     log.info("refused %s (session %s): %s", name, str(kwargs.get("session_hash"))[:8],
-             " ".join(str(why).split()))
+             clip(" ".join(str(why)[:4 * LOG_CHARS].split()), LOG_CHARS))  # one bounded line
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import pandas as pd
 
 from aevae import figures, sampling, workbench
 from aevae.config import check_finite
-from aevae.i18n import t, tm
+from aevae.i18n import t
 from aevae.workbench import NoModels
 
 from .common import (
@@ -20,6 +20,7 @@ from .common import (
     refuse,
     seed_of,
     session,
+    tmd,
 )
 from .lang import L, drawn, group, plot
 from .picker import choices
@@ -37,11 +38,11 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         raise fail(e, lang) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    note = t("space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
+    note = t("space.prior_note", lang, source=tmd(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
     if len(pair.vae.latent_shape) > 1:
         generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
         label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
-        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tm(label, lang))
+        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tmd(label, lang))
                                                        if generative else t("space.period", lang))
     return png(s.new_folder(), grid, "prior-samples.png"), note
 
@@ -61,7 +62,7 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
     note = t("space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
     other = workbench.data_note(s, pair)
     return png(s.new_folder(), grid, "interpolation.png"), note + (
-        "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else "")
+        "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else "")
 
 
 @gpu
@@ -83,7 +84,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
              b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
     other = workbench.data_note(s, pair, "these validation images")
-    note += "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else ""
+    note += "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""
     labels = list(dict.fromkeys(points["label"]))
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
     return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(
