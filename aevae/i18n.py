@@ -19,7 +19,6 @@ import ast
 import functools
 import json
 import re
-import string
 from pathlib import Path
 
 LOCALES = Path(__file__).parent / "locales"
@@ -158,11 +157,21 @@ def _templates(lang: str) -> list[tuple[tuple[str, ...], str]]:
     return [(pieces, dst) for _, pieces, dst in sorted(out, key=lambda o: -o[0])]
 
 
+MARKUP = set("\\`*[]<>&#|~$@")  # what starts HTML, a link or image, code, emphasis, a table cell, maths
+
+
 def md(text: str) -> str:
-    """`text` as literal Markdown: every ASCII punctuation mark backslash-escaped (CommonMark and
-    the page's renderer show an escaped mark as itself), so a name someone chose cannot become
-    HTML, a link, an image, emphasis or a table cell. For names and messages put into Markdown."""
-    return "".join("\\" + c if c in string.punctuation else c for c in str(text))
+    """`text` as literal Markdown: the marks that start markup backslash-escaped (CommonMark and
+    the page's renderer show an escaped mark as itself), and the ":" of "://" and the "." of
+    "www." too (bare addresses become links), so a name someone chose cannot become HTML, a
+    link, an image, emphasis or a table cell. For names and messages put into Markdown."""
+    text, out = str(text), []
+    for i, c in enumerate(text):
+        if (c in MARKUP or (c == ":" and text.startswith("//", i + 1))
+                or (c == "." and text[max(0, i - 3):i].lower() == "www")):
+            out.append("\\")
+        out.append(c)
+    return "".join(out)
 
 
 # --- the package's messages, read from its source ---------------------------------------

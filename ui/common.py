@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import html
 import io
 import logging
 import os
@@ -140,7 +139,7 @@ def refuse(message: str, lang: str) -> gr.Error:
     (no traceback: a traceback in the log means a bug). A toast renders HTML: the message (which
     may hold what someone typed or named) is escaped there and bounded; `.plain` keeps it as text."""
     message = clip(message)
-    e = gr.Error(html.escape(message, quote=False), title=t("common.error_title", lang), print_exception=False)
+    e = gr.Error(tagless(message), title=t("common.error_title", lang), print_exception=False)
     e.plain = message
     return e
 
@@ -168,8 +167,13 @@ def tmd(text: str, lang: str) -> str:
 
 
 def plain(text, most: int = MAX_NOTE) -> str:
-    """Text for a toast (gr.Warning / gr.Info render HTML): bounded and HTML-escaped."""
-    return html.escape(clip(text, most), quote=False)
+    """Text for a toast (gr.Warning / gr.Info render HTML): bounded, and no tag in it."""
+    return tagless(clip(text, most))
+
+
+def tagless(text: str) -> str:
+    """Text put into HTML: < and > escaped, so no tag can start (an & only makes a character)."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def fail(e: Exception, lang: str) -> gr.Error:
