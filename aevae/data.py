@@ -67,6 +67,21 @@ def shown(name, most: int = MAX_SHOWN_NAME) -> str:
         half = (most - 1) // 2
         name = name[:most - 1 - half] + "…" + name[len(name) - half:]
     return "".join(c if c.isprintable() else "?" for c in name)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+
+
+def cell(text: str) -> str:
+    """A name written into a CSV or a text file a spreadsheet may open: one starting like a
+    formula gets a leading ' (OWASP's advice), so it is read as text, never run; one starting
+    with ' gets another, so uncell() gives back exactly what was written."""
+    return "'" + text if text.startswith((*FORMULA_START, "'")) else text
+
+
+def uncell(text: str) -> str:
+    """What cell() wrote, read back."""
+    return text[1:] if text.startswith("'") and text[1:].startswith((*FORMULA_START, "'")) else text
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 REPORT_A_IDS = [1, 2, 3, 4, 5, 226, 227, 228, 229, 230, 841, 842, 843, 844, 845,
                 1471, 1472, 1473, 1474, 1475]  # Report A's choose_id list

@@ -179,3 +179,35 @@ def test_toasts_and_notes_escape_and_bound_what_users_typed():
     assert e.message == "'&lt;b/id=pwn2&gt;boo&lt;/b&gt;' is not an id" and e.plain.startswith("'<b/id")
     assert len(refuse("x" * 5_000_000, "en").message) == MAX_NOTE
     assert plain("<i>") == "&lt;i&gt;" and md("<i>") == r"\<i\>"
+
+
+# ---------------------------------------------------------------- 8: no formulas in spreadsheets
+FORMULAS = ['=HYPERLINK("evil.example","x")', "+1+1", "-2+3", "@SUM(A1)"]
+
+
+def test_csv_and_label_names_write_formulas_as_text(app_module, tmp_path):
+    import csv
+
+    from aevae import sampling, userdata
+    from ui.common import session
+
+    path = tmp_path / "formulas.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, label in enumerate(FORMULAS):
+            for i in range(3):
+                zf.writestr(f"{label}/=cmd{i}.png", png_bytes((60 * k, 40 * i, 90)))
+    req = type("R", (), {"session_hash": "prank-csv"})()
+    s = session(req)
+    s.set_upload([str(path)], s.pair().image_size)
+    out = app_module.reconstruct("1-12", 12, 0, False, req)
+    with open(out[-1], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted({r["label"] for r in rows}) == sorted("'" + label for label in FORMULAS)
+    assert all(r["name"].startswith("'") and r["name"][1:].split("/")[0] in FORMULAS for r in rows)
+    assert all(float(r["AE PSNR"]) > 0 for r in rows)  # numbers stay numbers
+    # gen_label_names.txt: the same, and read back as the names they are
+    names = [*FORMULAS, "'=quoted", "plain", "\tTab"]
+    written = sampling.save_label_names(tmp_path, names)
+    lines = written.read_text().splitlines()
+    assert all(line.startswith("'") for line in lines[:5]) and lines[5] == "plain"
+    assert userdata.read_label_names(written)[:6] == names[:6]

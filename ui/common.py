@@ -342,8 +342,8 @@ def csv_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+        w.writeheader()  # names and labels someone chose: never a formula in a spreadsheet (data.cell)
+        w.writerows({k: data.cell(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
