@@ -68,7 +68,7 @@ def sweep_files(demo: gr.Blocks, every: int, age: int) -> None:
         time.sleep(every)
         try:
             keep = set().union(*(getattr(b, "keep_in_cache", ()) for b in list(demo.blocks.values())))
-            resources.delete_old_files(demo.temp_file_sets, keep, age)
+            resources.delete_old_files(demo.temp_file_sets, keep, age, store().folder)
             resources.sweep_leftovers(upload_folder(), age)
         except Exception:  # noqa: BLE001 - logged; the loop must go on
             logging.getLogger("aevae.app").exception("sweeping old files failed")  # not shown
