@@ -187,16 +187,18 @@ _adopted_lock = threading.Lock()
 MAX_ADOPTED = 4096
 
 
-def resolve(path: str | Path, mine: Path | None = None) -> Path:
-    """The file to read for an uploaded path: itself, or the copy kept when it was taken in, only
-    when that copy is in `mine` (the asking session's folder) where `mine` is given: another
-    session's kept upload is not found by naming its original path."""
+def resolve(path: str | Path) -> Path:
+    """The file to read for an uploaded path: itself, or the copy kept when it was taken in.
+
+    The web server names an upload's folder by a keyed hash of its bytes (Gradio's hash seed):
+    two students uploading the same zip get the same path, and only someone holding the same
+    bytes can name it, so the copy kept for one may be read for the other."""
     p = Path(path)
     if p.is_file():
         return p
     with _adopted_lock:
         kept = _adopted.get(os.path.abspath(p))
-    if kept is not None and kept.is_file() and (mine is None or within(kept, mine)):
+    if kept is not None and kept.is_file():
         return kept
     raise data.DataError(f"{p.name}: this upload is no longer on the server (uploads are removed once "
                          "loaded, or when unused for a while, and a session's files when it ends): "

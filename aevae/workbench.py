@@ -252,9 +252,7 @@ class Session:
         p = Path(os.path.abspath(path))
         if resources.within(p, self._root) and not resources.within(p, self._tmp):
             raise data.DataError(f"{data.shown(p.name)}: not a file of this session; upload it again")
-        if self._root is None:  # the command line's session: any file it is given
-            return resources.resolve(p)
-        return resources.resolve(p, self._tmp or self._root / "no-folder-yet")
+        return resources.resolve(p)
 
     def new_folder(self, group: str = "out", keep: int = KEEP_FOLDERS) -> Path:
         """A fresh folder for one call's output files, so parallel calls never share a file.
