@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import io
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from served import Bare
 
@@ -71,4 +74,38 @@ def test_one_session_cannot_read_or_delete_anothers_files(served_app, tmp_path):
         assert "Traceback" not in served_app.log()
     finally:
         a.close()
+        b.close()
+
+
+def test_odd_requests_get_a_bounded_answer_and_one_log_line(served_app):
+    b = page(served_app)
+    try:
+        before = len(served_app.log())
+        # a stream for a session that never joined anything
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"{served_app.url}gradio_api/queue/data?session_hash=nobody-{time.time_ns()}",
+                                   timeout=30)
+        huge = "1" * 5_000_000  # a 5 MB "id list"
+        cases = [("reconstruct", [huge, 3, 0, False], "is not an id"),
+                 ("reconstruct", ["9" * 5000, 3, 0, False], "is not an id"),
+                 ("reconstruct", ["", "three", 0, False], None),  # wrong type for a number
+                 ("interpolate", ["in use", None, 2, 5], "image id must be between"),
+                 ("interpolate", '["in use", ' + "9" * 5000 + ", 2, 5]", None),  # raw JSON: a 5,000-digit id
+                 ("use_models", ["x" * 5_000_000], None)]
+        for fn, args, why in cases:
+            try:
+                ok, err = (b.call(fn, [], json_text=args, timeout=120) if isinstance(args, str)
+                           else b.call(fn, args, timeout=120))
+            except urllib.error.HTTPError as e:  # refused before any handler: the request itself
+                ok, err = False, f"HTTP {e.code}: {e.read()[:3000].decode(errors='replace')}"
+                assert e.code in (400, 413, 422), err
+            assert not ok and len(err) < 2100, (fn, err[:200])
+            assert why is None or why in err, (fn, err[:300])
+            assert "int_max_str_digits" not in err and "NoneType" not in err, err[:300]
+        log = served_app.log()[before:]
+        assert "Traceback" not in log, log[-3000:]
+        assert max(map(len, log.splitlines())) < 1000  # nothing echoed whole
+        ok, _ = b.call("reconstruct", ["", 3, 0, False])  # and the session still works
+        assert ok
+    finally:
         b.close()

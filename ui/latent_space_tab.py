@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import figures, sampling, workbench
+from aevae import data, figures, sampling, workbench
 from aevae.config import check_finite
 from aevae.i18n import t
 from aevae.workbench import NoModels
@@ -14,6 +14,7 @@ from .common import (
     fail,
     gpu,
     lang_of,
+    md,
     need,
     on_open,
     png,
@@ -51,6 +52,8 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
     s, lang = session(request), lang_of(request)
     need(3, 16, steps, "what.steps", lang)
+    need(1, data.MAX_IMAGES, id_a, "what.image_id", lang)  # a cleared number box sends None
+    need(1, data.MAX_IMAGES, id_b, "what.image_id", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
@@ -59,7 +62,8 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
     rows = workbench.interpolations_for(s, pair, two, int(steps))
     grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
                               scale=figures.auto_scale(pair.image_size, 72))
-    note = t("space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
+    note = t("space.interp_note", lang, a=id_a, name_a=md(two.names[0]), b=id_b, name_b=md(two.names[1]),
+              steps=steps)
     other = workbench.data_note(s, pair)
     return png(s.new_folder(), grid, "interpolation.png"), note + (
         "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else "")
