@@ -211,3 +211,25 @@ def test_csv_and_label_names_write_formulas_as_text(app_module, tmp_path):
     lines = written.read_text().splitlines()
     assert all(line.startswith("'") for line in lines[:5]) and lines[5] == "plain"
     assert userdata.read_label_names(written)[:6] == names[:6]
+
+
+# ---------------------------------------------------------------- 3: labels drawn bounded
+def test_long_labels_are_drawn_short(tmp_path):
+    import numpy as np
+
+    from aevae import figures, userdata
+
+    rows = [np.zeros((2, 32, 32, 3), np.uint8)] * 2
+    short = figures.image_grid(rows, ["cats", "dogs"])
+    long = figures.image_grid(rows, ["L" * 30_000, "x\n" * 5_000])
+    assert long.shape[0] == short.shape[0] and long.shape[1] < short.shape[1] + 300  # not 660,000 px wide
+    assert figures.drawn_label("a" * 100) == "a" * 23 + "…"
+    # through an upload: six folders named by the longest allowed name, a strip of normal width
+    path = tmp_path / "long.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for k in range(6):
+            for i in range(2):
+                zf.writestr(f"{chr(65 + k) * data.MAX_LABEL_CHARS}/{i}.png", png_bytes((40 * k, 30 * i, 90)))
+    whole = data.load_dataset(str(path), 32)
+    strip = figures.image_grid([r for _, r in userdata.examples(whole)], [n for n, _ in userdata.examples(whole)])
+    assert strip.shape[1] < 1000
