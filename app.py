@@ -14,6 +14,7 @@ import time
 from types import SimpleNamespace
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from aevae import data, resources, worker
 from aevae.i18n import t
@@ -31,7 +32,16 @@ from ui import (
     train_tab,
     variants_tab,
 )
-from ui.common import CSS, MAX_FILE_SIZE, Page, cache_sweep, end_session, store, upload_folder
+from ui.common import (
+    CSS,
+    MAX_FILE_SIZE,
+    Page,
+    UnknownStreams,
+    cache_sweep,
+    end_session,
+    store,
+    upload_folder,
+)
 from ui.lang import I18N, L
 
 NEVER = 10**9  # seconds
@@ -68,7 +78,7 @@ def sweep_files(demo: gr.Blocks, every: int, age: int) -> None:
         time.sleep(every)
         try:
             keep = set().union(*(getattr(b, "keep_in_cache", ()) for b in list(demo.blocks.values())))
-            resources.delete_old_files(demo.temp_file_sets, keep, age)
+            resources.delete_old_files(demo.temp_file_sets, keep, age, store().folder)
             resources.sweep_leftovers(upload_folder(), age)
         except Exception:  # noqa: BLE001 - logged; the loop must go on
             logging.getLogger("aevae.app").exception("sweeping old files failed")  # not shown
@@ -92,7 +102,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
-                prevent_thread_lock=not block, quiet=not block, i18n=I18N)
+                prevent_thread_lock=not block, quiet=not block, i18n=I18N,
+                app_kwargs={"middleware": [Middleware(UnknownStreams, blocks=demo)]})
     return demo
 
 

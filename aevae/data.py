@@ -55,6 +55,33 @@ MAX_DECODED_PIXELS = 400_000_000
 MAX_IDS = 1_000
 MAX_LABEL_CHARS = 200  # a label given as a name (a string array)
 UNLABELLED = "unlabelled"
+MAX_SHOWN_NAME = 80  # characters of a file, zip entry or folder name that a message shows
+
+
+def shown(name, most: int = MAX_SHOWN_NAME) -> str:
+    """A name someone chose, as messages, tables and captions show it: one line of printable
+    characters, at most `most` of them (its start and end kept, "…" between), so a zip entry
+    named by 64 KB makes a short message. Escaping for a page is the page's job."""
+    name = str(name)
+    if len(name) > most:
+        half = (most - 1) // 2
+        name = name[:most - 1 - half] + "…" + name[len(name) - half:]
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+
+
+def cell(text: str) -> str:
+    """A name written into a CSV or a text file a spreadsheet may open: one starting like a
+    formula gets a leading ' (OWASP's advice), so it is read as text, never run; one starting
+    with ' gets another, so uncell() gives back exactly what was written."""
+    return "'" + text if text.startswith((*FORMULA_START, "'")) else text
+
+
+def uncell(text: str) -> str:
+    """What cell() wrote, read back."""
+    return text[1:] if text.startswith("'") and text[1:].startswith((*FORMULA_START, "'")) else text
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 REPORT_A_IDS = [1, 2, 3, 4, 5, 226, 227, 228, 229, 230, 841, 842, 843, 844, 845,
                 1471, 1472, 1473, 1474, 1475]  # Report A's choose_id list
@@ -222,14 +249,16 @@ class ImageSet:
 
 def parse_ids(text: str) -> list[int]:
     """ "1-5, 226-230, 841" -> [1, 2, 3, 4, 5, 226, ..., 841] (order kept)."""
-    tokens = [t for t in re.split(r"[,;\s]+", re.sub(r"\s*[-\u2013]\s*", "-", text.strip())) if t]
+    # "1 - 5" -> "1-5" without a regex: r"\s*-\s*" is quadratic in a long run of spaces
+    text = "-".join(part.strip() for part in text.strip().replace("\u2013", "-").split("-"))
+    tokens = [t for t in re.split(r"[,;\s]+", text) if t]
     if not tokens:
         raise DataError("no ids given: write ids like 1-5, 226, 841")
     ids: list[int] = []
     for tok in tokens:
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", tok)
+        m = re.fullmatch(r"(\d{1,9})(?:-(\d{1,9}))?", tok)  # 9 digits: no 5,000-digit int() to fail
         if not m:
-            raise DataError(f"'{tok}' is not an id or a range like 1-5")
+            raise DataError(f"'{shown(tok, 40)}' is not an id or a range like 1-5")
         lo, hi = int(m[1]), int(m[2] or m[1])
         if lo < 1:
             raise DataError(f"'{tok}': ids start at 1")
@@ -476,6 +505,12 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
     # A single wrapper folder around class folders (typical of zips) is not a class itself.
     if entries and all(len(p) >= 3 for p, _ in entries) and len({p[0] for p, _ in entries}) == 1:
         entries = [(p[1:], r) for p, r in entries]
+    # A label is drawn into pictures and written into tables: a folder named by thousands of
+    # characters is refused here, before anything is decoded.
+    long = next((p[0] for p, _ in entries if len(p) > 1 and len(p[0]) > MAX_LABEL_CHARS), None)
+    if long is not None:
+        raise DataError(f"{name}: a label folder is named by {len(long):,} characters ({shown(long)}); "
+                        f"the limit is {MAX_LABEL_CHARS}, rename the folder")
     # Decoded straight into one array: rows never written are never touched, so they take
     # address space but no memory (no list of images and np.stack copy beside it).
     rows = min(len(entries), MAX_IMAGES, max_images or MAX_IMAGES)
@@ -490,13 +525,13 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
             image, cost = _decode(data, size, budget.left)
             budget.take(cost)
         except _Skip as e:
-            skipped.append(f"{rel}: {e}")
+            skipped.append(f"{shown(rel)}: {e}")
             continue
         except _ByteBudget:
             raise DataError(f"{name}: more than {MAX_ZIP_TOTAL_BYTES:,} bytes in all, too much") from None
         except _PixelBudget:
             raise DataError(f"{name}: more than {budget.limit:,} pixels to decode {budget.scope} "
-                            f"(stopped at {rel}, after {count} images); {budget.why} "
+                            f"(stopped at {shown(rel)}, after {count} images); {budget.why} "
                             f"(about {size}x{size} is enough)") from None
         if count == MAX_IMAGES:
             raise DataError(f"{name}: more than {MAX_IMAGES} images ({len(entries)} files); "
@@ -504,12 +539,12 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
         images[count] = image
         count += 1
         labels.append(parts[0] if len(parts) > 1 else UNLABELLED)
-        names.append(rel)
+        names.append(shown(rel))
         if max_images is not None and count >= max_images:
             break
     if not count:
-        shown = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
-        raise DataError(f"{name}: no readable images ({len(skipped)} files skipped: {shown})")
+        listed = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        raise DataError(f"{name}: no readable images ({len(skipped)} files skipped: {listed})")
     label_names = sorted(set(labels))
     index = {v: i for i, v in enumerate(label_names)}
     return ImageSet(images[:count], np.array([index[v] for v in labels]),
@@ -594,7 +629,7 @@ def _check_zip_entries(name: str, infos: list[zipfile.ZipInfo]) -> None:
     seen: set[str] = set()
     for info in infos:
         if info.filename in seen:
-            raise DataError(f"{name} lists {info.filename!r} more than once; "
+            raise DataError(f"{name} lists {shown(info.filename)!r} more than once; "
                             "archives with repeated entries are refused, zip the files again")
         seen.add(info.filename)
     spans = []
@@ -606,7 +641,7 @@ def _check_zip_entries(name: str, infos: list[zipfile.ZipInfo]) -> None:
     for (start, end, first), (nxt, _, second) in zip(spans, spans[1:]):
         if nxt < end:
             what = "start at the same place" if nxt == start else "overlap"
-            raise DataError(f"{name}: entries {first!r} and {second!r} {what} in the archive; "
+            raise DataError(f"{name}: entries {shown(first)!r} and {shown(second)!r} {what} in the archive; "
                             "archives with overlapping entries are refused, zip the files again")
 
 
@@ -618,7 +653,7 @@ def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
     between entries, True raises Cancelled."""
     size, path = _check_size(image_size), Path(path)
     max_images = _check_max_images(max_images)
-    name = path.name
+    name = shown(path.name)
     if not path.is_file():
         raise DataError(f"{name}: no such file")
     try:
@@ -638,13 +673,13 @@ def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
             if info.is_dir() or not parts:
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
-                skipped.append(f"{fn}: symbolic link, not followed")
+                skipped.append(f"{shown(fn)}: symbolic link, not followed")
             elif fn.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", fn) or ".." in parts:
-                skipped.append(f"{fn}: unsafe path (absolute or containing ..)")
+                skipped.append(f"{shown(fn)}: unsafe path (absolute or containing ..)")
             elif any(_hidden(p) for p in parts):
                 continue
             elif info.file_size > MAX_MEMBER_BYTES:
-                skipped.append(f"{fn}: file too large ({info.file_size:,} bytes, "
+                skipped.append(f"{shown(fn)}: file too large ({info.file_size:,} bytes, "
                                f"limit {MAX_MEMBER_BYTES:,})")
             else:
                 entries.append((parts, partial(_read_member, zf, info)))
@@ -870,7 +905,7 @@ def load_dataset(spec: str, image_size: int = 64, labels_path: str | Path | None
         raise DataError(f"{path.name}: a labels file only goes with .npy or .npz images")
     if suffix == ".zip":
         return load_zip(path, image_size, max_images, should_stop, pixels)
-    return _build(path.name, "image ", [((path.name,), partial(_read_file, path))], [],
+    return _build(shown(path.name), "image ", [((path.name,), partial(_read_file, path))], [],
                   _check_size(image_size), max_images, should_stop, pixels)
 
 

@@ -59,6 +59,15 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return img.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
+MAX_LABEL_DRAWN = 24  # characters of a row label in a picture (a 30,000-character one drew 660,000 px)
+
+
+def drawn_label(text: str, most: int = MAX_LABEL_DRAWN) -> str:
+    """A label as a picture draws it: one line, at most `most` characters, "…" for the rest."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
                col_labels: list[str] | None = None, scale: int = 2, gap: int = 4) -> np.ndarray:
     """rows: list of (n, H, W, 3) uint8 arrays (same H, W); n may differ per row.
@@ -67,6 +76,8 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None,
     """
     if not rows:
         raise ValueError("nothing to draw")
+    # Labels can be folder names someone chose: drawn at most MAX_LABEL_DRAWN characters, one line.
+    row_labels = [drawn_label(t) for t in row_labels] if row_labels else row_labels
     h, w = rows[0].shape[1:3]
     cell_h, cell_w = h * scale, w * scale
     ncols = max(len(r) for r in rows)

@@ -88,40 +88,90 @@ def col(name: str, lang: str = DEFAULT) -> str:
 
 
 def tm(text: str, lang: str = DEFAULT) -> str:
-    """A package message in `lang`; unchanged in English or when no template fits it."""
-    if not text or lang == DEFAULT or lang not in languages():
+    """A package message in `lang`; unchanged in English or when no template fits it.
+
+    Messages carry what users typed or named (a link's parameter, a zip entry's name), so no
+    regex ever sees them: templates are matched piece by piece with str.find (linear in the
+    text per template, it cannot backtrack), values in holes are translated at most MAX_DEPTH
+    deep, and text longer than MAX_MESSAGE is shown as it is (a real message is far shorter)."""
+    return _tm(text, lang, 0)
+
+
+MAX_MESSAGE = 4000  # characters: the longest message tm() translates (the longest real one is ~600)
+MAX_DEPTH = 3  # messages nested in a message's holes that are translated too ("run 1: ... 'x'")
+
+
+def _tm(text: str, lang: str, depth: int) -> str:
+    if not text or lang == DEFAULT or lang not in languages() or len(text) > MAX_MESSAGE:
         return text
     messages = catalog(lang)["messages"]
     if text in messages:
         return messages[text]
-    for rx, out in _templates(lang):
-        m = rx.fullmatch(text)
-        if m:
-            return out.format(*(_value(g, lang) for g in m.groups()))
+    for pieces, out in _templates(lang):
+        values = fill(pieces, text)
+        if values is not None:
+            if depth >= MAX_DEPTH:
+                return out.format(*values)
+            return out.format(*(_value(v, lang, depth + 1) for v in values))
     return text
 
 
-def _value(text: str, lang: str) -> str:
+def fill(pieces: tuple[str, ...], text: str) -> list[str] | None:
+    """The values in the holes of a template split at its holes (`pieces`), when `text` is the
+    template filled in; else None. Each hole takes the shortest value that lets the rest fit
+    (as a lazy regex would), found left to right with str.find: the earliest place a piece
+    fits never stops a later piece from fitting, so no second try is needed."""
+    first, *middle, last = pieces
+    if len(text) < len(first) + len(last) or not text.startswith(first) or not text.endswith(last):
+        return None
+    pos, end, values = len(first), len(text) - len(last), []
+    for piece in middle:
+        at = text.find(piece, pos, end)
+        if at < 0:
+            return None
+        values.append(text[pos:at])
+        pos = at + len(piece)
+    values.append(text[pos:end])
+    return values
+
+
+def _value(text: str, lang: str, depth: int) -> str:
     """A value in a message's hole: a message itself, or a list of them ("run 1, run 2"), or as it is."""
-    if not re.search("[A-Za-z]", text):
+    if not any(c.isascii() and c.isalpha() for c in text):
         return text
     parts = text.split(", ")
-    if len(parts) > 1:
-        done = [tm(p, lang) for p in parts]
-        if all(d != p or not re.search("[A-Za-z]", p) for d, p in zip(done, parts)):
+    if 1 < len(parts) <= 64:  # a longer list is data (names), not messages
+        done = [_tm(p, lang, depth) for p in parts]
+        if all(d != p or not any(c.isascii() and c.isalpha() for c in p) for d, p in zip(done, parts)):
             return ", ".join(done)
-    return tm(text, lang)
+    return _tm(text, lang, depth)
 
 
 @functools.cache
-def _templates(lang: str) -> list[tuple[re.Pattern, str]]:
-    """A language's templates with holes as patterns, the most specific (longest text) first."""
+def _templates(lang: str) -> list[tuple[tuple[str, ...], str]]:
+    """A language's templates split at their holes, the most specific (longest text) first."""
     out = []
     for src, dst in catalog(lang)["messages"].items():
         if HOLE in src and len(src.replace(HOLE, "")) >= 4:
-            rx = re.compile("(.*?)".join(re.escape(p) for p in src.split(HOLE)), re.DOTALL)
-            out.append((len(src.replace(HOLE, "")), rx, dst))
-    return [(rx, dst) for _, rx, dst in sorted(out, key=lambda o: -o[0])]
+            out.append((len(src.replace(HOLE, "")), tuple(src.split(HOLE)), dst))
+    return [(pieces, dst) for _, pieces, dst in sorted(out, key=lambda o: -o[0])]
+
+
+MARKUP = set("\\`*[]<>&#|~$@")  # what starts HTML, a link or image, code, emphasis, a table cell, maths
+
+
+def md(text: str) -> str:
+    """`text` as literal Markdown: the marks that start markup backslash-escaped (CommonMark and
+    the page's renderer show an escaped mark as itself), and the ":" of "://" and the "." of
+    "www." too (bare addresses become links), so a name someone chose cannot become HTML, a
+    link, an image, emphasis or a table cell. For names and messages put into Markdown."""
+    text, out = str(text), []
+    for i, c in enumerate(text):
+        if (c in MARKUP or (c == ":" and text.startswith("//", i + 1))
+                or (c == "." and text[max(0, i - 3):i].lower() == "www")):
+            out.append("\\")
+        out.append(c)
+    return "".join(out)
 
 
 # --- the package's messages, read from its source ---------------------------------------

@@ -38,7 +38,8 @@ def latent_notes(session: workbench.Session, rows: list[dict], lang: str) -> str
             elsewhere.setdefault(r["trained on"], []).append(r["latent"])
     for other, latents in elsewhere.items():
         note += "\n\n" + t("lat.elsewhere_many" if len(latents) > 1 else "lat.elsewhere_one", lang,
-                            latents=", ".join(latents), other=tm(other, lang), data=tm(session.data_source(), lang))
+                            latents=", ".join(latents), other=i18n.md(tm(other, lang)),
+                            data=i18n.md(tm(session.data_source(), lang)))
     epochs = {r["latent"]: r["epochs"] for r in rows}
     if len(set(epochs.values())) > 1:  # a rung trained briefly sits low for that reason, not its latent
         most = max(set(epochs.values()), key=list(epochs.values()).count)
@@ -68,9 +69,11 @@ def _table(rows: list[dict], lang: str = i18n.DEFAULT, digits: int = 4) -> str:
             return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits else f"{v:.2e}"
         if v is None:
             return t("rep.na", lang)
-        if c == "label" and isinstance(v, str):
-            return data.label_shown(v, lang).replace("|", "/")
-        return (tm(v, lang) if c in MESSAGE_CELLS and isinstance(v, str) else str(v)).replace("|", "/")
+        if c == "label" and isinstance(v, str):  # labels and names are someone's text: shown as text
+            return i18n.md(data.label_shown(v, lang))
+        if not isinstance(v, str):
+            return str(v).replace("|", "/")
+        return i18n.md(tm(v, lang) if c in MESSAGE_CELLS else v)
 
     lines = ["| " + " | ".join(i18n.col(c, lang) for c in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(c, r[c]) for c in cols) + " |" for r in rows]
@@ -127,7 +130,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     split = session.split(pair.image_size)
     files: dict[str, bytes] = {}
     md: list[str] = [t("rep.head", lang, when=f"{_dt.datetime.now():%Y-%m-%d %H:%M}", version=__version__,
-                       models=tm(pair.source, lang), data=tm(split.all.source, lang)) + "\n"]
+                       models=i18n.md(tm(pair.source, lang)), data=i18n.md(tm(split.all.source, lang))) + "\n"]
 
     # 1. Architecture (report B Q1)
     md.append(t("rep.arch", lang) + "\n")
@@ -145,7 +148,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
             last = (h.get("epochs") or [{}])[-1]
             md.append(t("rep.history", lang, kind=kind.upper(), epochs=len(h.get("epochs", [])),
                         iterations=len(h.get("iter_loss", [])), seconds=f"{h.get('seconds', 0):.1f}",
-                        stopped=tm(h.get("stopped_by", "?"), lang), mse=f"{last.get('mse', float('nan')):.5f}",
+                        stopped=i18n.md(tm(h.get("stopped_by", "?"), lang)), mse=f"{last.get('mse', float('nan')):.5f}",
                         psnr=f"{last.get('val_psnr', float('nan')):.2f}") + "\n")
     files["loss_curves.png"] = loss_curves(pair.history, lang)
     md.append("\n![loss curves](loss_curves.png)\n")
@@ -170,7 +173,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
                         "LPIPS mean": s["lpips"].mean if s["lpips"] else None})
     md.append(_table(summary, lang))
     if rec.ae.lpips_note:
-        md.append("\n" + t("recon.lpips_note", lang, why=tm(rec.ae.lpips_note, lang)) + "\n")
+        md.append("\n" + t("recon.lpips_note", lang, why=i18n.md(tm(rec.ae.lpips_note, lang))) + "\n")
     md.append("\n" + t("rep.per_image", lang) + "\n\n" + _table(rec.rows(), lang))
 
     # 4. Metrics (Q4)
@@ -225,7 +228,9 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     md.append("\n" + t("rep.files", lang) + "\n\n" + "\n".join(f"- `{n}`" for n in sorted(files)) + "\n")
     text = "\n".join(md)
     files["report.md"] = text.encode()
-    html = MarkdownIt("commonmark").enable("table").render(text)
+    # HTML in the Markdown is shown as text, never run: the report holds names someone chose
+    # (labels from folder names, file names), escaped where inserted (i18n.md) as well.
+    html = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     files["report.html"] = (f"<!doctype html><html lang='{lang}'><meta charset='utf-8'><title>{t('rep.title', lang)}</title>"
                             f"<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
                             f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}"

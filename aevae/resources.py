@@ -105,7 +105,18 @@ def remove_stale_folders(base: str | Path | None = None, legacy_age_s: float = L
     return removed
 
 
-def delete_old_files(file_sets: list[set[str]], keep: set[str], age_s: float) -> int:
+def app_owned(path: str | Path, root: Path | None) -> bool:
+    """A file the app keeps in its folder `root` and removes itself: its lock, a session's kept
+    upload or own images. The web server also lists such a file among those it received when a
+    request names it as an input (Gradio accepts any path in its upload folder), so the sweep
+    must not take that list's word for it."""
+    if root is None or not within(path, root):
+        return False
+    parts = Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).parts
+    return len(parts) < 3 or parts[1] == "own" or parts[1].startswith("upload-")
+
+
+def delete_old_files(file_sets: list[set[str]], keep: set[str], age_s: float, root: Path | None = None) -> int:
     """Delete the files named in file_sets (the web server's record of what it received and handed
     out) that are older than age_s by ctime, except those in keep, and drop them from their set.
     Each set is copied before it is read: the server adds to these sets from other threads while
@@ -116,6 +127,9 @@ def delete_old_files(file_sets: list[set[str]], keep: set[str], age_s: float) ->
         gone = set()
         for name in list(names):  # a copy made under the GIL: safe while others add
             if name in keep:
+                continue
+            if app_owned(name, root):  # removed by the app when its session ends
+                gone.add(name)
                 continue
             try:
                 if now - os.lstat(name).st_ctime > age_s:
@@ -174,7 +188,11 @@ MAX_ADOPTED = 4096
 
 
 def resolve(path: str | Path) -> Path:
-    """The file to read for an uploaded path: itself, or the copy kept when it was taken in."""
+    """The file to read for an uploaded path: itself, or the copy kept when it was taken in.
+
+    The web server names an upload's folder by a keyed hash of its bytes (Gradio's hash seed):
+    two students uploading the same zip get the same path, and only someone holding the same
+    bytes can name it, so the copy kept for one may be read for the other."""
     p = Path(path)
     if p.is_file():
         return p

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .checkpoints import atomic_write
+from .data import cell
 from .models import AutoEncoder
 from .train import as_uint8_nchw, to_float
 
@@ -113,9 +114,11 @@ def save_arrays(folder: str | Path, data: np.ndarray, labels: np.ndarray,
 
 
 def save_label_names(folder: str | Path, names: list[str], name: str = "gen_label_names.txt") -> Path:
-    """The label names beside gen_label.npy: line k names label k (UTF-8 text)."""
+    """The label names beside gen_label.npy: line k names label k (UTF-8 text). A name is one line,
+    and one that starts like a spreadsheet formula is written as text (data.cell)."""
     path = Path(folder) / name
-    atomic_write(path, "".join(f"{n}\n" for n in names).encode())
+    lines = (cell(" ".join(n.splitlines())) for n in names)
+    atomic_write(path, "".join(f"{n}\n" for n in lines).encode())
     return path
 
 

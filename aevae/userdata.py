@@ -88,7 +88,7 @@ def read_label_names(path: Path) -> list[str]:
         raise ValueError(f"{path.name}: label names must be UTF-8 text, one name a line") from None
     while lines and not lines[-1].strip():
         lines.pop()
-    names = [line.strip() for line in lines]
+    names = [data.uncell(line.strip()) for line in lines]  # as save_label_names wrote them
     if not names:
         raise ValueError(f"{path.name}: no label names in it (one name a line: line 1 names label 0)")
     if len(names) > data.MAX_IMAGES or max(map(len, names)) > data.MAX_LABEL_CHARS:

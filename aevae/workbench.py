@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
-import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -167,13 +167,13 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
     values, problems = {}, []
     for key, raw in params.items():
         kind = QUERY_KEYS.get(key)
-        if kind is None:
-            problems.append(f"unknown setting '{key}'")
+        if kind is None:  # a link's text is anyone's: shown bounded (data.shown)
+            problems.append(f"unknown setting '{data.shown(key, 40)}'")
             continue
         try:
             values[key] = kind(raw)
         except ValueError:
-            problems.append(f"'{key}={raw}' is not a valid {kind.__name__}")
+            problems.append(f"'{key}={data.shown(raw, 40)}' is not a valid {kind.__name__}")
     if "preset" in values and values["preset"] not in PRESETS:
         problems.append(f"unknown preset '{values.pop('preset')}'")
     full = complete_settings(values)
@@ -241,8 +241,18 @@ class Session:
                 raise SessionEnded()
             if self._tmp is None:
                 prefix = "session-" if self._root is not None else resources.LEGACY_PREFIX
-                self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self._root))
+                # download links show it: a name nobody can guess (128 bits), not a counter
+                self._tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{secrets.token_hex(16)}-", dir=self._root))
             return self._tmp
+
+    def input_path(self, path) -> Path:
+        """A file a request names as its input: a web upload, or this session's own kept file.
+        Files of other sessions and the app's own (its lock) live in the app's folder too, and
+        the web server accepts any path in its upload folder: they are refused here by name."""
+        p = Path(os.path.abspath(path))
+        if resources.within(p, self._root) and not resources.within(p, self._tmp):
+            raise data.DataError(f"{data.shown(p.name)}: not a file of this session; upload it again")
+        return resources.resolve(p)
 
     def new_folder(self, group: str = "out", keep: int = KEEP_FOLDERS) -> Path:
         """A fresh folder for one call's output files, so parallel calls never share a file.
@@ -349,7 +359,7 @@ class Session:
         changing the session: see use_upload. Paths of uploads already taken in (moved into a
         session's folder) are found again."""
         files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
-        sources = [resources.resolve(f) for f in files]
+        sources = [self.input_path(f) for f in files]
         images, labels, names_file = userdata.sort_files(sources)
         names = userdata.read_label_names(names_file) if names_file is not None else None
         shown = tuple(f.name for f in (images, labels, names_file) if f is not None)
@@ -450,21 +460,27 @@ class Session:
     def own_images(self, paths, size: int, should_stop=None) -> data.ImageSet:
         """Image files (or zips) uploaded to be reconstructed: decoded up to the images shown,
         within this session's decoding budget, then kept in the session's folder (the latest set)."""
-        sources = []
-        for p in paths:  # a file no longer here is skipped (and named) like any unreadable one
+        pairs, missing = [], []
+        for p in paths:  # a file no longer here is skipped (and named, never its server path)
+            if resources.within(p, self._root) and not resources.within(p, self._tmp):
+                self.input_path(p)  # another session's file or the app's: refused, with why
             try:
-                sources.append(resources.resolve(p))
-            except data.DataError:
-                sources.append(Path(p))
+                pairs.append((self.input_path(p), p))
+            except data.DataError as e:
+                missing.append(str(e))
+        if not pairs:
+            raise ValueError(f"no usable image in this upload: {'; '.join(missing[:5]) or 'no images uploaded'}")
+        sources = [src for src, _ in pairs]
         budget_ = self.decoding.budget()
         try:
             with resources.decoding(should_stop, "your images"):
                 images = load_user_images(sources, size, should_stop, budget_)
         finally:
             self.decoding.spend(budget_)
+        images.skipped[:0] = missing
         own = self.tmpdir / "own"
         kept = [resources.adopt(src, own / f"{i}-{Path(p).name}", self._uploads, self._root)
-                for i, (src, p) in enumerate(zip(sources, paths))
+                for i, (src, p) in enumerate(pairs)
                 if src.is_file() and resources.within(src, self._uploads)]  # web uploads; other files stay
         for f in own.iterdir() if own.is_dir() else []:  # the previous set, unless it is this one
             if f not in kept:
@@ -657,8 +673,10 @@ def load_user_images(paths: list[str], size: int, should_stop=None,
             sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
             left -= len(sets[-1])
         except data.DataError as e:  # one image file: its own reason, not "no readable images (1 files ...)"
-            one = re.fullmatch(rf"{re.escape(Path(p).name)}: no readable images \(1 files skipped: (.*)\)", str(e))
-            skipped.append(one[1] if one else str(e))
+            # no regex on names someone chose: the message's own start and end, compared as text
+            msg, head = str(e), f"{data.shown(Path(p).name)}: no readable images (1 files skipped: "
+            one = msg.startswith(head) and msg.endswith(")")
+            skipped.append(msg[len(head):-1] if one else msg)
     skipped += [k for s in sets for k in s.skipped]
     if not sets or not sum(len(s) for s in sets):
         why = ("; ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")) or \

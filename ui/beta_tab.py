@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from aevae import classroom, figures, workbench
-from aevae.i18n import t, tm
+from aevae.i18n import t
 
 from .common import (
     DEFAULT_SIZE,
@@ -22,6 +22,7 @@ from .common import (
     refuse,
     session,
     stop_training,
+    tmd,
     training_slot,
 )
 from .lang import L, drawn, plot, table
@@ -53,7 +54,7 @@ def shipped_beta_sweep(request: gr.Request):
         raise refuse(t("beta.none_shipped", lang), lang)
     source = t("beta.shipped", lang)
     if s.uses_upload:
-        source += t("beta.not_on_upload", lang, data=tm(s.data_source(), lang))
+        source += t("beta.not_on_upload", lang, data=tmd(s.data_source(), lang))
     return show_betas(s, rows, source, True, lang)
 
 
@@ -78,7 +79,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         if live.get("queued"):
             return gr.update(), gr.update(), gr.update(), t("status.queued", lang, where=live["queued"])
         return (gr.update(), gr.update(), gr.update(),
-                t("beta.training", lang, beta=live["name"]) + f" {bar(live['frac'])} — {tm(live['text'], lang)}")
+                t("beta.training", lang, beta=live["name"]) + f" {bar(live['frac'])} — {tmd(live['text'], lang)}")
 
     def on_wait(place, secs):
         live["queued"] = t("status.waiting", lang, place=place, seconds=f"{secs:.0f}")
@@ -98,7 +99,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))
     few = t("beta.few_steps", lang, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
     yield show_betas(s, workbench.beta_results(models, split),  # few steps: grey blurs, whatever beta says
-                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done),
+                     t("beta.trained_here", lang, epochs=epochs, source=tmd(split.all.source, lang), done=done),
                      split.spec == workbench.OPENMOJI, lang, few)
 
 

@@ -114,7 +114,7 @@ def session(request: gr.Request | None, page: bool = False) -> workbench.Session
     if notes:
         lang = s.lang or asked_lang(request)
         for note in notes:
-            gr.Warning(tm(note, lang))
+            gr.Warning(plain(tm(note, lang)))
     return s
 
 
@@ -136,8 +136,44 @@ def asked_lang(request: gr.Request | None) -> str:
 
 def refuse(message: str, lang: str) -> gr.Error:
     """The app's refusal: `message` in a toast titled in the page's language, and one log line
-    (no traceback: a traceback in the log means a bug)."""
-    return gr.Error(message, title=t("common.error_title", lang), print_exception=False)
+    (no traceback: a traceback in the log means a bug). A toast renders HTML: the message (which
+    may hold what someone typed or named) is escaped there and bounded; `.plain` keeps it as text."""
+    message = clip(message)
+    e = gr.Error(tagless(message), title=t("common.error_title", lang), print_exception=False)
+    e.plain = message
+    return e
+
+
+# What the page shows of a message or note at most: a real one is far shorter; a longer one
+# carries someone's text (a pasted 5 MB id list), which is cut, never echoed whole.
+MAX_NOTE = 2000
+LOG_CHARS = 300  # a refusal's reason in the log
+
+
+def clip(text, most: int = MAX_NOTE) -> str:
+    text = str(text)
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def md(text, most: int = MAX_NOTE) -> str:
+    """Text (a package message, a name) put into a Markdown note: bounded, and shown as written,
+    never as HTML, a link or an image (i18n.md)."""
+    return i18n.md(clip(text, most))
+
+
+def tmd(text: str, lang: str) -> str:
+    """A package message in `lang`, for a Markdown note (see md)."""
+    return md(tm(text, lang))
+
+
+def plain(text, most: int = MAX_NOTE) -> str:
+    """Text for a toast (gr.Warning / gr.Info render HTML): bounded, and no tag in it."""
+    return tagless(clip(text, most))
+
+
+def tagless(text: str) -> str:
+    """Text put into HTML: < and > escaped, so no tag can start (an & only makes a character)."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def fail(e: Exception, lang: str) -> gr.Error:
@@ -150,9 +186,17 @@ def fail(e: Exception, lang: str) -> gr.Error:
 
 def need(lo, hi, value, what: str, lang: str):
     """Out-of-range values (e.g. from the API) are refused, never clipped silently; `what` is a key."""
-    if value is None or not lo <= value <= hi:
-        raise refuse(t("error.range", lang, what=t(what, lang), lo=lo, hi=hi, value=value), lang)
+    number = isinstance(value, int | float) and not isinstance(value, bool)  # an API may send anything
+    if not number or not lo <= value <= hi:
+        raise refuse(t("error.range", lang, what=t(what, lang), lo=lo, hi=hi, value=value_shown(value, lang)), lang)
     return value
+
+
+def value_shown(value, lang: str = i18n.DEFAULT) -> str:
+    """A value someone sent, for a message: short (a 5 MB string, a 5,000-digit number)."""
+    if isinstance(value, int) and value.bit_length() > 64:  # str() of one fails past 4,300 digits
+        return t("error.huge_number", lang, digits=f"{int(value.bit_length() * 0.30103) + 1:,}")
+    return clip(repr(value) if isinstance(value, str) else str(value), 40)
 
 
 def seed_of(value, what: str, lang: str) -> int:
@@ -168,6 +212,9 @@ class Page(gr.Blocks):
     expected refusal (a gr.Error: ours, or Gradio's own range checks) is logged as one line,
     not a traceback, so a traceback in the log means a bug."""
 
+    async def preprocess_data(self, block_fn, *args, **kwargs):
+        return await _checked_inputs(super().preprocess_data, block_fn, *args, **kwargs)
+
     async def process_api(self, *args, **kwargs):
         key = kwargs.get("session_hash")
         with store().active(key) if key else contextlib.nullcontext():
@@ -178,15 +225,53 @@ class Page(gr.Blocks):
                 raise fail(e, asked_lang(kwargs.get("request"))) from None
             except gr.Error as e:
                 e.print_exception = False
-                refused(kwargs, args, e.message)
+                if not hasattr(e, "plain"):  # Gradio's own (a choice not offered): it names the value sent
+                    e.plain = clip(e.message)
+                    e.message = tagless(e.plain)
+                    e.args = (e.message,)
+                refused(kwargs, args, e.plain)
                 raise
+
+
+class UnknownStreams:
+    """ASGI middleware: a GET of the queue's stream for a session with nothing queued is answered
+    404 at once. Gradio starts the stream first and raises its 404 inside it, which writes two
+    tracebacks (5.7 KB) to the log per request: anyone could fill the log with them."""
+
+    def __init__(self, app, blocks: gr.Blocks):
+        self.app, self.blocks = app, blocks
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") == "http" and scope.get("path", "").endswith("/queue/data"):
+            from urllib.parse import parse_qs
+
+            from starlette.responses import JSONResponse
+
+            session_hash = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash") or [""])[0]
+            queue = getattr(self.blocks, "_queue", None)
+            if queue is not None and session_hash not in queue.pending_messages_per_session:
+                await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _checked_inputs(super_preprocess, block_fn, *args, **kwargs):
+    """Inputs as the components read them; one of the wrong kind (a word where a number goes,
+    sent by a script) is refused as the caller's mistake, not logged as the server's bug."""
+    try:
+        return await super_preprocess(block_fn, *args, **kwargs)
+    except gr.Error:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        why = clip(" ".join(str(e).split()) or type(e).__name__, 200)
+        raise refuse(t("error.bad_input", i18n.DEFAULT, why=why), i18n.DEFAULT) from None
 
 
 def refused(kwargs, args, why) -> None:
     fn = kwargs.get("block_fn", args[0] if args else None)
     name = getattr(fn, "api_name", None) or getattr(fn, "name", None) or str(fn)
     log.info("refused %s (session %s): %s", name, str(kwargs.get("session_hash"))[:8],
-             " ".join(str(why).split()))
+             clip(" ".join(str(why)[:4 * LOG_CHARS].split()), LOG_CHARS))  # one bounded line
 
 
 @contextmanager
@@ -306,8 +391,8 @@ def csv_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+        w.writeheader()  # names and labels someone chose: never a formula in a spreadsheet (data.cell)
+        w.writerows({k: data.cell(v) if isinstance(v, str) else v for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 

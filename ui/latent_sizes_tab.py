@@ -8,7 +8,7 @@ import pandas as pd
 
 from aevae import figures, workbench
 from aevae.config import PRESETS, parse_latent
-from aevae.i18n import t, tm
+from aevae.i18n import t
 from aevae.report import latent_notes
 from aevae.workbench import NoModels
 
@@ -28,6 +28,7 @@ from .common import (
     seed_of,
     session,
     stop_training,
+    tmd,
     training_slot,
     watch,
 )
@@ -83,7 +84,7 @@ def train_missing_rung(latent: str, epochs: int, request: gr.Request):
         settings = workbench.TrainSettings(image_size=size, latent=str(parse_latent(latent)), epochs=int(epochs),
                                            seconds=float(MAX_SECONDS))
         settings.model_config("ae")
-        plan = tm(workbench.plan_text(settings, split), lang)
+        plan = tmd(workbench.plan_text(settings, split), lang)
     except ValueError as e:
         raise fail(e, lang) from None
     with training_slot(s, lang):
@@ -91,8 +92,8 @@ def train_missing_rung(latent: str, epochs: int, request: gr.Request):
         job = workbench.PairJob(s, settings, split, "rung")
         run = yield from watch(s, job, lambda: (
             t("lat.training", lang, latent=latent, plan=plan) + "  \n" +
-            f"{bar(job.live.fraction)} — {tm(job.live.queued or job.live.text, lang)}", gr.update()), lang)
-    yield (t("lat.trained", lang, latent=run.pair.latent, title=tm(run.title, lang), ended=tm(run.row["ended"], lang),
+            f"{bar(job.live.fraction)} — {tmd(job.live.queued or job.live.text, lang)}", gr.update()), lang)
+    yield (t("lat.trained", lang, latent=run.pair.latent, title=tmd(run.title, lang), ended=tmd(run.row["ended"], lang),
              ae=f"{run.row['AE val PSNR']:.2f}", vae=f"{run.row['VAE val PSNR']:.2f}"),
            picker_update(s, lang))
 

@@ -5,21 +5,23 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import figures, sampling, workbench
+from aevae import data, figures, sampling, workbench
 from aevae.config import check_finite
-from aevae.i18n import t, tm
+from aevae.i18n import t
 from aevae.workbench import NoModels
 
 from .common import (
     fail,
     gpu,
     lang_of,
+    md,
     need,
     on_open,
     png,
     refuse,
     seed_of,
     session,
+    tmd,
 )
 from .lang import L, drawn, group, plot
 from .picker import choices
@@ -37,11 +39,11 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         raise fail(e, lang) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
     grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    note = t("space.prior_note", lang, source=tm(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
+    note = t("space.prior_note", lang, source=tmd(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
     if len(pair.vae.latent_shape) > 1:
         generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
         label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
-        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tm(label, lang))
+        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tmd(label, lang))
                                                        if generative else t("space.period", lang))
     return png(s.new_folder(), grid, "prior-samples.png"), note
 
@@ -50,6 +52,8 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
     s, lang = session(request), lang_of(request)
     need(3, 16, steps, "what.steps", lang)
+    need(1, data.MAX_IMAGES, id_a, "what.image_id", lang)  # a cleared number box sends None
+    need(1, data.MAX_IMAGES, id_b, "what.image_id", lang)
     try:
         pair = workbench.pair_named(s, pair_name)
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
@@ -58,10 +62,11 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
     rows = workbench.interpolations_for(s, pair, two, int(steps))
     grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
                               scale=figures.auto_scale(pair.image_size, 72))
-    note = t("space.interp_note", lang, a=id_a, name_a=two.names[0], b=id_b, name_b=two.names[1], steps=steps)
+    note = t("space.interp_note", lang, a=id_a, name_a=md(two.names[0]), b=id_b, name_b=md(two.names[1]),
+              steps=steps)
     other = workbench.data_note(s, pair)
     return png(s.new_folder(), grid, "interpolation.png"), note + (
-        "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else "")
+        "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else "")
 
 
 @gpu
@@ -83,7 +88,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
              b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
     other = workbench.data_note(s, pair, "these validation images")
-    note += "\n\n" + t("common.data_note", lang, note=tm(other, lang)) if other else ""
+    note += "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""
     labels = list(dict.fromkeys(points["label"]))
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
     return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(

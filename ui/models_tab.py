@@ -7,7 +7,7 @@ import json
 import gradio as gr
 
 from aevae import metrics
-from aevae.i18n import t, tm
+from aevae.i18n import t
 from aevae.models import summary_rows
 from aevae.workbench import NoModels
 
@@ -16,6 +16,7 @@ from .common import (
     curves,
     lang_of,
     session,
+    tmd,
 )
 from .lang import L, plot, table
 
@@ -25,8 +26,8 @@ def describe_models(request: gr.Request):
     try:
         pair = s.pair()
     except NoModels as e:
-        return tm(str(e), lang), None, None, "{}", None, None
-    head = t("models.head", lang, source=tm(pair.source, lang), ae=f"{pair.ae.n_params:,}", vae=f"{pair.vae.n_params:,}",
+        return tmd(str(e), lang), None, None, "{}", None, None
+    head = t("models.head", lang, source=tmd(pair.source, lang), ae=f"{pair.ae.n_params:,}", vae=f"{pair.vae.n_params:,}",
              latent="x".join(map(str, pair.ae.latent_shape)), values=f"{pair.ae.latent_numel:,}", size=pair.image_size,
              image_values=f"{3 * pair.image_size ** 2:,}")
     # The JSON keeps the checkpoint's own field names: it is what the files say.

@@ -8,7 +8,7 @@ from aevae import workbench
 from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
-from .common import fail, lang_of, session
+from .common import fail, lang_of, session, tmd
 from .lang import L
 
 
@@ -29,7 +29,7 @@ def use_models(value: str, request: gr.Request):
         p = s.use(value)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    return t("picker.now_using", lang, source=tm(p.source, lang), latent=p.latent, size=p.image_size)
+    return t("picker.now_using", lang, source=tmd(p.source, lang), latent=p.latent, size=p.image_size)
 
 
 def load_picker(request: gr.Request):

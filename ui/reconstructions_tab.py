@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from aevae import data, figures, workbench
-from aevae.i18n import t, tm
+from aevae.i18n import t
 from aevae.workbench import NoModels
 
 from .common import (
@@ -25,6 +25,7 @@ from .common import (
     seed_of,
     session,
     short_note,
+    tmd,
 )
 from .lang import L, drawn, table
 
@@ -60,10 +61,10 @@ def _decode_own(s, files, pair, show, lang: str):
 
     images = yield from background(s, work, show, lang, stop=stop)
     note = t("recon.own_done" if len(images) != 1 else "recon.own_done_one", lang, n=len(images),
-             source=tm(pair.source, lang), data=tm(workbench.trained_on(pair.dataset), lang))
+             source=tmd(pair.source, lang), data=tmd(workbench.trained_on(pair.dataset), lang))
     if images.skipped:
         note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
-            tm(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
+            tmd(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
     return images, note
 
 
@@ -117,7 +118,7 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) 
                                 [drawn("pic.ground_truth", lang), "AE", "VAE"],
                                 [str(i) for i in rec.images.ids], scale=figures.auto_scale(size, 96), per_block=12)
     rows = rec.rows()
-    lines = [t("recon.summary", lang, source=tm(source, lang), n=len(rows)), "",
+    lines = [t("recon.summary", lang, source=tmd(source, lang), n=len(rows)), "",
              "| | PSNR (dB) | SSIM | LPIPS |", "|---|---|---|---|"]
     for name, r in (("AE", rec.ae), ("VAE", rec.vae)):
         sm = r.summary()
@@ -134,7 +135,7 @@ def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, sou
                         note: str = ""):
     s.last["reconstruction"] = rec
     picture, summary, frame, csv = _reconstruction_view(rec, source, lang)
-    summary += "\n\n" + t("common.data_note", lang, note=tm(note, lang)) if note else ""
+    summary += "\n\n" + t("common.data_note", lang, note=tmd(note, lang)) if note else ""
     folder = s.new_folder()
     (folder / "reconstructions.png").write_bytes(picture)
     (folder / "reconstructions.csv").write_text(csv)

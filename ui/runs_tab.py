@@ -25,6 +25,7 @@ from .common import (
     numbers,
     session,
     stop_training,
+    tmd,
     training_slot,
     watch,
 )
@@ -40,7 +41,7 @@ def show_runs(request: gr.Request):
     s, lang = session(request), lang_of(request)
     rows = s.run_rows()
     choices = [(tm(r.title, lang), r.number) for r in reversed(s.runs.items)]
-    note = tm(s.runs.note(), lang) if rows else t("runs.none", lang)
+    note = tmd(s.runs.note(), lang) if rows else t("runs.none", lang)
     # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
     shown = rows or pd.DataFrame(columns=["run", "made by"])
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
@@ -81,7 +82,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
             i, live = state["i"], state["job"].live
             frac = (sum(epochs[:i]) + live.fraction * epochs[i]) / total
             text = live.queued or live.text
-            return (t("runs.row", lang, i=i + 1, n=len(plans), epochs=epochs[i]) + f" {bar(frac)} — {tm(text, lang)}",
+            return (t("runs.row", lang, i=i + 1, n=len(plans), epochs=epochs[i]) + f" {bar(frac)} — {tmd(text, lang)}",
                     gr.update(), gr.update(), gr.update(), gr.update())
 
         for i, settings in enumerate(plans):
@@ -91,7 +92,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
             stopped = run.row["ended"] != "finished"
             msg = t("runs.rows_done", lang, i=i + 1, n=len(plans))
             if stopped:
-                msg = t("runs.ended", lang, i=i + 1, n=len(plans), ended=tm(run.row["ended"], lang))
+                msg = t("runs.ended", lang, i=i + 1, n=len(plans), ended=tmd(run.row["ended"], lang))
             yield (msg, *show_runs(request)[:3], picker_update(s, lang))
             if stopped:
                 return

@@ -34,12 +34,14 @@ from .common import (
     curves,
     fail,
     lang_of,
+    md,
     need,
     png,
     refuse,
     replay,
     session,
     stop_training,
+    tmd,
     watch,
 )
 from .lang import L, drawn, plot
@@ -79,7 +81,7 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
         hidden = gr.update(visible=False, value=None)
         if split is None:
             return t("train.plan_after_load", lang), hidden, hidden
-        plan = t("train.plan", lang, plan=tm(workbench.plan_text(settings, split), lang))
+        plan = t("train.plan", lang, plan=tmd(workbench.plan_text(settings, split), lang))
         more = workbench.more_epochs(settings, split, MAX_EPOCHS)
         if more is None:
             return plan, hidden, hidden
@@ -89,7 +91,7 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
         label = t("train.use_epochs", lang, epochs=epochs, steps=f"{steps:,}", seconds=f"{seconds:.0f}")
         return plan, hidden, gr.update(choices=[(label, epochs)], value=None, visible=True)
     except (gr.Error, ValueError) as e:
-        why = e.message if isinstance(e, gr.Error) else tm(str(e), lang)
+        why = md(getattr(e, "plain", e.message)) if isinstance(e, gr.Error) else tmd(str(e), lang)
         try:
             near = nearest_latents(latent, int(image_size))
         except (TypeError, ValueError):
@@ -197,7 +199,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
         loaded, split = (got, got.split) if new else (None, got)
         try:
-            plan = tm(workbench.plan_text(settings, split), lang)
+            plan = tmd(workbench.plan_text(settings, split), lang)
             job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e, lang) from None
@@ -211,7 +213,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             raise
         loaded = None
         skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
-        head = t("train.head", lang, source=tm(split.all.source, lang), train=f"{len(split.train):,}",
+        head = t("train.head", lang, source=tmd(split.all.source, lang), train=f"{len(split.train):,}",
                  val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
         shown = {"snap": None, "step": -1}
 
@@ -226,7 +228,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         def show():
             live = job.live
             if live.queued:
-                return (head + t("status.queued", lang, where=tm(live.queued, lang)), *[gr.update()] * 6)
+                return (head + t("status.queued", lang, where=tmd(live.queued, lang)), *[gr.update()] * 6)
             joined = t("train.joined", lang) if job.how == "running" else ""
             # The text every half second; the plots and the strip every few seconds, made once per
             # run for all its watchers: ten students watching one training must not slow it down.
@@ -234,7 +236,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             if time.monotonic() - sent["plots"] >= PLOT_EVERY_S:
                 sent["plots"] = time.monotonic()
                 plots, strip = _plots(live_curves(live), lang), strip_update(live.snapshot)
-            return (head + f"{bar(live.fraction)} — {tm(live.text, lang)}{joined}", *plots, None, strip, gr.update())
+            return (head + f"{bar(live.fraction)} — {tmd(live.text, lang)}{joined}", *plots, None, strip, gr.update())
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
             for frame in replay(job.shared.result[1]):
@@ -254,9 +256,9 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                  "CUT SHORT by the time cap": t("train.cut_short", lang, cap=f"{settings.seconds:.0f}",
                                                 done=row["epochs done"], epochs=settings.epochs)}[row["ended"]]
         used = t("train.used" if use_when_done else "train.not_used", lang)
-        yield (head + t("train.finished", lang, ended=ended, title=tm(run.title, lang), ae=f"{row['AE val PSNR']:.2f}",
+        yield (head + t("train.finished", lang, ended=ended, title=tmd(run.title, lang), ae=f"{row['AE val PSNR']:.2f}",
                         vae=f"{row['VAE val PSNR']:.2f}", steps=f"{row['steps']:,}", seconds=f"{row['seconds']:.1f}",
-                        trained=tm(row["trained"], lang), used=used),
+                        trained=tmd(row["trained"], lang), used=used),
                *_plots(curves(pair.history), lang), files, _strip_file(s, job.live.snapshot, lang),
                picker_update(s, lang))
     finally:
@@ -287,9 +289,11 @@ def settings_from_link(request: gr.Request):
     controls = [gr.update(value=full[k]) if k in full else gr.update() for k in SHARE_KEYS]
     note = ""
     if values:
-        note = t("train.from_link", lang, settings=", ".join(f"{k}={v}" for k, v in values.items()))
+        note = t("train.from_link", lang, settings=md(", ".join(f"{k}={v}" for k, v in values.items())))
     if problems:
-        note += " " + t("train.not_applied", lang, problems="; ".join(tm(p, lang) for p in problems))
+        # a link is anyone's text: its problems shown as text, the first few
+        listed = "; ".join(tm(p, lang) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
+        note += " " + t("train.not_applied", lang, problems=md(listed))
     return *controls, note
 
 
@@ -324,7 +328,7 @@ def _size(image_size) -> int:
 
 
 def _code(text: str) -> str:
-    return f"`{text.replace('`', '')}`"
+    return f"`{data.shown(text).replace('`', '')}`"  # a code span shows its text as it is
 
 
 def _listed(items: list[str], lang: str, most: int = 12) -> str:
@@ -352,7 +356,7 @@ def data_view(s: workbench.Session, size: int, lang: str):
              val=f"{len(split.val):,}", k=len(labels), labels=_listed(labels, lang))
     if whole.skipped:
         text += "  \n" + t("data.skipped", lang, n=len(whole.skipped),
-                           files="; ".join(tm(x, lang) for x in whole.skipped[:5]))
+                           files="; ".join(tmd(x, lang) for x in whole.skipped[:5]))
     rows = userdata.examples(whole)
     strip = figures.image_grid([r for _, r in rows], [n for n, _ in rows] if rows[0][0] else None,
                                scale=figures.auto_scale(size, 48))
@@ -371,7 +375,7 @@ def upload_data(files, image_size, request: gr.Request):
         s.set_upload(files, size)
     except ValueError as e:
         return (UPLOAD if s.uses_upload else OPENMOJI,
-                t("data.not_used", lang, error=tm(str(e), lang), data=tm(s.data_source(), lang)), gr.update())
+                t("data.not_used", lang, error=tmd(str(e), lang), data=tmd(s.data_source(), lang)), gr.update())
     return UPLOAD, *data_view(s, size, lang)
 
 

@@ -22,6 +22,7 @@ from .common import (
     refuse,
     seed_of,
     session,
+    tmd,
 )
 from .lang import L, drawn, group
 
@@ -85,7 +86,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
     Image.fromarray(big).save(folder / "variants.png")
     files.append(str(folder / "variants.png"))
     msg = t("var.done", lang, n=len(gen_data), images=len(images), k=k, scale=scale, shape=tuple(gen_data.shape))
-    return gallery, "\n\n".join([msg, *notes, tm(workbench.data_note(s, pair), lang)]), files
+    return gallery, "\n\n".join([msg, *notes, tmd(workbench.data_note(s, pair), lang)]), files
 
 
 def label_choices(label: str, request: gr.Request):
