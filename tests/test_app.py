@@ -164,8 +164,8 @@ def test_stop_ends_training_within_a_batch_and_keeps_both_models(app_module):
     assert not t.is_alive() and time.monotonic() - t0 < 10
     status = out["steps"][-1][0]
     assert "Stopped by you" in status
-    pair = s.pair()
-    assert pair.source == "run 1"
+    pair = s.runs.get(1).pair  # kept as run 1, not the pair in use (a half-trained pair: issue 24)
+    assert pair.source == "run 1" and s.in_use == "shipped:default"
     assert {h["stopped_by"] for h in pair.history.values()} == {"stop request"}
     assert len(pair.history["ae"]["iter_loss"]) == len(pair.history["vae"]["iter_loss"]) > 0
 
