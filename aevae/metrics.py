@@ -79,6 +79,24 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(np.asarray(vals, dtype=np.float64).reshape(-1), PSNR_CAP)
 
 
+def nearest_psnr(samples: np.ndarray, images: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Per sample, its PSNR in dB (capped at PSNR_CAP) to the nearest of `images` by MSE: how
+    much a generated image looks, pixel for pixel, like some real one. Both (N, H, W, 3)."""
+    s = _unit_float(samples, "samples")
+    s = s.reshape(len(s), -1)
+    ss = (s * s).sum(1)
+    best = np.full(len(s), np.inf)
+    for i in range(0, len(images), chunk):  # in chunks: a large set never needs all distances at once
+        x = _unit_float(images[i:i + chunk], "images")
+        x = x.reshape(len(x), -1)
+        if x.shape[1] != s.shape[1]:
+            raise ValueError(f"samples and images differ in size: {samples.shape[1:]} vs {images.shape[1:]}")
+        sq = np.maximum(ss[:, None] + (x * x).sum(1)[None] - 2 * s @ x.T, 0.0)  # |s - x|^2
+        best = np.minimum(best, sq.min(1) / s.shape[1])
+    with np.errstate(divide="ignore"):
+        return np.minimum(10 * np.log10(1.0 / best), PSNR_CAP)
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SSIM per image of two (N, H, W, 3) arrays in [0, 1], at most 1.
 

@@ -38,8 +38,8 @@ from . import (
 from .config import PRESETS, ModelConfig, TrainConfig, adapt_latent, parse_latent, resolve_device
 from .models import AutoEncoder, build_model, plan
 from .pair_training import Snapshot  # noqa: F401 (the Train tab's strip)
-from .runs import RUN, SHIPPED, Pair, Run, RunList
-from .train import History, Progress, as_uint8_nchw, train_together
+from .runs import BETA, FRESH, RUN, SHIPPED, Pair, Run, RunList, RunRecord
+from .train import Progress, as_uint8_nchw, train_together
 from .zoo import BETA_LATENT, GENERATE, Zoo
 
 OPENMOJI = "openmoji"
@@ -213,6 +213,7 @@ class Session:
         self.on_upload = False  # the tabs use the upload (else OpenMoji); switching back loses nothing
         self._upload_splits: dict[int, data.Split] = {}
         self.runs = RunList()
+        self._series = 0  # presses of a sweep button (RunRecord.series)
         self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
         self.last: dict = {}  # the latest results shown per tab, for the report
         self.opened: set = set()  # (tab, pair in use) whose first view was shown on opening the tab
@@ -278,9 +279,10 @@ class Session:
         out, self.notices = self.notices, []
         return out
 
-    def run_rows(self) -> list[dict]:
-        """Every run of this session as a table row (without loss histories)."""
-        return self.runs.rows()
+    def new_series(self) -> int:
+        """A number shared by the runs of one sweep (RunRecord.series)."""
+        self._series += 1
+        return self._series
 
     @property
     def busy(self) -> bool:
@@ -329,9 +331,13 @@ class Session:
         out += [(r.title, r.value) for r in reversed(self.runs.items) if r.pair is not None]
         return out
 
-    def add_run(self, kind: str, row: dict, histories: dict, pair: Pair | None, use: bool = False) -> Run:
-        run = self.runs.add(kind, row, histories, pair, keep=self.in_use)
-        if use and pair is not None:
+    def add_run(self, record: RunRecord, histories: dict, pair: Pair | None, use: bool = False,
+                model: AutoEncoder | None = None) -> Run:
+        """Keep a run; it becomes the pair in use only when `use` and it ran its whole plan (a run
+        stopped or cut short is kept, to pick by hand: a half-trained pair never replaces the
+        pair in use by itself)."""
+        run = self.runs.add(record, histories, pair, keep=self.in_use, model=model)
+        if use and pair is not None and record.finished:
             self.in_use = run.value
         return run
 
@@ -753,7 +759,7 @@ def ladder_models(session: Session) -> list[dict]:
         if run.kind == "rung" and run.pair is not None:
             rows.append({"latent": run.pair.latent, "source": f"run {run.number} (trained here)",
                          "ae": run.pair.ae, "vae": run.pair.vae, "dataset": run.pair.dataset,
-                         "epochs": run.row.get("epochs done")})
+                         "epochs": run.record.epochs_done})
     return sorted(rows, key=lambda r: parse_latent(r["latent"]).numel)
 
 
@@ -888,23 +894,29 @@ def train_models(settings: TrainSettings, split: data.Split, on_progress=None, s
 
 
 def add_pair_run(session: Session, settings: TrainSettings, split: data.Split, models: dict, hists: dict,
-                 seconds: float, kind: str = "Train", use: bool = False, how: str = "",
-                 scores: dict | None = None) -> Run:
-    """Make trained models a run of the session (the pair in use only when `use`).
+                 seconds: float, kind: str = "Train", use: bool = False, how: str = FRESH,
+                 scores: dict | None = None, data_text: str | None = None, series: int = 0) -> Run:
+    """Make trained models a run of the session (the pair in use only when `use`, see add_run).
 
-    `scores`: val_scores of these models when already known (a shared run scores them once).
+    `scores`: val_scores of these models when already known (a shared run scores them once);
+    `data_text`: what it was trained on, in words (default: the split's source).
     """
-    if not hists["ae"].iter_loss:
+    first = hists["ae"] if isinstance(hists["ae"], dict) else hists["ae"].to_dict()
+    if not first["iter_loss"]:
         raise InterruptedError("stopped before the first batch; nothing was kept")
     hd = {k: (h if isinstance(h, dict) else h.to_dict()) for k, h in hists.items()}
     dataset = {**split.describe(), "fingerprint": classroom.fingerprint(split)}  # to tell data apart later
-    pair = Pair(models["ae"], models["vae"], "", settings.train_config().to_dict(), hd, dataset)
-    row = run_row(settings, pair, split, seconds, scores)
-    row["trained"] = how or "here"
-    return session.add_run(kind, row, hd, pair, use)
+    tcfg = settings.train_config().to_dict()
+    pair = Pair(models["ae"], models["vae"], "", tcfg, hd, dataset)
+    record = RunRecord.of(kind, preset=settings.preset, image_size=settings.image_size, latent=pair.latent,
+                          train=tcfg, histories=hd, seconds=seconds,
+                          scores=scores or val_scores(pair.ae, pair.vae, split),
+                          data=data_text or split.all.source, n_train=len(split.train), trained=how or FRESH,
+                          series=series)
+    return session.add_run(record, hd, pair, use)
 
 
-HOW = {"new": "a fresh run", "running": "joined a run already in progress on this server",
+HOW = {"new": FRESH, "running": "joined a run already in progress on this server",
        "finished": "same settings and seed as a run already trained on this server"}
 
 
@@ -916,8 +928,9 @@ class PairJob:
     """
 
     def __init__(self, session: Session, settings: TrainSettings, split: data.Split, kind: str = "Train",
-                 use: bool = False):
+                 use: bool = False, data_text: str | None = None, series: int = 0):
         self.session, self.settings, self.split, self.kind, self.use = session, settings, split, kind, use
+        self.data_text, self.series = data_text, series
         cfgs = [settings.model_config(k) for k in ("ae", "vae")]
         tcfg = settings.train_config()
         # Refused before anything starts when it would not fit this server's memory per training.
@@ -972,12 +985,9 @@ class PairJob:
             scores = None if self.waiter.copy is not None else self.shared.answers.get(
                 "scores", lambda: val_scores(models["ae"], models["vae"], self.split))
             return add_pair_run(self.session, self.settings, self.split, models, hists, secs, self.kind,
-                                self.use, how, scores)
+                                self.use, how, scores, self.data_text, self.series)
         finally:
             self.shared.leave(self.waiter)
-
-
-STOPPED = {"epochs": "finished", "time cap": "CUT SHORT by the time cap", "stop request": "stopped by you"}
 
 
 def val_scores(ae: AutoEncoder, vae: AutoEncoder, split: data.Split) -> dict:
@@ -985,24 +995,6 @@ def val_scores(ae: AutoEncoder, vae: AutoEncoder, split: data.Split) -> dict:
     with ThreadPoolExecutor(2) as pool:  # both at once: SSIM's filters leave the interpreter free
         return dict(zip(("AE", "VAE"), pool.map(lambda m: metrics.evaluate(m, split.val, lpips=False).summary(),
                                                 (ae, vae))))
-
-
-def run_row(settings: TrainSettings, pair: Pair, split: data.Split, seconds: float,
-            scores: dict | None = None) -> dict:
-    """One row of the runs table, with validation metrics (computed now unless given)."""
-    hist = {k: History.from_dict(pair.history[k]) for k in ("ae", "vae")}
-    row = {"preset": settings.preset, "size": settings.image_size, "latent": settings.latent,
-           "epochs": settings.epochs, "epochs done": len(hist["ae"].epochs), "steps": len(hist["ae"].iter_loss),
-           "batch": settings.batch_size, "lr": settings.lr, "beta": settings.beta, "seed": settings.seed,
-           "seconds": round(seconds, 1), "ended": STOPPED.get(hist["ae"].stopped_by, hist["ae"].stopped_by),
-           "data": split.all.source}
-    scores = scores or val_scores(pair.ae, pair.vae, split)
-    for kind in ("AE", "VAE"):
-        s = scores[kind]
-        row[f"{kind} final loss (MSE)"] = round(hist[kind.lower()].final.get("mse", float("nan")), 5)
-        row[f"{kind} val PSNR"] = round(s["psnr"].mean, 2)
-        row[f"{kind} val SSIM"] = round(s["ssim"].mean, 3)
-    return row
 
 
 def progress_text(p: Progress) -> str:
@@ -1116,7 +1108,7 @@ def train_betas(session: Session, split: data.Split, betas: list[float], epochs:
 
 
 def _train_betas(session, split, betas, cfg, base, seed, on_progress) -> list[tuple[float, AutoEncoder]]:
-    out = []
+    out, series = [], session.new_series()
     for b in betas:
         torch.manual_seed(seed)
         m = build_model(cfg)
@@ -1125,14 +1117,12 @@ def _train_betas(session, split, betas, cfg, base, seed, on_progress) -> list[tu
                               session.stop.is_set)[f"{b:g}"]
         if not hist.iter_loss:
             break
-        s = metrics.evaluate(m, split.val, lpips=False).summary()
-        row = {"latent": BETA_LATENT, "size": split.all.image_size, "epochs": base.epochs,
-               "epochs done": len(hist.epochs), "steps": len(hist.iter_loss), "batch": base.batch_size,
-               "lr": base.lr, "beta": float(b), "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
-               "ended": STOPPED.get(hist.stopped_by, hist.stopped_by), "data": split.all.source,
-               "VAE final loss (MSE)": round(hist.final.get("mse", float("nan")), 5),
-               "VAE val PSNR": round(s["psnr"].mean, 2), "VAE val SSIM": round(s["ssim"].mean, 3)}
-        session.add_run("beta sweep (VAE only)", row, {"vae": hist.to_dict()}, None)
+        scores = {"VAE": metrics.evaluate(m, split.val, lpips=False).summary()}
+        record = RunRecord.of(BETA, preset=TRAIN_DEFAULT, image_size=split.all.image_size, latent=BETA_LATENT,
+                              train=base.with_(beta=float(b)).to_dict(), histories={"vae": hist},
+                              seconds=time.perf_counter() - t0, scores=scores, data=split.all.source,
+                              n_train=len(split.train), series=series)
+        session.add_run(record, {"vae": hist.to_dict()}, None, model=m)
         out.append((float(b), m))
         if hist.stopped_by != "epochs":
             break

@@ -51,7 +51,7 @@ def app_path(settings: TrainSettings, split) -> tuple[float, dict]:
     while not job.done:
         time.sleep(0.05)
     run = job.result()
-    return time.perf_counter() - t0, run.row
+    return time.perf_counter() - t0, run.record.row(run.number)
 
 
 def bare_loop(settings: TrainSettings, split) -> float:

@@ -167,8 +167,8 @@ def test_stop_ends_training_within_a_batch_and_keeps_both_models(app_module):
     assert not t.is_alive() and time.monotonic() - t0 < 10
     status = out["steps"][-1][0]
     assert "Stopped by you" in status
-    pair = s.pair()
-    assert pair.source == "run 1"
+    pair = s.runs.get(1).pair  # kept as run 1, not the pair in use (a half-trained pair: issue 24)
+    assert pair.source == "run 1" and s.in_use == "shipped:default"
     assert {h["stopped_by"] for h in pair.history.values()} == {"stop request"}
     assert len(pair.history["ae"]["iter_loss"]) == len(pair.history["vae"]["iter_loss"]) > 0
 
@@ -515,6 +515,22 @@ def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path)
     # A zip's folder names are its labels.
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("lab3"))
     assert [v for _, v in app_module.label_choices("", req("lab3"))["choices"]] == ["(none)", "discs", "squares"]
+
+
+def test_a_zip_with_a_readme_beside_its_label_folders_gives_those_labels(app_module, tmp_path):
+    # issue 24 item 3: my_photos/README.txt must not make "my_photos" the one label.
+    z = tmp_path / "my_photos.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("my_photos/README.txt", "cats and rockets")
+        for i, img in enumerate(make_images(24, 40, seed=2)):
+            p = tmp_path / f"{i}.png"
+            Image.fromarray(img).save(p)
+            zf.write(p, f"my_photos/{'cat' if i % 2 else 'rocket'}/{i}.png")
+    dataset, text, _ = app_module.upload_data([str(z)], 32, req("stray1"))
+    assert dataset == "upload" and "**2 labels:** `cat` (12), `rocket` (12)" in text
+    assert [v for _, v in app_module.label_choices("", req("stray1"))["choices"]] == ["(none)", "cat", "rocket"]
+    gallery, _, _ = app_module.make_variants("", "cat", 3, 2, 1.0, 0, req("stray1"))
+    assert len(gallery) == 3 and all("cat" in caption for _, caption in gallery)
 
 
 def test_training_on_an_upload_and_notes_about_other_data(app_module, tmp_path):

@@ -45,7 +45,7 @@ def test_identical_trainings_run_once_and_give_the_same_models():
     assert shared.trainings_started == 1
     assert ra.pair.ae is rb.pair.ae is rc.pair.ae  # the very same models
     assert [r.number for r in (ra, rb, rc)] == [1, 1, 1]  # each is run 1 of its own session
-    assert "already trained" in rc.row["trained"] and rc.row["AE val PSNR"] == ra.row["AE val PSNR"]
+    assert "already trained" in rc.record.trained and rc.record.ae.val_psnr == ra.record.ae.val_psnr
 
 
 def test_other_settings_or_data_train_again():
@@ -66,13 +66,13 @@ def test_stop_with_others_waiting_gives_a_copy_and_the_run_goes_on():
         time.sleep(0.02)
     ja.stop()
     ra = finish(ja, 30)
-    assert ra.row["ended"] == "stopped by you" and "your copy" in ra.row["trained"]
+    assert ra.record.ended == "stopped by you" and "your copy" in ra.record.trained
     assert not jb.done  # the run goes on for the other student
     jb.stop()  # now nobody waits: the training itself stops
     rb = finish(jb, 30)
-    assert rb.row["ended"] == "stopped by you"
+    assert rb.record.ended == "stopped by you"
     assert ra.pair.ae is not rb.pair.ae
-    assert ra.row["steps"] <= rb.row["steps"] < 40 * 5
+    assert ra.record.steps <= rb.record.steps < 40 * 5
     assert len(shared) == 0  # a stopped run is not kept for reuse
 
 
@@ -179,7 +179,7 @@ def test_a_queued_training_waits_its_turn_and_runs():
     time.sleep(0.3)
     assert "place" in jobs[2].live.queued  # it waits, with its place in the queue
     runs = [finish(j) for j in jobs]
-    assert [r.row["ended"] for r in runs] == ["finished"] * 3 and shared.trainings_started == 3
+    assert [r.record.ended for r in runs] == ["finished"] * 3 and shared.trainings_started == 3
 
 
 def test_the_plan_counts_in_words_that_agree():

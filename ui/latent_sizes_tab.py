@@ -93,8 +93,9 @@ def train_missing_rung(latent: str, epochs: int, request: gr.Request):
         run = yield from watch(s, job, lambda: (
             t("lat.training", lang, latent=latent, plan=plan) + "  \n" +
             f"{bar(job.live.fraction)} — {tmd(job.live.queued or job.live.text, lang)}", gr.update()), lang)
-    yield (t("lat.trained", lang, latent=run.pair.latent, title=tmd(run.title, lang), ended=tmd(run.row["ended"], lang),
-             ae=f"{run.row['AE val PSNR']:.2f}", vae=f"{run.row['VAE val PSNR']:.2f}"),
+    rec = run.record
+    yield (t("lat.trained", lang, latent=run.pair.latent, title=tmd(run.title, lang), ended=tmd(rec.ended, lang),
+             ae=f"{rec.ae.val_psnr:.2f}", vae=f"{rec.vae.val_psnr:.2f}"),
            picker_update(s, lang))
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 from aevae import data, workbench
 from aevae.config import PRESETS
 from aevae.i18n import t, tm
+from aevae.runs import MESSAGE_CELLS
 from aevae.workbench import TrainSettings
 
 from .common import (
@@ -32,18 +33,24 @@ from .common import (
 from .lang import L, plot, table
 from .picker import picker_update
 
-# Columns of the runs table whose cells are the package's words ("finished", "run 3 (trained here)").
-MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
+# Digits shown per column: dB to 2 decimals, SSIM to 3, MSE to 5 (the CSV keeps every digit).
+DIGITS = {"AE val PSNR": 2, "VAE val PSNR": 2, "AE val SSIM": 3, "VAE val SSIM": 3,
+          "AE final loss (MSE)": 5, "VAE final loss (MSE)": 5}
+
+
+def run_rows(s: workbench.Session) -> list[dict]:
+    """Every run of the session as a row (RunRecord.row: the same columns for every kind of run)."""
+    return [r.record.row(r.number) for r in s.runs]
 
 
 def show_runs(request: gr.Request):
     """Every run of this session (Train, sweeps, rungs, beta sweeps) as a table, with its CSV."""
     s, lang = session(request), lang_of(request)
-    rows = s.run_rows()
+    rows = run_rows(s)
     choices = [(tm(r.title, lang), r.number) for r in reversed(s.runs.items)]
     note = tmd(s.runs.note(), lang) if rows else t("runs.none", lang)
     # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
-    shown = rows or pd.DataFrame(columns=["run", "made by"])
+    shown = pd.DataFrame(rows).round(DIGITS) if rows else pd.DataFrame(columns=["run", "made by"])
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
 
@@ -77,6 +84,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
     with training_slot(s, lang):
         s.stop.clear()
         total, state = sum(epochs), {"i": 0, "job": None}
+        series, what = s.new_series(), f"{len(small.train)} of {len(full.train)} training images"
 
         def show():
             i, live = state["i"], state["job"].live
@@ -86,13 +94,12 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
                     gr.update(), gr.update(), gr.update(), gr.update())
 
         for i, settings in enumerate(plans):
-            state.update(i=i, job=workbench.PairJob(s, settings, small, "sweep"))
+            state.update(i=i, job=workbench.PairJob(s, settings, small, "sweep", data_text=what, series=series))
             run = yield from watch(s, state["job"], show, lang)
-            run.row["data"] = f"{len(small.train)} of {len(full.train)} training images"
-            stopped = run.row["ended"] != "finished"
+            stopped = not run.record.finished
             msg = t("runs.rows_done", lang, i=i + 1, n=len(plans))
             if stopped:
-                msg = t("runs.ended", lang, i=i + 1, n=len(plans), ended=tmd(run.row["ended"], lang))
+                msg = t("runs.ended", lang, i=i + 1, n=len(plans), ended=tmd(run.record.ended, lang))
             yield (msg, *show_runs(request)[:3], picker_update(s, lang))
             if stopped:
                 return

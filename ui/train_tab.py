@@ -244,7 +244,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                        strip_update(job.live.snapshot), gr.update())
                 time.sleep(0.15)
         run = yield from watch(s, job, show, lang)
-        pair, row = run.pair, run.row
+        pair, rec = run.pair, run.record
         files = []
         folder = s.tmpdir / f"run-{run.number}"
         folder.mkdir(exist_ok=True)
@@ -252,13 +252,18 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
                                  dataset=pair.dataset, name=f"{pair.source} {kind}")
             files += [str(p), str(p.with_suffix(".safetensors"))]
-        ended = {"finished": t("train.done", lang), "stopped by you": t("train.stopped", lang),
-                 "CUT SHORT by the time cap": t("train.cut_short", lang, cap=f"{settings.seconds:.0f}",
-                                                done=row["epochs done"], epochs=settings.epochs)}[row["ended"]]
-        used = t("train.used" if use_when_done else "train.not_used", lang)
-        yield (head + t("train.finished", lang, ended=ended, title=tmd(run.title, lang), ae=f"{row['AE val PSNR']:.2f}",
-                        vae=f"{row['VAE val PSNR']:.2f}", steps=f"{row['steps']:,}", seconds=f"{row['seconds']:.1f}",
-                        trained=tmd(row["trained"], lang), used=used),
+        ended = {"epochs": t("train.done", lang), "stop request": t("train.stopped", lang),
+                 "time cap": t("train.cut_short", lang, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
+                               epochs=settings.epochs)}[rec.stopped_by]
+        if rec.finished:
+            repro, used = t("train.repro", lang), t("train.used" if use_when_done else "train.not_used", lang)
+        else:  # kept as a run, never the pair in use by itself (Session.add_run)
+            repro = t("train.not_repro", lang, epoch=rec.stopped_at_epoch, epochs=rec.epochs, step=f"{rec.steps:,}",
+                      steps=f"{rec.steps_planned:,}")
+            used = t("train.kept_not_used", lang, title=tmd(run.title, lang))
+        yield (head + t("train.finished", lang, ended=ended, title=tmd(run.title, lang), ae=f"{rec.ae.val_psnr:.2f}",
+                        vae=f"{rec.vae.val_psnr:.2f}", steps=f"{rec.steps:,}", seconds=f"{rec.seconds:.1f}",
+                        trained=tmd(rec.trained, lang), repro=repro, used=used),
                *_plots(curves(pair.history), lang), files, _strip_file(s, job.live.snapshot, lang),
                picker_update(s, lang))
     finally:
