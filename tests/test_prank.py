@@ -167,9 +167,12 @@ def test_the_report_shows_names_and_labels_as_text(app_module, tmp_path):
     body = html.split("</style>", 1)[1]
     for tag in ("<img src=x", "<img src=y", "<svg", "<b id", 'href="javascript', "<a "):
         assert tag not in body, tag
-    assert "&lt;img src=x onerror=window.__pwned=1 id=pwn1&gt;" in body  # the label, shown as written
+    # The report shows the validation split: the upload's name, and the label of its validation
+    # image, shown as written (text, not an image or a link).
+    assert "&lt;img src=y onerror=window.__pwned=5 id=pwn5&gt;.zip" in body
+    assert "<td>[sign in](javascript:window.__pwned=2)</td>" in body
     md = (tmp_path / "out" / "aevae-report" / "report.md").read_text()
-    assert r"\<img src=x onerror=window.__pwned=1 id=pwn1\>" in md
+    assert r"\<img src=y onerror=window.__pwned=5 id=pwn5\>" in md
 
 
 def test_toasts_and_notes_escape_and_bound_what_users_typed():
