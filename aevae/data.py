@@ -473,8 +473,11 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
     if not entries and not skipped:
         raise DataError(f"{name} is empty")
     entries = sorted(entries, key=lambda e: e[0])
-    # A single wrapper folder around class folders (typical of zips) is not a class itself.
-    if entries and all(len(p) >= 3 for p, _ in entries) and len({p[0] for p, _ in entries}) == 1:
+    # A single wrapper folder around class folders (typical of zips) is not a class itself. Files
+    # lying in the wrapper beside those folders (a README.txt) are then as files at a folder's
+    # root: skipped if not images, unlabelled if images; they must not make the wrapper a label.
+    if (entries and len({p[0] for p, _ in entries}) == 1 and all(len(p) >= 2 for p, _ in entries)
+            and any(len(p) >= 3 for p, _ in entries)):
         entries = [(p[1:], r) for p, r in entries]
     # Decoded straight into one array: rows never written are never touched, so they take
     # address space but no memory (no list of images and np.stack copy beside it).

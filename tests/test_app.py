@@ -486,6 +486,22 @@ def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path)
     assert [v for _, v in app_module.label_choices("", req("lab3"))["choices"]] == ["(none)", "discs", "squares"]
 
 
+def test_a_zip_with_a_readme_beside_its_label_folders_gives_those_labels(app_module, tmp_path):
+    # issue 24 item 3: my_photos/README.txt must not make "my_photos" the one label.
+    z = tmp_path / "my_photos.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("my_photos/README.txt", "cats and rockets")
+        for i, img in enumerate(make_images(24, 40, seed=2)):
+            p = tmp_path / f"{i}.png"
+            Image.fromarray(img).save(p)
+            zf.write(p, f"my_photos/{'cat' if i % 2 else 'rocket'}/{i}.png")
+    dataset, text, _ = app_module.upload_data([str(z)], 32, req("stray1"))
+    assert dataset == "upload" and "**2 labels:** `cat` (12), `rocket` (12)" in text
+    assert [v for _, v in app_module.label_choices("", req("stray1"))["choices"]] == ["(none)", "cat", "rocket"]
+    gallery, _, _ = app_module.make_variants("", "cat", 3, 2, 1.0, 0, req("stray1"))
+    assert len(gallery) == 3 and all("cat" in caption for _, caption in gallery)
+
+
 def test_training_on_an_upload_and_notes_about_other_data(app_module, tmp_path):
     files = homework(tmp_path)
     app_module.upload_data(files, 32, req("od1"))

@@ -306,6 +306,29 @@ def test_zip_labels_and_wrapper(tmp_path):
     assert s.images.shape == (2, 50, 50, 3) and s.source == "zip eyes.zip (2 images, 50x50)"
 
 
+def test_a_stray_file_beside_the_label_folders_keeps_the_wrapper_stripped(tmp_path):
+    # my_photos/README.txt beside my_photos/cat/ and my_photos/rocket/ (issue 24, item 3): the labels
+    # are cat and rocket, the text file is skipped as at a folder's root.
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "my_photos.zip", [
+        ("my_photos/README.txt", b"my cat and my rockets"), ("my_photos/cat/1.png", png),
+        ("my_photos/cat/2.png", png), ("my_photos/rocket/3.png", png)])
+    s = data.load_dataset(str(path), 32)
+    assert s.label_names == ["cat", "rocket"] and s.labels.tolist() == [0, 0, 1]
+    assert s.names == ["cat/1.png", "cat/2.png", "rocket/3.png"]
+    assert [x.split(": ")[0] for x in s.skipped] == ["README.txt"]
+    write(tmp_path / "f" / "my_photos" / "notes.md", b"# notes")
+    write(tmp_path / "f" / "my_photos" / "cat" / "1.png", rgb())
+    write(tmp_path / "f" / "my_photos" / "rocket" / "2.png", rgb())
+    assert data.load_folder(tmp_path / "f", 32).label_names == ["cat", "rocket"]
+
+
+def test_one_folder_of_images_is_still_one_label(tmp_path):
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "flat.zip", [("set/1.png", png), ("set/2.png", png)])
+    assert data.load_dataset(str(path), 32).label_names == ["set"]
+
+
 def test_zip_unsafe_members_skipped_never_written(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
