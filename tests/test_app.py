@@ -571,6 +571,27 @@ def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_
     assert "shipped: default was trained on OpenMoji emoji" in note
 
 
+@pytest.mark.parametrize("n, same", [(10, False), (15, False), (20, True)])
+def test_the_code_map_of_a_tiny_or_uniform_upload_shows_what_it_can(app_module, tmp_path, n, same):
+    # issue 24 item 12: 10 images leave 1 validation image, 15 leave 2, 20 identical ones have one code.
+    images = np.repeat(make_images(1, 40, seed=3), n, 0) if same else make_images(n, 40, seed=3)
+    z = tmp_path / "few.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(tmp_path / f"{i}.png")
+            zf.write(tmp_path / f"{i}.png", f"{i}.png")
+    who = req(f"tiny{n}")
+    assert app_module.upload_data([str(z)], 32, who)[0] == "upload"
+    points, thumbs, note, xs, ys, labels = app_module.code_map("in use", "VAE", who)
+    val = len(session(who).split(32).val)
+    assert len(frame(points)) == val and pixels(thumbs).shape[0] >= 7 * 32
+    assert xs["minimum"] < xs["maximum"] and ys["minimum"] < ys["maximum"]
+    assert "spread along" in note and "upload more" in note
+    assert pixels(app_module.decode_point(xs["maximum"], ys["minimum"], who)).ndim == 3
+    out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", who)
+    assert len(frame(out[7])) == val
+
+
 def test_choosing_other_models_in_latent_space_redraws_every_view(app_module):
     pairs = [v for _, v in workbench.pair_choices(session(req("sp1")).zoo)][1:3]
     views = [app_module.show_pair(p, 4, 0, 3, 841, 5, "VAE", req("sp1")) for p in pairs]
