@@ -1078,6 +1078,24 @@ def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
     return [(e["train"]["beta"], session.zoo.load(e["name"]).model) for e in session.zoo.betas()]
 
 
+def beta_plan(split: data.Split, image_size: int, n_betas: int, epochs: int,
+              most: int) -> tuple[int, float, tuple[int, int, float] | None]:
+    """What a beta sweep will do, before it starts (as plan_text for the Train tab): steps per beta,
+    estimated seconds for the whole sweep, and, when the steps are too few to show the trade-off,
+    (epochs, steps, seconds) that make about GOOD_STEPS per beta (None when `most` adds none)."""
+    settings = TrainSettings(image_size=image_size, latent=BETA_LATENT, epochs=int(epochs))
+    cfg, n, n_val = settings.model_config("vae"), len(split.train), len(split.val)
+    steps = steps_of(settings, n)
+    seconds = n_betas * timing.estimate_seconds([cfg], n, n_val, int(epochs))
+    if steps >= FEW_STEPS:
+        return steps, seconds, None
+    per_epoch = steps_of(settings, n, 1)
+    more = min(most, -(-GOOD_STEPS // per_epoch))
+    if more <= epochs:
+        return steps, seconds, None
+    return steps, seconds, (more, more * per_epoch, n_betas * timing.estimate_seconds([cfg], n, n_val, more))
+
+
 def train_betas(session: Session, split: data.Split, betas: list[float], epochs: int, seed: int = 0,
                 on_progress=None, cap: float | None = None, on_wait=None) -> list[tuple[float, AutoEncoder]]:
     """A VAE per beta on this session's data, one after the other, each a run of the session.

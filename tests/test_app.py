@@ -296,6 +296,29 @@ def test_beta_tradeoff_shipped_and_trained(app_module):
         list(app_module.beta_sweep("1", 2, req("b2")))
 
 
+def test_the_beta_sweep_plans_before_training_and_allows_the_epochs_it_advises(app_module, tmp_path):
+    # issue 24 item 8: "about 500 steps show it" must be reachable, said before training, never clamped.
+    from ui.common import MAX_EPOCHS
+
+    plan, offer = app_module.plan_betas("0, 1", 3, req("bp1"))  # OpenMoji: enough steps, no offer
+    assert "2 betas" in plan and "about" in plan and "Only" not in plan and not offer["visible"]
+    app_module.upload_data(homework(tmp_path), 32, req("bp1"))  # 54 training images: 2 steps an epoch
+    plan, offer = app_module.plan_betas("0, 1", 1, req("bp1"))
+    assert "**Only 2 steps per beta:**" in plan and offer["visible"]
+    [(label, epochs)] = offer["choices"]
+    assert epochs == 250 and "500 steps" in label and epochs <= MAX_EPOCHS
+    plan, offer = app_module.plan_betas("0, 1", epochs, req("bp1"))
+    assert "Only" not in plan and not offer["visible"]
+    plan, _ = app_module.plan_betas("1", 3, req("bp1"))
+    assert "give at least 2 betas" in plan
+    with pytest.raises(gr.Error, match=f"epochs per beta must be between 1 and {MAX_EPOCHS}, got {MAX_EPOCHS + 1}"):
+        list(app_module.beta_sweep("0, 1", MAX_EPOCHS + 1, req("bp1")))
+    # The page's field takes what the advice asks, and a typed value is never clamped by a slider.
+    demo = app_module.build_demo()
+    [field] = [b for b in demo.blocks.values() if '"beta.epochs"' in str(getattr(b, "label", ""))]
+    assert not isinstance(field, gr.Slider) and getattr(field, "maximum", None) in (None, MAX_EPOCHS)
+
+
 def test_settings_from_a_link(app_module):
     link = SimpleNamespace(session_hash="q1", query_params={"latent": "64x8x8", "beta": "0.5", "epochs": "x",
                                                             "color": "red"})
