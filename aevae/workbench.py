@@ -160,6 +160,8 @@ class TrainSettings:
 # Query-string keys of the Train tab's settings (shareable links), with their types.
 QUERY_KEYS = {"preset": str, "size": int, "latent": str, "epochs": int, "seconds": float, "batch": int,
               "lr": float, "wd": float, "beta": float, "seed": int}
+# A link also says which data its settings were made for; it cannot carry an upload's files.
+DATA_KEY, DATA_VALUES = "data", (OPENMOJI, "upload")
 
 
 def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
@@ -167,6 +169,12 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
     values, problems = {}, []
     for key, raw in params.items():
         kind = QUERY_KEYS.get(key)
+        if key == DATA_KEY:
+            if raw in DATA_VALUES:
+                values[key] = raw
+            else:
+                problems.append(f"'{key}={raw}' is not openmoji or upload")
+            continue
         if kind is None:
             problems.append(f"unknown setting '{key}'")
             continue

@@ -563,6 +563,20 @@ def test_a_shared_link_restores_exactly_what_it_says(app_module):
     assert app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params={}))[0] == gr.update()
 
 
+def test_a_link_made_on_uploaded_data_says_the_classmate_needs_the_files(app_module):
+    # issue 24 item 9: a link cannot carry the upload; the page says so instead of silently using OpenMoji.
+    for lang, words in [("en", "a link cannot carry files"), ("zh-TW", "連結無法帶著檔案")]:
+        link = SimpleNamespace(session_hash=f"lu-{lang}", query_params={"epochs": "125", "data": "upload", "lang": lang})
+        *controls, note = app_module.settings_from_link(link)
+        values = dict(zip(workbench.QUERY_KEYS, [c.get("value") for c in controls]))
+        assert values["epochs"] == 125 and words in note
+        assert "Not applied" not in note and "未套用" not in note
+    *_, note = app_module.settings_from_link(SimpleNamespace(session_hash="lu2", query_params={"data": "mine"}))
+    assert "Not applied: 'data=mine'" in note
+    *_, note = app_module.settings_from_link(SimpleNamespace(session_hash="lu3", query_params={"data": "openmoji"}))
+    assert "cannot carry" not in note and "Not applied" not in note
+
+
 def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
     args = dict(preset="quick", image_size=50, latent="8x16x16", epochs=4, cap=300, batch_size=32, lr=0.003,
                 weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji")
