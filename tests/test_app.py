@@ -208,8 +208,10 @@ def test_sweep_fills_the_runs_table(app_module):
     runs = outs[-1][1]
     assert runs["epochs"].tolist() == [1, 2] and (runs["epochs done"] == runs["epochs"]).all()
     assert s.in_use == "shipped:default"  # a sweep never replaces the pair in use
-    mse, kl = map(frame, app_module.run_curves(2, req("w1")))
-    assert len(mse) > 0 and len(kl) > 0
+    mse, kl, models = app_module.run_curves(2, req("w1"))
+    assert len(frame(mse)) > 0 and len(frame(kl)) > 0 and models == ["AE", "VAE"]
+    # The legend (and so the colour scale) follows each run's models: see test_browser's beta-run test.
+    assert [u["colors_in_legend"] for u in app_module.redraw_curves(models)] == [["AE", "VAE"]] * 2
 
 
 def test_models_tab_describes_the_pair(app_module):

@@ -51,7 +51,16 @@ def run_curves(run, request: gr.Request):
     s, lang = session(request), lang_of(request)
     r = s.runs.get(int(run)) if run not in (None, "") else None
     mse, kl, _ = curves(r.histories if r else {})
-    return plot(mse, lang, "iteration", "MSE per pixel", "model"), plot(kl, lang, "iteration", "KL (nats/image)", "model")
+    models = list(dict.fromkeys(mse["model"])) if mse is not None else []
+    return (plot(mse, lang, "iteration", "MSE per pixel", "model"), plot(kl, lang, "iteration", "KL (nats/image)", "model"),
+            models)
+
+
+def redraw_curves(models):
+    """Both plots' legends set to this run's models, which redraws them (see latent_space_tab.redraw_map):
+    a plot keeps the colour scale of its first drawing, so after a beta run (VAE only) every later
+    run's AE curve had no colour and was not drawn."""
+    return (gr.update(colors_in_legend=models),) * 2 if models else (gr.update(), gr.update())
 
 
 def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request):
@@ -127,4 +136,6 @@ def build(ctx) -> None:
         sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
         tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
-        run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")
+        run_models = gr.State()
+        run_pick.change(run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
+            redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
