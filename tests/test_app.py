@@ -125,6 +125,9 @@ def test_latent_sizes_ladder(app_module):
     assert len(set(table["epochs"])) == 1 and table["epochs"].iloc[0] >= 1
     big = table[table["latent"] == "64x4x4"]["vs image values"].iloc[0]
     assert big.startswith("0.333x")
+    # The chart's x axis names the latents (with their values), in order of size, not log10 numbers.
+    assert chart["x"] == "latent (values)" and chart["sort"] == ["16 (16)", "16x4x4 (256)", "64x4x4 (1,024)"]
+    assert set(frame(chart)["latent (values)"]) == set(chart["sort"])
 
 
 def test_train_then_other_tabs_use_the_trained_pair(app_module):

@@ -118,3 +118,71 @@ def test_the_ae_curve_is_drawn_after_a_beta_run_was_plotted_first(browser, serve
     page.screenshot(path=str(ARTIFACTS / "lesson-runs-curves.png"), full_page=True)
     assert AE_COLOUR in colours and len(colours) == 2
     page.close()
+
+
+def box(locator):
+    locator.wait_for(timeout=60_000)
+    return locator.bounding_box()
+
+
+def test_the_tabs_fit_1280x720(browser, server, photos, tmp_path, app_module):
+    """Issue 24 item 11: what a student reads is on the screen at 1280x720, nothing covers it."""
+    page = open_page(browser, server)
+    problems = []
+
+    def check(ok, what):  # every part is checked, then all that failed are named
+        if not ok:
+            problems.append(what)
+
+    # Reconstructions (drawn on opening): the grid's label sits above the grid, not over its ids.
+    tab(page, "Reconstructions")
+    page.get_by_text("Mean ± std over 10 images").wait_for(timeout=60_000)
+    grid = page.locator(".block", has=page.get_by_text("ground truth | AE | VAE", exact=True)).last
+    badge, image = box(grid.get_by_text("ground truth | AE | VAE", exact=True)), box(grid.locator("img").first)
+    check(badge["y"] + badge["height"] <= image["y"] + 1, f"the grid's label covers its top row: {badge}, {image}")
+    # Reconstructing one's own images shows the result on the screen (the grid is far above the button).
+    Image.fromarray(make_images(1, 40, seed=5)[0]).save(tmp_path / "mine.png")
+    page.get_by_text("Reconstruct your own images").click()
+    page.locator(".block", has_text="Images (PNG/JPEG/WebP/BMP, or a .zip of them)").locator(
+        "input[type=file]").last.set_input_files([str(tmp_path / "mine.png")])
+    page.get_by_role("button", name="Reconstruct uploads").click()
+    page.get_by_text(re.compile(r"1 images? reconstructed by")).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    image = box(grid.locator("img").first)
+    check(image["y"] < 720 and image["y"] + image["height"] > 0, f"own images' result off screen: {image}")
+    # Noisy variants: each caption under its pair of rows, not over the AE row.
+    tab(page, "Noisy VAE variants")
+    page.get_by_text(re.compile("VAE variants of 20 images")).wait_for(timeout=60_000)
+    caption = box(page.locator(".thumbnail-item").first.locator(".caption-label"))
+    under = page.evaluate("([x, y]) => document.elementsFromPoint(x, y).map(e => e.tagName)",
+                          [caption["x"] + caption["width"] / 2, caption["y"] + caption["height"] / 2])
+    check("IMG" not in under, f"a variant's caption lies over its picture: {under}")
+    # Models: the layer tables show their parameter column.
+    tab(page, "Models")
+    for name in ("AE layers", "VAE layers"):
+        table = page.locator(".block", has=page.get_by_text(name, exact=True)).last
+        outer, params = box(table), box(table.locator("th", has_text="params").first)
+        check(params["x"] + params["width"] <= outer["x"] + outer["width"] + 1, f"{name}: params cut off")
+    # Latent space: the code map's legend shows every group, none clipped.
+    tab(page, "Latent space")
+    page.get_by_text("codes of 450 validation images").wait_for(timeout=90_000)
+    page.wait_for_timeout(1500)
+    chart = page.locator(".block", has=page.get_by_text("Validation codes (PCA)", exact=True)).last
+    right = box(chart)["x"] + box(chart)["width"]
+    legend = chart.locator("g.role-legend-label text")
+    shown = [b for b in (legend.nth(i).bounding_box() for i in range(legend.count())) if b["x"] + b["width"] <= right]
+    check(len(shown) == 10, f"the map's legend shows {len(shown)} of OpenMoji's 10 groups")
+    page.screenshot(path=str(ARTIFACTS / "lesson-latent-space.png"), full_page=True)
+    # The report's HTML is no wider than the page, with a trained run in its runs table.
+    who = type("R", (), {"session_hash": "layout-report"})()
+    for _ in app_module.train_models("default", 32, "16x4x4", 1, 120, 64, 2e-3, 1e-5, 0.1, 0, "openmoji", None,
+                                     True, request=who):
+        pass
+    path, _ = app_module.download_report(who)
+    with zipfile.ZipFile(path) as zf:
+        (tmp_path / "report.html").write_bytes(zf.read("aevae-report/report.html"))
+    page.goto((tmp_path / "report.html").as_uri())
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    check(width <= 1280, f"the report's HTML is {width} px wide")
+    page.close()
+    assert not problems, problems
