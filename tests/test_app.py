@@ -211,6 +211,14 @@ def test_sweep_fills_the_runs_table(app_module):
     runs = outs[-1][1]
     assert runs["epochs"].tolist() == [1, 2] and (runs["epochs done"] == runs["epochs"]).all()
     assert s.in_use == "shipped:default"  # a sweep never replaces the pair in use
+    # What the sweep answers comes first (on screen at 1280 px), and as PSNR against epochs (issue 24 item 6).
+    assert list(runs.columns)[:6] == ["run", "made by", "epochs", "epochs done", "AE val PSNR", "VAE val PSNR"]
+    chart = app_module.sweep_chart(req("w1"))
+    points = frame(chart).sort_values(["model", "epochs done"])
+    assert chart["x"] == "epochs done" and points["model"].tolist() == ["AE", "AE", "VAE", "VAE"]
+    assert points["epochs done"].tolist() == [1, 2, 1, 2]
+    assert points["val PSNR (dB)"].tolist() == [*runs["AE val PSNR"], *runs["VAE val PSNR"]]
+    assert app_module.sweep_chart(req("w-none")) is None
     mse, kl, models = app_module.run_curves(2, req("w1"))
     assert len(frame(mse)) > 0 and len(frame(kl)) > 0 and models == ["AE", "VAE"]
     # The legend (and so the colour scale) follows each run's models: see test_browser's beta-run test.

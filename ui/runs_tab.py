@@ -42,9 +42,28 @@ def show_runs(request: gr.Request):
     choices = [(tm(r.title, lang), r.number) for r in reversed(s.runs.items)]
     note = tm(s.runs.note(), lang) if rows else t("runs.none", lang)
     # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
-    shown = rows or pd.DataFrame(columns=["run", "made by"])
+    shown = first_columns(pd.DataFrame(rows)) if rows else pd.DataFrame(columns=["run", "made by"])
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
+
+
+# What a sweep answers comes first: at 1280 px the validation PSNRs were off screen, after the settings.
+FIRST_COLUMNS = ["run", "made by", "epochs", "epochs done", "AE val PSNR", "VAE val PSNR"]
+
+
+def first_columns(df: pd.DataFrame) -> pd.DataFrame:
+    return df[[c for c in FIRST_COLUMNS if c in df.columns] + [c for c in df.columns if c not in FIRST_COLUMNS]]
+
+
+def sweep_chart(request: gr.Request):
+    """Report A's Problem 3 as a chart: each sweep run's validation PSNR against its epochs trained."""
+    s, lang = session(request), lang_of(request)
+    points = [{"epochs done": int(r["epochs done"]), "val PSNR (dB)": float(r[f"{kind} val PSNR"]), "model": kind}
+              for r in s.run_rows() if r.get("made by") == "sweep" for kind in ("AE", "VAE")
+              if r.get(f"{kind} val PSNR") is not None]
+    if not points:
+        return None
+    return plot(pd.DataFrame(points), lang, "epochs done", "val PSNR (dB)", "model")
 
 
 def run_curves(run, request: gr.Request):
@@ -130,12 +149,16 @@ def build(ctx) -> None:
                                   label=L("runs.mse"))
             run_kl = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
                                  label=L("runs.kl"))
+        sweep_plot = gr.LinePlot(x="epochs done", x_axis_format="d", y="val PSNR (dB)", color="model", color_map=COLORS,
+                                 label=L("runs.sweep_chart"))
         runs_csv = gr.File(label=L("runs.csv"))
         sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap],
-                        [sweep_msg, runs_df, run_pick, runs_csv, ctx.in_use], api_name="sweep", concurrency_id="train")
+                        [sweep_msg, runs_df, run_pick, runs_csv, ctx.in_use], api_name="sweep", concurrency_id="train").then(
+            sweep_chart, None, sweep_plot, api_visibility="private")
         sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
         tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
+        gr.on([tab.select, refresh_btn.click], sweep_chart, None, sweep_plot, api_visibility="private")
         run_models = gr.State()
         run_pick.change(run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
             redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
