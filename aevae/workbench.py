@@ -918,9 +918,12 @@ class PairJob:
         def train(shared: classroom.Shared, should_stop):
             live = shared.live
 
+            lefts = {}  # per model: each reports its own steps
+
             def progress(name, p):
                 live.histories[name] = p.history
-                live.text, live.fraction = progress_text(p), p.fraction
+                left = lefts.setdefault(name, timing.TimeLeft(est))
+                live.text, live.fraction = progress_text(p, left), p.fraction
 
             def snapshot(snap):
                 live.snapshot = snap
@@ -995,8 +998,10 @@ def run_row(settings: TrainSettings, pair: Pair, split: data.Split, seconds: flo
     return row
 
 
-def progress_text(p: Progress) -> str:
-    left = p.seconds / p.step * (p.steps_total - p.step) if p.step else 0.0
+def progress_text(p: Progress, time_left: timing.TimeLeft | None = None) -> str:
+    """`time_left`: the training's own estimator (the plan, then the measured rate); without it
+    the elapsed time per step, which counts the start-up as steps."""
+    left = (time_left or timing.TimeLeft())(p.step, p.steps_total, p.seconds)
     return (f"epoch {p.epoch}/{p.epochs}, step {p.step:,}/{p.steps_total:,}, {p.seconds:.1f} s"
             f" (about {left:.0f} s left)")
 
@@ -1084,6 +1089,14 @@ def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
     if not session.zoo:
         return []
     return [(e["train"]["beta"], session.zoo.load(e["name"]).model) for e in session.zoo.betas()]
+
+
+def sweep_plan(plans: list[TrainSettings], n_train: int, n_val: int) -> tuple[int, float]:
+    """An epochs sweep before it starts: optimiser steps per model in all, and estimated seconds."""
+    steps = sum(steps_of(p, n_train) for p in plans)
+    seconds = sum(timing.estimate_seconds([p.model_config(k) for k in ("ae", "vae")], n_train, n_val,
+                                          p.train_config().epochs) for p in plans)
+    return steps, seconds
 
 
 def beta_plan(split: data.Split, image_size: int, n_betas: int, epochs: int,

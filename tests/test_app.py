@@ -1,5 +1,6 @@
 """The app's handlers called directly (no server), with real models from the quick zoo."""
 
+import re
 import threading
 import time
 import zipfile
@@ -330,6 +331,17 @@ def test_the_beta_sweep_plans_before_training_and_allows_the_epochs_it_advises(a
     demo = app_module.build_demo()
     [field] = [b for b in demo.blocks.values() if '"beta.epochs"' in str(getattr(b, "label", ""))]
     assert not isinstance(field, gr.Slider) and getattr(field, "maximum", None) in (None, MAX_EPOCHS)
+
+
+def test_estimates_agree_and_come_before_each_training(app_module):
+    # issue 24 item 5: no fixed time in a preset's note beside the plan's; the epochs sweep is planned.
+    *_, note = app_module.apply_preset("quick", req("est1"))
+    assert not re.search(r"about \d+ s", note) and "plan" in note
+    plan = app_module.plan_sweep("5, 10, 15", 512, "16x8x8", 0, 300, req("est1"))
+    steps = sum(e * 16 for e in (5, 10, 15))  # 512 images in batches of 32 (the Train tab's default)
+    assert f"3 runs (5, 10, 15 epochs) x 512 images = {steps:,} steps per model" in plan
+    assert re.search(r"about \d+ s on this server in all", plan)
+    assert "Cannot" in app_module.plan_sweep("5, x", 512, "16x8x8", 0, 300, req("est1"))
 
 
 def test_settings_from_a_link(app_module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import classroom, figures, workbench
+from aevae import classroom, figures, timing, workbench
 from aevae.i18n import t, tm
 
 from .common import (
@@ -99,10 +99,16 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     except ValueError as e:
         raise fail(e, lang) from None
     live = {"text": t("beta.starting", lang), "frac": 0.0, "name": ""}
+    try:
+        per_beta = workbench.beta_plan(split, DEFAULT_SIZE, 1, int(epochs), MAX_EPOCHS)[1]
+    except ValueError:
+        per_beta = None  # the time left is then measured only
+    lefts = {}
 
     def progress(name, p):
         i = [f"{b:g}" for b in betas].index(name)
-        live.update(queued="", text=workbench.progress_text(p), frac=(i + p.fraction) / len(betas), name=name)
+        left = lefts.setdefault(name, timing.TimeLeft(per_beta))
+        live.update(queued="", text=workbench.progress_text(p, left), frac=(i + p.fraction) / len(betas), name=name)
 
     def show():
         if live.get("queued"):

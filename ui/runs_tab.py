@@ -82,23 +82,47 @@ def redraw_curves(models):
     return (gr.update(colors_in_legend=models),) * 2 if models else (gr.update(), gr.update())
 
 
+def _sweep_plans(epochs_text, subset, latent, seed, cap, lang) -> tuple[list[int], list[TrainSettings]]:
+    need(32, 4096, subset, "what.training_images", lang)
+    need(1, MAX_SECONDS, cap, "what.time_cap", lang)
+    need(0, 2**31 - 1, seed, "what.seed", lang)
+    epochs = numbers(epochs_text, int, 1, 50, 5, "what.epoch_counts", "5, 10, 15", lang)
+    try:
+        plans = [TrainSettings(latent=str(latent), epochs=e, seconds=float(cap), seed=int(seed)) for e in epochs]
+        for p in plans:
+            p.model_config("ae"), p.train_config()
+    except ValueError as e:
+        raise fail(e, lang) from None
+    return epochs, plans
+
+
+def plan_sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request) -> str:
+    """The sweep's plan before it starts: its runs, steps and the estimated time (counts only)."""
+    s, lang = session(request), lang_of(request)
+    try:
+        epochs, plans = _sweep_plans(epochs_text, subset, latent, seed, cap, lang)
+        split = s.any_split() if s.uses_upload else workbench.openmoji_counts()
+        if split is None:
+            return t("train.plan_after_load", lang)
+    except (gr.Error, ValueError) as e:
+        return t("runs.cannot", lang, error=e.message if isinstance(e, gr.Error) else tm(str(e), lang))
+    n = min(int(subset), len(split.train))
+    steps, seconds = workbench.sweep_plan(plans, n, len(split.val))
+    return t("runs.plan", lang, n=len(plans), epochs=", ".join(map(str, epochs)), images=f"{n:,}",
+             steps=f"{steps:,}", seconds=f"{seconds:.0f}")
+
+
 def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request):
     """Report A's Problem 3: the same set-up at several epoch counts, on a subset to fit the class.
 
     Each row is a run of the session; none of them becomes the pair in use unless the user picks it.
     """
     s, lang = session(request), lang_of(request)
-    need(32, 4096, subset, "what.training_images", lang)
-    need(1, MAX_SECONDS, cap, "what.time_cap", lang)
-    need(0, 2**31 - 1, seed, "what.seed", lang)
-    epochs = numbers(epochs_text, int, 1, 50, 5, "what.epoch_counts", "5, 10, 15", lang)
+    epochs, plans = _sweep_plans(epochs_text, subset, latent, seed, cap, lang)
     try:
         full = s.split(DEFAULT_SIZE)
         small = data.Split(full.all, full.train.subset(np.arange(min(int(subset), len(full.train)))), full.val,
                            full.spec, full.val_fraction, full.seed)
-        plans = [TrainSettings(latent=str(latent), epochs=e, seconds=float(cap), seed=int(seed)) for e in epochs]
-        for p in plans:
-            p.model_config("ae"), p.train_config()
     except ValueError as e:
         raise fail(e, lang) from None
     with training_slot(s, lang):
@@ -140,6 +164,7 @@ def build(ctx) -> None:
             sweep_btn = gr.Button(L("runs.btn"), variant="primary")
             sweep_stop = gr.Button(L("common.stop"), variant="stop")
             refresh_btn = gr.Button(L("runs.refresh"))
+        sweep_plan = gr.Markdown()
         sweep_msg = gr.Markdown()
         runs_df = gr.Dataframe(label=L("runs.table"))
         runs_note = gr.Markdown()
@@ -159,6 +184,10 @@ def build(ctx) -> None:
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
         tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
         gr.on([tab.select, refresh_btn.click], sweep_chart, None, sweep_plot, api_visibility="private")
+        sweep_in = [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap]
+        gr.on([tab.select] + [c.change for c in sweep_in], plan_sweep, sweep_in, sweep_plan, api_visibility="private",
+              queue=False, trigger_mode="always_last")
+        ctx.on_language.then(plan_sweep, sweep_in, sweep_plan, api_visibility="private")
         run_models = gr.State()
         run_pick.change(run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
             redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
