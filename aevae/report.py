@@ -468,7 +468,8 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     html = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     files["report.html"] = (f"<!doctype html><html lang='{lang}'><meta charset='utf-8'><title>{t('rep.title', lang)}</title>"
                             f"<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
-                            f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}"
+                            f"table{{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}}"  # wide tables scroll
+                            f"td,th{{border:1px solid #ccc;padding:2px 6px}}pre,code{{white-space:pre-wrap;overflow-wrap:anywhere}}"
                             f"img{{image-rendering:pixelated;max-width:100%}}</style>{html}").encode()
     files["report.json"] = json.dumps({"source": pair.source, "data": split.all.source, "reconstruction": summary,
                                        "reconstructed_ids": [int(i) for i in rec.images.ids],

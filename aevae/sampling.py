@@ -191,8 +191,19 @@ def code_map(model: AutoEncoder, images, batch_size: int = 256) -> CodeMap:
                     for i in range(0, len(data), batch_size)])
     mean = mu.mean(0)
     _, s, vt = torch.linalg.svd(mu - mean, full_matrices=False)
-    axes = vt[:2]
-    var = s.pow(2)
+    # One image (or a one-dimensional code) gives a single direction: the map keeps two axes, the
+    # missing one a direction orthogonal to the first with no spread (explained 0), so the plane,
+    # the grid and code_at work the same for any number of images.
+    axes = torch.zeros(2, mu.shape[1])
+    axes[:min(2, len(vt))] = vt[:2]
+    if len(vt) < 2 and mu.shape[1] > 1:
+        free = int(axes[0].abs().argmin())  # a basis vector made orthogonal to the first axis
+        e = torch.zeros(mu.shape[1])
+        e[free] = 1.0
+        e -= (e @ axes[0]) * axes[0]
+        axes[1] = e / e.norm().clamp_min(1e-12)
+    var = torch.zeros(max(2, len(s)))
+    var[:len(s)] = s.pow(2)
     explained = tuple(float(v) for v in (var[:2] / var.sum().clamp_min(1e-12)))
     return CodeMap(((mu - mean) @ axes.T).numpy(), mean, axes, explained, model.latent_shape)
 

@@ -83,3 +83,31 @@ def record(flops: float, seconds: float) -> None:
     weight = min(0.5, seconds / 60)
     with _lock:
         _rate = (1 - weight) * _rate + weight * flops / seconds
+
+
+class TimeLeft:
+    """Seconds left of a training, from its progress reports (step, steps planned, seconds gone).
+
+    Time per step so far counts the start-up (building the models, the first validation pass) as
+    if it were steps: at 2% it said "about 601 s left" of a 30 s training. So the plan's estimate
+    is used until WARMUP_STEPS steps are measured, then the rate of the steps since the first report.
+    """
+
+    WARMUP_STEPS = 5
+
+    def __init__(self, planned: float | None = None):
+        self.planned = planned
+        self._base: tuple[int, float] | None = None  # (step, seconds) of the first report
+
+    def __call__(self, step: int, steps_total: int, seconds: float) -> float:
+        if self._base is None or step < self._base[0]:
+            self._base = (step, seconds)
+        steps, spent = step - self._base[0], seconds - self._base[1]
+        remaining = max(steps_total - step, 0)
+        if steps >= self.WARMUP_STEPS and spent > 0:
+            return spent / steps * remaining
+        if self.planned is not None:
+            if self.planned > seconds:
+                return self.planned - seconds
+            return self.planned * remaining / max(steps_total, 1)  # behind the plan: its share still to do
+        return seconds / step * remaining if step else 0.0

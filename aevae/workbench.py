@@ -160,6 +160,8 @@ class TrainSettings:
 # Query-string keys of the Train tab's settings (shareable links), with their types.
 QUERY_KEYS = {"preset": str, "size": int, "latent": str, "epochs": int, "seconds": float, "batch": int,
               "lr": float, "wd": float, "beta": float, "seed": int}
+# A link also says which data its settings were made for; it cannot carry an upload's files.
+DATA_KEY, DATA_VALUES = "data", (OPENMOJI, "upload")
 
 
 def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
@@ -167,6 +169,12 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
     values, problems = {}, []
     for key, raw in params.items():
         kind = QUERY_KEYS.get(key)
+        if key == DATA_KEY:
+            if raw in DATA_VALUES:
+                values[key] = raw
+            else:
+                problems.append(f"'{key}={data.shown(raw, 40)}' is not openmoji or upload")
+            continue
         if kind is None:  # a link's text is anyone's: shown bounded (data.shown)
             problems.append(f"unknown setting '{data.shown(key, 40)}'")
             continue
@@ -941,9 +949,12 @@ class PairJob:
         def train(shared: classroom.Shared, should_stop):
             live = shared.live
 
+            lefts = {}  # per model: each reports its own steps
+
             def progress(name, p):
                 live.histories[name] = p.history
-                live.text, live.fraction = progress_text(p), p.fraction
+                left = lefts.setdefault(name, timing.TimeLeft(est))
+                live.text, live.fraction = progress_text(p, left), p.fraction
 
             def snapshot(snap):
                 live.snapshot = snap
@@ -997,8 +1008,10 @@ def val_scores(ae: AutoEncoder, vae: AutoEncoder, split: data.Split) -> dict:
                                                 (ae, vae))))
 
 
-def progress_text(p: Progress) -> str:
-    left = p.seconds / p.step * (p.steps_total - p.step) if p.step else 0.0
+def progress_text(p: Progress, time_left: timing.TimeLeft | None = None) -> str:
+    """`time_left`: the training's own estimator (the plan, then the measured rate); without it
+    the elapsed time per step, which counts the start-up as steps."""
+    left = (time_left or timing.TimeLeft())(p.step, p.steps_total, p.seconds)
     return (f"epoch {p.epoch}/{p.epochs}, step {p.step:,}/{p.steps_total:,}, {p.seconds:.1f} s"
             f" (about {left:.0f} s left)")
 
@@ -1086,6 +1099,32 @@ def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:
     if not session.zoo:
         return []
     return [(e["train"]["beta"], session.zoo.load(e["name"]).model) for e in session.zoo.betas()]
+
+
+def sweep_plan(plans: list[TrainSettings], n_train: int, n_val: int) -> tuple[int, float]:
+    """An epochs sweep before it starts: optimiser steps per model in all, and estimated seconds."""
+    steps = sum(steps_of(p, n_train) for p in plans)
+    seconds = sum(timing.estimate_seconds([p.model_config(k) for k in ("ae", "vae")], n_train, n_val,
+                                          p.train_config().epochs) for p in plans)
+    return steps, seconds
+
+
+def beta_plan(split: data.Split, image_size: int, n_betas: int, epochs: int,
+              most: int) -> tuple[int, float, tuple[int, int, float] | None]:
+    """What a beta sweep will do, before it starts (as plan_text for the Train tab): steps per beta,
+    estimated seconds for the whole sweep, and, when the steps are too few to show the trade-off,
+    (epochs, steps, seconds) that make about GOOD_STEPS per beta (None when `most` adds none)."""
+    settings = TrainSettings(image_size=image_size, latent=BETA_LATENT, epochs=int(epochs))
+    cfg, n, n_val = settings.model_config("vae"), len(split.train), len(split.val)
+    steps = steps_of(settings, n)
+    seconds = n_betas * timing.estimate_seconds([cfg], n, n_val, int(epochs))
+    if steps >= FEW_STEPS:
+        return steps, seconds, None
+    per_epoch = steps_of(settings, n, 1)
+    more = min(most, -(-GOOD_STEPS // per_epoch))
+    if more <= epochs:
+        return steps, seconds, None
+    return steps, seconds, (more, more * per_epoch, n_betas * timing.estimate_seconds([cfg], n, n_val, more))
 
 
 def train_betas(session: Session, split: data.Split, betas: list[float], epochs: int, seed: int = 0,

@@ -1,5 +1,6 @@
 """The app's handlers called directly (no server), with real models from the quick zoo."""
 
+import re
 import threading
 import time
 import zipfile
@@ -128,6 +129,9 @@ def test_latent_sizes_ladder(app_module):
     assert len(set(table["epochs"])) == 1 and table["epochs"].iloc[0] >= 1
     big = table[table["latent"] == "64x4x4"]["vs image values"].iloc[0]
     assert big.startswith("0.333x")
+    # The chart's x axis names the latents (with their values), in order of size, not log10 numbers.
+    assert chart["x"] == "latent (values)" and chart["sort"] == ["16 (16)", "16x4x4 (256)", "64x4x4 (1,024)"]
+    assert set(frame(chart)["latent (values)"]) == set(chart["sort"])
 
 
 def test_train_then_other_tabs_use_the_trained_pair(app_module):
@@ -211,8 +215,18 @@ def test_sweep_fills_the_runs_table(app_module):
     runs = outs[-1][1]
     assert runs["epochs"].tolist() == [1, 2] and (runs["epochs done"] == runs["epochs"]).all()
     assert s.in_use == "shipped:default"  # a sweep never replaces the pair in use
-    mse, kl = map(frame, app_module.run_curves(2, req("w1")))
-    assert len(mse) > 0 and len(kl) > 0
+    # What the sweep answers comes first (on screen at 1280 px), and as PSNR against epochs (issue 24 item 6).
+    assert list(runs.columns)[:6] == ["run", "made by", "epochs", "epochs done", "AE val PSNR", "VAE val PSNR"]
+    chart = app_module.sweep_chart(req("w1"))
+    points = frame(chart).sort_values(["model", "epochs done"])
+    assert chart["x"] == "epochs done" and points["model"].tolist() == ["AE", "AE", "VAE", "VAE"]
+    assert points["epochs done"].tolist() == [1, 2, 1, 2]
+    assert points["val PSNR (dB)"].tolist() == [*runs["AE val PSNR"], *runs["VAE val PSNR"]]
+    assert app_module.sweep_chart(req("w-none")) is None
+    mse, kl, models = app_module.run_curves(2, req("w1"))
+    assert len(frame(mse)) > 0 and len(frame(kl)) > 0 and models == ["AE", "VAE"]
+    # The legend (and so the colour scale) follows each run's models: see test_browser's beta-run test.
+    assert [u["colors_in_legend"] for u in app_module.redraw_curves(models)] == [["AE", "VAE"]] * 2
 
 
 def test_models_tab_describes_the_pair(app_module):
@@ -312,6 +326,40 @@ def test_beta_tradeoff_shipped_and_trained(app_module):
     assert table["KL (nats/image)"].iloc[1] < table["KL (nats/image)"].iloc[0]
     with pytest.raises(gr.Error, match="betas"):
         list(app_module.beta_sweep("1", 2, req("b2")))
+
+
+def test_the_beta_sweep_plans_before_training_and_allows_the_epochs_it_advises(app_module, tmp_path):
+    # issue 24 item 8: "about 500 steps show it" must be reachable, said before training, never clamped.
+    from ui.common import MAX_EPOCHS
+
+    plan, offer = app_module.plan_betas("0, 1", 3, req("bp1"))  # OpenMoji: enough steps, no offer
+    assert "2 betas" in plan and "about" in plan and "Only" not in plan and not offer["visible"]
+    app_module.upload_data(homework(tmp_path), 32, req("bp1"))  # 54 training images: 2 steps an epoch
+    plan, offer = app_module.plan_betas("0, 1", 1, req("bp1"))
+    assert "**Only 2 steps per beta:**" in plan and offer["visible"]
+    [(label, epochs)] = offer["choices"]
+    assert epochs == 250 and "500 steps" in label and epochs <= MAX_EPOCHS
+    plan, offer = app_module.plan_betas("0, 1", epochs, req("bp1"))
+    assert "Only" not in plan and not offer["visible"]
+    plan, _ = app_module.plan_betas("1", 3, req("bp1"))
+    assert "give at least 2 betas" in plan
+    with pytest.raises(gr.Error, match=f"epochs per beta must be between 1 and {MAX_EPOCHS}, got {MAX_EPOCHS + 1}"):
+        list(app_module.beta_sweep("0, 1", MAX_EPOCHS + 1, req("bp1")))
+    # The page's field takes what the advice asks, and a typed value is never clamped by a slider.
+    demo = app_module.build_demo()
+    [field] = [b for b in demo.blocks.values() if '"beta.epochs"' in str(getattr(b, "label", ""))]
+    assert not isinstance(field, gr.Slider) and getattr(field, "maximum", None) in (None, MAX_EPOCHS)
+
+
+def test_estimates_agree_and_come_before_each_training(app_module):
+    # issue 24 item 5: no fixed time in a preset's note beside the plan's; the epochs sweep is planned.
+    *_, note = app_module.apply_preset("quick", req("est1"))
+    assert not re.search(r"about \d+ s", note) and "plan" in note
+    plan = app_module.plan_sweep("5, 10, 15", 512, "16x8x8", 0, 300, req("est1"))
+    steps = sum(e * 16 for e in (5, 10, 15))  # 512 images in batches of 32 (the Train tab's default)
+    assert f"3 runs (5, 10, 15 epochs) x 512 images = {steps:,} steps per model" in plan
+    assert re.search(r"about \d+ s on this server in all", plan)
+    assert "Cannot" in app_module.plan_sweep("5, x", 512, "16x8x8", 0, 300, req("est1"))
 
 
 def test_settings_from_a_link(app_module):
@@ -571,6 +619,20 @@ def test_a_shared_link_restores_exactly_what_it_says(app_module):
     assert app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params={}))[0] == gr.update()
 
 
+def test_a_link_made_on_uploaded_data_says_the_classmate_needs_the_files(app_module):
+    # issue 24 item 9: a link cannot carry the upload; the page says so instead of silently using OpenMoji.
+    for lang, words in [("en", "a link cannot carry files"), ("zh-TW", "連結無法帶著檔案")]:
+        link = SimpleNamespace(session_hash=f"lu-{lang}", query_params={"epochs": "125", "data": "upload", "lang": lang})
+        *controls, note = app_module.settings_from_link(link)
+        values = dict(zip(workbench.QUERY_KEYS, [c.get("value") for c in controls]))
+        assert values["epochs"] == 125 and words in note
+        assert "Not applied" not in note and "未套用" not in note
+    *_, note = app_module.settings_from_link(SimpleNamespace(session_hash="lu2", query_params={"data": "mine"}))
+    assert "Not applied: 'data=mine'" in note
+    *_, note = app_module.settings_from_link(SimpleNamespace(session_hash="lu3", query_params={"data": "openmoji"}))
+    assert "cannot carry" not in note and "Not applied" not in note
+
+
 def test_an_unreachable_latent_offers_the_nearest_that_work(app_module):
     args = dict(preset="quick", image_size=50, latent="8x16x16", epochs=4, cap=300, batch_size=32, lr=0.003,
                 weight_decay=1e-5, beta=0.1, seed=0, dataset="openmoji")
@@ -600,6 +662,27 @@ def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_
     assert pixels(prior).ndim == 3 and pixels(interp).shape[1] > pixels(interp).shape[0]
     assert len(points) == 4 and labels == list(dict.fromkeys(points["label"])) and set(labels) <= {"discs", "squares"}
     assert "shipped: default was trained on OpenMoji emoji" in note
+
+
+@pytest.mark.parametrize("n, same", [(10, False), (15, False), (20, True)])
+def test_the_code_map_of_a_tiny_or_uniform_upload_shows_what_it_can(app_module, tmp_path, n, same):
+    # issue 24 item 12: 10 images leave 1 validation image, 15 leave 2, 20 identical ones have one code.
+    images = np.repeat(make_images(1, 40, seed=3), n, 0) if same else make_images(n, 40, seed=3)
+    z = tmp_path / "few.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, img in enumerate(images):
+            Image.fromarray(img).save(tmp_path / f"{i}.png")
+            zf.write(tmp_path / f"{i}.png", f"{i}.png")
+    who = req(f"tiny{n}")
+    assert app_module.upload_data([str(z)], 32, who)[0] == "upload"
+    points, thumbs, note, xs, ys, labels = app_module.code_map("in use", "VAE", who)
+    val = len(session(who).split(32).val)
+    assert len(frame(points)) == val and pixels(thumbs).shape[0] >= 7 * 32
+    assert xs["minimum"] < xs["maximum"] and ys["minimum"] < ys["maximum"]
+    assert "spread along" in note and "upload more" in note
+    assert pixels(app_module.decode_point(xs["maximum"], ys["minimum"], who)).ndim == 3
+    out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", who)
+    assert len(frame(out[7])) == val
 
 
 def test_choosing_other_models_in_latent_space_redraws_every_view(app_module):

@@ -103,3 +103,16 @@ def test_slerp_keeps_the_norm_between_equal_norm_ends():
     z = sampling.slerp(a, b, torch.linspace(0, 1, 5))
     assert torch.allclose(z.norm(dim=1), torch.ones(5), atol=1e-6)
     assert torch.allclose(z[0], a) and torch.allclose(z[-1], b, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["one", "two", "identical"])
+def test_the_code_map_of_very_few_or_identical_images_has_two_axes(pair, which):
+    # issue 24 item 12: one image has no second axis, two have no second direction, identical ones none.
+    _, vae, imgs = pair
+    images = {"one": imgs[:1], "two": imgs[:2], "identical": np.repeat(imgs[:1], 5, 0)}[which]
+    cmap = sampling.code_map(vae, images)
+    assert cmap.coords.shape == (len(images), 2) and np.isfinite(cmap.coords).all()
+    assert len(cmap.explained) == 2 and cmap.axes.shape[0] == 2
+    assert cmap.code_at(0.5, -0.5).shape == (1, *vae.latent_shape)
+    grid = sampling.decode_grid(vae, cmap, 3)
+    assert grid.shape == (3, 3, 32, 32, 3)

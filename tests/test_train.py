@@ -142,3 +142,23 @@ def test_cosine_schedule_ends_near_zero(images32):
     hist = train(model("ae"), images32, None, TrainConfig(epochs=3, batch_size=16, lr=1e-2, cosine=True))
     lrs = [e["lr"] for e in hist.epochs]
     assert lrs[0] < 1e-2 and lrs == sorted(lrs, reverse=True) and lrs[-1] < 1e-6
+
+
+def test_time_left_uses_the_plan_until_steps_are_measured_then_their_rate():
+    # issue 24 item 5: start-up (building, the first validation pass) took 12 s before step 1 of 50;
+    # the elapsed time per step said "about 588 s left" at 2%.
+    from aevae import timing
+
+    left = timing.TimeLeft(planned=30.0)
+    assert left(1, 50, 12.0) == pytest.approx(18.0)  # the plan, less the time gone
+    for step in range(2, 6):
+        assert left(step, 50, 12.0 + 0.5 * (step - 1)) == pytest.approx(30.0 - 12.0 - 0.5 * (step - 1))
+    assert left(6, 50, 14.5) == pytest.approx(0.5 * 44)  # 5 steps measured at 0.5 s each
+    assert left(50, 50, 36.5) == 0
+    # No plan: the measured rate since the first report once there is one, never the start-up's.
+    bare = timing.TimeLeft()
+    bare(1, 100, 10.0)
+    assert bare(11, 100, 15.0) == pytest.approx(0.5 * 89)
+    # Running behind the plan never says 0 s left while steps remain.
+    late = timing.TimeLeft(planned=5.0)
+    assert late(1, 50, 12.0) > 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import classroom, figures, workbench
-from aevae.i18n import t
+from aevae import classroom, figures, timing, workbench
+from aevae.i18n import t, tm
 
 from .common import (
     DEFAULT_SIZE,
+    MAX_EPOCHS,
     MAX_SECONDS,
     background,
     bar,
@@ -58,22 +59,57 @@ def shipped_beta_sweep(request: gr.Request):
     return show_betas(s, rows, source, True, lang)
 
 
-def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
-    """A VAE per beta on this session's data (each a run of the session), shown as the trade-off."""
-    s, lang = session(request), lang_of(request)
-    need(1, 30, epochs, "what.epochs_per_beta", lang)
+def _betas(betas_text: str, epochs: int, lang: str) -> list[float]:
+    need(1, MAX_EPOCHS, epochs, "what.epochs_per_beta", lang)  # the Train tab's limit: ~500 steps on small data
     betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang)
     if len(betas) < 2:
         raise refuse(t("beta.two", lang), lang)
+    return betas
+
+
+def plan_betas(betas_text: str, epochs: int, request: gr.Request):
+    """The sweep's plan before it starts, as the Train tab's: steps per beta and the time, and when
+    the steps are too few to show the trade-off, the epochs that make enough, to click."""
+    s, lang = session(request), lang_of(request)
+    hidden = gr.update(visible=False, value=None)
+    try:
+        betas = _betas(betas_text, epochs, lang)
+        split = s.any_split() if s.uses_upload else workbench.openmoji_counts()  # counts only
+        if split is None:
+            return t("train.plan_after_load", lang), hidden
+        steps, seconds, more = workbench.beta_plan(split, DEFAULT_SIZE, len(betas), int(epochs), MAX_EPOCHS)
+    except (gr.Error, ValueError) as e:
+        return t("beta.cannot", lang, error=e.message if isinstance(e, gr.Error) else tm(str(e), lang)), hidden
+    plan = t("beta.plan", lang, n=len(betas), epochs=int(epochs), images=f"{len(split.train):,}", steps=f"{steps:,}",
+             seconds=f"{seconds:.0f}", cap=MAX_SECONDS)
+    if more is None:
+        return plan, hidden
+    epochs, steps_more, seconds = more
+    plan += "\n\n" + t("beta.few_before", lang, steps=f"{steps:,}", good=f"{workbench.GOOD_STEPS:,}", epochs=epochs,
+                        seconds=f"{seconds:.0f}")
+    label = t("beta.use_epochs", lang, epochs=epochs, steps=f"{steps_more:,}", seconds=f"{seconds:.0f}")
+    return plan, gr.update(choices=[(label, epochs)], value=None, visible=True)
+
+
+def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
+    """A VAE per beta on this session's data (each a run of the session), shown as the trade-off."""
+    s, lang = session(request), lang_of(request)
+    betas = _betas(betas_text, epochs, lang)
     try:
         split = s.split(DEFAULT_SIZE)
     except ValueError as e:
         raise fail(e, lang) from None
     live = {"text": t("beta.starting", lang), "frac": 0.0, "name": ""}
+    try:
+        per_beta = workbench.beta_plan(split, DEFAULT_SIZE, 1, int(epochs), MAX_EPOCHS)[1]
+    except ValueError:
+        per_beta = None  # the time left is then measured only
+    lefts = {}
 
     def progress(name, p):
         i = [f"{b:g}" for b in betas].index(name)
-        live.update(queued="", text=workbench.progress_text(p), frac=(i + p.fraction) / len(betas), name=name)
+        left = lefts.setdefault(name, timing.TimeLeft(per_beta))
+        live.update(queued="", text=workbench.progress_text(p, left), frac=(i + p.fraction) / len(betas), name=name)
 
     def show():
         if live.get("queued"):
@@ -110,9 +146,13 @@ def build(ctx) -> None:
         with gr.Row():
             beta_shipped_btn = gr.Button(L("beta.shipped_btn"), variant="primary")
             betas_text = gr.Textbox("0, 0.1, 0.5, 1, 2, 4", label=L("beta.betas"))
-            beta_epochs = gr.Slider(1, 30, 3, step=1, label=L("beta.epochs"))
+            # A number, not a slider: a slider silently clamps a typed value to its maximum; the
+            # server refuses one over MAX_EPOCHS with a message.
+            beta_epochs = gr.Number(3, precision=0, label=L("beta.epochs"))
             beta_train_btn = gr.Button(L("beta.train_btn"))
             beta_stop = gr.Button(L("common.stop"), variant="stop")
+        beta_plan = gr.Markdown()
+        beta_epochs_pick = gr.Radio([], label=L("train.epochs_pick"), visible=False)
         beta_note = gr.Markdown()
         with gr.Row():
             beta_table = gr.Dataframe(label=L("beta.table"))
@@ -125,3 +165,9 @@ def build(ctx) -> None:
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)
+        # The plan follows the settings and the data in use (chosen in the Train tab: on opening).
+        gr.on([tab.select, betas_text.change, beta_epochs.change], plan_betas, [betas_text, beta_epochs],
+              [beta_plan, beta_epochs_pick], api_visibility="private", queue=False, trigger_mode="always_last")
+        ctx.on_language.then(plan_betas, [betas_text, beta_epochs], [beta_plan, beta_epochs_pick],
+                             api_visibility="private")
+        beta_epochs_pick.input(lambda v: v or gr.update(), beta_epochs_pick, beta_epochs, api_visibility="private")

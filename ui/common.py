@@ -61,6 +61,14 @@ CSS = """
 /* A refused call changes nothing, so its outputs keep what they showed: no "Error" badge over
    them (it stayed until the next success); the message is in the toast and the tab's status. */
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }
+/* At 1280x720 (issue 24): a figure's label badge floated over its top row (the first image id);
+   it sits above the figure instead. A variant's caption floated over the AE row; it goes under
+   the pair of rows instead. */
+.pixelated > label[data-testid="block-label"].float { position: static; }
+.wide-items .thumbnail-item { aspect-ratio: auto; display: flex; flex-direction: column; }
+.wide-items .thumbnail-item img { width: 100%; height: auto; aspect-ratio: 2.4 / 1; object-fit: contain; }
+.wide-items .thumbnail-item .caption-label { position: static; transform: none; max-width: 100%;
+  margin: 2px auto 0; }
 """
 
 

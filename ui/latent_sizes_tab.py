@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 
 from aevae import figures, workbench
@@ -55,7 +54,7 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     grid_rows, labels, chart = [images.images], [drawn("pic.ground_truth", lang)], []
     for r in res:
         for kind in ("ae", "vae"):
-            chart.append({"log10 latent values": float(np.log10(r["values"])),
+            chart.append({"latent (values)": f"{r['latent']} ({r['values']:,})",
                           "PSNR (dB)": r["results"][kind].summary()["psnr"].mean, "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
             labels.append(f"{kind.upper()} {r['latent']}")
@@ -64,7 +63,10 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
                               scale=figures.auto_scale(images.image_size, 64))
     note = t("lat.note", lang, size=images.image_size, values=f"{3 * images.image_size ** 2:,}")
     note += latent_notes(s, rows, lang)
-    chart = plot(pd.DataFrame(chart), lang, "log10 latent values", "PSNR (dB)", "model")
+    # The latents by name along x, in order of size (a log10 axis showed numbers, not the rungs).
+    order = list(dict.fromkeys(f"{r['latent']} ({r['values']:,})" for r in sorted(res, key=lambda r: r["values"])))
+    chart = plot(pd.DataFrame(chart), lang, "latent (values)", "PSNR (dB)", "model")
+    chart["sort"] = order
     digits = {"PSNR": 2, "SSIM": 3, "LPIPS": 3}
     shown = [{**r, **{k: round(r[k], d) for k, d in digits.items() if r[k] is not None},
               "vs image values": t("lat.ratio_larger" if r["vs image values"] > 1 else "lat.ratio", lang,
@@ -116,7 +118,7 @@ def build(ctx) -> None:
                            buttons=["download", "fullscreen"])
         lat_table = gr.Dataframe(label=L("lat.table"))
         if True:  # the chart under the table: side by side, a projector cuts the table's columns
-            lat_chart = gr.LinePlot(x="log10 latent values", y="PSNR (dB)", color="model", color_map=COLORS,
+            lat_chart = gr.LinePlot(x="latent (values)", y="PSNR (dB)", color="model", color_map=COLORS,
                                     label=L("lat.chart"))
         with gr.Accordion(L("lat.rung"), open=False):
             with gr.Row():

@@ -85,8 +85,17 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
                            "id": split.val.ids, "name": split.val.names})
     grid = figures.image_grid(list(thumbs), scale=1, gap=1)
     sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
-    note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
-             b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
+    # One or two validation images, or identical ones, spread along fewer than two axes: a slider
+    # from 0 to 0 is refused by the page, so a flat axis gets the other's range (or 1) and a note.
+    flat = max(1e-5, 1e-4 * max(sx, sy))
+    spread = [v for v in (sx, sy) if v > flat]
+    if len(spread) < 2:
+        r = spread[0] if spread else 1 / 3
+        sx, sy = (v if v > flat else r for v in (sx, sy))
+        note = t("space.map_flat", lang, kind=kind, n=len(points), k=len(spread), r=f"{3 * r:.2f}")
+    else:
+        note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
+                 b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
     other = workbench.data_note(s, pair, "these validation images")
     note += "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""
     labels = list(dict.fromkeys(points["label"]))
@@ -187,14 +196,16 @@ def build(ctx) -> None:
             map_kind = gr.Radio(["VAE", "AE"], value="VAE", label=L("space.codes_of"))
             map_btn = gr.Button(L("space.map_btn"))
         map_note = gr.Markdown()
+        # The map across the page: beside the grid its legend (OpenMoji's ten groups in one row) was
+        # clipped at 1280 px. The grid and the point decoder share the row below.
+        map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
+                                  label=L("space.map_plot"))
         with gr.Row():
-            map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
-                                      label=L("space.map_plot"))
             map_grid = gr.Image(label=L("space.map_grid"), format="png", elem_classes="pixelated")
-        with gr.Row():
-            px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
-            py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
-            point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
+            with gr.Column():
+                px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
+                py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
+                point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
         map_labels = gr.State()

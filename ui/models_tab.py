@@ -53,8 +53,10 @@ def build(ctx) -> None:
         models_btn = gr.Button(L("models.btn"))
         m_head = gr.Markdown()
         with gr.Row():
-            ae_layers = gr.Dataframe(label=L("models.ae_layers"))
-            vae_layers = gr.Dataframe(label=L("models.vae_layers"))
+            # Side by side at 1280 px only with the long layer texts wrapped: the parameter column was cut off.
+            widths = ["25%", "41%", "18%", "16%"]  # name, layer, output, parameters
+            ae_layers = gr.Dataframe(label=L("models.ae_layers"), wrap=True, column_widths=widths)
+            vae_layers = gr.Dataframe(label=L("models.vae_layers"), wrap=True, column_widths=widths)
         m_info = gr.Code(language="json", label=L("models.info"))
         with gr.Row():
             m_mse = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,

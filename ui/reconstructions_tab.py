@@ -146,6 +146,11 @@ def new_draw(seed: int) -> int:
     return int(seed) + 1
 
 
+# Gradio's scroll_to_output left the grid above the screen at 1280x720; the grid's own top is
+# brought into view instead.
+SCROLL_TO_GRID = "() => document.getElementById('recon-grid')?.scrollIntoView({block: 'start'})"
+
+
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     with gr.Tab(L("tab.recon")) as tab:
@@ -158,7 +163,7 @@ def build(ctx) -> None:
         with gr.Row():
             rec_btn = gr.Button(L("recon.btn"), variant="primary")
             draw_btn = gr.Button(L("recon.new_draw"))
-        rec_img = gr.Image(label=L("recon.image"), format="png", elem_classes="pixelated",
+        rec_img = gr.Image(label=L("recon.image"), format="png", elem_classes="pixelated", elem_id="recon-grid",
                            buttons=["download", "fullscreen"])
         rec_summary = gr.Markdown()
         rec_table = gr.Dataframe(label=L("recon.table"), max_height=400)
@@ -174,8 +179,8 @@ def build(ctx) -> None:
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
         # Two steps, so an upload with no usable image marks only this note as an error.
         own_btn.click(load_own, own, [own_images, own_note], api_visibility="private").success(
-            reconstruct_own, [own_images, use_lpips], rec_out, api_visibility="private",
-            scroll_to_output=True)  # the grid is at the top of the tab, far above this button
+            reconstruct_own, [own_images, use_lpips], rec_out, api_visibility="private").success(
+            None, js=SCROLL_TO_GRID)  # the grid is at the top of the tab, far above this button
         api_only = gr.Button(visible=False)  # the API's one-call endpoint (reconstruction and note)
         api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads")
         tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,

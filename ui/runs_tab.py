@@ -50,16 +50,74 @@ def show_runs(request: gr.Request):
     choices = [(tm(r.title, lang), r.number) for r in reversed(s.runs.items)]
     note = tmd(s.runs.note(), lang) if rows else t("runs.none", lang)
     # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
-    shown = pd.DataFrame(rows).round(DIGITS) if rows else pd.DataFrame(columns=["run", "made by"])
+    shown = first_columns(pd.DataFrame(rows).round(DIGITS)) if rows else pd.DataFrame(columns=["run", "made by"])
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
+
+
+# What a sweep answers comes first: at 1280 px the validation PSNRs were off screen, after the settings.
+FIRST_COLUMNS = ["run", "made by", "epochs", "epochs done", "AE val PSNR", "VAE val PSNR"]
+
+
+def first_columns(df: pd.DataFrame) -> pd.DataFrame:
+    return df[[c for c in FIRST_COLUMNS if c in df.columns] + [c for c in df.columns if c not in FIRST_COLUMNS]]
+
+
+def sweep_chart(request: gr.Request):
+    """Report A's Problem 3 as a chart: each sweep run's validation PSNR against its epochs trained."""
+    s, lang = session(request), lang_of(request)
+    points = [{"epochs done": int(r["epochs done"]), "val PSNR (dB)": float(r[f"{kind} val PSNR"]), "model": kind}
+              for r in run_rows(s) if r.get("made by") == "sweep" for kind in ("AE", "VAE")
+              if r.get(f"{kind} val PSNR") is not None]
+    if not points:
+        return None
+    return plot(pd.DataFrame(points), lang, "epochs done", "val PSNR (dB)", "model")
 
 
 def run_curves(run, request: gr.Request):
     s, lang = session(request), lang_of(request)
     r = s.runs.get(int(run)) if run not in (None, "") else None
     mse, kl, _ = curves(r.histories if r else {})
-    return plot(mse, lang, "iteration", "MSE per pixel", "model"), plot(kl, lang, "iteration", "KL (nats/image)", "model")
+    models = list(dict.fromkeys(mse["model"])) if mse is not None else []
+    return (plot(mse, lang, "iteration", "MSE per pixel", "model"), plot(kl, lang, "iteration", "KL (nats/image)", "model"),
+            models)
+
+
+def redraw_curves(models):
+    """Both plots' legends set to this run's models, which redraws them (see latent_space_tab.redraw_map):
+    a plot keeps the colour scale of its first drawing, so after a beta run (VAE only) every later
+    run's AE curve had no colour and was not drawn."""
+    return (gr.update(colors_in_legend=models),) * 2 if models else (gr.update(), gr.update())
+
+
+def _sweep_plans(epochs_text, subset, latent, seed, cap, lang) -> tuple[list[int], list[TrainSettings]]:
+    need(32, 4096, subset, "what.training_images", lang)
+    need(1, MAX_SECONDS, cap, "what.time_cap", lang)
+    need(0, 2**31 - 1, seed, "what.seed", lang)
+    epochs = numbers(epochs_text, int, 1, 50, 5, "what.epoch_counts", "5, 10, 15", lang)
+    try:
+        plans = [TrainSettings(latent=str(latent), epochs=e, seconds=float(cap), seed=int(seed)) for e in epochs]
+        for p in plans:
+            p.model_config("ae"), p.train_config()
+    except ValueError as e:
+        raise fail(e, lang) from None
+    return epochs, plans
+
+
+def plan_sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request) -> str:
+    """The sweep's plan before it starts: its runs, steps and the estimated time (counts only)."""
+    s, lang = session(request), lang_of(request)
+    try:
+        epochs, plans = _sweep_plans(epochs_text, subset, latent, seed, cap, lang)
+        split = s.any_split() if s.uses_upload else workbench.openmoji_counts()
+        if split is None:
+            return t("train.plan_after_load", lang)
+    except (gr.Error, ValueError) as e:
+        return t("runs.cannot", lang, error=e.message if isinstance(e, gr.Error) else tm(str(e), lang))
+    n = min(int(subset), len(split.train))
+    steps, seconds = workbench.sweep_plan(plans, n, len(split.val))
+    return t("runs.plan", lang, n=len(plans), epochs=", ".join(map(str, epochs)), images=f"{n:,}",
+             steps=f"{steps:,}", seconds=f"{seconds:.0f}")
 
 
 def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, request: gr.Request):
@@ -68,17 +126,11 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
     Each row is a run of the session; none of them becomes the pair in use unless the user picks it.
     """
     s, lang = session(request), lang_of(request)
-    need(32, 4096, subset, "what.training_images", lang)
-    need(1, MAX_SECONDS, cap, "what.time_cap", lang)
-    need(0, 2**31 - 1, seed, "what.seed", lang)
-    epochs = numbers(epochs_text, int, 1, 50, 5, "what.epoch_counts", "5, 10, 15", lang)
+    epochs, plans = _sweep_plans(epochs_text, subset, latent, seed, cap, lang)
     try:
         full = s.split(DEFAULT_SIZE)
         small = data.Split(full.all, full.train.subset(np.arange(min(int(subset), len(full.train)))), full.val,
                            full.spec, full.val_fraction, full.seed)
-        plans = [TrainSettings(latent=str(latent), epochs=e, seconds=float(cap), seed=int(seed)) for e in epochs]
-        for p in plans:
-            p.model_config("ae"), p.train_config()
     except ValueError as e:
         raise fail(e, lang) from None
     with training_slot(s, lang):
@@ -120,6 +172,7 @@ def build(ctx) -> None:
             sweep_btn = gr.Button(L("runs.btn"), variant="primary")
             sweep_stop = gr.Button(L("common.stop"), variant="stop")
             refresh_btn = gr.Button(L("runs.refresh"))
+        sweep_plan = gr.Markdown()
         sweep_msg = gr.Markdown()
         runs_df = gr.Dataframe(label=L("runs.table"))
         runs_note = gr.Markdown()
@@ -129,10 +182,20 @@ def build(ctx) -> None:
                                   label=L("runs.mse"))
             run_kl = gr.LinePlot(x="iteration", x_axis_format="d", y="KL (nats/image)", color="model", color_map=COLORS,
                                  label=L("runs.kl"))
+        sweep_plot = gr.LinePlot(x="epochs done", x_axis_format="d", y="val PSNR (dB)", color="model", color_map=COLORS,
+                                 label=L("runs.sweep_chart"))
         runs_csv = gr.File(label=L("runs.csv"))
         sweep_btn.click(sweep, [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap],
-                        [sweep_msg, runs_df, run_pick, runs_csv, ctx.in_use], api_name="sweep", concurrency_id="train")
+                        [sweep_msg, runs_df, run_pick, runs_csv, ctx.in_use], api_name="sweep", concurrency_id="train").then(
+            sweep_chart, None, sweep_plot, api_visibility="private")
         sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
         tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
-        run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")
+        gr.on([tab.select, refresh_btn.click], sweep_chart, None, sweep_plot, api_visibility="private")
+        sweep_in = [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap]
+        gr.on([tab.select] + [c.change for c in sweep_in], plan_sweep, sweep_in, sweep_plan, api_visibility="private",
+              queue=False, trigger_mode="always_last")
+        ctx.on_language.then(plan_sweep, sweep_in, sweep_plan, api_visibility="private")
+        run_models = gr.State()
+        run_pick.change(run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
+            redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)

@@ -277,8 +277,11 @@ SHARE_KEYS = list(workbench.QUERY_KEYS)
 
 
 # Builds the link in the browser, which knows the page's own address.
+# The Data choice comes last: a link made on an upload says so (data=upload), so the page it opens
+# can tell the classmate to upload the same files.
 SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = new URLSearchParams();"
             " keys.forEach((k, i) => q.set(k, v[i]));"
+            " if (v[keys.length] === 'upload') q.set('" + workbench.DATA_KEY + "', 'upload');"
             " return window.location.origin + window.location.pathname + '?' + q.toString(); }")
 
 
@@ -295,6 +298,8 @@ def settings_from_link(request: gr.Request):
     note = ""
     if values:
         note = t("train.from_link", lang, settings=md(", ".join(f"{k}={v}" for k, v in values.items())))
+    if values.get(workbench.DATA_KEY) == UPLOAD:  # the files stay with whoever made the link
+        note += " " + t("train.link_needs_files", lang)
     if problems:
         # a link is anyone's text: its problems shown as text, the first few
         listed = "; ".join(tm(p, lang) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
@@ -453,7 +458,7 @@ def build(ctx) -> None:
         latent_pick.input(lambda v: v or gr.update(), latent_pick, latent, api_visibility="private")
         epochs_pick.input(lambda v: v or gr.update(), epochs_pick, epochs, api_visibility="private")
         shared = [preset, image_size, latent, epochs, cap, batch, lr, wd, beta, seed]
-        share_btn.click(None, shared, share_url, js=SHARE_JS, api_visibility="private")
+        share_btn.click(None, [*shared, dataset], share_url, js=SHARE_JS, api_visibility="private")
         ctx.demo.load(settings_from_link, None, [*shared, preset_note], api_visibility="private")
         # always_last: one plan at a time, the latest settings last (replies of parallel calls can
         # arrive out of order and leave a stale plan on screen).
