@@ -101,7 +101,7 @@ def test_a_chinese_browser_gets_the_page_in_chinese(browser, server):
     page.screenshot(path=str(ARTIFACTS / "zh-TW-train-done.png"), full_page=True)
     assert "潛在碼 'abc'" in error and "請寫向量大小" in error
     assert "完成" in status and "驗證集 PSNR" in status
-    assert "## 1. 架構" in report and "## 7. 超參數實驗" in report and "峰值信噪比" in report
+    assert "## 1. 架構" in report and "## 7. 超參數實驗" in report and "峰值訊雜比" in report
     # The switch: English at once, in the browser and in the server's answers, and kept in the address.
     page.get_by_text("English", exact=True).click()
     page.get_by_role("tab", name="Train", exact=True).wait_for(timeout=10_000)

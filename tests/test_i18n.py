@@ -348,7 +348,7 @@ def test_the_report_comes_in_the_pages_language(app_module, tmp_path):
     for heading in ("## 1. 架構", "## 2. 訓練", "## 3. 原圖、AE 與 VAE 的比較", "## 4. 指標的意義", "## 5. VAE 雜訊變體",
                     "## 6. 潛在碼大小", "## 7. 超參數實驗"):
         assert heading in md
-    assert "<html lang='zh-TW'>" in html and "峰值信噪比" in html
+    assert "<html lang='zh-TW'>" in html and "峰值訊雜比" in html
     # Prose and table headers are Chinese; table cells keep names and numbers.
     names = names_in(app_module) | {"setting", "value"}  # the training table's rows are the config's fields
     prose = [line for line in md.splitlines() if line and not line.startswith(("| ", "|---", "- `", "!["))]
@@ -374,3 +374,36 @@ def test_openmoji_groups_are_named_in_chinese_and_a_students_labels_as_written(a
     choices = app_module.label_choices("(none)", who)["choices"]
     assert ("笑臉與情緒", "smileys & emotion") in choices  # shown in Chinese, chosen by its own name
     assert group("cats", "zh-TW") == "cats" and group("flags", "en") == "flags"
+
+
+# One term per concept in 繁體中文, as a teacher in Taiwan reads it: each wrong variant (a term of
+# mainland usage, a second word for the same thing, half-English) with the term used instead.
+ZH_TW_WRONG = {
+    "信噪比": "訊雜比", "影像塊": "影像區塊", "學習感知": "學習式感知", "碼率": "位元率", "走樣": "嚴重失真",
+    "抽樣": "取樣", "抽出": "取樣", "sigma": "σ", "plateau": "停滯", "耐心值": "停滯容忍週期數",
+    "M 個參數": "百萬個參數", "簡短訓練": "快速訓練", "誰的潛在碼": "顯示哪個模型的潛在碼", "值數": "數值個數",
+}
+# Where an "x" between numbers is what the user types (the latent's format), not a size shown.
+TYPED_X = ("train.latent", "lat.rung_latent", "latent {}: ")
+
+
+def test_traditional_chinese_uses_one_term_per_concept():
+    cat = i18n.catalog("zh-TW")
+    texts = [*cat["keys"].items(), *cat["messages"].items(), *cat.get("names", {}).items()]
+    found = [(k, wrong, right) for k, v in texts for wrong, right in ZH_TW_WRONG.items() if wrong in v.lower()]
+    assert found == [], "use the term on the right"
+    sizes = [(k, v) for k, v in texts if re.search(r"(?<=[\d}])x(?=[\d{])", v) and not k.startswith(TYPED_X)]
+    assert sizes == [], "sizes are written with ×"
+    quoted = [(k, v) for k, v in texts if "'" in v]
+    assert quoted == [], "quoted input goes in 「」"
+    # the VAE is explained with its standard terms where it is explained (Models tab, report)
+    for key in ("models.lead", "rep.arch"):
+        assert "KL 散度" in cat["keys"][key] and "重參數化" in cat["keys"][key]
+
+
+def test_shipped_names_and_quoted_input_read_as_chinese():
+    assert tm("shipped: default", "zh-TW") == "內建模型「預設」"
+    assert tm("shipped: ladder-64x8x8", "zh-TW") == "內建模型「潛在碼階梯 64x8x8」"
+    assert tm("report-b", "zh-TW") == "報告 B" and tm("report-b", "en") == "report-b"
+    assert tm("unknown preset 'abc'", "zh-TW") == "沒有預設組合「abc」"
+    assert tm("1.5 M parameters", "zh-TW") == "1.5 百萬個參數"
