@@ -407,3 +407,26 @@ def test_shipped_names_and_quoted_input_read_as_chinese():
     assert tm("report-b", "zh-TW") == "報告 B" and tm("report-b", "en") == "report-b"
     assert tm("unknown preset 'abc'", "zh-TW") == "沒有預設組合「abc」"
     assert tm("1.5 M parameters", "zh-TW") == "1.5 百萬個參數"
+
+
+def test_a_zip_from_traditional_chinese_windows_shows_its_folder_names(app_module, tmp_path):
+    """Windows' "Compressed folder" writes names in cp950, unmarked: the labels are the folders' own
+    Chinese names, the summary says how they were read, and a skipped file's reason is Chinese."""
+    import io
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.test_data import zip_with_raw_names
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(buf, "PNG")
+    names = [f"{label}/{i}.png" for i in range(12) for label in ("貓", "狗")] + ["貓/說明.txt"]
+    path = zip_with_raw_names(tmp_path / "作業.zip", names, "cp950", [buf.getvalue()] * 24 + [b"a note"])
+    who = SimpleNamespace(session_hash="zh-zip", headers={"accept-language": "zh-TW"})
+    dataset, text, _ = app_module.upload_data([str(path)], 32, who)
+    assert dataset == "upload"
+    assert "`狗` (12)" in text and "`貓` (12)" in text
+    assert "Big5（cp950" in text
+    assert "貓/說明.txt: 不是 PNG、JPEG、WebP 或 BMP 影像" in text

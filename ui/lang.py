@@ -98,6 +98,18 @@ def build(ctx) -> gr.Radio:
     return switch
 
 
+def skipped_file(line: str, lang: str) -> str:
+    """A skipped file's "name: reason" with the reason in `lang` (the name, which may hold ": "
+    itself, as it is)."""
+    at = line.find(": ")
+    while at != -1:
+        reason = line[at + 2:]
+        if (shown := i18n.tm(reason, lang)) != reason:
+            return line[:at + 2] + shown
+        at = line.find(": ", at + 2)
+    return i18n.tm(line, lang)
+
+
 # --- pictures, tables and plots ---------------------------------------------------------------
 def drawn(key: str, lang: str, **fmt) -> str:
     """A label drawn into a picture: in `lang` where this machine has a font for it, else English."""

@@ -26,7 +26,7 @@ from .common import (
     session,
     short_note,
 )
-from .lang import L, drawn, table
+from .lang import L, drawn, skipped_file, table
 
 
 @gpu
@@ -63,7 +63,7 @@ def _decode_own(s, files, pair, show, lang: str):
              source=tm(pair.source, lang), data=tm(workbench.trained_on(pair.dataset), lang))
     if images.skipped:
         note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
-            tm(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
+            skipped_file(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
     return images, note
 
 

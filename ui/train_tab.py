@@ -42,7 +42,7 @@ from .common import (
     stop_training,
     watch,
 )
-from .lang import L, drawn, plot
+from .lang import L, drawn, plot, skipped_file
 from .picker import picker_update
 
 OPENMOJI, UPLOAD = "openmoji", "upload"  # the Data choices' values
@@ -350,9 +350,11 @@ def data_view(s: workbench.Session, size: int, lang: str):
         head = t("data.openmoji", lang, n=f"{len(whole):,}", size=size)
     text = t("data.split" if len(labels) != 1 else "data.split_one", lang, head=head, train=f"{len(split.train):,}",
              val=f"{len(split.val):,}", k=len(labels), labels=_listed(labels, lang))
+    if whole.names_read_as:
+        text += "  \n" + t(f"data.names_{whole.names_read_as}", lang)
     if whole.skipped:
         text += "  \n" + t("data.skipped", lang, n=len(whole.skipped),
-                           files="; ".join(tm(x, lang) for x in whole.skipped[:5]))
+                           files="; ".join(skipped_file(x, lang) for x in whole.skipped[:5]))
     rows = userdata.examples(whole)
     strip = figures.image_grid([r for _, r in rows], [n for n, _ in rows] if rows[0][0] else None,
                                scale=figures.auto_scale(size, 48))
