@@ -265,9 +265,9 @@ OPENMOJI_GROUPS = list(_GROUP.values())
 
 
 def label_shown(name: str, lang: str) -> str:
-    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) in `lang`; a
-    student's own labels (their folder names) as they wrote them."""
-    return tm(name, lang) if name in OPENMOJI_GROUPS else name
+    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) and "unlabelled"
+    in `lang`; a student's own labels (their folder names) as they wrote them."""
+    return tm(name, lang) if name in OPENMOJI_GROUPS or name == UNLABELLED else name
 # Group of a sequence's first code point, after the Unicode emoji groups, approximately
 # (exact groups need emoji-test.txt, which nothing installed here ships). "first[-last] group",
 # sorted, no overlaps; code points not listed are symbols.
@@ -627,14 +627,14 @@ def zip_names(infos: list[zipfile.ZipInfo]) -> tuple[list[str], str]:
     raw = [None if info.flag_bits & _UTF8_FLAG else info.orig_filename.encode("cp437") for info in infos]
     if all(b is None or b.isascii() for b in raw):
         return [info.filename for info in infos], ""
-    for codec in NAME_CODECS:
+    for codec in NAME_CODECS:  # the last, cp437, decodes any bytes
         try:
             names = [info.filename if b is None else b.decode(codec) for info, b in zip(infos, raw)]
         except UnicodeDecodeError:
             continue
-        # as zipfile does with the names it reads: Windows separators become "/"
-        return [n.replace("\\", "/") for n in names], codec
-    raise AssertionError("cp437 decodes any bytes")  # not reached
+        break
+    # as zipfile does with the names it reads: Windows separators become "/"
+    return [n.replace("\\", "/") for n in names], codec
 
 
 def load_zip(path: str | Path, image_size: int, max_images: int | None = None,

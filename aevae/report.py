@@ -26,7 +26,7 @@ from .i18n import t, tm  # noqa: E402
 from .models import summary_rows  # noqa: E402
 
 # Columns whose cells are the package's words (translated like its messages).
-MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
+MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on", "preset")
 
 
 def latent_notes(session: workbench.Session, rows: list[dict], lang: str) -> str:
@@ -52,6 +52,11 @@ def _fig_png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def setting_value(value, lang: str):
+    """A training setting's value as shown: yes/no in `lang`, the rest as it is."""
+    return t("rep.yes" if value else "rep.no", lang) if isinstance(value, bool) else value
 
 
 def _table(rows: list[dict], lang: str = i18n.DEFAULT, digits: int = 4) -> str:
@@ -139,7 +144,8 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
 
     # 2. Training (Q2) and loss curves
     md.append(t("rep.training", lang) + "\n")
-    md.append(_table([{"setting": k, "value": v} for k, v in (pair.train or {}).items()], lang))
+    md.append(_table([{"setting": i18n.col(k, lang), "value": setting_value(v, lang)}
+                      for k, v in (pair.train or {}).items()], lang))
     for kind, h in pair.history.items():
         if h:
             last = (h.get("epochs") or [{}])[-1]
@@ -148,7 +154,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
                         stopped=tm(h.get("stopped_by", "?"), lang), mse=f"{last.get('mse', float('nan')):.5f}",
                         psnr=f"{last.get('val_psnr', float('nan')):.2f}") + "\n")
     files["loss_curves.png"] = loss_curves(pair.history, lang)
-    md.append("\n![loss curves](loss_curves.png)\n")
+    md.append("\n![" + t("rep.alt_loss", lang) + "](loss_curves.png)\n")
 
     # 3. Reconstructions (Q3, Q5)
     rec = session.last.get("reconstruction")
@@ -161,7 +167,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     files["reconstructions.png"] = figures.png_bytes(figures.image_grid(
         [rec.images.images, rec.ae.recon, rec.vae.recon], [truth, "AE", "VAE"],
         [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
-    md.append(t("rep.recon", lang) + "\n\n![reconstructions](reconstructions.png)\n")
+    md.append(t("rep.recon", lang) + "\n\n![" + t("rep.alt_recon", lang) + "](reconstructions.png)\n")
     summary = []
     for kind, r in (("AE", rec.ae), ("VAE", rec.vae)):
         s = r.summary()
@@ -194,7 +200,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     files["variants.png"] = figures.png_bytes(figures.image_grid(rows, [str(i) for i in chosen.ids], scale=1))
     k = vs.vae.shape[1]
     md.append(t("rep.variants", lang, n=len(chosen), ids=", ".join(map(str, chosen.ids)), k=k,
-                data=tuple(gen_data.shape), labels=tuple(gen_label.shape)) + "\n\n![variants](variants.png)\n")
+                data=tuple(gen_data.shape), labels=tuple(gen_label.shape)) + "\n\n![" + t("rep.alt_variants", lang) + "](variants.png)\n")
 
     # 6. Latent sizes (report A, Problem 5-1)
     lat = session.last.get("latent_sizes")
@@ -206,7 +212,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
             lat = workbench.latent_rows(session, workbench.latent_sizes(session, imgs), size)
     md.append(t("rep.latent", lang) + "\n\n")
     if lat:
-        md.append(_table(lat, lang) + latent_notes(session, lat, lang) + "\n\n![latent sizes](latent_sizes.png)\n")
+        md.append(_table(lat, lang) + latent_notes(session, lat, lang) + "\n\n![" + t("rep.alt_latent", lang) + "](latent_sizes.png)\n")
         files["latent_sizes.png"] = latent_chart(lat, lang)
     else:
         md.append(t("rep.no_ladder", lang) + "\n")

@@ -67,7 +67,7 @@ def train_error_and_report(page, lang):
     latent.fill("abc")
     page.get_by_text(t("train.cannot", lang, error="").replace("*", "").strip()).wait_for(timeout=10_000)
     page.get_by_role("button", name=t("train.btn", lang)).click()
-    toast = page.locator(".toast-body").filter(has_text="'abc'")
+    toast = page.locator(".toast-body").filter(has_text="abc")
     toast.first.wait_for(timeout=10_000)
     error = toast.first.inner_text()
     latent.fill("16x4x4")
@@ -99,7 +99,7 @@ def test_a_chinese_browser_gets_the_page_in_chinese(browser, server):
     error, status, report = train_error_and_report(page, "zh-TW")
     page.get_by_role("tab", name=t("tab.train", "zh-TW"), exact=True).click()
     page.screenshot(path=str(ARTIFACTS / "zh-TW-train-done.png"), full_page=True)
-    assert "潛在碼 'abc'" in error and "請寫向量大小" in error
+    assert "潛在碼 「abc」" in error and "請寫向量大小" in error
     assert "完成" in status and "驗證集 PSNR" in status
     assert "## 1. 架構" in report and "## 7. 超參數實驗" in report and "峰值訊雜比" in report
     # The switch: English at once, in the browser and in the server's answers, and kept in the address.

@@ -312,7 +312,7 @@ def test_errors_come_in_the_pages_language(app_module):
     import gradio as gr
 
     who = SimpleNamespace(session_hash="zh-errors", headers={"accept-language": "zh-TW"})
-    with pytest.raises(gr.Error, match="潛在碼 'abc'：請寫向量大小"):
+    with pytest.raises(gr.Error, match="潛在碼 「abc」：請寫向量大小"):
         list(app_module.train_models("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", None, False,
                                      request=who))
     assert "無法用這些設定訓練" in app_module.plan_training("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0,

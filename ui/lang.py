@@ -22,7 +22,10 @@ from aevae.i18n import DEFAULT
 
 from .common import session
 
-I18N = gr.I18n(**{lang: i18n.catalog(lang)["keys"] for lang in i18n.languages()})
+# The app's keys, and Gradio's own that Gradio 6.31 leaves without a translation (or without any
+# text: "common.complete" and "common.upload" showed as such): a catalog's "gradio" section.
+I18N = gr.I18n(**{lang: {**i18n.catalog(lang).get("gradio", {}), **i18n.catalog(lang)["keys"]}
+                  for lang in i18n.languages()})
 
 
 class Text(I18nData):
@@ -64,8 +67,31 @@ CHOOSE_JS = ("() => { " + _MATCH_JS +
              " const q = new URLSearchParams(window.location.search).get('lang');"
              " return match(q) || (navigator.languages || [navigator.language]).map(match).find(Boolean)"
              " || '" + DEFAULT + "'; }")
+# Gradio writes some tooltips and screen-reader labels in English whatever the locale ("Copy",
+# "Remove this file", "number input for ..."): a catalog's "gradio_text" gives them in its language
+# ("{}" stands for any text), put on by an observer and taken off again for a language without.
+_ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_text", {}) for lang in i18n.languages()},
+                                      ensure_ascii=False) + ";"
+             " const esc = (s) => s.replace(/[.*+?^${}()|[\\]\\\\]/g, '\\\\$&');"
+             " const pats = {}; for (const [l, m] of Object.entries(T)) pats[l] = Object.entries(m)"
+             ".filter(([k]) => k.includes('{}')).map(([k, v]) => [new RegExp('^' + k.split('{}').map(esc).join('(.+)') + '$'), v]);"
+             " const said = (en, l) => { const m = T[l] || {}; if (Object.hasOwn(m, en)) return m[en];"
+             " for (const [rx, v] of (pats[l] || [])) { const g = en.match(rx);"
+             " if (g) { let i = 1; return v.replace(/\\{\\}/g, () => g[i++]); } } return null; };"
+             " const fix = (el) => { const l = document.documentElement.lang; el.__aevae = el.__aevae || {};"
+             " for (const a of ['title', 'aria-label']) { const v = el.getAttribute(a); if (v == null) continue;"
+             " const was = el.__aevae[a]; const en = was && v === was[1] ? was[0] : v; const out = said(en, l);"
+             " if (out != null && out !== v) { el.__aevae[a] = [en, out]; el.setAttribute(a, out); }"
+             " else if (out == null && was && v === was[1]) { delete el.__aevae[a]; el.setAttribute(a, en); } } };"
+             " const all = (root) => { if (root.nodeType !== 1) return; fix(root);"
+             " root.querySelectorAll('[title], [aria-label]').forEach(fix); };"
+             " if (!window.__aevaeAttrs) { window.__aevaeAttrs = all; new MutationObserver((ms) => ms.forEach((m) =>"
+             " m.type === 'attributes' ? fix(m.target) : m.addedNodes.forEach(all)))"
+             ".observe(document.body, {subtree: true, childList: true, attributes: true,"
+             " attributeFilter: ['title', 'aria-label']}); }"
+             " window.__aevaeAttrs(document.body);")
 # Gradio keeps its locale in its core module; importing that module again gives the same store.
-APPLY_JS = ("async (lang) => { document.documentElement.lang = lang;"
+APPLY_JS = ("async (lang) => { document.documentElement.lang = lang; " + _ATTRS_JS +
             " const titles = " + json.dumps({lang: i18n.t("app.title", lang) for lang in i18n.languages()}) + ";"
             " if (titles[lang]) document.title = titles[lang];"
             " const core = performance.getEntriesByType('resource').map(e => e.name)"

@@ -32,7 +32,7 @@ from .lang import L, plot, table
 from .picker import picker_update
 
 # Columns of the runs table whose cells are the package's words ("finished", "run 3 (trained here)").
-MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
+MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on", "preset")
 
 
 def show_runs(request: gr.Request):

@@ -309,6 +309,12 @@ def show_note(name: str, request: gr.Request):
     return preset_note(name, lang_of(request))
 
 
+def preset_choices(request: gr.Request):
+    """The presets named in the page's language; their values stay their names (the API's)."""
+    lang = lang_of(request)
+    return gr.update(choices=[(tm(name, lang), name) for name in PRESETS])
+
+
 def apply_preset(name: str, request: gr.Request):
     p = PRESETS[name]
     return (p.model.image_size, p.model.latent, p.train.batch_size, p.train.lr, p.train.weight_decay,
@@ -455,6 +461,7 @@ def build(ctx) -> None:
         ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick],
                              api_visibility="private", queue=False)
         ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
+        ctx.on_language.then(preset_choices, None, preset, api_visibility="private", queue=False)
         upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private").then(
             plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick], api_visibility="private",
             queue=False)  # a new upload while Data already says upload: the plan counts the new data
