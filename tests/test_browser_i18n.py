@@ -125,3 +125,53 @@ def test_an_english_browser_sees_no_chinese_and_the_link_chooses(browser, server
     page.get_by_role("tab", name=t("tab.recon", "zh-TW"), exact=True).wait_for(timeout=10_000)
     page.get_by_text(t("train.plan", "zh-TW", plan="").replace("*", "").strip()).first.wait_for(timeout=10_000)
     page.context.close()
+
+
+def english_phrases() -> list[str]:
+    """What the app and Gradio would say in English: every English text of the catalog cut at its
+    fields (pieces of two words or more), and Gradio's own texts the zh-TW page must not show."""
+    from aevae import i18n
+
+    en = i18n.catalog("en")
+    texts = [*en["keys"].values(), *en.get("gradio", {}).values(), *i18n.catalog("zh-TW").get("gradio_text", {})]
+    pieces = {p.strip(" .,:;()*#-_|") for text in texts for p in re.split(r"\{[^}]*\}|\n|\*\*|`", text)}
+    return sorted(p for p in pieces if len(p.split()) >= 2 and re.search("[a-z]{3}", p))
+
+
+def gradio_words() -> re.Pattern:
+    """Gradio's one-word texts ("Copy", "Fullscreen", "Error") as whole words."""
+    from aevae import i18n
+
+    words = [w for w in i18n.catalog("zh-TW").get("gradio_text", {}) if re.fullmatch("[A-Z][a-z]+", w)]
+    return re.compile(r"(?<![\w-])(" + "|".join(words) + r")(?![\w-])")
+
+
+GRADIO_KEYS = re.compile(r"\b(?:common|upload_text|status|dataframe)\.[a-z_]+\b")
+
+
+def test_a_chinese_page_shows_no_english_on_any_tab(browser, server):
+    """An English browser opening a ?lang=zh-TW link: every tab after its first view, text and
+    tooltips and screen-reader labels, holds no English phrase of the app's or of Gradio's."""
+    page = open_page(browser, server + "?lang=zh-TW", "en-US", "zh-TW")
+    phrases, words = english_phrases(), gradio_words()
+    text_js = ("() => { const c = document.body.cloneNode(true); c.querySelectorAll('#aevae-lang, script, svg')"
+               ".forEach(e => e.remove()); const attrs = [...document.querySelectorAll('[title], [aria-label]')]"
+               ".filter(e => !e.closest('#aevae-lang, svg')).map(e => (e.getAttribute('title') || '') + ' '"
+               " + (e.getAttribute('aria-label') || '')); return c.innerText + '\\n' + attrs.join('\\n'); }")
+    found = {}
+    for key in TABS:
+        page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True).click()
+        page.wait_for_timeout(400)
+        page.wait_for_function("() => !/processing \\|/.test(document.body.innerText)", timeout=60_000)
+        text = page.evaluate(text_js).replace(data_credit(), "")
+        hits = [p for p in phrases if p in text] + GRADIO_KEYS.findall(text) + words.findall(text)
+        if hits:
+            found[key] = hits
+    page.context.close()
+    assert found == {}
+
+
+def data_credit() -> str:
+    from aevae.data import OPENMOJI_CREDIT
+
+    return OPENMOJI_CREDIT  # the emoji's licence, in the words its authors ask for

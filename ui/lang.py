@@ -68,8 +68,10 @@ CHOOSE_JS = ("() => { " + _MATCH_JS +
              " return match(q) || (navigator.languages || [navigator.language]).map(match).find(Boolean)"
              " || '" + DEFAULT + "'; }")
 # Gradio writes some tooltips and screen-reader labels in English whatever the locale ("Copy",
-# "Remove this file", "number input for ..."): a catalog's "gradio_text" gives them in its language
-# ("{}" stands for any text), put on by an observer and taken off again for a language without.
+# "Remove this file", "number input for ..."), and keeps a few texts in the language it started in
+# (a file box's "Drop File Here", an error toast's title): a catalog's "gradio_text" gives them in
+# its language ("{}" stands for any text in a label), put on by an observer and taken off again for
+# a language without. Texts that are the app's or the user's (Markdown, tables, captions) are left.
 _ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_text", {}) for lang in i18n.languages()},
                                       ensure_ascii=False) + ";"
              " const esc = (s) => s.replace(/[.*+?^${}()|[\\]\\\\]/g, '\\\\$&');"
@@ -83,12 +85,20 @@ _ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_tex
              " const was = el.__aevae[a]; const en = was && v === was[1] ? was[0] : v; const out = said(en, l);"
              " if (out != null && out !== v) { el.__aevae[a] = [en, out]; el.setAttribute(a, out); }"
              " else if (out == null && was && v === was[1]) { delete el.__aevae[a]; el.setAttribute(a, en); } } };"
-             " const all = (root) => { if (root.nodeType !== 1) return; fix(root);"
-             " root.querySelectorAll('[title], [aria-label]').forEach(fix); };"
+             " const SKIP = '.prose, table, .gallery, textarea, input, .caption-label, .cm-editor';"
+             " const fixText = (n) => { const p = n.parentElement; if (!p || p.closest(SKIP)) return;"
+             " const l = document.documentElement.lang; const v = n.nodeValue; const was = n.__aevae;"
+             " const en = was && v === was[1] ? was[0] : v; const key = en.trim(); const m = T[l] || {};"
+             " const out = key && Object.hasOwn(m, key) && !key.includes('{}') ? en.replace(key, m[key]) : null;"
+             " if (out != null && out !== v) { n.__aevae = [en, out]; n.nodeValue = out; }"
+             " else if (out == null && was && v === was[1]) { n.__aevae = null; n.nodeValue = en; } };"
+             " const all = (root) => { if (root.nodeType === 3) return fixText(root); if (root.nodeType !== 1) return;"
+             " fix(root); root.querySelectorAll('[title], [aria-label]').forEach(fix);"
+             " const w = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); while (w.nextNode()) fixText(w.currentNode); };"
              " if (!window.__aevaeAttrs) { window.__aevaeAttrs = all; new MutationObserver((ms) => ms.forEach((m) =>"
-             " m.type === 'attributes' ? fix(m.target) : m.addedNodes.forEach(all)))"
-             ".observe(document.body, {subtree: true, childList: true, attributes: true,"
-             " attributeFilter: ['title', 'aria-label']}); }"
+             " m.type === 'attributes' ? fix(m.target) : m.type === 'characterData' ? fixText(m.target)"
+             " : m.addedNodes.forEach(all))).observe(document.body, {subtree: true, childList: true, attributes: true,"
+             " characterData: true, attributeFilter: ['title', 'aria-label']}); }"
              " window.__aevaeAttrs(document.body);")
 # Gradio keeps its locale in its core module; importing that module again gives the same store.
 APPLY_JS = ("async (lang) => { document.documentElement.lang = lang; " + _ATTRS_JS +
