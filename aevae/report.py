@@ -232,9 +232,11 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     text = "\n".join(md)
     files["report.md"] = text.encode()
     html = MarkdownIt("commonmark").enable("table").render(text)
+    # a wide table scrolls rather than squeeze its columns to one (Chinese) character a line
     files["report.html"] = (f"<!doctype html><html lang='{lang}'><meta charset='utf-8'><title>{t('rep.title', lang)}</title>"
                             f"<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
-                            f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}"
+                            f"table{{border-collapse:collapse;display:block;overflow-x:auto}}"
+                            f"td,th{{border:1px solid #ccc;padding:2px 6px;word-break:keep-all}}"
                             f"img{{image-rendering:pixelated;max-width:100%}}</style>{html}").encode()
     files["report.json"] = json.dumps({"source": pair.source, "data": split.all.source,
                                        "reconstruction": summary, "runs": runs}, default=str).encode()

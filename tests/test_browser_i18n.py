@@ -146,12 +146,16 @@ def gradio_words() -> re.Pattern:
     return re.compile(r"(?<![\w-])(" + "|".join(words) + r")(?![\w-])")
 
 
+# Each tab's main button (the cheap ones: a training is read by the tests above)
+MAIN_BUTTON = {"recon": "recon.btn", "variants": "var.btn", "latent_sizes": "lat.btn", "space": "space.map_btn",
+               "beta": "beta.shipped_btn", "models": "models.btn", "report": "report.btn"}
 GRADIO_KEYS = re.compile(r"\b(?:common|upload_text|status|dataframe)\.[a-z_]+\b")
 
 
 def test_a_chinese_page_shows_no_english_on_any_tab(browser, server):
-    """An English browser opening a ?lang=zh-TW link: every tab after its first view, text and
-    tooltips and screen-reader labels, holds no English phrase of the app's or of Gradio's."""
+    """An English browser opening a ?lang=zh-TW link: every tab after its first view and after its
+    main button, text and tooltips and screen-reader labels, holds no English phrase of the app's
+    or of Gradio's."""
     page = open_page(browser, server + "?lang=zh-TW", "en-US", "zh-TW")
     phrases, words = english_phrases(), gradio_words()
     text_js = ("() => { const c = document.body.cloneNode(true); c.querySelectorAll('#aevae-lang, script, svg')"
@@ -161,12 +165,20 @@ def test_a_chinese_page_shows_no_english_on_any_tab(browser, server):
     found = {}
     for key in TABS:
         page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True).click()
-        page.wait_for_timeout(400)
-        page.wait_for_function("() => !/processing \\|/.test(document.body.innerText)", timeout=60_000)
-        text = page.evaluate(text_js).replace(data_credit(), "")
-        hits = [p for p in phrases if p in text] + GRADIO_KEYS.findall(text) + words.findall(text)
-        if hits:
-            found[key] = hits
+        for step in ("first view", "main button"):
+            if step == "main button":
+                if key not in MAIN_BUTTON:
+                    continue
+                page.get_by_role("button", name=t(MAIN_BUTTON[key], "zh-TW"), exact=True).click()
+            page.wait_for_timeout(1500)
+            # every answer has arrived: no status tracker is counting (a bar, "processing | 1.2s")
+            page.wait_for_function("() => !document.querySelector('.eta-bar, .progress-text')"
+                                   " && !/processing \\|/.test(document.body.innerText)", timeout=120_000)
+            text = page.evaluate(text_js).replace(data_credit(), "")
+            hits = [p for p in phrases if p in text] + GRADIO_KEYS.findall(text) + words.findall(text)
+            if hits:
+                found[f"{key} ({step})"] = hits
+        page.screenshot(path=str(ARTIFACTS / f"zh-TW-link-{key}.png"), full_page=True)
     page.context.close()
     assert found == {}
 
@@ -175,3 +187,57 @@ def data_credit() -> str:
     from aevae.data import OPENMOJI_CREDIT
 
     return OPENMOJI_CREDIT  # the emoji's licence, in the words its authors ask for
+
+
+# A label may wrap after these (or before an opening bracket), never inside a word.
+BREAK_AFTER = "，。：；、）」 /-"
+BROKEN_JS = """(after) => {
+  const out = [];
+  for (const span of document.querySelectorAll('[data-testid="block-info"]')) {
+    if (!span.offsetParent) continue;  // on a tab not shown
+    const text = span.textContent, r = document.createRange(), node = span.firstChild;
+    if (!node || node.nodeType !== 3) continue;
+    let top = null;
+    for (let i = 0; i < node.length; i++) {
+      r.setStart(node, i); r.setEnd(node, i + 1);
+      const rect = r.getClientRects()[0];
+      if (!rect || !rect.width) continue;
+      if (top !== null && rect.top > top + 2 && !after.includes(text[i - 1]) && !'（「 '.includes(text[i]))
+        out.push(text.slice(0, i) + '／' + text.slice(i));
+      top = rect.top;
+    }
+  }
+  return out;
+}"""
+
+
+def test_chinese_layout_at_1280_px(browser, server):
+    """Labels wrap at their punctuation, the Models tab shows its 參數數量 column whole, the PCA
+    legend shows every label, and the report's tables keep their words on one line."""
+    page = open_page(browser, server, "zh-TW")
+    broken = []
+    for key in TABS:
+        page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True).click()
+        page.wait_for_timeout(600)
+        broken += page.evaluate(BROKEN_JS, BREAK_AFTER)
+    assert broken == []
+    page.get_by_role("tab", name=t("tab.models", "zh-TW"), exact=True).click()
+    page.get_by_role("button", name=t("models.btn", "zh-TW")).click()
+    header = page.locator("th").filter(has_text=t("col.params", "zh-TW")).first
+    header.wait_for(timeout=30_000)
+    cut = page.evaluate("""(th) => { const box = th.getBoundingClientRect();
+        let e = th.parentElement; while (e && getComputedStyle(e).overflowX === 'visible') e = e.parentElement;
+        const frame = e.getBoundingClientRect(); return box.right > frame.right + 1 || box.left < frame.left - 1; }""",
+                        header.element_handle())
+    assert not cut, "the 參數數量 column is cut off"
+    page.get_by_role("tab", name=t("tab.space", "zh-TW"), exact=True).click()
+    page.get_by_role("button", name=t("space.map_btn", "zh-TW")).click()
+    legend = page.locator(".vega-embed").filter(has_text=t("col.PC 1", "zh-TW")).first
+    page.wait_for_function("() => [...document.querySelectorAll('.vega-embed text')].some(e =>"
+                           " e.textContent === 'OpenMoji 額外圖示')", timeout=60_000)
+    clipped = legend.evaluate("""(el) => { const svg = el.querySelector('svg').getBoundingClientRect();
+        return [...el.querySelectorAll('.role-legend-label text, .role-legend-label')].filter(t => t.textContent)
+          .filter(t => { const b = t.getBoundingClientRect(); return b.right > svg.right + 1 || b.width === 0; })
+          .map(t => t.textContent); }""")
+    assert clipped == []
+    page.context.close()

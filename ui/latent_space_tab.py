@@ -182,14 +182,16 @@ def build(ctx) -> None:
             map_kind = gr.Radio(["VAE", "AE"], value="VAE", label=L("space.codes_of"))
             map_btn = gr.Button(L("space.map_btn"))
         map_note = gr.Markdown()
+        # The map the page's whole width: its legend is one row of every label (Gradio's plots put
+        # it below, unwrapped), which half a page cut off ("笑臉與…", "OpenMoji extras" gone).
+        map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
+                                  label=L("space.map_plot"))
         with gr.Row():
-            map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
-                                      label=L("space.map_plot"))
             map_grid = gr.Image(label=L("space.map_grid"), format="png", elem_classes="pixelated")
-        with gr.Row():
-            px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
-            py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
-            point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
+            with gr.Column():
+                px = gr.Slider(-1, 1, 0, label=L("col.PC 1"))
+                py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
+                point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
         map_labels = gr.State()

@@ -37,7 +37,7 @@ def describe_models(request: gr.Request):
     info = shown_fields(info, lang)
     mse, kl, val = curves(pair.history)
     return (head, table(summary_rows(pair.ae), lang), table(summary_rows(pair.vae), lang),
-            json.dumps(info, indent=1, default=str), plot(mse, lang, "iteration", "MSE per pixel", "model"),
+            json.dumps(info, indent=1, default=str, ensure_ascii=False), plot(mse, lang, "iteration", "MSE per pixel", "model"),
             plot(kl, lang, "iteration", "KL (nats/image)", "model"))
 
 
@@ -68,8 +68,10 @@ def build(ctx) -> None:
         models_btn = gr.Button(L("models.btn"))
         m_head = gr.Markdown()
         with gr.Row():
-            ae_layers = gr.Dataframe(label=L("models.ae_layers"))
-            vae_layers = gr.Dataframe(label=L("models.vae_layers"))
+            # shares of the width, and wrapped: half a page at 1280 px had 參數數量 cut off
+            widths = ["24%", "38%", "19%", "19%"]
+            ae_layers = gr.Dataframe(label=L("models.ae_layers"), wrap=True, column_widths=widths)
+            vae_layers = gr.Dataframe(label=L("models.vae_layers"), wrap=True, column_widths=widths)
         m_info = gr.Code(language="json", label=L("models.info"))
         with gr.Row():
             m_mse = gr.LinePlot(x="iteration", x_axis_format="d", y="MSE per pixel", color="model", color_map=COLORS,
