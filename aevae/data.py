@@ -141,6 +141,9 @@ class ImageSet:
     ids: np.ndarray  # (N,) int64, 1-based position in the full data set as loaded
     source: str
     skipped: list[str] = field(default_factory=list)  # "file: reason"
+    # How a zip's file names were read when the zip did not mark them as UTF-8 and one of them is
+    # not ASCII ("utf-8", "cp950" or "cp437", see zip_names); "" otherwise.
+    names_read_as: str = ""
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -291,9 +294,9 @@ OPENMOJI_GROUPS = list(_GROUP.values())
 
 
 def label_shown(name: str, lang: str) -> str:
-    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) in `lang`; a
-    student's own labels (their folder names) as they wrote them."""
-    return tm(name, lang) if name in OPENMOJI_GROUPS else name
+    """A label as shown: OpenMoji's groups (our names for Unicode's emoji groups) and "unlabelled"
+    in `lang`; a student's own labels (their folder names) as they wrote them."""
+    return tm(name, lang) if name in OPENMOJI_GROUPS or name == UNLABELLED else name
 # Group of a sequence's first code point, after the Unicode emoji groups, approximately
 # (exact groups need emoji-test.txt, which nothing installed here ships). "first[-last] group",
 # sorted, no overlaps; code points not listed are symbols.
@@ -648,6 +651,30 @@ def _check_zip_entries(name: str, infos: list[zipfile.ZipInfo]) -> None:
                             "archives with overlapping entries are refused, zip the files again")
 
 
+# Codes in which a zip may hold names it does not mark as UTF-8, in the order tried: UTF-8 (Linux
+# and macOS zip), the code page of Traditional Chinese Windows ("Send to > Compressed folder";
+# Big5 as Microsoft extends it), then the zip standard's own cp437, which decodes any bytes.
+NAME_CODECS = ("utf-8", "cp950", "cp437")
+_UTF8_FLAG = 0x800
+
+
+def zip_names(infos: list[zipfile.ZipInfo]) -> tuple[list[str], str]:
+    """The entries' names, and the codec that read the unmarked ones ("" when all are ASCII or
+    marked UTF-8). Python reads unmarked names as cp437: their bytes come back by encoding them
+    again. One codec for the whole zip: the first in NAME_CODECS that reads every unmarked name."""
+    raw = [None if info.flag_bits & _UTF8_FLAG else info.orig_filename.encode("cp437") for info in infos]
+    if all(b is None or b.isascii() for b in raw):
+        return [info.filename for info in infos], ""
+    for codec in NAME_CODECS:  # the last, cp437, decodes any bytes
+        try:
+            names = [info.filename if b is None else b.decode(codec) for info, b in zip(infos, raw)]
+        except UnicodeDecodeError:
+            continue
+        break
+    # as zipfile does with the names it reads: Windows separators become "/"
+    return [n.replace("\\", "/") for n in names], codec
+
+
 def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
              should_stop: StopCheck = None, pixels: PixelBudget | None = None) -> ImageSet:
     """Images in a zip, read member by member in memory; nothing is extracted to disk.
@@ -670,8 +697,8 @@ def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
         _check_zip_entries(name, infos)
         entries: list[Entry] = []
         skipped: list[str] = []
-        for info in infos:
-            fn = info.filename
+        names, read_as = zip_names(infos)
+        for info, fn in zip(infos, names):
             parts = tuple(p for p in re.split(r"[/\\]", fn) if p)
             if info.is_dir() or not parts:
                 continue
@@ -688,7 +715,9 @@ def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
                 entries.append((parts, partial(_read_member, zf, info)))
         if sum(info.file_size for info in infos) > MAX_ZIP_TOTAL_BYTES:
             raise DataError(f"{name} unpacks to more than {MAX_ZIP_TOTAL_BYTES:,} bytes, too much")
-        return _build(name, "zip ", entries, skipped, size, max_images, should_stop, pixels)
+        images = _build(name, "zip ", entries, skipped, size, max_images, should_stop, pixels)
+        images.names_read_as = read_as
+        return images
 
 
 # ---------------------------------------------------------------- NumPy arrays

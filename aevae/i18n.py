@@ -8,6 +8,11 @@ A file holds {"language": its own name, "keys": {key: text}, "messages": {Englis
   (an f-string's holes written as {}) to translations with the same holes ({} or {0}, {1}, ...
   to reorder); the values in the holes are translated too where they are messages themselves.
   English needs no "messages": a message is its own English.
+- "names" (optional): the names of what the app ships (presets, shipped pairs: "default",
+  "ladder-16") in another language; "ladder-{}" stands for every name that starts so. A message,
+  or a value in one of its holes, that is exactly such a name is shown by its translation. A
+  value quoted with '' (what the user typed, as Python's repr writes it) gets the language's own
+  quotes, key "fmt.quoted".
 
 A new language is a new file: the tests check that it has every key of English and a
 translation of every message the package can raise.
@@ -107,6 +112,8 @@ def _tm(text: str, lang: str, depth: int) -> str:
     messages = catalog(lang)["messages"]
     if text in messages:
         return messages[text]
+    if (named := shipped_name(text, lang)) is not None:
+        return named
     for pieces, out in _templates(lang):
         values = fill(pieces, text)
         if values is not None:
@@ -135,8 +142,24 @@ def fill(pieces: tuple[str, ...], text: str) -> list[str] | None:
     return values
 
 
+def shipped_name(text: str, lang: str) -> str | None:
+    """A shipped preset's or pair's name in `lang` ("ladder-16" -> "潛在碼階梯 16"); None when `text`
+    is no such name."""
+    names = catalog(lang if lang in languages() else DEFAULT).get("names", {})
+    if text in names:
+        return names[text]
+    for src, dst in names.items():
+        head = src.removesuffix(HOLE)
+        if src.endswith(HOLE) and text.startswith(head) and len(text) > len(head):
+            return dst.format(text[len(head):])
+    return None
+
+
 def _value(text: str, lang: str, depth: int) -> str:
-    """A value in a message's hole: a message itself, or a list of them ("run 1, run 2"), or as it is."""
+    """A value in a message's hole: a message itself, or a list of them ("run 1, run 2"), a quoted
+    value in the language's quotes, or as it is."""
+    if len(text) >= 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1]:
+        return t("fmt.quoted", lang, text=text[1:-1])
     if not any(c.isascii() and c.isalpha() for c in text):
         return text
     parts = text.split(", ")

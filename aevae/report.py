@@ -71,6 +71,11 @@ def num(v, digits: int = 4) -> str:
     return text.rstrip("0").rstrip(".")
 
 
+def setting_value(value, lang: str):
+    """A training setting's value as shown: yes/no in `lang`, the rest as it is."""
+    return t("rep.yes" if value else "rep.no", lang) if isinstance(value, bool) else value
+
+
 def _table(rows: list[dict], lang: str = i18n.DEFAULT, digits: int = 4) -> str:
     if not rows:
         return t("rep.none", lang) + "\n"
@@ -197,7 +202,7 @@ def recon_section(session, pair, split, lang: str, files: dict, md: list) -> wor
         [str(i) for i in rec.images.ids], scale=figures.auto_scale(pair.image_size, 96)))
     md.append(t("rep.recon", lang) + "\n\n" + t("rep.recon_of", lang, n=len(images), ids=", ".join(
         map(str, images.ids)), models=i18n.md(tm(pair.source, lang)), data=i18n.md(tm(split.all.source, lang)))
-        + "\n\n![reconstructions](reconstructions.png)\n")
+        + "\n\n![" + t("rep.alt_recon", lang) + "](reconstructions.png)\n")
     return rec
 
 
@@ -341,7 +346,8 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
 
     # 2. Training (Q2) and loss curves
     md.append(t("rep.training", lang) + "\n")
-    md.append(_table([{"setting": k, "value": v} for k, v in (pair.train or {}).items()], lang))
+    md.append(_table([{"setting": i18n.col(k, lang), "value": setting_value(v, lang)}
+                      for k, v in (pair.train or {}).items()], lang))
     for kind, h in pair.history.items():
         if h:
             last = (h.get("epochs") or [{}])[-1]
@@ -350,7 +356,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
                         stopped=i18n.md(tm(h.get("stopped_by", "?"), lang)), mse=num(last.get("mse", float("nan")), 5),
                         psnr=num(round(last.get("val_psnr", float("nan")), 2))) + "\n")
     files["loss_curves.png"] = loss_curves(pair.history, lang)
-    md.append("\n![loss curves](loss_curves.png)\n")
+    md.append("\n![" + t("rep.alt_loss", lang) + "](loss_curves.png)\n")
 
     # 3. Reconstructions of validation images (Q3, Q5)
     rec = recon_section(session, pair, split, lang, files, md)
@@ -372,8 +378,9 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     rows = [np.concatenate([chosen.images[i:i + 1], vs.vae[i], chosen.images[i:i + 1], vs.ae[i]])
             for i in range(len(chosen))]
     files["variants.png"] = figures.png_bytes(figures.image_grid(rows, [str(i) for i in chosen.ids], scale=1))
-    md.append(t("rep.variants", lang, n=len(chosen), ids=", ".join(map(str, chosen.ids)), k=vs.vae.shape[1],
-                data=tuple(gen_data.shape), labels=tuple(gen_label.shape)) + "\n\n![variants](variants.png)\n")
+    k = vs.vae.shape[1]
+    md.append(t("rep.variants", lang, n=len(chosen), ids=", ".join(map(str, chosen.ids)), k=k,
+                data=tuple(gen_data.shape), labels=tuple(gen_label.shape)) + "\n\n![" + t("rep.alt_variants", lang) + "](variants.png)\n")
 
     # 6. Latent sizes (report A, Problem 5-1), on validation images
     md.append(t("rep.latent", lang) + "\n\n")
@@ -385,7 +392,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
         lat = workbench.latent_rows(session, workbench.latent_sizes(session, imgs), size)
     if lat:
         md.append(t("rep.latent_of", lang, n=len(imgs), ids=", ".join(map(str, imgs.ids))) + "\n\n"
-                  + _table(lat, lang) + latent_notes(session, lat, lang) + "\n\n![latent sizes](latent_sizes.png)\n")
+                  + _table(lat, lang) + latent_notes(session, lat, lang) + "\n\n![" + t("rep.alt_latent", lang) + "](latent_sizes.png)\n")
         files["latent_sizes.png"] = latent_chart(lat, lang)
     else:
         md.append(t("rep.no_ladder", lang) + "\n")
@@ -399,7 +406,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
         files["psnr_epochs.png"] = epochs_chart(sweep, lang)
         md.append("\n" + t("rep.sweep", lang, runs=", ".join(str(r.number) for r in series),
                            data=i18n.md(tm(series[0].record.data, lang))) + "\n\n" + _table(sweep, lang)
-                  + "\n![validation PSNR against epochs](psnr_epochs.png)\n")
+                  + "\n![" + t("rep.alt_sweep", lang) + "](psnr_epochs.png)\n")
     else:
         md.append("\n" + t("rep.no_sweep", lang) + "\n")
 
@@ -430,7 +437,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     files["interpolation.png"] = figures.png_bytes(figures.image_grid(
         list(interp.values()), [t(f"pic.{k}", cl) for k in interp], scale=figures.auto_scale(pair.image_size, 72)))
     md.append(t("rep.space", lang) + "\n\n" + t("rep.prior", lang, n=N_PRIOR) + "\n\n" + t(
-        "rep.interp", lang, a=int(two.ids[0]), name_a=two.names[0], b=int(two.ids[1]), name_b=two.names[1],
+        "rep.interp", lang, a=int(two.ids[0]), name_a=i18n.md(two.names[0]), b=int(two.ids[1]), name_b=i18n.md(two.names[1]),
         steps=7) + "\n")
 
     # 10. Discussion, every number computed above
@@ -469,7 +476,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     files["report.html"] = (f"<!doctype html><html lang='{lang}'><meta charset='utf-8'><title>{t('rep.title', lang)}</title>"
                             f"<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}"
                             f"table{{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}}"  # wide tables scroll
-                            f"td,th{{border:1px solid #ccc;padding:2px 6px}}pre,code{{white-space:pre-wrap;overflow-wrap:anywhere}}"
+                            f"td,th{{border:1px solid #ccc;padding:2px 6px;word-break:keep-all}}pre,code{{white-space:pre-wrap;overflow-wrap:anywhere}}"
                             f"img{{image-rendering:pixelated;max-width:100%}}</style>{html}").encode()
     files["report.json"] = json.dumps({"source": pair.source, "data": split.all.source, "reconstruction": summary,
                                        "reconstructed_ids": [int(i) for i in rec.images.ids],

@@ -49,7 +49,7 @@ ENDED = {"epochs": "finished", "time cap": "CUT SHORT by the time cap", "stop re
 FRESH = "a fresh run"
 # Columns of the runs table whose cells are the package's words, translated where shown (the UI's
 # table and the report); the latent-size table's "source" and "trained on" too.
-MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on")
+MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on", "preset")
 
 
 @dataclass(frozen=True)

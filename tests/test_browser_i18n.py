@@ -67,7 +67,7 @@ def train_error_and_report(page, lang):
     latent.fill("abc")
     page.get_by_text(t("train.cannot", lang, error="").replace("*", "").strip()).wait_for(timeout=10_000)
     page.get_by_role("button", name=t("train.btn", lang)).click()
-    toast = page.locator(".toast-body").filter(has_text="'abc'")
+    toast = page.locator(".toast-body").filter(has_text="abc")
     toast.first.wait_for(timeout=10_000)
     error = toast.first.inner_text()
     latent.fill("16x4x4")
@@ -99,9 +99,9 @@ def test_a_chinese_browser_gets_the_page_in_chinese(browser, server):
     error, status, report = train_error_and_report(page, "zh-TW")
     page.get_by_role("tab", name=t("tab.train", "zh-TW"), exact=True).click()
     page.screenshot(path=str(ARTIFACTS / "zh-TW-train-done.png"), full_page=True)
-    assert "潛在碼 'abc'" in error and "請寫向量大小" in error
+    assert "潛在碼 「abc」" in error and "請寫向量大小" in error
     assert "完成" in status and "驗證集 PSNR" in status
-    assert "## 1. 架構" in report and "## 7. 超參數實驗" in report and "峰值信噪比" in report
+    assert "## 1. 架構" in report and "## 7. 超參數實驗" in report and "峰值訊雜比" in report
     # The switch: English at once, in the browser and in the server's answers, and kept in the address.
     page.get_by_text("English", exact=True).click()
     page.get_by_role("tab", name="Train", exact=True).wait_for(timeout=10_000)
@@ -124,4 +124,120 @@ def test_an_english_browser_sees_no_chinese_and_the_link_chooses(browser, server
     page = open_page(browser, server + "?lang=zh-TW", "en-US", "zh-TW")
     page.get_by_role("tab", name=t("tab.recon", "zh-TW"), exact=True).wait_for(timeout=10_000)
     page.get_by_text(t("train.plan", "zh-TW", plan="").replace("*", "").strip()).first.wait_for(timeout=10_000)
+    page.context.close()
+
+
+def english_phrases() -> list[str]:
+    """What the app and Gradio would say in English: every English text of the catalog cut at its
+    fields (pieces of two words or more), and Gradio's own texts the zh-TW page must not show."""
+    from aevae import i18n
+
+    en = i18n.catalog("en")
+    texts = [*en["keys"].values(), *en.get("gradio", {}).values(), *i18n.catalog("zh-TW").get("gradio_text", {})]
+    pieces = {p.strip(" .,:;()*#-_|") for text in texts for p in re.split(r"\{[^}]*\}|\n|\*\*|`", text)}
+    return sorted(p for p in pieces if len(p.split()) >= 2 and re.search("[a-z]{3}", p))
+
+
+def gradio_words() -> re.Pattern:
+    """Gradio's one-word texts ("Copy", "Fullscreen", "Error") as whole words."""
+    from aevae import i18n
+
+    words = [w for w in i18n.catalog("zh-TW").get("gradio_text", {}) if re.fullmatch("[A-Z][a-z]+", w)]
+    return re.compile(r"(?<![\w-])(" + "|".join(words) + r")(?![\w-])")
+
+
+# Each tab's main button (the cheap ones: a training is read by the tests above)
+MAIN_BUTTON = {"recon": "recon.btn", "variants": "var.btn", "latent_sizes": "lat.btn", "space": "space.map_btn",
+               "beta": "beta.shipped_btn", "models": "models.btn", "report": "report.btn"}
+GRADIO_KEYS = re.compile(r"\b(?:common|upload_text|status|dataframe)\.[a-z_]+\b")
+
+
+def test_a_chinese_page_shows_no_english_on_any_tab(browser, server):
+    """An English browser opening a ?lang=zh-TW link: every tab after its first view and after its
+    main button, text and tooltips and screen-reader labels, holds no English phrase of the app's
+    or of Gradio's."""
+    page = open_page(browser, server + "?lang=zh-TW", "en-US", "zh-TW")
+    phrases, words = english_phrases(), gradio_words()
+    text_js = ("() => { const c = document.body.cloneNode(true); c.querySelectorAll('#aevae-lang, script, svg')"
+               ".forEach(e => e.remove()); const attrs = [...document.querySelectorAll('[title], [aria-label]')]"
+               ".filter(e => !e.closest('#aevae-lang, svg')).map(e => (e.getAttribute('title') || '') + ' '"
+               " + (e.getAttribute('aria-label') || '')); return c.innerText + '\\n' + attrs.join('\\n'); }")
+    found = {}
+    for key in TABS:
+        page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True).click()
+        for step in ("first view", "main button"):
+            if step == "main button":
+                if key not in MAIN_BUTTON:
+                    continue
+                page.get_by_role("button", name=t(MAIN_BUTTON[key], "zh-TW"), exact=True).click()
+            page.wait_for_timeout(1500)
+            # every answer has arrived: no status tracker is counting (a bar, "processing | 1.2s")
+            page.wait_for_function("() => !document.querySelector('.eta-bar, .progress-text')"
+                                   " && !/processing \\|/.test(document.body.innerText)", timeout=120_000)
+            text = page.evaluate(text_js).replace(data_credit(), "")
+            hits = [p for p in phrases if p in text] + GRADIO_KEYS.findall(text) + words.findall(text)
+            if hits:
+                found[f"{key} ({step})"] = hits
+        page.screenshot(path=str(ARTIFACTS / f"zh-TW-link-{key}.png"), full_page=True)
+    page.context.close()
+    assert found == {}
+
+
+def data_credit() -> str:
+    from aevae.data import OPENMOJI_CREDIT
+
+    return OPENMOJI_CREDIT  # the emoji's licence, in the words its authors ask for
+
+
+# A label may wrap after these (or before an opening bracket), never inside a word.
+BREAK_AFTER = "，。：；、）」 /-"
+BROKEN_JS = """(after) => {
+  const out = [];
+  for (const span of document.querySelectorAll('[data-testid="block-info"]')) {
+    if (!span.offsetParent) continue;  // on a tab not shown
+    const text = span.textContent, r = document.createRange(), node = span.firstChild;
+    if (!node || node.nodeType !== 3) continue;
+    let top = null;
+    for (let i = 0; i < node.length; i++) {
+      r.setStart(node, i); r.setEnd(node, i + 1);
+      const rect = r.getClientRects()[0];
+      if (!rect || !rect.width) continue;
+      if (top !== null && rect.top > top + 2 && !after.includes(text[i - 1]) && !'（「 '.includes(text[i]))
+        out.push(text.slice(0, i) + '／' + text.slice(i));
+      top = rect.top;
+    }
+  }
+  return out;
+}"""
+
+
+def test_chinese_layout_at_1280_px(browser, server):
+    """Labels wrap at their punctuation, the Models tab shows its 參數數量 column whole, the PCA
+    legend shows every label, and the report's tables keep their words on one line."""
+    page = open_page(browser, server, "zh-TW")
+    broken = []
+    for key in TABS:
+        page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True).click()
+        page.wait_for_timeout(600)
+        broken += page.evaluate(BROKEN_JS, BREAK_AFTER)
+    assert broken == []
+    page.get_by_role("tab", name=t("tab.models", "zh-TW"), exact=True).click()
+    page.get_by_role("button", name=t("models.btn", "zh-TW")).click()
+    header = page.locator("th").filter(has_text=t("col.params", "zh-TW")).first
+    header.wait_for(timeout=30_000)
+    cut = page.evaluate("""(th) => { const box = th.getBoundingClientRect();
+        let e = th.parentElement; while (e && getComputedStyle(e).overflowX === 'visible') e = e.parentElement;
+        const frame = e.getBoundingClientRect(); return box.right > frame.right + 1 || box.left < frame.left - 1; }""",
+                        header.element_handle())
+    assert not cut, "the 參數數量 column is cut off"
+    page.get_by_role("tab", name=t("tab.space", "zh-TW"), exact=True).click()
+    page.get_by_role("button", name=t("space.map_btn", "zh-TW")).click()
+    legend = page.locator(".vega-embed").filter(has_text=t("col.PC 1", "zh-TW")).first
+    page.wait_for_function("() => [...document.querySelectorAll('.vega-embed text')].some(e =>"
+                           " e.textContent === 'OpenMoji 額外圖示')", timeout=60_000)
+    clipped = legend.evaluate("""(el) => { const svg = el.querySelector('svg').getBoundingClientRect();
+        return [...el.querySelectorAll('.role-legend-label text, .role-legend-label')].filter(t => t.textContent)
+          .filter(t => { const b = t.getBoundingClientRect(); return b.right > svg.right + 1 || b.width === 0; })
+          .map(t => t.textContent); }""")
+    assert clipped == []
     page.context.close()

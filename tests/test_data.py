@@ -869,3 +869,55 @@ def test_grid_labels_are_drawn_whole_in_either_font(labels):
     alone = Image.new("L", (120, 60), 255)
     ImageDraw.Draw(alone).text((2, 3), "247", fill=60, font=figures._font(16, labels + ["247"]))
     assert in_grid == (np.asarray(alone) < 128).sum() > 0
+
+
+# ---------------------------------------------------------------- names in zips not marked UTF-8
+def zip_with_raw_names(path: Path, names: list[str], codec: str, content: bytes | list[bytes]) -> Path:
+    """A zip whose entry names are `codec` bytes, not marked UTF-8: what Linux `zip` (UTF-8) or
+    a Traditional Chinese Windows' "Compressed folder" (cp950) writes. Python's zipfile only writes
+    ASCII or marked UTF-8, so ASCII stand-ins of the same length are written and then replaced."""
+    raw = [n.encode(codec) for n in names]
+    stand_ins = [chr(ord("A") + i).encode() * len(b) for i, b in enumerate(raw)]
+    assert all(len(s) == len(b) for s, b in zip(stand_ins, raw))
+    contents = content if isinstance(content, list) else [content] * len(names)
+    make_zip(path, [(s.decode(), c) for s, c in zip(stand_ins, contents)])
+    blob = path.read_bytes()
+    for s, b in zip(stand_ins, raw):
+        assert blob.count(s) == 2  # the local header and the central directory
+        blob = blob.replace(s, b)
+    path.write_bytes(blob)
+    with zipfile.ZipFile(path) as zf:
+        assert all(not info.flag_bits & 0x800 for info in zf.infolist())
+    return path
+
+
+# 「許」 is B3 5C in cp950: a backslash byte inside a character, which must not split the name
+@pytest.mark.parametrize("codec, shown", [("cp950", "cp950"), ("utf-8", "utf-8")])
+def test_zip_chinese_folder_names_not_marked_utf8(tmp_path, codec, shown):
+    png = image_bytes(rgb())
+    names = ["貓/1.png", "狗/2.png", "許願/3.png", "狗/4.png"]
+    path = zip_with_raw_names(tmp_path / "動物.zip", names, codec, png)
+    with zipfile.ZipFile(path) as zf:
+        assert "貓/1.png" not in zf.namelist()  # what Python alone shows: cp437 mojibake
+    s = data.load_dataset(str(path), 32)
+    assert s.label_names == sorted(["貓", "狗", "許願"]) and s.names_read_as == shown
+    assert sorted(s.names) == sorted(names)
+    assert data.load_split(str(path), 32).all.names_read_as == shown
+
+
+def test_zip_names_ascii_or_marked_utf8_need_no_guess(tmp_path):
+    png = image_bytes(rgb())
+    marked = make_zip(tmp_path / "m.zip", [("貓/1.png", png), ("狗/2.png", png)])  # Python marks UTF-8
+    assert data.load_dataset(str(marked), 32).label_names == ["狗", "貓"]
+    assert data.load_dataset(str(marked), 32).names_read_as == ""
+    plain = make_zip(tmp_path / "p.zip", [("cat/1.png", png)])
+    assert data.load_dataset(str(plain), 32).names_read_as == ""
+
+
+def test_zip_names_in_no_known_code_fall_back_to_cp437(tmp_path):
+    # 0x80 0x80 is neither UTF-8 nor cp950 (0x80 starts no cp950 character)
+    png = image_bytes(rgb())
+    path = make_zip(tmp_path / "x.zip", [("ab/1.png", png)])
+    path.write_bytes(path.read_bytes().replace(b"ab/1.png", b"\x80\x80/1.png"))
+    s = data.load_dataset(str(path), 32)
+    assert s.names_read_as == "cp437" and s.label_names == ["ÇÇ"]

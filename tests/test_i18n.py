@@ -312,7 +312,7 @@ def test_errors_come_in_the_pages_language(app_module):
     import gradio as gr
 
     who = SimpleNamespace(session_hash="zh-errors", headers={"accept-language": "zh-TW"})
-    with pytest.raises(gr.Error, match="潛在碼 'abc'：請寫向量大小"):
+    with pytest.raises(gr.Error, match="潛在碼 「abc」：請寫向量大小"):
         list(app_module.train_models("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0, "openmoji", None, False,
                                      request=who))
     assert "無法用這些設定訓練" in app_module.plan_training("quick", 32, "abc", 1, 60, 32, 0.003, 0, 0.1, 0,
@@ -348,7 +348,7 @@ def test_the_report_comes_in_the_pages_language(app_module, tmp_path):
     for heading in ("## 1. 架構", "## 2. 訓練", "## 3. 原圖、AE 與 VAE 的比較", "## 4. 指標的意義", "## 5. VAE 雜訊變體",
                     "## 6. 潛在碼大小", "## 7. 超參數實驗"):
         assert heading in md
-    assert "<html lang='zh-TW'>" in html and "峰值信噪比" in html
+    assert "<html lang='zh-TW'>" in html and "峰值訊雜比" in html
     # Prose and table headers are Chinese; table cells keep names and numbers.
     names = names_in(app_module) | {"setting", "value"}  # the training table's rows are the config's fields
     prose = [line for line in md.splitlines() if line and not line.startswith(("| ", "|---", "- `", "!["))]
@@ -374,3 +374,59 @@ def test_openmoji_groups_are_named_in_chinese_and_a_students_labels_as_written(a
     choices = app_module.label_choices("(none)", who)["choices"]
     assert ("笑臉與情緒", "smileys & emotion") in choices  # shown in Chinese, chosen by its own name
     assert group("cats", "zh-TW") == "cats" and group("flags", "en") == "flags"
+
+
+# One term per concept in 繁體中文, as a teacher in Taiwan reads it: each wrong variant (a term of
+# mainland usage, a second word for the same thing, half-English) with the term used instead.
+ZH_TW_WRONG = {
+    "信噪比": "訊雜比", "影像塊": "影像區塊", "學習感知": "學習式感知", "碼率": "位元率", "走樣": "嚴重失真",
+    "抽樣": "取樣", "抽出": "取樣", "sigma": "σ", "plateau": "停滯", "耐心值": "停滯容忍週期數",
+    "M 個參數": "百萬個參數", "簡短訓練": "快速訓練", "誰的潛在碼": "顯示哪個模型的潛在碼", "值數": "數值個數",
+}
+# Where an "x" between numbers is what the user types (the latent's format), not a size shown.
+TYPED_X = ("train.latent", "lat.rung_latent", "latent {}: ")
+
+
+def test_traditional_chinese_uses_one_term_per_concept():
+    cat = i18n.catalog("zh-TW")
+    texts = [*cat["keys"].items(), *cat["messages"].items(), *cat.get("names", {}).items()]
+    found = [(k, wrong, right) for k, v in texts for wrong, right in ZH_TW_WRONG.items() if wrong in v.lower()]
+    assert found == [], "use the term on the right"
+    sizes = [(k, v) for k, v in texts if re.search(r"(?<=[\d}])x(?=[\d{])", v) and not k.startswith(TYPED_X)]
+    assert sizes == [], "sizes are written with ×"
+    quoted = [(k, v) for k, v in texts if "'" in v]
+    assert quoted == [], "quoted input goes in 「」"
+    # the VAE is explained with its standard terms where it is explained (Models tab, report)
+    for key in ("models.lead", "rep.arch"):
+        assert "KL 散度" in cat["keys"][key] and "重參數化" in cat["keys"][key]
+
+
+def test_shipped_names_and_quoted_input_read_as_chinese():
+    assert tm("shipped: default", "zh-TW") == "內建模型「預設」"
+    assert tm("shipped: ladder-64x8x8", "zh-TW") == "內建模型「潛在碼階梯 64x8x8」"
+    assert tm("report-b", "zh-TW") == "報告 B" and tm("report-b", "en") == "report-b"
+    assert tm("unknown preset 'abc'", "zh-TW") == "沒有預設組合「abc」"
+    assert tm("1.5 M parameters", "zh-TW") == "1.5 百萬個參數"
+
+
+def test_a_zip_from_traditional_chinese_windows_shows_its_folder_names(app_module, tmp_path):
+    """Windows' "Compressed folder" writes names in cp950, unmarked: the labels are the folders' own
+    Chinese names, the summary says how they were read, and a skipped file's reason is Chinese."""
+    import io
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.test_data import zip_with_raw_names
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(buf, "PNG")
+    names = [f"{label}/{i}.png" for i in range(12) for label in ("貓", "狗")] + ["貓/說明.txt"]
+    path = zip_with_raw_names(tmp_path / "作業.zip", names, "cp950", [buf.getvalue()] * 24 + [b"a note"])
+    who = SimpleNamespace(session_hash="zh-zip", headers={"accept-language": "zh-TW"})
+    dataset, text, _ = app_module.upload_data([str(path)], 32, who)
+    assert dataset == "upload"
+    assert "`狗` (12)" in text and "`貓` (12)" in text
+    assert "Big5（cp950" in text
+    assert "貓/說明.txt: 不是 PNG、JPEG、WebP 或 BMP 影像" in text

@@ -58,6 +58,9 @@ CSS = """
 .wide-items .thumbnail-item { aspect-ratio: 2.4 / 1; }
 .wide-items .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
 .wide-items .grid-wrap { overflow-y: visible; max-height: none; }
+/* Chinese labels wrap at their punctuation, never inside a word (「訓／練週期數」); one with no such
+   place still wraps rather than spill. */
+html[lang="zh-TW"] [data-testid="block-info"] { word-break: keep-all; overflow-wrap: anywhere; }
 /* A refused call changes nothing, so its outputs keep what they showed: no "Error" badge over
    them (it stayed until the next success); the message is in the toast and the tab's status. */
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }

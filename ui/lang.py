@@ -22,7 +22,10 @@ from aevae.i18n import DEFAULT
 
 from .common import session
 
-I18N = gr.I18n(**{lang: i18n.catalog(lang)["keys"] for lang in i18n.languages()})
+# The app's keys, and Gradio's own that Gradio 6.31 leaves without a translation (or without any
+# text: "common.complete" and "common.upload" showed as such): a catalog's "gradio" section.
+I18N = gr.I18n(**{lang: {**i18n.catalog(lang).get("gradio", {}), **i18n.catalog(lang)["keys"]}
+                  for lang in i18n.languages()})
 
 
 class Text(I18nData):
@@ -64,8 +67,41 @@ CHOOSE_JS = ("() => { " + _MATCH_JS +
              " const q = new URLSearchParams(window.location.search).get('lang');"
              " return match(q) || (navigator.languages || [navigator.language]).map(match).find(Boolean)"
              " || '" + DEFAULT + "'; }")
+# Gradio writes some tooltips and screen-reader labels in English whatever the locale ("Copy",
+# "Remove this file", "number input for ..."), and keeps a few texts in the language it started in
+# (a file box's "Drop File Here", an error toast's title): a catalog's "gradio_text" gives them in
+# its language ("{}" stands for any text in a label), put on by an observer and taken off again for
+# a language without. Texts that are the app's or the user's (Markdown, tables, captions) are left.
+_ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_text", {}) for lang in i18n.languages()},
+                                      ensure_ascii=False) + ";"
+             " const esc = (s) => s.replace(/[.*+?^${}()|[\\]\\\\]/g, '\\\\$&');"
+             " const pats = {}; for (const [l, m] of Object.entries(T)) pats[l] = Object.entries(m)"
+             ".filter(([k]) => k.includes('{}')).map(([k, v]) => [new RegExp('^' + k.split('{}').map(esc).join('(.+)') + '$'), v]);"
+             " const said = (en, l) => { const m = T[l] || {}; if (Object.hasOwn(m, en)) return m[en];"
+             " for (const [rx, v] of (pats[l] || [])) { const g = en.match(rx);"
+             " if (g) { let i = 1; return v.replace(/\\{\\}/g, () => g[i++]); } } return null; };"
+             " const fix = (el) => { const l = document.documentElement.lang; el.__aevae = el.__aevae || {};"
+             " for (const a of ['title', 'aria-label']) { const v = el.getAttribute(a); if (v == null) continue;"
+             " const was = el.__aevae[a]; const en = was && v === was[1] ? was[0] : v; const out = said(en, l);"
+             " if (out != null && out !== v) { el.__aevae[a] = [en, out]; el.setAttribute(a, out); }"
+             " else if (out == null && was && v === was[1]) { delete el.__aevae[a]; el.setAttribute(a, en); } } };"
+             " const SKIP = '.prose, table, .gallery, textarea, input, .caption-label, .cm-editor';"
+             " const fixText = (n) => { const p = n.parentElement; if (!p || p.closest(SKIP)) return;"
+             " const l = document.documentElement.lang; const v = n.nodeValue; const was = n.__aevae;"
+             " const en = was && v === was[1] ? was[0] : v; const key = en.trim(); const m = T[l] || {};"
+             " const out = key && Object.hasOwn(m, key) && !key.includes('{}') ? en.replace(key, m[key]) : null;"
+             " if (out != null && out !== v) { n.__aevae = [en, out]; n.nodeValue = out; }"
+             " else if (out == null && was && v === was[1]) { n.__aevae = null; n.nodeValue = en; } };"
+             " const all = (root) => { if (root.nodeType === 3) return fixText(root); if (root.nodeType !== 1) return;"
+             " fix(root); root.querySelectorAll('[title], [aria-label]').forEach(fix);"
+             " const w = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); while (w.nextNode()) fixText(w.currentNode); };"
+             " if (!window.__aevaeAttrs) { window.__aevaeAttrs = all; new MutationObserver((ms) => ms.forEach((m) =>"
+             " m.type === 'attributes' ? fix(m.target) : m.type === 'characterData' ? fixText(m.target)"
+             " : m.addedNodes.forEach(all))).observe(document.body, {subtree: true, childList: true, attributes: true,"
+             " characterData: true, attributeFilter: ['title', 'aria-label']}); }"
+             " window.__aevaeAttrs(document.body);")
 # Gradio keeps its locale in its core module; importing that module again gives the same store.
-APPLY_JS = ("async (lang) => { document.documentElement.lang = lang;"
+APPLY_JS = ("async (lang) => { document.documentElement.lang = lang; " + _ATTRS_JS +
             " const titles = " + json.dumps({lang: i18n.t("app.title", lang) for lang in i18n.languages()}) + ";"
             " if (titles[lang]) document.title = titles[lang];"
             " const core = performance.getEntriesByType('resource').map(e => e.name)"
@@ -96,6 +132,18 @@ def build(ctx) -> gr.Radio:
                                     api_visibility="private")
     switch.input(None, switch, None, js=LINK_JS)
     return switch
+
+
+def skipped_file(line: str, lang: str) -> str:
+    """A skipped file's "name: reason" with the reason in `lang` (the name, which may hold ": "
+    itself, as it is)."""
+    at = line.find(": ")
+    while at != -1:
+        reason = line[at + 2:]
+        if (shown := i18n.tm(reason, lang)) != reason:
+            return line[:at + 2] + shown
+        at = line.find(": ", at + 2)
+    return i18n.tm(line, lang)
 
 
 # --- pictures, tables and plots ---------------------------------------------------------------

@@ -7,7 +7,8 @@ import json
 import gradio as gr
 
 from aevae import metrics
-from aevae.i18n import t
+from aevae.data import label_shown
+from aevae.i18n import col, t, tm
 from aevae.models import summary_rows
 from aevae.workbench import NoModels
 
@@ -30,14 +31,29 @@ def describe_models(request: gr.Request):
     head = t("models.head", lang, source=tmd(pair.source, lang), ae=f"{pair.ae.n_params:,}", vae=f"{pair.vae.n_params:,}",
              latent="x".join(map(str, pair.ae.latent_shape)), values=f"{pair.ae.latent_numel:,}", size=pair.image_size,
              image_values=f"{3 * pair.image_size ** 2:,}")
-    # The JSON keeps the checkpoint's own field names: it is what the files say.
+    # The checkpoint's own fields, named in the page's language (English: as the files name them).
     info = {"training": pair.train, "data": pair.dataset,
             "stopped by": {k: (h or {}).get("stopped_by") for k, h in pair.history.items()},
             "seconds": {k: round((h or {}).get("seconds", 0), 1) for k, h in pair.history.items()}}
+    info = shown_fields(info, lang)
     mse, kl, val = curves(pair.history)
     return (head, table(summary_rows(pair.ae), lang), table(summary_rows(pair.vae), lang),
-            json.dumps(info, indent=1, default=str), plot(mse, lang, "iteration", "MSE per pixel", "model"),
+            json.dumps(info, indent=1, default=str, ensure_ascii=False), plot(mse, lang, "iteration", "MSE per pixel", "model"),
             plot(kl, lang, "iteration", "KL (nats/image)", "model"))
+
+
+def shown_fields(value, lang: str, field: str = ""):
+    """The checkpoint's description for reading: fields named in `lang`, the messages in it
+    (data source, how a training stopped, OpenMoji's groups) translated, yes/no for booleans."""
+    if isinstance(value, dict):
+        return {(k if k in ("ae", "vae") else col(k, lang)): shown_fields(v, lang, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown_fields(v, lang, field) for v in value]
+    if isinstance(value, bool):
+        return t("rep.yes" if value else "rep.no", lang)
+    if isinstance(value, str) and field in ("source", "stopped_by", "label_names", "ae", "vae"):
+        return label_shown(value, lang) if field == "label_names" else tm(value, lang)
+    return value
 
 
 def metric_help(request: gr.Request) -> str:
@@ -53,8 +69,8 @@ def build(ctx) -> None:
         models_btn = gr.Button(L("models.btn"))
         m_head = gr.Markdown()
         with gr.Row():
-            # Side by side at 1280 px only with the long layer texts wrapped: the parameter column was cut off.
-            widths = ["25%", "41%", "18%", "16%"]  # name, layer, output, parameters
+            # shares of the width, and wrapped: half a page at 1280 px had 參數數量 cut off
+            widths = ["24%", "38%", "19%", "19%"]
             ae_layers = gr.Dataframe(label=L("models.ae_layers"), wrap=True, column_widths=widths)
             vae_layers = gr.Dataframe(label=L("models.vae_layers"), wrap=True, column_widths=widths)
         m_info = gr.Code(language="json", label=L("models.info"))

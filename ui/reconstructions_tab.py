@@ -17,6 +17,7 @@ from .common import (
     fail,
     gpu,
     lang_of,
+    md,
     need,
     on_open,
     parse_ids_or_none,
@@ -27,7 +28,7 @@ from .common import (
     short_note,
     tmd,
 )
-from .lang import L, drawn, table
+from .lang import L, drawn, skipped_file, table
 
 
 @gpu
@@ -64,7 +65,7 @@ def _decode_own(s, files, pair, show, lang: str):
              source=tmd(pair.source, lang), data=tmd(workbench.trained_on(pair.dataset), lang))
     if images.skipped:
         note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
-            tmd(x, lang) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
+            md(skipped_file(x, lang)) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
     return images, note
 
 

@@ -44,7 +44,7 @@ from .common import (
     tmd,
     watch,
 )
-from .lang import L, drawn, plot
+from .lang import L, drawn, plot, skipped_file
 from .picker import picker_update
 
 OPENMOJI, UPLOAD = "openmoji", "upload"  # the Data choices' values
@@ -323,6 +323,12 @@ def show_note(name: str, request: gr.Request):
     return preset_note(name, lang_of(request))
 
 
+def preset_choices(request: gr.Request):
+    """The presets named in the page's language; their values stay their names (the API's)."""
+    lang = lang_of(request)
+    return gr.update(choices=[(tm(name, lang), name) for name in PRESETS])
+
+
 def apply_preset(name: str, request: gr.Request):
     p = PRESETS[name]
     return (p.model.image_size, p.model.latent, p.train.batch_size, p.train.lr, p.train.weight_decay,
@@ -364,9 +370,11 @@ def data_view(s: workbench.Session, size: int, lang: str):
         head = t("data.openmoji", lang, n=f"{len(whole):,}", size=size)
     text = t("data.split" if len(labels) != 1 else "data.split_one", lang, head=head, train=f"{len(split.train):,}",
              val=f"{len(split.val):,}", k=len(labels), labels=_listed(labels, lang))
+    if whole.names_read_as:
+        text += "  \n" + t(f"data.names_{whole.names_read_as}", lang)
     if whole.skipped:
         text += "  \n" + t("data.skipped", lang, n=len(whole.skipped),
-                           files="; ".join(tmd(x, lang) for x in whole.skipped[:5]))
+                           files="; ".join(md(skipped_file(x, lang)) for x in whole.skipped[:5]))
     rows = userdata.examples(whole)
     strip = figures.image_grid([r for _, r in rows], [n for n, _ in rows] if rows[0][0] else None,
                                scale=figures.auto_scale(size, 48))
@@ -467,6 +475,7 @@ def build(ctx) -> None:
         ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick],
                              api_visibility="private", queue=False)
         ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
+        ctx.on_language.then(preset_choices, None, preset, api_visibility="private", queue=False)
         upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private").then(
             plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick], api_visibility="private",
             queue=False)  # a new upload while Data already says upload: the plan counts the new data
