@@ -20,6 +20,7 @@ from aevae.i18n import t
 from aevae.workbench import warm_default_training
 from ui import (
     beta_tab,
+    fair_queue,
     lang,
     latent_sizes_tab,
     latent_space_tab,
@@ -31,10 +32,20 @@ from ui import (
     train_tab,
     variants_tab,
 )
-from ui.common import CSS, MAX_FILE_SIZE, Page, cache_sweep, end_session, store, upload_folder
+from ui.common import (
+    CSS,
+    MAX_FILE_SIZE,
+    TRAIN_WATCHERS,
+    Page,
+    cache_sweep,
+    end_session,
+    store,
+    upload_folder,
+)
 from ui.lang import I18N, L
 
 NEVER = 10**9  # seconds
+CHEAP_CONCURRENCY = 16
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
 
@@ -90,9 +101,16 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     if worker.enabled():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
-    demo.queue(max_size=64, default_concurrency_limit=4)
+    # Each cheap event (an answer from memory, a shipped view, a small decode) has its own group of
+    # CHEAP_CONCURRENCY, so a class's presses run side by side; the CPU-heavy parts inside them take
+    # a compute slot (aevae.classroom.compute), uploads and reports their own group (ui/common.py).
+    demo.queue(max_size=fair_queue.QUEUE_SIZE, default_concurrency_limit=CHEAP_CONCURRENCY)
+    fair_queue.install(demo)
+    # Threads (and the queue's job slots): every training watcher holds one while it streams, so
+    # there are enough for all of them and for the cheap events besides.
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
-                prevent_thread_lock=not block, quiet=not block, i18n=I18N)
+                prevent_thread_lock=not block, quiet=not block, i18n=I18N,
+                max_threads=TRAIN_WATCHERS + 4 * CHEAP_CONCURRENCY)
     return demo
 
 

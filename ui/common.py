@@ -26,6 +26,10 @@ MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot 
 # Students waiting for or watching trainings at once; the real work is limited by the server's
 # training slots (aevae/classroom.py), so identical trainings can be joined instead of queued.
 TRAIN_WATCHERS = 64
+# Uploads decoded and reports written: CPU-heavy, so they share two slots (one per core) and wait
+# there, never in front of the cheap events, which each have their own group (app.py).
+HEAVY = "heavy"
+HEAVY_SLOTS = 2
 DEFAULT_CAP = 300  # the default cap: a safety stop, far above what the default plan takes
 KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out (its key "train.kl_plot" says 5%)
 MAX_EPOCHS = 500

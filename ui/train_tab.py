@@ -26,6 +26,8 @@ from .common import (
     COLORS,
     DEFAULT_CAP,
     DEFAULT_SIZE,
+    HEAVY,
+    HEAVY_SLOTS,
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
@@ -453,7 +455,8 @@ def build(ctx) -> None:
         ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick],
                              api_visibility="private", queue=False)
         ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
-        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private").then(
+        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private",
+                      concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS).then(
             plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick], api_visibility="private",
             queue=False)  # a new upload while Data already says upload: the plan counts the new data
         dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],
