@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from aevae import data, resources, worker
+from aevae import data, i18n, resources, workbench, worker
 from aevae.i18n import t
 from aevae.workbench import warm_default_training
 from ui import (
@@ -71,6 +72,43 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+FIRST_VIEWS = threading.Event()  # set when warm_first_views has ended (the tests wait on it)
+
+
+def warm_first_views(demo: gr.Blocks) -> None:
+    """What depends only on shipped files, computed at start in the background so the first
+    visitor gets it from memory too: every tab's first view (the on_open handlers, with the
+    page's default inputs, in each language), then every validation image through the default
+    pair (any random draw of Reconstructions). Requests go first: this thread runs at a lower
+    priority and its model work takes compute slots like any request's."""
+    log = logging.getLogger("aevae.app")
+    with contextlib.suppress(OSError, AttributeError):  # Linux: the priority of this thread only
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    opens = [fn for fn in demo.fns.values() if getattr(fn.fn, "first_view", False)]
+    t0 = time.monotonic()
+    try:
+        if not store().zoo:
+            return
+        for lang in i18n.languages():
+            key = f"aevae-warm-{lang}"
+            request = gr.Request(session_hash=key, query_params={"lang": lang}, headers={})
+            try:
+                for fn in opens:
+                    fn.fn(*[getattr(c, "value", None) for c in fn.inputs], request=request)
+            finally:
+                store().drop(key)
+        try:
+            images = workbench.warm_validation(store().get("aevae-warm"))
+        finally:
+            store().drop("aevae-warm")
+        log.info("shipped answers ready: %d first views, %d validation images, %.0f s",
+                 len(opens) * len(i18n.languages()), images, time.monotonic() - t0)
+    except Exception:  # noqa: BLE001 - logged; the views are then computed on first use
+        log.exception("computing the shipped first views at start failed")
+    finally:
+        FIRST_VIEWS.set()
+
+
 def sweep_files(demo: gr.Blocks, every: int, age: int) -> None:
     """Every `every` seconds, the files the web server received or handed out more than `age`
     seconds ago are deleted (what delete_cache would do), then the empty folders and temp files
@@ -101,6 +139,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     if worker.enabled():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
+    threading.Thread(target=warm_first_views, args=(demo,), daemon=True, name="aevae-first-views").start()
     # Each cheap event (an answer from memory, a shipped view, a small decode) has its own group of
     # CHEAP_CONCURRENCY, so a class's presses run side by side; the CPU-heavy parts inside them take
     # a compute slot (aevae.classroom.compute), uploads and reports their own group (ui/common.py).

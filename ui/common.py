@@ -422,4 +422,5 @@ def on_open(tab: str, handler, outputs: int):
         s.opened.add(key)
         return out
 
+    opened.first_view = True  # app.warm_first_views computes these at start
     return opened
