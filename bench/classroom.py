@@ -16,8 +16,8 @@ students in --students:
     and the server's CPU seconds per reconstruction;
   - ids: N different typed id lists at once (10 ids each, from the training part, LPIPS on):
     what a reconstruction costs when nothing about it was computed before;
-  - pages: N pages opened at once (the page's queued load events, then each tab's first view,
-    clicked one after another): seconds until every tab's first view has arrived, p50 / max
+  - pages: N pages opened at once (each: the page's queued load events, then each tab's first
+    view, clicked one after another): seconds until every tab's first view has arrived, p50 / max
     over the students, and the server's CPU per page.
 --queue K adds K trainings with different seeds pressed at once (the training queue).
 
@@ -146,13 +146,15 @@ def page_events(app: Served) -> tuple[list[tuple[int, list]], list[tuple[str, in
 
 
 def open_page(app: Served, loads, views) -> tuple[float, dict[str, float]]:
-    """One page opened: its load events at once, then each tab clicked in turn; seconds until the
+    """One page opened: its load events, then each tab clicked in turn; seconds until the
     last first view arrived, and each tab's own seconds."""
     b = Bare(app.url, app.fns).heartbeat()
     t0 = time.perf_counter()
     try:
-        with cf.ThreadPoolExecutor(len(loads)) as pool:
-            assert all(ok for ok, _ in pool.map(lambda e: b.call(e[0], e[1], timeout=600), loads))
+        for fn, data in loads:  # one after the other: a bare client reads one answer stream at a time
+            ok, out = b.call(fn, data, timeout=600)
+            if not ok:
+                raise RuntimeError(f"page load event {fn}: {out}")
         each = {}
         for name, fn, data in views:
             t = time.perf_counter()
