@@ -239,10 +239,12 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             return (head + f"{bar(live.fraction)} — {tm(live.text, lang)}{joined}", *plots, None, strip, gr.update())
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
-            for frame in replay(job.shared.result[1]):
+            # 4 frames: Gradio diffs and re-encodes every streamed plot on its event loop, where 10
+            # students handed the same run at once held up everyone's answers (py-spy, 8 frames)
+            for frame in replay(job.shared.result[1], frames=4):
                 yield (head + t("train.handing_over", lang), *_plots(curves(frame), lang), None,
                        strip_update(job.live.snapshot), gr.update())
-                time.sleep(0.15)
+                time.sleep(0.3)
         run = yield from watch(s, job, show, lang)
         pair, row = run.pair, run.row
         files = []
