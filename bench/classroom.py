@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import json
 import re
 import statistics
 import sys
@@ -141,7 +142,10 @@ def page_events(app: Served) -> tuple[list[tuple[int, list]], list[tuple[str, in
             first = selects[d["trigger_after"]]
             tab = comps[first["targets"][0][0]]
         if tab is not None and d.get("queue") and d.get("backend_fn"):
-            views.append((str(tab.get("props", {}).get("label", tab["id"])), d["id"], inputs(d)))
+            name = str(tab.get("props", {}).get("label", tab["id"]))
+            if name.startswith("__i18n__"):  # a translated label: its key
+                name = json.loads(name.removeprefix("__i18n__")).get("key", name)
+            views.append((name, d["id"], inputs(d)))
     return loads, views
 
 
@@ -165,10 +169,6 @@ def open_page(app: Served, loads, views) -> tuple[float, dict[str, float]]:
         return time.perf_counter() - t0, each
     finally:
         b.close()
-
-
-def label(name: str) -> str:
-    return re.sub(r"[^A-Za-z ]", "", name).strip() or name
 
 
 def pages_at_once(app: Served, n: int) -> None:
@@ -229,7 +229,7 @@ def main() -> None:
         loads, views = page_events(app)
         total, each = open_page(app, loads, views)
         print(f"cold page (opened as the app answered): every first view after {total:.1f} s; "
-              + ", ".join(f"{label(k)} {v:.1f} s" for k, v in each.items()), flush=True)
+              + ", ".join(f"{k} {v:.1f} s" for k, v in each.items()), flush=True)
         print(f"start-up work: {settle(app, args.settle)}", flush=True)
         split = openmoji_split(TrainSettings().image_size)
         unseen = sorted(set(map(int, split.all.ids)) - set(map(int, split.val.ids)))  # never in a random draw
