@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -16,11 +17,12 @@ from types import SimpleNamespace
 import gradio as gr
 from starlette.middleware import Middleware
 
-from aevae import data, resources, worker
+from aevae import data, i18n, resources, workbench, worker
 from aevae.i18n import t
 from aevae.workbench import warm_default_training
 from ui import (
     beta_tab,
+    fair_queue,
     lang,
     latent_sizes_tab,
     latent_space_tab,
@@ -35,6 +37,7 @@ from ui import (
 from ui.common import (
     CSS,
     MAX_FILE_SIZE,
+    TRAIN_WATCHERS,
     Page,
     UnknownStreams,
     cache_sweep,
@@ -45,6 +48,7 @@ from ui.common import (
 from ui.lang import I18N, L
 
 NEVER = 10**9  # seconds
+CHEAP_CONCURRENCY = 16
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
 
@@ -68,6 +72,43 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("<small>" + L("app.emoji") + " " + data.OPENMOJI_CREDIT + "</small>")
         demo.unload(end_session)
     return demo
+
+
+FIRST_VIEWS = threading.Event()  # set when warm_first_views has ended (the tests wait on it)
+
+
+def warm_first_views(demo: gr.Blocks) -> None:
+    """What depends only on shipped files, computed at start in the background so the first
+    visitor gets it from memory too: every tab's first view (the on_open handlers, with the
+    page's default inputs, in each language), then every validation image through the default
+    pair (any random draw of Reconstructions). Requests go first: this thread runs at a lower
+    priority and its model work takes compute slots like any request's."""
+    log = logging.getLogger("aevae.app")
+    with contextlib.suppress(OSError, AttributeError):  # Linux: the priority of this thread only
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    opens = [fn for fn in demo.fns.values() if getattr(fn.fn, "first_view", False)]
+    t0 = time.monotonic()
+    try:
+        if not store().zoo:
+            return
+        for lang in i18n.languages():
+            key = f"aevae-warm-{lang}"
+            request = gr.Request(session_hash=key, query_params={"lang": lang}, headers={})
+            try:
+                for fn in opens:
+                    fn.fn(*[getattr(c, "value", None) for c in fn.inputs], request=request)
+            finally:
+                store().drop(key)
+        try:
+            images = workbench.warm_validation(store().get("aevae-warm"))
+        finally:
+            store().drop("aevae-warm")
+        log.info("shipped answers ready: %d first views, %d validation images, %.0f s",
+                 len(opens) * len(i18n.languages()), images, time.monotonic() - t0)
+    except Exception:  # noqa: BLE001 - logged; the views are then computed on first use
+        log.exception("computing the shipped first views at start failed")
+    finally:
+        FIRST_VIEWS.set()
 
 
 def sweep_files(demo: gr.Blocks, every: int, age: int) -> None:
@@ -100,9 +141,17 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     if worker.enabled():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
-    demo.queue(max_size=64, default_concurrency_limit=4)
+    threading.Thread(target=warm_first_views, args=(demo,), daemon=True, name="aevae-first-views").start()
+    # Each cheap event (an answer from memory, a shipped view, a small decode) has its own group of
+    # CHEAP_CONCURRENCY, so a class's presses run side by side; the CPU-heavy parts inside them take
+    # a compute slot (aevae.classroom.compute), uploads and reports their own group (ui/common.py).
+    demo.queue(max_size=fair_queue.QUEUE_SIZE, default_concurrency_limit=CHEAP_CONCURRENCY)
+    fair_queue.install(demo)
+    # Threads (and the queue's job slots): every training watcher holds one while it streams, so
+    # there are enough for all of them and for the cheap events besides.
     demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
                 prevent_thread_lock=not block, quiet=not block, i18n=I18N,
+                max_threads=TRAIN_WATCHERS + 4 * CHEAP_CONCURRENCY,
                 app_kwargs={"middleware": [Middleware(UnknownStreams, blocks=demo)]})
     return demo
 

@@ -46,9 +46,11 @@ def _font(size: int, labels: list[str]):
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """An (H, W, 3) uint8 image encoded as PNG."""
+    """An (H, W, 3) uint8 image encoded as PNG, at zlib level 1: a third of the CPU of the default
+    level 6 for pictures about 15% larger (measured on a reconstruction grid: 15 vs 50 ms, 248 vs
+    212 KB), and the server encodes for a whole class."""
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

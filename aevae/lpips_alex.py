@@ -177,6 +177,33 @@ class AlexLPIPS(nn.Module):
         return outs
 
     @torch.inference_mode()
+    def distances(self, ref: torch.Tensor, others: list[torch.Tensor]) -> list[torch.Tensor]:
+        """forward(ref, o) for each o in `others`, in one pass of the network: the references'
+        features are computed once (not once per comparison) and the batch is larger."""
+        for o in others:
+            self._check(ref, o)
+        n, dev = ref.shape[0], self.shift.device
+        x = torch.cat([ref.to(dev, torch.float32), *(o.to(dev, torch.float32) for o in others)])
+        x = ((2 * x - 1) - self.shift) / self.scale
+        totals = [torch.zeros(n, device=dev) for _ in others]
+        for lin, f in zip(self.lins, self._taps(x), strict=True):
+            f = f / (torch.sqrt(torch.sum(f**2, dim=1, keepdim=True)) + _EPS)
+            for k in range(len(others)):
+                totals[k] = totals[k] + lin((f[:n] - f[(k + 1) * n:(k + 2) * n]) ** 2).mean([2, 3]).flatten()
+        return totals
+
+    @staticmethod
+    def _check(a: torch.Tensor, b: torch.Tensor) -> None:
+        if a.shape != b.shape:
+            raise ValueError(f"LPIPS inputs differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+        if a.ndim != 4 or a.shape[1] != 3:
+            raise ValueError(f"LPIPS expects (N, 3, H, W) tensors, got {tuple(a.shape)}")
+        if min(a.shape[2:]) < MIN_SIZE:
+            raise ValueError(
+                f"LPIPS (AlexNet) needs images at least {MIN_SIZE}x{MIN_SIZE} px, got {tuple(a.shape[2:])}"
+            )
+
+    @torch.inference_mode()
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape != b.shape:
             raise ValueError(f"LPIPS inputs differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")

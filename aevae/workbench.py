@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -559,6 +559,11 @@ class SessionStore:
             old.close()
         return s
 
+    def peek(self, key: str) -> Session | None:
+        """The session under `key` if there is one; never makes one (e.g. to read its language)."""
+        with self._lock:
+            return self._sessions.get(key)
+
     def active(self, key: str):
         """A context for a request of this session: it is not dropped while the request runs."""
         store = self
@@ -655,16 +660,103 @@ def shipped_key(session: Session, pair: Pair | None, *parts):
     return (pair.source if pair is not None else "", *parts)
 
 
+class ImageScores:
+    """Each image's reconstructions and scores by a shipped pair on the shipped data, kept per
+    image: a draw is a set of images, so 30 different draws of the same 450 validation images
+    share most of their work, and what one request is computing another waits for instead of
+    computing it again. Bounded by bytes (the reconstructions), least recently used dropped."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._done: OrderedDict = OrderedDict()
+        self._pending: dict = {}
+        self._lock = threading.Lock()
+        self.computed = 0  # images actually run through the models
+
+    def reconstruct(self, pair: Pair, images: data.ImageSet, lpips: bool = True) -> Reconstruction:
+        keys = [(pair.source, images.image_size, lpips, int(i)) for i in images.ids]
+        mine, waits = {}, {}
+        with self._lock:
+            for k in keys:
+                if k in self._done:
+                    self._done.move_to_end(k)
+                elif k in self._pending:
+                    waits[k] = self._pending[k]
+                elif k not in mine:
+                    mine[k] = self._pending[k] = Future()
+        got = {}
+        if mine:
+            where = [keys.index(k) for k in mine]
+            try:
+                rec = reconstruct(pair, images.subset(where), lpips)
+            except BaseException as e:
+                with self._lock:
+                    for k in mine:
+                        self._pending.pop(k, None)
+                for f in mine.values():
+                    f.set_exception(e)
+                raise
+            for j, k in enumerate(mine):
+                got[k] = tuple((r.recon[j], r.psnr[j], r.ssim[j], None if r.lpips is None else r.lpips[j],
+                                r.lpips_note) for r in (rec.ae, rec.vae))
+            with self._lock:
+                self.computed += len(mine)
+                for k, v in got.items():
+                    self._pending.pop(k, None)
+                    self._done[k] = v
+                    self.bytes += v[0][0].nbytes + v[1][0].nbytes
+                while self.bytes > self.max_bytes and self._done:
+                    _, old = self._done.popitem(last=False)
+                    self.bytes -= old[0][0].nbytes + old[1][0].nbytes
+            for k, f in mine.items():
+                f.set_result(got[k])
+        for k, f in waits.items():
+            got[k] = f.result()
+        with self._lock:
+            rows = [got[k] if k in got else self._done.get(k) for k in keys]
+        if any(r is None for r in rows):  # dropped meanwhile (a full store): computed as it is
+            return reconstruct(pair, images, lpips)
+        ids = [int(i) for i in images.ids]
+
+        def result(m: int) -> metrics.EvalResult:
+            part = [r[m] for r in rows]
+            lp = None if part[0][3] is None else np.array([p[3] for p in part], np.float64)
+            return metrics.EvalResult(ids, np.array([p[1] for p in part], np.float64),
+                                      np.array([p[2] for p in part], np.float64), lp, part[0][4],
+                                      np.stack([p[0] for p in part]))
+
+        return Reconstruction(images, result(0), result(1), pair.source)
+
+
+SHIPPED_IMAGES = ImageScores()
+
+
+def warm_validation(session: Session, lpips: bool = True, chunk: int = 30) -> int:
+    """Every validation image through the session's pair when it is shipped (server start, in the
+    background), kept per image: any random draw of the shipped data is then answered from
+    memory. In chunks, each taking a compute slot, so requests are served in between.
+    Returns how many images were done."""
+    pair = session.pair()
+    if shipped_key(session, pair) is None:
+        return 0
+    val = session.split(pair.image_size).val
+    for i in range(0, len(val), chunk):
+        SHIPPED_IMAGES.reconstruct(pair, val.subset(np.arange(i, min(i + chunk, len(val)))), lpips)
+    return len(val)
+
+
 def reconstruct_for(session: Session, pair: Pair, images: data.ImageSet, lpips: bool = True) -> Reconstruction:
     key = shipped_key(session, pair, "reconstruct", images.image_size, tuple(int(i) for i in images.ids), lpips)
-    return SHIPPED_ANSWERS.get(key, lambda: reconstruct(pair, images, lpips))
+    if key is None:
+        return reconstruct(pair, images, lpips)
+    return SHIPPED_ANSWERS.get(key, lambda: SHIPPED_IMAGES.reconstruct(pair, images, lpips))
 
 
 def reconstruct(pair: Pair, images: data.ImageSet, lpips: bool = True) -> Reconstruction:
     if images.image_size != pair.image_size:
         raise ValueError(f"images are {images.image_size}px but the models take {pair.image_size}px")
-    return Reconstruction(images, metrics.evaluate(pair.ae, images, lpips=lpips),
-                          metrics.evaluate(pair.vae, images, lpips=lpips), pair.source)
+    with classroom.computing():
+        return Reconstruction(images, *metrics.evaluate_pair(pair.ae, pair.vae, images, lpips=lpips), pair.source)
 
 
 def load_user_images(paths: list[str], size: int, should_stop=None,
@@ -745,7 +837,8 @@ def variants_for(session: Session, pair: Pair, images: data.ImageSet, k: int, sc
 
 
 def variants(pair: Pair, images: data.ImageSet, k: int, scale: float, seed: int) -> sampling.VariantSet:
-    return sampling.variant_set(pair.vae, pair.ae, images.images, images.ids, images.labels, k, scale, seed)
+    with classroom.computing():
+        return sampling.variant_set(pair.vae, pair.ae, images.images, images.ids, images.labels, k, scale, seed)
 
 
 def ladder_models(session: Session) -> list[dict]:
@@ -784,7 +877,8 @@ def _latent_sizes(session: Session, images: data.ImageSet, lpips: bool = True) -
     for r in ladder_models(session):
         if r["ae"].config.image_size != images.image_size:
             continue
-        res = {k: metrics.evaluate(r[k], images, lpips=lpips) for k in ("ae", "vae")}
+        with classroom.computing():
+            res = dict(zip(("ae", "vae"), metrics.evaluate_pair(r["ae"], r["vae"], images, lpips=lpips), strict=True))
         out.append({"latent": r["latent"], "source": r["source"], "values": r["ae"].latent_numel,
                     "image_values": 3 * images.image_size ** 2, "results": res, "dataset": r["dataset"],
                     "epochs": r.get("epochs")})
@@ -1045,15 +1139,17 @@ def prior_pair_for(session: Session, pair: Pair, n: int, seed: int) -> tuple[np.
 def prior_pair(pair: Pair, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The same draws z ~ N(0, I) decoded by the VAE and by the AE."""
     z = torch.randn((n, *pair.vae.latent_shape), generator=torch.Generator().manual_seed(seed))
-    return sampling.prior_samples(pair.vae, z=z), sampling.prior_samples(pair.ae, z=z)
+    with classroom.computing():
+        return sampling.prior_samples(pair.vae, z=z), sampling.prior_samples(pair.ae, z=z)
 
 
 def code_map_for(session: Session, pair: Pair, kind: str, split: data.Split):
     """PCA map of the validation codes and its decoded 7x7 grid (shared when shipped)."""
     def compute():
         model = pair.vae if kind == "VAE" else pair.ae
-        cmap = sampling.code_map(model, split.val)
-        return cmap, sampling.decode_grid(model, cmap, 7)
+        with classroom.computing():
+            cmap = sampling.code_map(model, split.val)
+            return cmap, sampling.decode_grid(model, cmap, 7)
 
     return SHIPPED_ANSWERS.get(shipped_key(session, pair, "code map", kind, split.all.image_size), compute)
 
@@ -1064,6 +1160,11 @@ def interpolations_for(session: Session, pair: Pair, two: data.ImageSet, steps: 
 
 
 def interpolations(pair: Pair, a: np.ndarray, b: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    with classroom.computing():
+        return _interpolations(pair, a, b, steps)
+
+
+def _interpolations(pair: Pair, a: np.ndarray, b: np.ndarray, steps: int) -> dict[str, np.ndarray]:
     return {"AE linear": sampling.interpolate(pair.ae, a, b, steps),
             "VAE linear": sampling.interpolate(pair.vae, a, b, steps),
             "VAE spherical": sampling.interpolate(pair.vae, a, b, steps, spherical=True)}
@@ -1091,8 +1192,12 @@ def shipped_beta_results(session: Session) -> list[dict]:
     if not models:
         return []
     size = models[0][1].config.image_size
-    return SHIPPED_ANSWERS.get(("shipped: betas", size),
-                               lambda: beta_results(models, openmoji_split(size)))
+
+    def compute():
+        with classroom.computing():
+            return beta_results(models, openmoji_split(size))
+
+    return SHIPPED_ANSWERS.get(("shipped: betas", size), compute)
 
 
 def shipped_betas(session: Session) -> list[tuple[float, AutoEncoder]]:

@@ -458,6 +458,28 @@ def test_evaluate_perturbation_matches_score_and_imageset(standin):
     assert d["summary"]["lpips"]["n"] == 6 and d["lpips_note"] == ""
 
 
+def test_evaluate_pair_gives_what_evaluate_gives_for_each_model(standin):
+    """The pair's scores come from one LPIPS pass (shared references): the same numbers as two
+    evaluate() calls, for each model, with LPIPS on, off, and too small for it."""
+    images = _rng_images(5, 32, seed=21)
+    ae, vae = Perturb(0.1), Perturb(-0.2)
+    for lpips in (True, False):
+        pair = metrics.evaluate_pair(ae, vae, images, ids=range(3, 8), lpips=lpips)
+        for got, model in zip(pair, (ae, vae), strict=True):
+            want = evaluate(model, images, ids=range(3, 8), lpips=lpips)
+            assert got.ids == want.ids and np.array_equal(got.recon, want.recon)
+            np.testing.assert_allclose(got.psnr, want.psnr)
+            np.testing.assert_allclose(got.ssim, want.ssim)
+            assert got.lpips_note == want.lpips_note
+            if lpips:
+                np.testing.assert_allclose(got.lpips, want.lpips, atol=1e-6)
+                assert np.all(got.lpips > 0)
+            else:
+                assert got.lpips is None
+    small = metrics.evaluate_pair(ae, vae, _rng_images(2, 16, seed=22))
+    assert all(r.lpips is None and "31" in r.lpips_note for r in small)
+
+
 def test_lpips_false_and_preloaded_instance(standin):
     a, b = _rng_images(2, 32, seed=10), _rng_images(2, 32, seed=11)
     off = score(a, b, lpips=False)

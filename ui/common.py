@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import hashlib
 import io
 import logging
 import os
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from aevae import classroom, data, i18n, workbench
+from aevae import classroom, data, figures, i18n, workbench
 from aevae.config import PRESETS, check_seed
 from aevae.i18n import t, tm
 from aevae.zoo import DEFAULT_DIR, Zoo
@@ -26,6 +27,10 @@ MAX_SECONDS = 600  # time cap of one training (both models), so one user cannot 
 # Students waiting for or watching trainings at once; the real work is limited by the server's
 # training slots (aevae/classroom.py), so identical trainings can be joined instead of queued.
 TRAIN_WATCHERS = 64
+# Uploads decoded and reports written: CPU-heavy, so they share two slots (one per core) and wait
+# there, never in front of the cheap events, which each have their own group (app.py).
+HEAVY = "heavy"
+HEAVY_SLOTS = 2
 DEFAULT_CAP = 300  # the default cap: a safety stop, far above what the default plan takes
 KL_SKIP = 0.05  # share of the first iterations the KL plot leaves out (its key "train.kl_plot" says 5%)
 MAX_EPOCHS = 500
@@ -422,8 +427,41 @@ def png(folder: Path, image: np.ndarray, name: str = "image.png") -> str:
     be served a file while it is being rewritten (a truncated response).
     """
     path = folder / name
-    Image.fromarray(image).save(path, format="PNG")
+    path.write_bytes(encoded(image))
     return str(path)
+
+
+class _Encoded:
+    """PNGs by their pixels: a class opening the same tab gets the same pictures (the shipped
+    answers drawn the same way), and encoding them was most of the CPU a page cost (measured with
+    py-spy: 62% of the server's samples while 10 pages opened). Bounded by bytes, least recently
+    used dropped."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._done: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray) -> bytes:
+        image = np.ascontiguousarray(image)
+        h = hashlib.blake2b(repr((image.shape, image.dtype.str)).encode(), digest_size=20)
+        h.update(image.data)
+        key = h.digest()
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key]
+        out = figures.png_bytes(image)
+        with self._lock:
+            if key not in self._done:
+                self._done[key] = out
+                self.bytes += len(out)
+            while self.bytes > self.max_bytes:
+                self.bytes -= len(self._done.popitem(last=False)[1])
+        return out
+
+
+encoded = _Encoded()
 
 
 def short_note(note: str, lang: str) -> str:
@@ -514,4 +552,5 @@ def on_open(tab: str, handler, outputs: int):
         s.opened.add(key)
         return out
 
+    opened.first_view = True  # app.warm_first_views computes these at start
     return opened

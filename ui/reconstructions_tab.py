@@ -12,6 +12,8 @@ from aevae.i18n import t
 from aevae.workbench import NoModels
 
 from .common import (
+    HEAVY,
+    HEAVY_SLOTS,
     background,
     csv_text,
     fail,
@@ -179,11 +181,13 @@ def build(ctx) -> None:
         draw_btn.click(new_draw, rseed, rseed, queue=False, api_visibility="private").then(
             reconstruct, [ids, n, rseed, use_lpips], rec_out, api_visibility="private")
         # Two steps, so an upload with no usable image marks only this note as an error.
-        own_btn.click(load_own, own, [own_images, own_note], api_visibility="private").success(
+        own_btn.click(load_own, own, [own_images, own_note], api_visibility="private", concurrency_id=HEAVY,
+                      concurrency_limit=HEAVY_SLOTS).success(
             reconstruct_own, [own_images, use_lpips], rec_out, api_visibility="private").success(
             None, js=SCROLL_TO_GRID)  # the grid is at the top of the tab, far above this button
         api_only = gr.Button(visible=False)  # the API's one-call endpoint (reconstruction and note)
-        api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads")
+        api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads",
+                       concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS)
         tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
                    api_visibility="private")
 

@@ -9,6 +9,8 @@ from aevae.i18n import t
 from aevae.workbench import NoModels
 
 from .common import (
+    HEAVY,
+    HEAVY_SLOTS,
     fail,
     lang_of,
     session,
@@ -33,4 +35,5 @@ def build(ctx) -> None:
         report_btn = gr.Button(L("report.btn"), variant="primary")
         report_msg = gr.Markdown()
         report_file = gr.File(label="aevae-report.zip")
-        report_btn.click(download_report, None, [report_file, report_msg], api_name="report")
+        report_btn.click(download_report, None, [report_file, report_msg], api_name="report", concurrency_id=HEAVY,
+                         concurrency_limit=HEAVY_SLOTS)

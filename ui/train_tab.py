@@ -26,6 +26,8 @@ from .common import (
     COLORS,
     DEFAULT_CAP,
     DEFAULT_SIZE,
+    HEAVY,
+    HEAVY_SLOTS,
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
@@ -239,10 +241,12 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             return (head + f"{bar(live.fraction)} — {tmd(live.text, lang)}{joined}", *plots, None, strip, gr.update())
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
-            for frame in replay(job.shared.result[1]):
+            # 4 frames: Gradio diffs and re-encodes every streamed plot on its event loop, where 10
+            # students handed the same run at once held up everyone's answers (py-spy, 8 frames)
+            for frame in replay(job.shared.result[1], frames=4):
                 yield (head + t("train.handing_over", lang), *_plots(curves(frame), lang), None,
                        strip_update(job.live.snapshot), gr.update())
-                time.sleep(0.15)
+                time.sleep(0.3)
         run = yield from watch(s, job, show, lang)
         pair, rec = run.pair, run.record
         files = []
@@ -476,7 +480,8 @@ def build(ctx) -> None:
                              api_visibility="private", queue=False)
         ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
         ctx.on_language.then(preset_choices, None, preset, api_visibility="private", queue=False)
-        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private").then(
+        upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private",
+                      concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS).then(
             plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick], api_visibility="private",
             queue=False)  # a new upload while Data already says upload: the plan counts the new data
         dataset.input(choose_data, [dataset, upload, image_size], [dataset, data_md, data_strip],

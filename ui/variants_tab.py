@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from aevae import data, figures, workbench
 from aevae.i18n import t, tm
@@ -82,9 +81,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
     files.append(str(save_label_names(folder, images.label_names)))
     big = figures.image_grid([np.concatenate([images.images[i:i + 1], vs.vae[i]]) for i in range(len(images))],
                              [str(i) for i in images.ids], scale=1)
-
-    Image.fromarray(big).save(folder / "variants.png")
-    files.append(str(folder / "variants.png"))
+    files.append(png(folder, big, "variants.png"))
     msg = t("var.done", lang, n=len(gen_data), images=len(images), k=k, scale=scale, shape=tuple(gen_data.shape))
     return gallery, "\n\n".join([msg, *notes, tmd(workbench.data_note(s, pair), lang)]), files
 
