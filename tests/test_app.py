@@ -134,6 +134,7 @@ def test_latent_sizes_ladder(app_module):
     assert set(frame(chart)["latent (values)"]) == set(chart["sort"])
 
 
+@pytest.mark.slow
 def test_train_then_other_tabs_use_the_trained_pair(app_module):
     steps = run_training(app_module, "t1")
     status, mse, kl, val, files, strip, picker = steps[-1]
@@ -209,6 +210,7 @@ def test_train_refuses_bad_settings(app_module, kw, message):
         run_training(app_module, "b1", **kw)
 
 
+@pytest.mark.slow
 def test_sweep_fills_the_runs_table(app_module):
     s = session(req("w1"))
     outs = list(app_module.sweep("1,2", 64, "16x4x4", 0, 120, req("w1")))
@@ -316,6 +318,7 @@ def test_latent_space_prior_interpolation_and_map(app_module):
         app_module.prior_samples("shipped: nope", 4, 0, req("ls1"))
 
 
+@pytest.mark.slow
 def test_beta_tradeoff_shipped_and_trained(app_module):
     table, chart, grid, note = app_module.shipped_beta_sweep(req("b1"))
     assert table["beta"].tolist() == [0.0, 1.0] and len(frame(chart)) == 2
@@ -390,6 +393,7 @@ def state(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_same_settings_and_seed_give_the_same_models_in_two_worker_processes(app_module, monkeypatch):
     """Two sessions press Train with the same settings and seed, each with a run cache of its own
     (the server's shared one would hand the second the first's models) and each in a new worker
@@ -429,6 +433,7 @@ def test_runs_are_kept_and_picked_and_bounded(app_module):
         app_module.use_models("run:2", req("k1"))
 
 
+@pytest.mark.slow
 def test_a_rung_is_a_run_and_shows_in_the_ladder(app_module):
     outs = list(app_module.train_missing_rung("8", 2, req("g1")))
     assert "Trained latent 8" in outs[-1][0]
