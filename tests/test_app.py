@@ -562,8 +562,11 @@ def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path)
     # gen_label.npy comes with its names, and the three files upload back with the labels named.
     by_name = {f.rsplit("/", 1)[-1]: f for f in files}
     assert open(by_name["gen_label_names.txt"]).read().splitlines() == ["cats", "dogs", "birds"]
-    app_module.upload_data([by_name[n] for n in ("gen_data.npy", "gen_label.npy", "gen_label_names.txt")], 32,
-                           req("lab2"))
+    downloaded = []  # another session uploads them as downloaded (a path in lab1's folder is refused)
+    for n in ("gen_data.npy", "gen_label.npy", "gen_label_names.txt"):
+        downloaded.append(tmp_path / n)
+        downloaded[-1].write_bytes(open(by_name[n], "rb").read())
+    app_module.upload_data([str(f) for f in downloaded], 32, req("lab2"))
     assert [v for _, v in app_module.label_choices("", req("lab2"))["choices"]] == ["(none)", "dogs"]
     # A zip's folder names are its labels.
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("lab3"))
