@@ -51,6 +51,7 @@ def show_runs(request: gr.Request):
     note = tmd(s.runs.note(), lang) if rows else t("runs.none", lang)
     # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
     shown = first_columns(pd.DataFrame(rows).round(DIGITS)) if rows else pd.DataFrame(columns=["run", "made by"])
+    shown = shown.astype(object).where(shown.notna(), None)  # a value a run does not have: an empty cell, not NaN
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
 
