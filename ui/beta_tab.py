@@ -24,7 +24,10 @@ from .common import (
     stop_training,
     training_slot,
 )
-from .lang import L, drawn, plot, table
+from .lang import L, drawn, plot, rerender, shown, table
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "beta"
 
 
 def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str, warning: str = ""):
@@ -51,10 +54,14 @@ def shipped_beta_sweep(request: gr.Request):
     rows = workbench.shipped_beta_results(s)
     if not rows:
         raise refuse(t("beta.none_shipped", lang), lang)
-    source = t("beta.shipped", lang)
-    if s.uses_upload:
-        source += t("beta.not_on_upload", lang, data=tm(s.data_source(), lang))
-    return show_betas(s, rows, source, True, lang)
+
+    def view(lg):
+        source = t("beta.shipped", lg)
+        if s.uses_upload:
+            source += t("beta.not_on_upload", lg, data=tm(s.data_source(), lg))
+        return show_betas(s, rows, source, True, lg)
+
+    return shown(s, VIEW, view, lang)
 
 
 def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
@@ -94,12 +101,17 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         models = yield from background(s, work, show, lang)
     if not models:
         raise refuse(t("beta.stopped_first", lang), lang)
-    done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
     steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))
-    few = t("beta.few_steps", lang, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
-    yield show_betas(s, workbench.beta_results(models, split),  # few steps: grey blurs, whatever beta says
-                     t("beta.trained_here", lang, epochs=epochs, source=tm(split.all.source, lang), done=done),
-                     split.spec == workbench.OPENMOJI, lang, few)
+    rows = workbench.beta_results(models, split)
+
+    def view(lg):
+        done = "" if len(models) == len(betas) else t("beta.stopped_after", lg, n=len(models), of=len(betas))
+        few = t("beta.few_steps", lg, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
+        return show_betas(s, rows,  # few steps: grey blurs, whatever beta says
+                          t("beta.trained_here", lg, epochs=epochs, source=tm(split.all.source, lg), done=done),
+                          split.spec == workbench.OPENMOJI, lg, few)
+
+    yield shown(s, VIEW, view, lang)
 
 
 def build(ctx) -> None:
@@ -124,3 +136,4 @@ def build(ctx) -> None:
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)
+        rerender(ctx, VIEW, beta_out)

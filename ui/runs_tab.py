@@ -28,8 +28,11 @@ from .common import (
     training_slot,
     watch,
 )
-from .lang import L, plot, table
+from .lang import L, plot, rerender, shown, table
 from .picker import picker_update
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "sweep"
 
 # Columns of the runs table whose cells are the package's words ("finished", "run 3 (trained here)").
 MESSAGE_CELLS = ("ended", "trained", "data", "source", "made by", "trained on", "preset")
@@ -45,6 +48,14 @@ def show_runs(request: gr.Request):
     shown = rows or pd.DataFrame(columns=["run", "made by"])
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
+
+
+def runs_again(run, request: gr.Request):
+    """The table in a newly chosen language, the run picked before still picked."""
+    table_, pick, csv, note = show_runs(request)
+    if run in [v for _, v in pick["choices"]]:
+        pick["value"] = run
+    return table_, pick, csv, note
 
 
 def run_curves(run, request: gr.Request):
@@ -89,9 +100,13 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
             run = yield from watch(s, state["job"], show, lang)
             run.row["data"] = f"{len(small.train)} of {len(full.train)} training images"
             stopped = run.row["ended"] != "finished"
-            msg = t("runs.rows_done", lang, i=i + 1, n=len(plans))
-            if stopped:
-                msg = t("runs.ended", lang, i=i + 1, n=len(plans), ended=tm(run.row["ended"], lang))
+
+            def said(lg, i=i, ended=run.row["ended"]):  # now, and again in a language chosen later
+                if ended != "finished":
+                    return t("runs.ended", lg, i=i + 1, n=len(plans), ended=tm(ended, lg))
+                return t("runs.rows_done", lg, i=i + 1, n=len(plans))
+
+            msg = shown(s, VIEW, said, lang)
             yield (msg, *show_runs(request)[:3], picker_update(s, lang))
             if stopped:
                 return
@@ -127,4 +142,7 @@ def build(ctx) -> None:
         sweep_stop.click(stop_training, None, sweep_msg, api_visibility="private", queue=False)
         refresh_btn.click(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_name="runs")
         tab.select(show_runs, None, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private")
+        rerender(ctx, VIEW, [sweep_msg])
+        ctx.on_language.then(runs_again, run_pick, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private",
+                             queue=False)
         run_pick.change(run_curves, run_pick, [run_mse, run_kl], api_visibility="private")
