@@ -46,8 +46,12 @@ from .common import (
     tmd,
     watch,
 )
-from .lang import L, drawn, plot, skipped_file
+from .lang import L, drawn, plot, rerender, shown, skipped_file
 from .picker import picker_update
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "train"
+DATA_VIEW = "data"
 
 OPENMOJI, UPLOAD = "openmoji", "upload"  # the Data choices' values
 
@@ -201,7 +205,8 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
         loaded, split = (got, got.split) if new else (None, got)
         try:
-            plan = tmd(workbench.plan_text(settings, split), lang)
+            plan_text = workbench.plan_text(settings, split)
+            plan = tmd(plan_text, lang)
             job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e, lang) from None
@@ -217,12 +222,12 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
         head = t("train.head", lang, source=tmd(split.all.source, lang), train=f"{len(split.train):,}",
                  val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
-        shown = {"snap": None, "step": -1}
+        drawn_strip = {"snap": None, "step": -1}
 
         def strip_update(snap):
-            if snap is None or (snap is shown["snap"] and snap.step == shown["step"]):
+            if snap is None or (snap is drawn_strip["snap"] and snap.step == drawn_strip["step"]):
                 return gr.update()
-            shown.update(snap=snap, step=snap.step)
+            drawn_strip.update(snap=snap, step=snap.step)
             return _strip_file(s, snap, lang)
 
         sent = {"plots": -1.0}
@@ -256,20 +261,28 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
                                  dataset=pair.dataset, name=f"{pair.source} {kind}")
             files += [str(p), str(p.with_suffix(".safetensors"))]
-        ended = {"epochs": t("train.done", lang), "stop request": t("train.stopped", lang),
-                 "time cap": t("train.cut_short", lang, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
-                               epochs=settings.epochs)}[rec.stopped_by]
-        if rec.finished:
-            repro, used = t("train.repro", lang), t("train.used" if use_when_done else "train.not_used", lang)
-        else:  # kept as a run, never the pair in use by itself (Session.add_run)
-            repro = t("train.not_repro", lang, epoch=rec.stopped_at_epoch, epochs=rec.epochs, step=f"{rec.steps:,}",
-                      steps=f"{rec.steps_planned:,}")
-            used = t("train.kept_not_used", lang, title=tmd(run.title, lang))
-        yield (head + t("train.finished", lang, ended=ended, title=tmd(run.title, lang), ae=f"{rec.ae.val_psnr:.2f}",
-                        vae=f"{rec.vae.val_psnr:.2f}", steps=f"{rec.steps:,}", seconds=f"{rec.seconds:.1f}",
-                        trained=tmd(rec.trained, lang), repro=repro, used=used),
-               *_plots(curves(pair.history), lang), files, _strip_file(s, job.live.snapshot, lang),
-               picker_update(s, lang))
+        snapshot = job.live.snapshot
+
+        def finished(lg):  # the outcome in `lg`: now, and again in a language chosen later
+            top = t("train.head", lg, source=tmd(split.all.source, lg), train=f"{len(split.train):,}",
+                    val=f"{len(split.val):,}", plan=tmd(plan_text, lg),
+                    skipped=t("train.skipped", lg, n=len(split.skipped)) if split.skipped else "") + "  \n"
+            ended = {"epochs": t("train.done", lg), "stop request": t("train.stopped", lg),
+                     "time cap": t("train.cut_short", lg, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
+                                   epochs=settings.epochs)}[rec.stopped_by]
+            if rec.finished:
+                repro, used = t("train.repro", lg), t("train.used" if use_when_done else "train.not_used", lg)
+            else:  # kept as a run, never the pair in use by itself (Session.add_run)
+                repro = t("train.not_repro", lg, epoch=rec.stopped_at_epoch, epochs=rec.epochs,
+                          step=f"{rec.steps:,}", steps=f"{rec.steps_planned:,}")
+                used = t("train.kept_not_used", lg, title=tmd(run.title, lg))
+            return (top + t("train.finished", lg, ended=ended, title=tmd(run.title, lg),
+                            ae=f"{rec.ae.val_psnr:.2f}", vae=f"{rec.vae.val_psnr:.2f}", steps=f"{rec.steps:,}",
+                            seconds=f"{rec.seconds:.1f}", trained=tmd(rec.trained, lg), repro=repro, used=used),
+                    *_plots(curves(pair.history), lg), _strip_file(s, snapshot, lg))
+
+        status, *plots, strip = shown(s, VIEW, finished, lang)
+        yield (status, *plots, files, strip, picker_update(s, lang))
     finally:
         if loaded is not None:
             loaded.discard()
@@ -356,7 +369,12 @@ def _listed(items: list[str], lang: str, most: int = 12) -> str:
 
 
 def data_view(s: workbench.Session, size: int, lang: str):
-    """What the tabs train on, in words, and a strip of its first images per label."""
+    """What the tabs train on, in words, and a strip of its first images per label (again in a
+    language chosen later)."""
+    return shown(s, DATA_VIEW, lambda lg: _data_view(s, size, lg), lang)
+
+
+def _data_view(s: workbench.Session, size: int, lang: str):
     split = s.split(size)
     whole = split.all
     labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
@@ -392,12 +410,13 @@ def upload_data(files, image_size, request: gr.Request):
     size = _size(image_size)
     if not files:
         s.clear_upload()
-        return OPENMOJI, "", gr.update(value=None, visible=False)
+        return OPENMOJI, *shown(s, DATA_VIEW, lambda lg: ("", gr.update(value=None, visible=False)), lang)
     try:
         s.set_upload(files, size)
     except ValueError as e:
-        return (UPLOAD if s.uses_upload else OPENMOJI,
-                t("data.not_used", lang, error=tmd(str(e), lang), data=tmd(s.data_source(), lang)), gr.update())
+        why = str(e)
+        return (UPLOAD if s.uses_upload else OPENMOJI, *shown(s, DATA_VIEW, lambda lg: (
+            t("data.not_used", lg, error=tmd(why, lg), data=tmd(s.data_source(), lg)), gr.update()), lang))
     return UPLOAD, *data_view(s, size, lang)
 
 
@@ -407,7 +426,7 @@ def choose_data(dataset, files, image_size, request: gr.Request):
     if dataset == "upload" and s.upload is None:
         if files:
             return upload_data(files, image_size, request)
-        return OPENMOJI, t("data.upload_first", lang), gr.update(visible=False)
+        return OPENMOJI, *shown(s, DATA_VIEW, lambda lg: (t("data.upload_first", lg), gr.update(visible=False)), lang)
     s.use_data(dataset)
     return dataset, *data_view(s, _size(image_size), lang)
 
@@ -491,5 +510,7 @@ def build(ctx) -> None:
             [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use], api_name="train",
             concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
         stop_btn.click(stop_training, None, status, api_name="stop", queue=False)
+        rerender(ctx, VIEW, [status, mse_plot, kl_plot, val_plot, strip])
+        rerender(ctx, DATA_VIEW, [data_md, data_strip])
 
 
