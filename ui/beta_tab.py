@@ -68,7 +68,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     """A VAE per beta on this session's data (each a run of the session), shown as the trade-off."""
     s, lang = session(request), lang_of(request)
     need(1, 30, epochs, "what.epochs_per_beta", lang)
-    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang)
+    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang, least=2)  # two to compare
     if len(betas) < 2:
         raise refuse(t("beta.two", lang), lang)
     try:
