@@ -451,3 +451,15 @@ def test_a_new_language_keeps_the_latent_space_choice_and_renews_the_note(app_mo
     again = app_module.open_latent_space(*view, request=who)
     assert again[0]["value"] == "shipped:default"
     assert app_module.now_using(who).startswith("Every tab now uses **run ")
+
+
+def test_the_beta_values_asked_for_are_the_ones_accepted(app_module):
+    """One beta is refused by the very message that says how many to give (it said 1 to 8, then
+    that 2 were needed)."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    who = SimpleNamespace(session_hash="zh-betas", headers={"accept-language": "zh-TW"})
+    with pytest.raises(gr.Error, match="請輸入 2 到 8 個「beta 值」（每個都介於 0 與 100 之間）"):
+        list(app_module.beta_sweep("1", 2, who))

@@ -68,7 +68,7 @@ def shipped_beta_sweep(request: gr.Request):
 
 def _betas(betas_text: str, epochs: int, lang: str) -> list[float]:
     need(1, MAX_EPOCHS, epochs, "what.epochs_per_beta", lang)  # the Train tab's limit: ~500 steps on small data
-    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang)
+    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang, least=2)  # two to compare
     if len(betas) < 2:
         raise refuse(t("beta.two", lang), lang)
     return betas
@@ -86,7 +86,7 @@ def plan_betas(betas_text: str, epochs: int, request: gr.Request):
             return t("train.plan_after_load", lang), hidden
         steps, seconds, more = workbench.beta_plan(split, DEFAULT_SIZE, len(betas), int(epochs), MAX_EPOCHS)
     except (gr.Error, ValueError) as e:
-        return t("beta.cannot", lang, error=e.message if isinstance(e, gr.Error) else tm(str(e), lang)), hidden
+        return t("beta.cannot", lang, error=e.message if isinstance(e, gr.Error) else tmd(str(e), lang)), hidden
     plan = t("beta.plan", lang, n=len(betas), epochs=int(epochs), images=f"{len(split.train):,}", steps=f"{steps:,}",
              seconds=f"{seconds:.0f}", cap=MAX_SECONDS)
     if more is None:
