@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from aevae import classroom, figures, timing, workbench
-from aevae.i18n import t, tm
+from aevae.i18n import t
 
 from .common import (
     DEFAULT_SIZE,
