@@ -67,7 +67,8 @@ def test_a_report_of_crafted_names_runs_no_script(browser, app_module, server, t
     report = crafted_report(app_module, tmp_path)
     page = browser.new_page()
     page.goto(report.as_uri())
-    page.get_by_text("<img src=x onerror=window.__pwned=1 id=pwn1>").first.wait_for(timeout=10_000)  # as text
+    # as text: the upload's name (the report shows the validation split, with the label below)
+    page.get_by_text("<img src=y onerror=window.__pwned=5 id=pwn5>.zip").first.wait_for(timeout=10_000)
     assert page.get_by_text("[sign in](javascript:window.__pwned=2)").count() >= 1
     assert page.evaluate(INJECTED) == [0, True, 0]
     assert page.locator("img").count() == page.locator("img[src$='.png']").count() >= 3  # the report's own pictures

@@ -191,7 +191,7 @@ def test_the_plan_counts_in_words_that_agree():
     assert plan.startswith("1 epoch x 1 image = 1 step of batch 16 per model"), plan
     plan = plan_text(settings(epochs=3), small_split())
     assert plan.startswith("3 epochs x 72 images = 15 steps of batch 16 per model"), plan
-    assert tm(plan, "zh-TW").startswith("3 個訓練週期 x 72 張影像 = 每個模型 15 步（批次大小 16）")
+    assert tm(plan, "zh-TW").startswith("3 個訓練週期 × 72 張影像 = 每個模型 15 步（批次大小 16）")
 
 
 def test_finished_runs_are_kept_for_reuse_least_recently_used_dropped_past_24():
