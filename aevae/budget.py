@@ -446,7 +446,7 @@ def check_training(configs: ModelConfig | Iterable[ModelConfig], batch_size: int
             f"this server allows {budget / GB:.1f} GB per training")
     fits = largest_batch(cfgs, n_images, budget, upto=max(min(int(batch_size), 4096) - 1, 1), in_worker=in_worker)
     if fits >= 1:
-        raise MemoryBudgetError(f"{what}: try batch <= {fits}")
+        raise MemoryBudgetError(f"{what}: try batch ≤ {fits}")
     detail = (f"{est.n_params / 1e6:.1f} M parameters" if est.weights + est.optimizer > est.data
               else f"{n_images:,} images")
     raise MemoryBudgetError(f"{what}, even at batch 1 ({detail}): try a smaller latent or image size, "

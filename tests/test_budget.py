@@ -80,12 +80,12 @@ def test_check_names_the_largest_batch_that_fits():
     budget_bytes = 6 * GB
     with pytest.raises(MemoryBudgetError, match=r"^batch 512 at 128 px with the report-b model \(latent 256x8x8\) "
                                                 r"needs about \d+\.\d GB; this server allows 6\.0 GB per training: "
-                                                r"try batch <= (\d+)$") as e:
+                                                r"try batch ≤ (\d+)$") as e:
         budget.check_training(PAIR_B128, 512, n_images=4495, budget_bytes=budget_bytes)
     fits = int(e.value.args[0].rsplit(" ", 1)[1])
     assert 16 <= fits < 512 and isinstance(e.value, ValueError)
     assert budget.check_training(PAIR_B128, fits, 4495, budget_bytes).total <= budget_bytes
-    with pytest.raises(MemoryBudgetError, match=rf"^batch {fits + 1} at 128 px .* try batch <= {fits}$"):
+    with pytest.raises(MemoryBudgetError, match=rf"^batch {fits + 1} at 128 px .* try batch ≤ {fits}$"):
         budget.check_training(PAIR_B128, fits + 1, 4495, budget_bytes)
     assert budget.largest_batch(PAIR_B128, 4495, budget_bytes) == fits
 

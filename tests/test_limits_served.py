@@ -76,7 +76,7 @@ def test_the_issues_hostile_inputs_are_refused_before_they_cost(served_app, clie
     # report B at 128 px and batch 512 (both slider maxima): 5.8 GB for one run before
     msg = refused(client, "report-b", 128, "256x8x8", 1, 60, 512, 1e-3, 0.0, 1.0, 0, "openmoji", None, False,
                   api_name="/train", match="this server allows 1.5 GB per training")
-    assert "this server allows 1.5 GB per training" in msg and ("try batch <=" in msg or "even at batch 1" in msg)
+    assert "this server allows 1.5 GB per training" in msg and ("try batch ≤" in msg or "even at batch 1" in msg)
     # 60,000 blank 64x64 images in a small .npz: refused after 3.8 GB and 20 s before
     buf = io.BytesIO()
     np.savez_compressed(buf, data=np.zeros((60000, 64, 64, 3), np.uint8))
@@ -117,8 +117,8 @@ def run_then_stop(client, *args, api_name, timeout=240):
 def test_every_slider_at_its_maximum_is_refused_or_runs(served_app, client):
     # Train: batch 512, epochs 500, time cap 600 at 128 px: refused with the batch that fits, which runs
     msg = refused(client, "quick", 128, "8x16x16", 500, 600, 512, 3e-3, 1e-5, 0.1, 0, "openmoji", None, False,
-                  api_name="/train", match="try batch <=")
-    fits = int(msg.split("try batch <= ")[1].split()[0].rstrip(".,"))
+                  api_name="/train", match="try batch ≤")
+    fits = int(msg.split("try batch ≤ ")[1].split()[0].rstrip(".,"))
     status = run_then_stop(client, "quick", 128, "8x16x16", 500, 600, fits, 3e-3, 1e-5, 0.1, 0, "openmoji", None,
                            False, api_name="/train")
     assert "Stopped by you" in status, status

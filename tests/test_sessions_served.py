@@ -169,7 +169,7 @@ def test_a_refused_train_leaves_the_session_as_it_was(served_app, tmp_path):
                             r"bad\.zip.*archives with repeated entries are refused"),
                            # loads the upload, then is over the memory budget
                            (["report-b", 128, "256x8x8", 1, 60, 512, 1e-3, 0.0, 1.0, 0, "upload", upload, True],
-                            r"this server allows 1\.5 GB per training: (try batch <=|.*even at batch 1)")]:
+                            r"this server allows 1\.5 GB per training: (try batch ≤|.*even at batch 1)")]:
             with pytest.raises(Exception, match=why):  # noqa: PT011,B017 - gradio_client's AppError, the app's message
                 c.predict(*args, api_name="/train")
             assert _state(c) == before
