@@ -124,3 +124,18 @@ def test_the_page_may_send_anything_as_its_keys(app_module, keys):
     out = app_module.reattach(keys, req("any-keys"))
     assert len(out) == 1 and workbench.valid_key(out[0])
     store().drop("any-keys")
+
+
+def test_a_training_stops_when_no_page_came_back_within_the_grace(app_module, monkeypatch):
+    monkeypatch.setattr(store(), "grace_s", 0.5)
+    [key] = app_module.reattach([], req("gone-page"))
+    s = session(req("gone-page"))
+    steps = app_module.train_models(*{**TRAIN, "epochs": 400}.values(), request=req("gone-page"))
+    next(steps)
+    steps.close()
+    app_module.end_session(req("gone-page"))
+    training = s.training
+    assert training.ended.wait(60) and s.closed and not s.busy  # it stopped with its session
+    assert training.run is None and isinstance(training.error, workbench.SessionEnded)
+    fresh = app_module.reattach([key], req("too-late"))
+    assert fresh[0] != key and session(req("too-late")) is not s
