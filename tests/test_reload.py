@@ -139,3 +139,14 @@ def test_a_training_stops_when_no_page_came_back_within_the_grace(app_module, mo
     assert training.run is None and isinstance(training.error, workbench.SessionEnded)
     fresh = app_module.reattach([key], req("too-late"))
     assert fresh[0] != key and session(req("too-late")) is not s
+
+
+def test_a_link_opened_in_the_reloaded_tab_keeps_its_settings(app_module):
+    [key] = app_module.reattach([], req("l-page1"))
+    list(app_module.train_models(*TRAIN.values(), request=req("l-page1")))
+    app_module.end_session(req("l-page1"))
+    link = SimpleNamespace(session_hash="l-page2", query_params={"epochs": "7"})
+    app_module.reattach([key], link)
+    first = next(app_module.rewatch(link))
+    assert all(u == {"__type__": "update"} for u in first[7:])  # the link's settings are not overwritten
+    assert app_module.settings_from_link(link)[3]["value"] == 7

@@ -346,9 +346,10 @@ def rewatch(request: gr.Request):
         return
     head = _head(training.split, training.settings, lang)
     settings = training.settings
-    shown = [gr.update(value=v) for v in (settings.preset, settings.image_size, settings.latent, settings.epochs,
-                                          settings.seconds, settings.batch_size, settings.lr, settings.weight_decay,
-                                          settings.beta, settings.seed)]
+    # its settings come back, unless the page came from a link: then the link's (settings_from_link)
+    shown = [gr.update() if link_params(request) else gr.update(value=v)
+             for v in (settings.preset, settings.image_size, settings.latent, settings.epochs, settings.seconds,
+                       settings.batch_size, settings.lr, settings.weight_decay, settings.beta, settings.seed)]
     yield (gr.update(),) * 7 + tuple(shown)
     sent = -1.0
     while not training.ended.is_set():
