@@ -149,7 +149,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     threading.Thread(target=warm_first_views, args=(demo,), daemon=True, name="aevae-first-views").start()
     # Each cheap event (an answer from memory, a shipped view, a small decode) has its own group of
     # CHEAP_CONCURRENCY, so a class's presses run side by side; the CPU-heavy parts inside them take
-    # a compute slot (aevae.classroom.compute), uploads and reports their own group (ui/common.py).
+    # a compute slot (aevae.classroom.computing), uploads and reports their own group (ui/common.py).
     demo.queue(max_size=fair_queue.QUEUE_SIZE, default_concurrency_limit=CHEAP_CONCURRENCY)
     fair_queue.install(demo)
     # Threads (and the queue's job slots): every training watcher holds one while it streams, so

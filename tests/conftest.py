@@ -137,3 +137,19 @@ def served_budget() -> int:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# The quick loop (README "Tests"): `python -m pytest -m "not slow and not browser"`. Marked here
+# by what a test needs, so a new test in these files is marked too: Chromium (browser), or a
+# served app, in this process (the `server` fixture) or its own (served_app, tests/served.py).
+BROWSER_FILES = {"test_browser.py", "test_browser_data.py", "test_browser_i18n.py"}
+SERVED_FIXTURES = {"server", "served_app"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in BROWSER_FILES:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
+        elif SERVED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

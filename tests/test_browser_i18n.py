@@ -241,3 +241,47 @@ def test_chinese_layout_at_1280_px(browser, server):
           .map(t => t.textContent); }""")
     assert clipped == []
     page.context.close()
+
+
+VISIBLE_JS = ("() => { const c = document.body.cloneNode(true); c.querySelectorAll('#aevae-lang, script')"
+              ".forEach(e => e.remove()); return c.innerText; }")
+NO_CJK_JS = ("() => { const c = document.body.cloneNode(true); c.querySelectorAll('#aevae-lang, script')"
+             ".forEach(e => e.remove()); return !/[\\u3000-\\u303f\\u3400-\\u9fff\\uff00-\\uffef]/.test(c.innerText); }")
+NO_PHRASE_JS = ("(phrases) => { const c = document.body.cloneNode(true); c.querySelectorAll('#aevae-lang, script')"
+                ".forEach(e => e.remove()); const text = c.innerText; return !phrases.some(p => text.includes(p)); }")
+SWITCHED_TABS = ["recon", "variants", "latent_sizes", "space", "beta", "models", "report"]
+
+
+def test_switching_the_language_shows_every_result_again_in_it(browser, server):
+    """Results computed on a Chinese page (each tab's main button) read in English after the
+    switch, without opening their tabs again or computing anything (the page holds every tab's
+    text: one look covers them all); and in Chinese again after switching back. The wait is
+    generous for a loaded test machine: bench/switch_language.py measures the time."""
+    page = open_page(browser, server, "zh-TW")
+    phrases = [p for p in english_phrases() if "OpenMoji" not in p]
+
+    def settle():
+        page.wait_for_timeout(1500)
+        page.wait_for_function("() => !document.querySelector('.eta-bar, .progress-text')"
+                               " && !/processing \\|/.test(document.body.innerText)", timeout=120_000)
+
+    for key in SWITCHED_TABS:
+        page.get_by_role("tab", name=t(f"tab.{key}", "zh-TW"), exact=True).click()
+        settle()
+        page.get_by_role("button", name=t(MAIN_BUTTON[key], "zh-TW"), exact=True).click()
+        settle()
+    assert not page.evaluate(NO_CJK_JS)  # the results are there, in Chinese
+    stale = {}
+    page.get_by_text("English", exact=True).click()
+    try:
+        page.wait_for_function(NO_CJK_JS, timeout=60_000)
+    except Exception:  # noqa: BLE001 - what is still Chinese is the finding
+        stale["en"] = [line[:120] for line in page.evaluate(VISIBLE_JS).splitlines() if CJK.search(line)]
+    page.get_by_text("繁體中文", exact=True).click()
+    try:
+        page.wait_for_function(NO_PHRASE_JS, arg=phrases, timeout=60_000)
+    except Exception:  # noqa: BLE001
+        text = page.evaluate(VISIBLE_JS)
+        stale["zh-TW"] = [p for p in phrases if p in text]
+    page.context.close()
+    assert stale == {}

@@ -154,6 +154,7 @@ def test_machine_memory_is_the_lower_of_memtotal_and_the_cgroup(tmp_path):
     assert budget.machine_memory_bytes(proc, cg) == 4_000_000_000
 
 
+@pytest.mark.slow
 def test_estimate_against_a_real_training():
     # One small real run in a fresh process (a few seconds); bench/limits.py runs larger ones.
     cfgs = [preset("default", k) for k in ("ae", "vae")]

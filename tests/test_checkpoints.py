@@ -130,6 +130,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killed_writer_never_leaves_a_broken_file(tmp_path):
     target = tmp_path / "w.safetensors"
     good = b"G" * 50_000_000

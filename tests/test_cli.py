@@ -110,6 +110,7 @@ def test_evaluate_and_sample_take_the_run_folder(trained, tmp_path, capsys):
         assert "no such run folder or checkpoint (looked for the folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_out_dir_then_evaluate_and_sample_it_as_a_subprocess(dataset, tmp_path):
     """Issue 15 as a student types it: train --out DIR, then evaluate DIR and sample DIR."""
     run = tmp_path / "runs" / "x"
@@ -154,6 +155,7 @@ def test_every_shipped_checkpoint_evaluates_from_the_command_line():
         assert got["ssim"]["mean"] == pytest.approx(recorded["ssim"]["mean"], abs=1e-5), f
 
 
+@pytest.mark.slow
 def test_the_generate_pair_evaluates_and_samples_as_the_readme_says(tmp_path):
     """The command that failed ("openmoji (smileys & emotion): no such file or folder"), with LPIPS."""
     recorded = {e["name"]: e["metrics"] for e in checkpoints.read_manifest(ROOT / "checkpoints")}["generate-vae"]

@@ -921,3 +921,26 @@ def test_zip_names_in_no_known_code_fall_back_to_cp437(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"ab/1.png", b"\x80\x80/1.png"))
     s = data.load_dataset(str(path), 32)
     assert s.names_read_as == "cp437" and s.label_names == ["ÇÇ"]
+
+
+def test_a_split_of_some_groups_is_recorded_and_read_back():
+    """A shipped pair trained on some of OpenMoji's groups (generate): its checkpoint records the
+    groups apart, so the command line finds the data (not a path named "openmoji (smileys & emotion)")."""
+    from conftest import make_images
+
+    images = make_images(40, 32)
+    full = data.ImageSet(images, np.arange(40) % 3, ["a", "b c", "d"], [f"{i}.png" for i in range(40)],
+                         np.arange(1, 41), "shapes")
+    train, val = full.split(0.25, 0)
+    split = data.Split(full, train, val, "shapes.zip", 0.25, 0)
+    part = split.of_groups(["b c", "d"])
+    assert set(part.train.labels) | set(part.val.labels) == {1, 2} and len(part.all) == 26
+    assert set(part.val.ids) <= set(val.ids) and set(part.train.ids) <= set(train.ids)  # each side kept
+    record = part.describe()
+    assert record["spec"] == "shapes.zip (b c, d)" and record["groups"] == ["b c", "d"]
+    assert data.recorded_data(record) == ("shapes.zip", ("b c", "d"))
+    assert data.recorded_data(split.describe()) == ("shapes.zip", ()) and "groups" not in split.describe()
+    assert data.recorded_data({}) == ("openmoji", ())
+    assert split.of_groups([]) is split
+    with pytest.raises(data.DataError, match=r"^shapes\.zip: no label 'e' \(its labels: a, b c, d\)$"):
+        split.of_groups(["e"])

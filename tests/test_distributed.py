@@ -28,6 +28,7 @@ def train_args(dataset, out):
             "--lr", "2e-3", "--seed", "5", "--threads", "1", "--no-lpips", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(dataset, tmp_path):
     one = run(train_args(dataset, tmp_path / "one"))
     assert one.returncode == 0, one.stderr

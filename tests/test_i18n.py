@@ -430,3 +430,36 @@ def test_a_zip_from_traditional_chinese_windows_shows_its_folder_names(app_modul
     assert "`狗` (12)" in text and "`貓` (12)" in text
     assert "Big5（cp950" in text
     assert "貓/說明.txt: 不是 PNG、JPEG、WebP 或 BMP 影像" in text
+
+
+def test_a_new_language_keeps_the_latent_space_choice_and_renews_the_note(app_module):
+    """After a training made its pair the one in use, the Latent space tab shows it once; a first
+    view again in another language keeps what the student picked since. The note beside the
+    models in use speaks of the pair in use now, in the new language."""
+    from types import SimpleNamespace
+
+    who = SimpleNamespace(session_hash="zh-switch", headers={"accept-language": "zh-TW"})
+    assert app_module.now_using(who) == app_module.module.gr.update()  # nothing said before a pick
+    app_module.use_models("shipped:default", who)
+    list(app_module.train_models("quick", 32, "16x4x4", 1, 60, 64, 0.003, 0, 0.1, 0, "openmoji", None, True,
+                                 request=who))
+    assert app_module.now_using(who).startswith("所有分頁現在都使用 **實驗 ")  # the new pair, not 內建
+    view = ("shipped:default", 4, 0, 1, 2, 3, "VAE")
+    first = app_module.open_latent_space(*view, request=who)
+    assert first[0]["value"] == "in use"  # the student's new pair, once
+    app_module.set_language("en", who)  # the student picked a shipped pair, then switched
+    again = app_module.open_latent_space(*view, request=who)
+    assert again[0]["value"] == "shipped:default"
+    assert app_module.now_using(who).startswith("Every tab now uses **run ")
+
+
+def test_the_beta_values_asked_for_are_the_ones_accepted(app_module):
+    """One beta is refused by the very message that says how many to give (it said 1 to 8, then
+    that 2 were needed)."""
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    who = SimpleNamespace(session_hash="zh-betas", headers={"accept-language": "zh-TW"})
+    with pytest.raises(gr.Error, match="請輸入 2 到 8 個「beta 值」（每個都介於 0 與 100 之間）"):
+        list(app_module.beta_sweep("1", 2, who))

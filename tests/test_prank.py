@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -236,3 +237,51 @@ def test_long_labels_are_drawn_short(tmp_path):
     whole = data.load_dataset(str(path), 32)
     strip = figures.image_grid([r for _, r in userdata.examples(whole)], [n for n, _ in userdata.examples(whole)])
     assert strip.shape[1] < 1000
+
+
+# ---------------------------------------------------------------- 2: decoding charged by its cost
+def crafted_images() -> dict[str, bytes]:
+    """Small files whose structure, not their pixels, makes decoding slow (made here, in memory)."""
+    import struct
+    import zlib
+
+    def image(fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (120, 30, 200)).save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    jpeg = image("JPEG", quality=90)
+    head, rest = jpeg.split(b"\xff\xda", 1)
+    scans = head + (b"\xff\xda" + rest[:-2]) * 2000 + b"\xff\xd9"  # 2,000 scans
+    comment = b"\xff\xfe" + struct.pack(">H", 65_002) + b"x" * 65_000
+    metadata = jpeg[:2] + comment * 50 + jpeg[2:]  # 3.25 MB of comments before the pixels
+    png = image("PNG")
+    empty = struct.pack(">I", 0) + b"prVt" + struct.pack(">I", zlib.crc32(b"prVt"))
+    chunks = png[:33] + empty * 20_000 + png[33:]  # 20,000 empty chunks after IHDR
+    return {"scans.jpg": scans, "metadata.jpg": metadata, "chunks.png": chunks}
+
+
+@pytest.mark.parametrize("name, why", [
+    ("scans.jpg", r"a progressive JPEG of 2,000 scans \(the limit is 100\)"),
+    ("metadata.jpg", r"3,250,1\d\d bytes of metadata \(the limit is 2,000,000\)"),
+    ("chunks.png", r"a PNG of more than 1,058 chunks")])
+def test_files_that_cost_more_than_their_pixels_are_refused_unread(tmp_path, name, why):
+    path = tmp_path / "crafted.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, crafted_images()[name])
+        zf.writestr("fine.png", png_bytes())
+    images = data.load_dataset(str(path), 32)
+    assert len(images) == 1 and len(images.skipped) == 1
+    assert images.skipped[0].startswith(f"{name}: ") and re.search(why, images.skipped[0]), images.skipped
+    # alone in an upload: refused with the same reason
+    with zipfile.ZipFile(tmp_path / "alone.zip", "w") as zf:
+        zf.writestr(name, crafted_images()[name])
+    with pytest.raises(data.DataError, match=f"no readable images .*{why}"):
+        data.load_dataset(str(tmp_path / "alone.zip"), 32)
+
+
+def test_ordinary_progressive_jpegs_and_pngs_still_load(tmp_path):
+    for fmt, kw in [("JPEG", {"progressive": True, "quality": 95}), ("JPEG", {}), ("PNG", {"optimize": True})]:
+        buf = io.BytesIO()
+        Image.effect_noise((300, 300), 60).convert("RGB").save(buf, fmt, **kw)
+        data._check_structure(buf.getvalue())  # no refusal

@@ -34,6 +34,7 @@ def workers() -> set[int]:
             if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"aevae.worker"]}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker process")
 def test_a_worker_trains_the_very_models_the_server_would(monkeypatch):
     split = small_split()
@@ -82,6 +83,7 @@ def children() -> set[int]:
     return pids
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the worker process")
 def test_a_worker_that_dies_fails_its_training_and_the_next_one_works():
     before = children()

@@ -54,6 +54,7 @@ def test_checkpoints_stay_small():
     assert total < 100_000_000
 
 
+@pytest.mark.slow
 def test_quick_build_end_to_end(tmp_path):
     assert zoo.main(["build", "--quick", "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())

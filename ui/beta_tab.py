@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 
 from aevae import classroom, figures, timing, workbench
-from aevae.i18n import t, tm
+from aevae.i18n import t
 
 from .common import (
     DEFAULT_SIZE,
@@ -26,7 +26,10 @@ from .common import (
     tmd,
     training_slot,
 )
-from .lang import L, drawn, plot, table
+from .lang import L, drawn, plot, rerender, shown, table
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "beta"
 
 
 def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str, warning: str = ""):
@@ -53,15 +56,19 @@ def shipped_beta_sweep(request: gr.Request):
     rows = workbench.shipped_beta_results(s)
     if not rows:
         raise refuse(t("beta.none_shipped", lang), lang)
-    source = t("beta.shipped", lang)
-    if s.uses_upload:
-        source += t("beta.not_on_upload", lang, data=tmd(s.data_source(), lang))
-    return show_betas(s, rows, source, True, lang)
+
+    def view(lg):
+        source = t("beta.shipped", lg)
+        if s.uses_upload:
+            source += t("beta.not_on_upload", lg, data=tmd(s.data_source(), lg))
+        return show_betas(s, rows, source, True, lg)
+
+    return shown(s, VIEW, view, lang)
 
 
 def _betas(betas_text: str, epochs: int, lang: str) -> list[float]:
     need(1, MAX_EPOCHS, epochs, "what.epochs_per_beta", lang)  # the Train tab's limit: ~500 steps on small data
-    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang)
+    betas = numbers(betas_text, float, 0, 100, 8, "what.betas", "0, 0.1, 1, 4", lang, least=2)  # two to compare
     if len(betas) < 2:
         raise refuse(t("beta.two", lang), lang)
     return betas
@@ -79,7 +86,7 @@ def plan_betas(betas_text: str, epochs: int, request: gr.Request):
             return t("train.plan_after_load", lang), hidden
         steps, seconds, more = workbench.beta_plan(split, DEFAULT_SIZE, len(betas), int(epochs), MAX_EPOCHS)
     except (gr.Error, ValueError) as e:
-        return t("beta.cannot", lang, error=e.message if isinstance(e, gr.Error) else tm(str(e), lang)), hidden
+        return t("beta.cannot", lang, error=e.message if isinstance(e, gr.Error) else tmd(str(e), lang)), hidden
     plan = t("beta.plan", lang, n=len(betas), epochs=int(epochs), images=f"{len(split.train):,}", steps=f"{steps:,}",
              seconds=f"{seconds:.0f}", cap=MAX_SECONDS)
     if more is None:
@@ -131,12 +138,17 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         models = yield from background(s, work, show, lang)
     if not models:
         raise refuse(t("beta.stopped_first", lang), lang)
-    done = "" if len(models) == len(betas) else t("beta.stopped_after", lang, n=len(models), of=len(betas))
     steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))
-    few = t("beta.few_steps", lang, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
-    yield show_betas(s, workbench.beta_results(models, split),  # few steps: grey blurs, whatever beta says
-                     t("beta.trained_here", lang, epochs=epochs, source=tmd(split.all.source, lang), done=done),
-                     split.spec == workbench.OPENMOJI, lang, few)
+    rows = workbench.beta_results(models, split)
+
+    def view(lg):
+        done = "" if len(models) == len(betas) else t("beta.stopped_after", lg, n=len(models), of=len(betas))
+        few = t("beta.few_steps", lg, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
+        return show_betas(s, rows,  # few steps: grey blurs, whatever beta says
+                          t("beta.trained_here", lg, epochs=epochs, source=tmd(split.all.source, lg), done=done),
+                          split.spec == workbench.OPENMOJI, lg, few)
+
+    yield shown(s, VIEW, view, lang)
 
 
 def build(ctx) -> None:
@@ -171,3 +183,4 @@ def build(ctx) -> None:
         ctx.on_language.then(plan_betas, [betas_text, beta_epochs], [beta_plan, beta_epochs_pick],
                              api_visibility="private")
         beta_epochs_pick.input(lambda v: v or gr.update(), beta_epochs_pick, beta_epochs, api_visibility="private")
+        rerender(ctx, VIEW, beta_out)

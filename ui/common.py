@@ -391,14 +391,15 @@ def bar(fraction: float, width: int = 30) -> str:
     return f"`{'█' * k}{'░' * (width - k)}` {fraction:.0%}"
 
 
-def numbers(text: str, kind, lo, hi, most: int, what: str, example: str, lang: str) -> list:
-    """'5, 10, 15' -> [5, 10, 15] within bounds, or a clear error; `what` is a key."""
+def numbers(text: str, kind, lo, hi, most: int, what: str, example: str, lang: str, least: int = 1) -> list:
+    """'5, 10, 15' -> [5, 10, 15] within bounds (`least` to `most` of them), or a clear error; `what` is a key."""
     try:
         vals = [kind(v) for v in (text or "").replace(" ", "").split(",") if v]
     except ValueError:
         vals = []
-    if not vals or len(vals) > most or any(not lo <= v <= hi for v in vals):
-        raise refuse(t("error.numbers", lang, most=most, what=t(what, lang), lo=lo, hi=hi, example=example), lang)
+    if not least <= len(vals) <= most or any(not lo <= v <= hi for v in vals):
+        raise refuse(t("error.numbers", lang, least=least, most=most, what=t(what, lang), lo=lo, hi=hi,
+                       example=example), lang)
     return vals
 
 

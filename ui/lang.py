@@ -20,7 +20,7 @@ from aevae import figures, i18n
 from aevae.data import label_shown as group
 from aevae.i18n import DEFAULT
 
-from .common import session
+from .common import lang_of, session
 
 # The app's keys, and Gradio's own that Gradio 6.31 leaves without a translation (or without any
 # text: "common.complete" and "common.upload" showed as such): a catalog's "gradio" section.
@@ -71,7 +71,8 @@ CHOOSE_JS = ("() => { " + _MATCH_JS +
 # "Remove this file", "number input for ..."), and keeps a few texts in the language it started in
 # (a file box's "Drop File Here", an error toast's title): a catalog's "gradio_text" gives them in
 # its language ("{}" stands for any text in a label), put on by an observer and taken off again for
-# a language without. Texts that are the app's or the user's (Markdown, tables, captions) are left.
+# a language without (and a text Gradio drew in the page's first language goes back to English).
+# Texts that are the app's or the user's (Markdown, tables, captions) are left.
 _ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_text", {}) for lang in i18n.languages()},
                                       ensure_ascii=False) + ";"
              " const esc = (s) => s.replace(/[.*+?^${}()|[\\]\\\\]/g, '\\\\$&');"
@@ -85,11 +86,14 @@ _ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_tex
              " const was = el.__aevae[a]; const en = was && v === was[1] ? was[0] : v; const out = said(en, l);"
              " if (out != null && out !== v) { el.__aevae[a] = [en, out]; el.setAttribute(a, out); }"
              " else if (out == null && was && v === was[1]) { delete el.__aevae[a]; el.setAttribute(a, en); } } };"
+             " const REV = {}; for (const m of Object.values(T)) for (const [k, v] of Object.entries(m)) REV[v] = k;"
              " const SKIP = '.prose, table, .gallery, textarea, input, .caption-label, .cm-editor';"
              " const fixText = (n) => { const p = n.parentElement; if (!p || p.closest(SKIP)) return;"
              " const l = document.documentElement.lang; const v = n.nodeValue; const was = n.__aevae;"
              " const en = was && v === was[1] ? was[0] : v; const key = en.trim(); const m = T[l] || {};"
-             " const out = key && Object.hasOwn(m, key) && !key.includes('{}') ? en.replace(key, m[key]) : null;"
+             " const base = Object.hasOwn(REV, key) ? REV[key] : key;"  # drawn by Gradio in the first language
+             " const to = Object.hasOwn(m, base) ? m[base] : (base !== key ? base : null);"
+             " const out = key && to != null && !base.includes('{}') ? en.replace(key, to) : null;"
              " if (out != null && out !== v) { n.__aevae = [en, out]; n.nodeValue = out; }"
              " else if (out == null && was && v === was[1]) { n.__aevae = null; n.nodeValue = en; } };"
              " const all = (root) => { if (root.nodeType === 3) return fixText(root); if (root.nodeType !== 1) return;"
@@ -115,12 +119,55 @@ LINK_JS = ("(lang) => { const u = new URL(window.location.href); u.searchParams.
 
 
 def relabel_tabs(ctx) -> None:
-    """After a switch, send every tab its name again: Gradio's tab bar keeps the names it first drew.
-    Call once every tab is built."""
+    """After a switch, send every tab its name again: Gradio's tab bar keeps the names it first drew;
+    and show the results the tabs keep in the new language (rerender). Call once every tab is built."""
+    _again(ctx)
     tabs = [b for b in ctx.demo.blocks.values() if isinstance(b, gr.Tab) and str(b.label).startswith("__i18n__")]
     keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
     ctx.on_language.then(lambda: [gr.update(label=Text(k)) for k in keys], None, tabs, api_visibility="private",
                           queue=False)
+
+
+# --- results shown again in a new language ------------------------------------------------------
+def shown(s, view: str, make, lang: str):
+    """The outputs of `view` (a tab's result) as make(lang) makes them from a result already
+    computed; kept, so that a new language shows them again (see rerender) without computing
+    anything but the words and the pictures' labels."""
+    vars(s).setdefault("_views", {})[view] = make
+    return make(lang)
+
+
+def rerender(ctx, view: str, outputs: list, then=None) -> None:
+    """When the page's language changes, `view`'s outputs are made again in it from the session's
+    last result (nothing happens for a view not shown yet); `then` (fn, inputs, outputs) runs
+    after. Every view is done in one event (see relabel_tabs): one event each took the page 12 s."""
+    vars(ctx).setdefault("rerenders", []).append((view, outputs, then))
+
+
+def _again(ctx) -> None:
+    """The one event that shows every kept view again in the new language."""
+    views = vars(ctx).get("rerenders", [])
+    outputs = [o for _, outs, _ in views for o in outs]
+
+    def again(request: gr.Request):
+        s, lang = session(request), lang_of(request)
+        out = []
+        for view, outs, _ in views:
+            make = vars(s).get("_views", {}).get(view)
+            made = None
+            if make is not None:
+                try:
+                    made = make(lang)
+                except Exception:  # noqa: BLE001 - e.g. the result's files were swept: leave it as it is
+                    made = None
+            out += [gr.update()] * len(outs) if made is None else list(made) if len(outs) > 1 else [made]
+        return out
+
+    if outputs:
+        event = ctx.on_language.then(again, None, outputs, api_visibility="private", queue=False)
+        for _, _, then in views:
+            if then:
+                event.then(*then, api_visibility="private", queue=False)
 
 
 def build(ctx) -> gr.Radio:

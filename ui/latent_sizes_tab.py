@@ -31,8 +31,11 @@ from .common import (
     training_slot,
     watch,
 )
-from .lang import L, drawn, plot, table
+from .lang import L, drawn, plot, rerender, shown, table
 from .picker import picker_update
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "latent sizes"
 
 
 @gpu
@@ -51,6 +54,12 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     rows = workbench.latent_rows(s, res, images.image_size)
+    s.last["latent_sizes"] = rows
+    return shown(s, VIEW, lambda lg: _latent_view(s, images, res, rows, lg), lang)
+
+
+def _latent_view(s, images, res, rows, lang: str):
+    """The grid, table, chart and note of a latent-size comparison in `lang`."""
     grid_rows, labels, chart = [images.images], [drawn("pic.ground_truth", lang)], []
     for r in res:
         for kind in ("ae", "vae"):
@@ -58,7 +67,6 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
                           "PSNR (dB)": r["results"][kind].summary()["psnr"].mean, "model": kind.upper()})
             grid_rows.append(r["results"][kind].recon)
             labels.append(f"{kind.upper()} {r['latent']}")
-    s.last["latent_sizes"] = rows
     grid = figures.image_grid(grid_rows, labels, [str(i) for i in images.ids],
                               scale=figures.auto_scale(images.image_size, 64))
     note = t("lat.note", lang, size=images.image_size, values=f"{3 * images.image_size ** 2:,}")
@@ -68,10 +76,10 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     chart = plot(pd.DataFrame(chart), lang, "latent (values)", "PSNR (dB)", "model")
     chart["sort"] = order
     digits = {"PSNR": 2, "SSIM": 3, "LPIPS": 3}
-    shown = [{**r, **{k: round(r[k], d) for k, d in digits.items() if r[k] is not None},
+    cells = [{**r, **{k: round(r[k], d) for k, d in digits.items() if r[k] is not None},
               "vs image values": t("lat.ratio_larger" if r["vs image values"] > 1 else "lat.ratio", lang,
                                    ratio=f"{r['vs image values']:.3g}")} for r in rows]
-    return (png(s.new_folder(), grid, "latent-sizes.png"), table(shown, lang, cells=("source", "trained on")),
+    return (png(s.new_folder(), grid, "latent-sizes.png"), table(cells, lang, cells=("source", "trained on")),
             chart, note)
 
 
@@ -135,3 +143,4 @@ def build(ctx) -> None:
         rung_btn.click(train_missing_rung, [rung_lat, rung_epochs], [rung_msg, ctx.in_use], api_name="train_rung",
                        concurrency_id="train")
         rung_stop.click(stop_training, None, rung_msg, api_visibility="private", queue=False)
+        rerender(ctx, VIEW, [lat_img, lat_table, lat_chart, lat_note])

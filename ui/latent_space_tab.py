@@ -23,8 +23,13 @@ from .common import (
     session,
     tmd,
 )
-from .lang import L, drawn, group, plot
+from .lang import L, drawn, group, plot, rerender, shown
 from .picker import choices
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+PRIOR_VIEW = "prior"
+INTERP_VIEW = "interpolation"
+MAP_VIEW = "map"
 
 
 @gpu
@@ -38,14 +43,20 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
-    grid = figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80))
-    note = t("space.prior_note", lang, source=tmd(pair.source, lang), n=n, shape="x".join(map(str, pair.vae.latent_shape)))
-    if len(pair.vae.latent_shape) > 1:
-        generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
-        label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
-        note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tmd(label, lang))
-                                                       if generative else t("space.period", lang))
-    return png(s.new_folder(), grid, "prior-samples.png"), note
+    grid = png(s.new_folder(), figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80)),
+               "prior-samples.png")
+
+    def view(lang):
+        note = t("space.prior_note", lang, source=tmd(pair.source, lang), n=n,
+                 shape="x".join(map(str, pair.vae.latent_shape)))
+        if len(pair.vae.latent_shape) > 1:
+            generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
+            label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
+            note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tmd(label, lang))
+                                                           if generative else t("space.period", lang))
+        return grid, note
+
+    return shown(s, PRIOR_VIEW, view, lang)
 
 
 @gpu
@@ -60,13 +71,16 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     rows = workbench.interpolations_for(s, pair, two, int(steps))
-    grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
-                              scale=figures.auto_scale(pair.image_size, 72))
-    note = t("space.interp_note", lang, a=id_a, name_a=md(two.names[0]), b=id_b, name_b=md(two.names[1]),
-              steps=steps)
     other = workbench.data_note(s, pair)
-    return png(s.new_folder(), grid, "interpolation.png"), note + (
-        "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else "")
+
+    def view(lang):
+        grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
+                                  scale=figures.auto_scale(pair.image_size, 72))
+        note = t("space.interp_note", lang, a=id_a, name_a=md(two.names[0]), b=id_b, name_b=md(two.names[1]), steps=steps)
+        return png(s.new_folder(), grid, "interpolation.png"), note + (
+            "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else "")
+
+    return shown(s, INTERP_VIEW, view, lang)
 
 
 @gpu
@@ -80,19 +94,30 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
         raise fail(e, lang) from None
     cmap, thumbs = workbench.code_map_for(s, pair, kind, split)
     s.code_map = (pair_name, kind, cmap)
+    grid = png(s.new_folder(), figures.image_grid(list(thumbs), scale=1, gap=1), "code-map.png")
+    sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
+    # One or two validation images, or identical ones, spread along fewer than two axes: a slider
+    # from 0 to 0 is refused by the page, so a flat axis (0 below) gets the other's range (or 1).
+    flat = max(1e-5, 1e-4 * max(sx, sy))
+    sx, sy = (v if v > flat else 0.0 for v in (sx, sy))
+    rx, ry = (v or max(sx, sy) or 1 / 3 for v in (sx, sy))
+    sliders = (gr.update(minimum=-round(3 * rx, 2), maximum=round(3 * rx, 2), value=0),
+               gr.update(minimum=-round(3 * ry, 2), maximum=round(3 * ry, 2), value=0))
+    # drawn again in a new language, the sliders are left where the student put them
+    out = shown(s, MAP_VIEW, lambda lg: _map_view(s, pair, kind, split, cmap, grid, (sx, sy), lg,
+                                               (gr.update(), gr.update())), lang)
+    return out[:3] + sliders + out[5:]
+
+
+def _map_view(s, pair, kind, split, cmap, grid, spread, lang, sliders):
+    """The map's points (labels in `lang`), grid, note, the sliders and the legend's labels."""
+    sx, sy = spread
     points = pd.DataFrame({"PC 1": cmap.coords[:, 0], "PC 2": cmap.coords[:, 1],
                            "label": [group(split.val.label_names[i], lang) for i in split.val.labels],
                            "id": split.val.ids, "name": split.val.names})
-    grid = figures.image_grid(list(thumbs), scale=1, gap=1)
-    sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
-    # One or two validation images, or identical ones, spread along fewer than two axes: a slider
-    # from 0 to 0 is refused by the page, so a flat axis gets the other's range (or 1) and a note.
-    flat = max(1e-5, 1e-4 * max(sx, sy))
-    spread = [v for v in (sx, sy) if v > flat]
-    if len(spread) < 2:
-        r = spread[0] if spread else 1 / 3
-        sx, sy = (v if v > flat else r for v in (sx, sy))
-        note = t("space.map_flat", lang, kind=kind, n=len(points), k=len(spread), r=f"{3 * r:.2f}")
+    if min(sx, sy) <= 0:  # fewer than two axes spread (see code_map)
+        note = t("space.map_flat", lang, kind=kind, n=len(points), k=int(sx > 0) + int(sy > 0),
+                 r=f"{3 * (max(sx, sy) or 1 / 3):.2f}")
     else:
         note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
                  b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
@@ -100,9 +125,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     note += "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""
     labels = list(dict.fromkeys(points["label"]))
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
-    return points, png(s.new_folder(), grid, "code-map.png"), note, gr.update(
-        minimum=-round(3 * sx, 2), maximum=round(3 * sx, 2), value=0), gr.update(
-        minimum=-round(3 * sy, 2), maximum=round(3 * sy, 2), value=0), labels
+    return (points, grid, note, *sliders, labels)
 
 
 def redraw_map(labels):
@@ -136,7 +159,10 @@ def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, s
                       request: gr.Request):
     """The tab's first view: prior samples, an interpolation and the code map, all at once. A
     student who trains their own pair sees it here first (not a shipped one)."""
-    if session(request).in_use.startswith("run:"):
+    s = session(request)
+    # once per pair a student trains: a first view again in another language keeps their choice
+    if s.in_use.startswith("run:") and ("latent space follows", s.in_use) not in s.opened:
+        s.opened.add(("latent space follows", s.in_use))
         pair_name = workbench.IN_USE
     return gr.update(value=pair_name), *show_pair(pair_name, n, seed, id_a, id_b, steps, kind, request)
 
@@ -213,13 +239,16 @@ def build(ctx) -> None:
         map_btn.click(code_map, [pair_pick, map_kind], map_out, api_name="code_map").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         views = [pair_pick, pn, pseed, ia, ib, isteps, map_kind]
-        shown = [ia, ib, prior_img, prior_note, interp_img, interp_note, *map_out]
-        tab.select(on_open("latent space", open_latent_space, 13), views, [pair_pick, *shown],
+        first = [ia, ib, prior_img, prior_note, interp_img, interp_note, *map_out]
+        tab.select(on_open("latent space", open_latent_space, 13), views, [pair_pick, *first],
                    api_visibility="private").then(redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
-        pair_pick.input(show_pair, views, shown, api_visibility="private").then(  # new models: all three views anew
+        pair_pick.input(show_pair, views, first, api_visibility="private").then(  # new models: all three views anew
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         map_kind.input(code_map, [pair_pick, map_kind], map_out, api_visibility="private").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
         ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")
         ctx.on_language.then(load_pairs, pair_pick, pair_pick, api_visibility="private")
+        rerender(ctx, PRIOR_VIEW, [prior_img, prior_note])
+        rerender(ctx, INTERP_VIEW, [interp_img, interp_note])
+        rerender(ctx, MAP_VIEW, map_out, then=(redraw_map, map_labels, map_plot))

@@ -19,7 +19,10 @@ from .common import (
     session,
     tmd,
 )
-from .lang import L, plot, table
+from .lang import L, plot, rerender, shown, table
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "models"
 
 
 def describe_models(request: gr.Request):
@@ -28,6 +31,10 @@ def describe_models(request: gr.Request):
         pair = s.pair()
     except NoModels as e:
         return tmd(str(e), lang), None, None, "{}", None, None
+    return shown(s, VIEW, lambda lg: _describe(pair, lg), lang)
+
+
+def _describe(pair, lang: str):
     head = t("models.head", lang, source=tmd(pair.source, lang), ae=f"{pair.ae.n_params:,}", vae=f"{pair.vae.n_params:,}",
              latent="x".join(map(str, pair.ae.latent_shape)), values=f"{pair.ae.latent_numel:,}", size=pair.image_size,
              image_values=f"{3 * pair.image_size ** 2:,}")
@@ -86,3 +93,4 @@ def build(ctx) -> None:
                          api_name="models")
         tab.select(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                    api_visibility="private")  # cheap: always the pair in use now
+        rerender(ctx, VIEW, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl])

@@ -22,6 +22,9 @@ def picker_update(s: workbench.Session, lang: str):
     return gr.update(choices=choices(s.choices(), lang), value=s.in_use)
 
 
+NOTE_SHOWN = ("picker", "note shown")  # in Session.opened: the note beside the dropdown says something
+
+
 def use_models(value: str, request: gr.Request):
     """Make the picked pair the one every tab uses."""
     s, lang = session(request), lang_of(request)
@@ -29,6 +32,20 @@ def use_models(value: str, request: gr.Request):
         p = s.use(value)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
+    s.opened.add(NOTE_SHOWN)
+    return t("picker.now_using", lang, source=tmd(p.source, lang), latent=p.latent, size=p.image_size)
+
+
+def now_using(request: gr.Request):
+    """The note beside the dropdown, again: for the pair in use now (a training may have made its
+    pair the one in use) and in the page's language; nothing until the student picked once."""
+    s, lang = session(request), lang_of(request)
+    if NOTE_SHOWN not in s.opened:
+        return gr.update()
+    try:
+        p = s.pair()
+    except NoModels:
+        return gr.update()
     return t("picker.now_using", lang, source=tmd(p.source, lang), latent=p.latent, size=p.image_size)
 
 
@@ -45,4 +62,6 @@ def build(ctx) -> gr.Dropdown:
     ctx.demo.load(load_picker, None, in_use, api_visibility="private")
     ctx.attached.then(load_picker, None, in_use, api_visibility="private")  # a reload: the session's runs
     ctx.on_language.then(load_picker, None, in_use, api_visibility="private")
+    in_use.change(now_using, None, in_use_msg, api_visibility="private", queue=False)
+    ctx.on_language.then(now_using, None, in_use_msg, api_visibility="private", queue=False)
     return in_use

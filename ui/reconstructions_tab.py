@@ -30,7 +30,10 @@ from .common import (
     short_note,
     tmd,
 )
-from .lang import L, drawn, skipped_file, table
+from .lang import L, drawn, rerender, shown, skipped_file, table
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "recon"
 
 
 @gpu
@@ -45,7 +48,8 @@ def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.R
         rec = workbench.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    return show_reconstruction(rec, s, pair.source, lang, workbench.data_note(s, pair))
+    note = workbench.data_note(s, pair)
+    return shown(s, VIEW, lambda lg: show_reconstruction(rec, s, pair.source, lg, note), lang)
 
 
 def _decode_own(s, files, pair, show, lang: str):
@@ -98,7 +102,7 @@ def reconstruct_own(images, use_lpips: bool, request: gr.Request):
         rec = workbench.reconstruct(pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    return show_reconstruction(rec, s, pair.source, lang)
+    return shown(s, VIEW, lambda lg: show_reconstruction(rec, s, pair.source, lg), lang)
 
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
@@ -190,5 +194,6 @@ def build(ctx) -> None:
                        concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS)
         tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
                    api_visibility="private")
+        rerender(ctx, VIEW, rec_out)
 
 

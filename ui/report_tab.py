@@ -15,7 +15,10 @@ from .common import (
     lang_of,
     session,
 )
-from .lang import L
+from .lang import L, rerender, shown
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "report"
 
 
 def download_report(request: gr.Request):
@@ -25,7 +28,7 @@ def download_report(request: gr.Request):
         path = report.build(s, s.new_folder() / "aevae-report.zip", lang=lang)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    return str(path), t("report.ready", lang)
+    return str(path), shown(s, VIEW, lambda lg: t("report.ready", lg), lang)
 
 
 def build(ctx) -> None:
@@ -37,3 +40,4 @@ def build(ctx) -> None:
         report_file = gr.File(label="aevae-report.zip")
         report_btn.click(download_report, None, [report_file, report_msg], api_name="report", concurrency_id=HEAVY,
                          concurrency_limit=HEAVY_SLOTS)
+        rerender(ctx, VIEW, [report_msg])

@@ -30,7 +30,7 @@ from .common import (
     training_slot,
     watch,
 )
-from .lang import L, plot, table
+from .lang import L, plot, rerender, shown, table
 from .picker import picker_update
 
 # Digits shown per column: dB to 2 decimals, SSIM to 3, MSE to 5 (the CSV keeps every digit).
@@ -42,6 +42,9 @@ def run_rows(s: workbench.Session) -> list[dict]:
     """Every run of the session as a row (RunRecord.row: the same columns for every kind of run)."""
     return [r.record.row(r.number) for r in s.runs]
 
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "sweep"
+
 
 def show_runs(request: gr.Request):
     """Every run of this session (Train, sweeps, rungs, beta sweeps) as a table, with its CSV."""
@@ -51,6 +54,7 @@ def show_runs(request: gr.Request):
     note = tmd(s.runs.note(), lang) if rows else t("runs.none", lang)
     # an empty frame would show Gradio's placeholder headers "1 2 3": name the first columns instead
     shown = first_columns(pd.DataFrame(rows).round(DIGITS)) if rows else pd.DataFrame(columns=["run", "made by"])
+    shown = shown.astype(object).where(shown.notna(), None)  # a value a run does not have: an empty cell, not NaN
     return (table(shown, lang, cells=MESSAGE_CELLS), gr.update(choices=choices, value=choices[0][1] if choices else None),
             csv_file(rows, s.new_folder(), "runs.csv") if rows else None, note)
 
@@ -72,6 +76,14 @@ def sweep_chart(request: gr.Request):
     if not points:
         return None
     return plot(pd.DataFrame(points), lang, "epochs done", "val PSNR (dB)", "model")
+
+
+def runs_again(run, request: gr.Request):
+    """The table in a newly chosen language, the run picked before still picked."""
+    table_, pick, csv, note = show_runs(request)
+    if run in [v for _, v in pick["choices"]]:
+        pick["value"] = run
+    return table_, pick, csv, note
 
 
 def run_curves(run, request: gr.Request):
@@ -149,9 +161,13 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
             state.update(i=i, job=workbench.PairJob(s, settings, small, "sweep", data_text=what, series=series))
             run = yield from watch(s, state["job"], show, lang)
             stopped = not run.record.finished
-            msg = t("runs.rows_done", lang, i=i + 1, n=len(plans))
-            if stopped:
-                msg = t("runs.ended", lang, i=i + 1, n=len(plans), ended=tmd(run.record.ended, lang))
+
+            def said(lg, i=i, ended=run.record.ended, stopped=stopped):  # now, and again in a language chosen later
+                if stopped:
+                    return t("runs.ended", lg, i=i + 1, n=len(plans), ended=tmd(ended, lg))
+                return t("runs.rows_done", lg, i=i + 1, n=len(plans))
+
+            msg = shown(s, VIEW, said, lang)
             yield (msg, *show_runs(request)[:3], picker_update(s, lang))
             if stopped:
                 return
@@ -199,3 +215,6 @@ def build(ctx) -> None:
         run_models = gr.State()
         run_pick.change(run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
             redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
+        rerender(ctx, VIEW, [sweep_msg])
+        ctx.on_language.then(runs_again, run_pick, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private",
+                             queue=False)

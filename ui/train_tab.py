@@ -46,8 +46,12 @@ from .common import (
     tmd,
     watch,
 )
-from .lang import L, drawn, plot, skipped_file
+from .lang import L, drawn, plot, rerender, shown, skipped_file
 from .picker import picker_update
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "train"
+DATA_VIEW = "data"
 
 OPENMOJI, UPLOAD = "openmoji", "upload"  # the Data choices' values
 
@@ -215,12 +219,12 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             raise
         loaded = None
         training = s.training = Training(job, settings, split, bool(use_when_done))
-        shown = {"snap": None, "step": -1}
+        drawn_strip = {"snap": None, "step": -1}
 
         def strip_update(snap):
-            if snap is None or (snap is shown["snap"] and snap.step == shown["step"]):
+            if snap is None or (snap is drawn_strip["snap"] and snap.step == drawn_strip["step"]):
                 return gr.update()
-            shown.update(snap=snap, step=snap.step)
+            drawn_strip.update(snap=snap, step=snap.step)
             return _strip_file(s, snap, lang)
 
         sent = {"plots": -1.0}
@@ -251,7 +255,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             training.end(error=e)
             raise
         training.end(run=run)
-        yield _finished(s, training, head, lang)
+        yield _finished(s, training, lang)
     finally:
         if loaded is not None:
             loaded.discard()
@@ -267,10 +271,11 @@ def _head(split, settings: TrainSettings, lang: str) -> str:
              val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
 
 
-def _finished(s: workbench.Session, training: Training, head: str, lang: str) -> tuple:
+def _finished(s: workbench.Session, training: Training, lang: str) -> tuple:
     """The Train tab's outputs once a training made its run: what ended it, its scores, its
-    curves, its checkpoints, the last before/now strip and the picker."""
-    run, settings = training.run, training.settings
+    curves, its checkpoints, the last before/now strip and the picker; kept so that a new
+    language shows it again (lang.shown)."""
+    run, settings, split = training.run, training.settings, training.split
     pair, rec = run.pair, run.record
     files = []
     folder = s.tmpdir / f"run-{run.number}"
@@ -279,20 +284,26 @@ def _finished(s: workbench.Session, training: Training, head: str, lang: str) ->
         p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
                              dataset=pair.dataset, name=f"{pair.source} {kind}")
         files += [str(p), str(p.with_suffix(".safetensors"))]
-    ended = {"epochs": t("train.done", lang), "stop request": t("train.stopped", lang),
-             "time cap": t("train.cut_short", lang, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
-                           epochs=settings.epochs)}[rec.stopped_by]
-    if rec.finished:
-        repro, used = t("train.repro", lang), t("train.used" if training.use else "train.not_used", lang)
-    else:  # kept as a run, never the pair in use by itself (Session.add_run)
-        repro = t("train.not_repro", lang, epoch=rec.stopped_at_epoch, epochs=rec.epochs, step=f"{rec.steps:,}",
-                  steps=f"{rec.steps_planned:,}")
-        used = t("train.kept_not_used", lang, title=tmd(run.title, lang))
-    return (head + t("train.finished", lang, ended=ended, title=tmd(run.title, lang), ae=f"{rec.ae.val_psnr:.2f}",
-                     vae=f"{rec.vae.val_psnr:.2f}", steps=f"{rec.steps:,}", seconds=f"{rec.seconds:.1f}",
-                     trained=tmd(rec.trained, lang), repro=repro, used=used),
-            *_plots(curves(pair.history), lang), files, _strip_file(s, training.job.live.snapshot, lang),
-            picker_update(s, lang))
+    snapshot = training.job.live.snapshot
+
+    def finished(lg):  # the outcome in `lg`: now, and again in a language chosen later
+        ended = {"epochs": t("train.done", lg), "stop request": t("train.stopped", lg),
+                 "time cap": t("train.cut_short", lg, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
+                               epochs=settings.epochs)}[rec.stopped_by]
+        if rec.finished:
+            repro, used = t("train.repro", lg), t("train.used" if training.use else "train.not_used", lg)
+        else:  # kept as a run, never the pair in use by itself (Session.add_run)
+            repro = t("train.not_repro", lg, epoch=rec.stopped_at_epoch, epochs=rec.epochs,
+                      step=f"{rec.steps:,}", steps=f"{rec.steps_planned:,}")
+            used = t("train.kept_not_used", lg, title=tmd(run.title, lg))
+        return (_head(split, settings, lg) + t("train.finished", lg, ended=ended, title=tmd(run.title, lg),
+                                               ae=f"{rec.ae.val_psnr:.2f}", vae=f"{rec.vae.val_psnr:.2f}",
+                                               steps=f"{rec.steps:,}", seconds=f"{rec.seconds:.1f}",
+                                               trained=tmd(rec.trained, lg), repro=repro, used=used),
+                *_plots(curves(pair.history), lg), _strip_file(s, snapshot, lg))
+
+    status, *plots, strip = shown(s, VIEW, finished, lang)
+    return (status, *plots, files, strip, picker_update(s, lang))
 
 
 class Training:
@@ -347,10 +358,10 @@ def rewatch(request: gr.Request):
     head = _head(training.split, training.settings, lang)
     settings = training.settings
     # its settings come back, unless the page came from a link: then the link's (settings_from_link)
-    shown = [gr.update() if link_params(request) else gr.update(value=v)
-             for v in (settings.preset, settings.image_size, settings.latent, settings.epochs, settings.seconds,
-                       settings.batch_size, settings.lr, settings.weight_decay, settings.beta, settings.seed)]
-    yield (gr.update(),) * 7 + tuple(shown)
+    restored = [gr.update() if link_params(request) else gr.update(value=v)
+                for v in (settings.preset, settings.image_size, settings.latent, settings.epochs, settings.seconds,
+                          settings.batch_size, settings.lr, settings.weight_decay, settings.beta, settings.seed)]
+    yield (gr.update(),) * 7 + tuple(restored)
     sent = -1.0
     while not training.ended.is_set():
         live = training.job.live
@@ -369,7 +380,7 @@ def rewatch(request: gr.Request):
         why = (getattr(error, "plain", None) or tm(str(error), lang)) if error is not None else ""
         yield (head + md(why), *[gr.update()] * 6) + (gr.update(),) * 10
         return
-    yield _finished(s, training, head, lang) + (gr.update(),) * 10
+    yield _finished(s, training, lang) + (gr.update(),) * 10
 
 
 
@@ -452,7 +463,12 @@ def _listed(items: list[str], lang: str, most: int = 12) -> str:
 
 
 def data_view(s: workbench.Session, size: int, lang: str):
-    """What the tabs train on, in words, and a strip of its first images per label."""
+    """What the tabs train on, in words, and a strip of its first images per label (again in a
+    language chosen later)."""
+    return shown(s, DATA_VIEW, lambda lg: _data_view(s, size, lg), lang)
+
+
+def _data_view(s: workbench.Session, size: int, lang: str):
     split = s.split(size)
     whole = split.all
     labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
@@ -488,12 +504,13 @@ def upload_data(files, image_size, request: gr.Request):
     size = _size(image_size)
     if not files:
         s.clear_upload()
-        return OPENMOJI, "", gr.update(value=None, visible=False)
+        return OPENMOJI, *shown(s, DATA_VIEW, lambda lg: ("", gr.update(value=None, visible=False)), lang)
     try:
         s.set_upload(files, size)
     except ValueError as e:
-        return (UPLOAD if s.uses_upload else OPENMOJI,
-                t("data.not_used", lang, error=tmd(str(e), lang), data=tmd(s.data_source(), lang)), gr.update())
+        why = str(e)
+        return (UPLOAD if s.uses_upload else OPENMOJI, *shown(s, DATA_VIEW, lambda lg: (
+            t("data.not_used", lg, error=tmd(why, lg), data=tmd(s.data_source(), lg)), gr.update()), lang))
     return UPLOAD, *data_view(s, size, lang)
 
 
@@ -513,7 +530,7 @@ def choose_data(dataset, files, image_size, request: gr.Request):
     if dataset == "upload" and s.upload is None:
         if files:
             return upload_data(files, image_size, request)
-        return OPENMOJI, t("data.upload_first", lang), gr.update(visible=False)
+        return OPENMOJI, *shown(s, DATA_VIEW, lambda lg: (t("data.upload_first", lg), gr.update(visible=False)), lang)
     s.use_data(dataset)
     return dataset, *data_view(s, _size(image_size), lang)
 
@@ -602,5 +619,7 @@ def build(ctx) -> None:
                           concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS)
         ctx.attached.then(rewatch, None, [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use, *shared],
                           api_visibility="private", concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
+        rerender(ctx, VIEW, [status, mse_plot, kl_plot, val_plot, strip])
+        rerender(ctx, DATA_VIEW, [data_md, data_strip])
 
 

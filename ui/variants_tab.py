@@ -23,7 +23,10 @@ from .common import (
     session,
     tmd,
 )
-from .lang import L, drawn, group
+from .lang import L, drawn, group, rerender, shown
+
+# The name under which the session keeps this tab's last result, to show it again in a new language
+VIEW = "variants"
 
 NO_LABEL = "(none)"
 
@@ -46,8 +49,8 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         ids = parse_ids_or_none(ids_text) or []
         known = [i for i in ids if 1 <= i <= len(full)]
         if len(known) < len(ids):
-            notes.append(t("var.left_out", lang, n=len(full),
-                           ids=", ".join(map(str, [i for i in ids if i not in known][:10]))))
+            notes.append(("var.left_out", {"n": len(full),
+                                           "ids": ", ".join(map(str, [i for i in ids if i not in known][:10]))}))
         if label and label != NO_LABEL:
             if label not in full.label_names:
                 more = " ..." if len(full.label_names) > 20 else ""
@@ -65,6 +68,12 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     s.last["variants"] = (images, vs, pair.source)
+    note = workbench.data_note(s, pair)
+    return shown(s, VIEW, lambda lg: _variants_view(s, pair, images, vs, k, scale, notes, note, lg), lang)
+
+
+def _variants_view(s, pair, images, vs, k: int, scale: float, notes: list, note: str, lang: str):
+    """The gallery (captions in `lang`), the message and the files of a set of variants."""
     size = pair.image_size
     sc = figures.auto_scale(size, 72)
     folder = s.new_folder()
@@ -83,7 +92,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
                              [str(i) for i in images.ids], scale=1)
     files.append(png(folder, big, "variants.png"))
     msg = t("var.done", lang, n=len(gen_data), images=len(images), k=k, scale=scale, shape=tuple(gen_data.shape))
-    return gallery, "\n\n".join([msg, *notes, tmd(workbench.data_note(s, pair), lang)]), files
+    return gallery, "\n\n".join([msg, *(t(key, lang, **kw) for key, kw in notes), tmd(note, lang)]), files
 
 
 def label_choices(label: str, request: gr.Request):
@@ -124,6 +133,7 @@ def build(ctx) -> None:
         gr.on([ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel, api_visibility="private",
               queue=False)
         ctx.on_language.then(label_choices, vlabel, vlabel, api_visibility="private", queue=False)
+        rerender(ctx, VIEW, [var_gallery, var_msg, var_files])
         tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
             on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
             [var_gallery, var_msg, var_files], api_visibility="private")
