@@ -42,6 +42,7 @@ from ui.common import (
     UnknownStreams,
     cache_sweep,
     end_session,
+    reattach,
     store,
     upload_folder,
 )
@@ -61,7 +62,11 @@ def build_demo() -> gr.Blocks:
     # sets while requests add to them, dies on "Set changed size during iteration" and then never
     # deletes again. sweep_files below does its work; Gradio's clean-up at shutdown is kept.
     with Page(title=t("app.title"), delete_cache=(NEVER, cache_sweep()[1])) as demo:
-        ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None)
+        ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None, attached=None)
+        # The browser keeps its sessions' keys (encrypted in localStorage): a reload reattaches
+        # to its session, which outlives its page by a minute (ui/common.py reattach).
+        keys = gr.BrowserState([], storage_key="aevae-sessions")
+        ctx.attached = demo.load(reattach, keys, keys, api_visibility="private", queue=False)
         with gr.Row(equal_height=True):
             gr.Markdown(L("app.header" if zoo else "app.header_no_models"))
             lang.build(ctx)

@@ -228,10 +228,15 @@ def test_runs_and_models_tabs(trained_page):
     shot(page, "models")
 
 
-def test_closing_the_tab_ends_its_training(page, server):
+def test_closing_the_tab_ends_its_training(page, server, monkeypatch):
     import threading
     import time
 
+    from ui.common import store
+
+    # A closed tab's session waits a minute for a reload (workbench.GRACE_S), its training going on;
+    # shortened here (the app runs in this process), the training must stop when that wait ends.
+    monkeypatch.setattr(store(), "grace_s", 2.0)
     other = page.context.browser.new_page()
     other.goto(server)
     other.get_by_role("button", name="Train AE + VAE").wait_for(timeout=30_000)

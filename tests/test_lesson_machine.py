@@ -88,8 +88,20 @@ class Lesson(RuleBasedStateMachine):
 
     @initialize()
     def start(self):
+        [self.key] = APP.reattach([], self.req)  # the page loads: its browser keeps this key
         s = self.s  # made before any thread asks for it
         assert s.in_use == self.in_use and not len(s.runs)
+
+    @rule()
+    def reload(self):
+        """F5: the page unloads, a new page (a new session hash) loads with the browser's key and
+        must get the same session back (the invariants check that nothing is gone)."""
+        self.did("reload()")
+        s = self.s
+        APP.end_session(self.req)
+        self.name += "-r"
+        self.req = SimpleNamespace(session_hash=self.name, headers={"accept-language": "en"})
+        assert APP.reattach([self.key], self.req)[0] == self.key and self.s is s and not s.closed
 
     # --- trainings ----------------------------------------------------------------------------
     def _train(self, epochs: int = 1, use: bool = True, seed: int = 0):

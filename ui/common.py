@@ -340,11 +340,12 @@ def background(s: workbench.Session, work, show, lang: str, every: float = 0.5,
     return result["value"]
 
 
-def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: float = 0.5):
+def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: float = 0.5, keep=None):
     """Yield show() until the (possibly shared) training ends; return the run it gives the session.
 
     Use as `run = yield from watch(...)`. Stop (s.stop) is passed on to the job; a closed page
-    (the generator is closed) leaves it, which stops the training if nobody else waits for it.
+    (the generator is closed) leaves it, which stops the training if nobody else waits for it,
+    unless `keep` (a Train in a session a reload can reattach to): keep() then takes it over.
     """
     finished = False
     try:
@@ -356,7 +357,10 @@ def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: 
         finished = True
     finally:
         if not finished:
-            job.leave()
+            if keep is not None and s.browser is not None and not s.closed:
+                keep()
+            else:
+                job.leave()
     if s.closed:
         job.leave()
         raise refuse(t("error.session_ended", lang), lang)
@@ -525,8 +529,22 @@ def typed(rows: list[dict], x: str, y: str) -> pd.DataFrame | None:
 
 
 def end_session(request: gr.Request):
-    """A closed tab stops its training and frees its models and files."""
-    store().drop(request.session_hash)
+    """A closed tab (or one reloading) leaves its session: one a reload can reattach to waits a
+    minute for it (workbench.GRACE_S), its training going on; then it stops its training and
+    frees its models and files."""
+    store().release(request.session_hash)
+
+
+def reattach(keys, request: gr.Request):
+    """The page loaded with the browser keys its browser keeps (gr.BrowserState): a reload gets
+    its session back (upload, runs, settings, a training still running); a first visit, or a key
+    whose session ended, gets a new key. Returns the keys to keep, this page's first. The keys
+    are bearer secrets: never logged, never shown."""
+    keys = keys if isinstance(keys, list) else []
+    key, back = store().attach(request.session_hash, keys, client_of(request))
+    if back:  # a new page: each tab shows its first view again when opened (on_open)
+        store().get(request.session_hash).opened.clear()
+    return [key] + [k for k in store().alive(keys) if k != key][:workbench.BROWSER_KEYS - 1]
 
 
 def stop_training(request: gr.Request):

@@ -60,6 +60,7 @@ def build(ctx) -> gr.Dropdown:
         in_use_msg = gr.Markdown(scale=2)
     in_use.input(use_models, in_use, in_use_msg, api_name="use_models")
     ctx.demo.load(load_picker, None, in_use, api_visibility="private")
+    ctx.attached.then(load_picker, None, in_use, api_visibility="private")  # a reload: the session's runs
     ctx.on_language.then(load_picker, None, in_use, api_visibility="private")
     in_use.change(now_using, None, in_use_msg, api_visibility="private", queue=False)
     ctx.on_language.then(now_using, None, in_use_msg, api_visibility="private", queue=False)

@@ -188,7 +188,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         raise refuse(t("error.training_running", lang), lang)
     # Nothing of the session changes until the training has started: a refused Train (bad data,
     # over the memory budget, stopped while loading) leaves its data and pair as they were.
-    loaded = None
+    loaded = training = None
     try:
         s.stop.clear()  # a Stop pressed from here on (even while the data loads) is kept
         new = dataset == "upload" and bool(upload) and not s.same_upload(upload)  # new files (or from the API)
@@ -205,8 +205,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
         loaded, split = (got, got.split) if new else (None, got)
         try:
-            plan_text = workbench.plan_text(settings, split)
-            plan = tmd(plan_text, lang)
+            head = _head(split, settings, lang)
             job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e, lang) from None
@@ -219,9 +218,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             job.leave()
             raise
         loaded = None
-        skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
-        head = t("train.head", lang, source=tmd(split.all.source, lang), train=f"{len(split.train):,}",
-                 val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
+        training = s.training = Training(job, settings, split, bool(use_when_done))
         drawn_strip = {"snap": None, "step": -1}
 
         def strip_update(snap):
@@ -252,41 +249,138 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
                 yield (head + t("train.handing_over", lang), *_plots(curves(frame), lang), None,
                        strip_update(job.live.snapshot), gr.update())
                 time.sleep(0.3)
-        run = yield from watch(s, job, show, lang)
-        pair, rec = run.pair, run.record
-        files = []
-        folder = s.tmpdir / f"run-{run.number}"
-        folder.mkdir(exist_ok=True)
-        for kind, model in (("ae", pair.ae), ("vae", pair.vae)):
-            p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
-                                 dataset=pair.dataset, name=f"{pair.source} {kind}")
-            files += [str(p), str(p.with_suffix(".safetensors"))]
-        snapshot = job.live.snapshot
-
-        def finished(lg):  # the outcome in `lg`: now, and again in a language chosen later
-            top = t("train.head", lg, source=tmd(split.all.source, lg), train=f"{len(split.train):,}",
-                    val=f"{len(split.val):,}", plan=tmd(plan_text, lg),
-                    skipped=t("train.skipped", lg, n=len(split.skipped)) if split.skipped else "") + "  \n"
-            ended = {"epochs": t("train.done", lg), "stop request": t("train.stopped", lg),
-                     "time cap": t("train.cut_short", lg, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
-                                   epochs=settings.epochs)}[rec.stopped_by]
-            if rec.finished:
-                repro, used = t("train.repro", lg), t("train.used" if use_when_done else "train.not_used", lg)
-            else:  # kept as a run, never the pair in use by itself (Session.add_run)
-                repro = t("train.not_repro", lg, epoch=rec.stopped_at_epoch, epochs=rec.epochs,
-                          step=f"{rec.steps:,}", steps=f"{rec.steps_planned:,}")
-                used = t("train.kept_not_used", lg, title=tmd(run.title, lg))
-            return (top + t("train.finished", lg, ended=ended, title=tmd(run.title, lg),
-                            ae=f"{rec.ae.val_psnr:.2f}", vae=f"{rec.vae.val_psnr:.2f}", steps=f"{rec.steps:,}",
-                            seconds=f"{rec.seconds:.1f}", trained=tmd(rec.trained, lg), repro=repro, used=used),
-                    *_plots(curves(pair.history), lg), _strip_file(s, snapshot, lg))
-
-        status, *plots, strip = shown(s, VIEW, finished, lang)
-        yield (status, *plots, files, strip, picker_update(s, lang))
+        try:
+            run = yield from watch(s, job, show, lang, keep=lambda: training.keep(s))
+        except gr.Error as e:
+            training.end(error=e)
+            raise
+        training.end(run=run)
+        yield _finished(s, training, lang)
     finally:
         if loaded is not None:
             loaded.discard()
-        s.lock.release()
+        if training is None or not training.kept:  # a kept training's keeper lets go of the lock
+            s.lock.release()
+
+
+def _head(split, settings: TrainSettings, lang: str) -> str:
+    """The status's first lines: the data the training uses and its plan."""
+    plan = tmd(workbench.plan_text(settings, split), lang)
+    skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
+    return t("train.head", lang, source=tmd(split.all.source, lang), train=f"{len(split.train):,}",
+             val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
+
+
+def _finished(s: workbench.Session, training: Training, lang: str) -> tuple:
+    """The Train tab's outputs once a training made its run: what ended it, its scores, its
+    curves, its checkpoints, the last before/now strip and the picker; kept so that a new
+    language shows it again (lang.shown)."""
+    run, settings, split = training.run, training.settings, training.split
+    pair, rec = run.pair, run.record
+    files = []
+    folder = s.tmpdir / f"run-{run.number}"
+    folder.mkdir(exist_ok=True)
+    for kind, model in (("ae", pair.ae), ("vae", pair.vae)):
+        p = checkpoints.save(model, folder / f"run-{run.number}-{kind}", train=pair.train, history=pair.history[kind],
+                             dataset=pair.dataset, name=f"{pair.source} {kind}")
+        files += [str(p), str(p.with_suffix(".safetensors"))]
+    snapshot = training.job.live.snapshot
+
+    def finished(lg):  # the outcome in `lg`: now, and again in a language chosen later
+        ended = {"epochs": t("train.done", lg), "stop request": t("train.stopped", lg),
+                 "time cap": t("train.cut_short", lg, cap=f"{settings.seconds:.0f}", done=rec.epochs_done,
+                               epochs=settings.epochs)}[rec.stopped_by]
+        if rec.finished:
+            repro, used = t("train.repro", lg), t("train.used" if training.use else "train.not_used", lg)
+        else:  # kept as a run, never the pair in use by itself (Session.add_run)
+            repro = t("train.not_repro", lg, epoch=rec.stopped_at_epoch, epochs=rec.epochs,
+                      step=f"{rec.steps:,}", steps=f"{rec.steps_planned:,}")
+            used = t("train.kept_not_used", lg, title=tmd(run.title, lg))
+        return (_head(split, settings, lg) + t("train.finished", lg, ended=ended, title=tmd(run.title, lg),
+                                               ae=f"{rec.ae.val_psnr:.2f}", vae=f"{rec.vae.val_psnr:.2f}",
+                                               steps=f"{rec.steps:,}", seconds=f"{rec.seconds:.1f}",
+                                               trained=tmd(rec.trained, lg), repro=repro, used=used),
+                *_plots(curves(pair.history), lg), _strip_file(s, snapshot, lg))
+
+    status, *plots, strip = shown(s, VIEW, finished, lang)
+    return (status, *plots, files, strip, picker_update(s, lang))
+
+
+class Training:
+    """A session's latest Train, kept on the session (Session.training) so that a page reloaded
+    while it runs can watch it again (rewatch). When the page that started it goes away and the
+    session can be reattached to, keep() carries it on in a thread of its own, which makes its
+    run and then lets go of the session's training lock."""
+
+    def __init__(self, job: workbench.PairJob, settings: TrainSettings, split, use: bool):
+        self.job, self.settings, self.split, self.use = job, settings, split, use
+        self.run = None
+        self.error: Exception | None = None
+        self.ended = threading.Event()
+        self.kept = False
+
+    def end(self, run=None, error: Exception | None = None) -> None:
+        self.run, self.error = run, error
+        self.ended.set()
+
+    def keep(self, s: workbench.Session) -> None:
+        self.kept = True
+        threading.Thread(target=self._carry_on, args=(s,), daemon=True, name=f"aevae-kept-{id(s)}").start()
+
+    def _carry_on(self, s: workbench.Session) -> None:
+        job, run, error = self.job, None, None
+        try:
+            while not job.done:
+                if s.closed:  # the session ended (its grace passed): its training stops with it
+                    job.leave()
+                    error = workbench.SessionEnded()
+                    return
+                if s.stop.is_set():  # Stop pressed on the reattached page
+                    job.stop()
+                job.shared.done.wait(0.5)
+            try:
+                run = job.result()
+            except Exception as e:  # noqa: BLE001 - shown to the page that watches it, if any
+                error = e
+        finally:
+            self.end(run, error)
+            s.lock.release()
+
+
+def rewatch(request: gr.Request):
+    """A page that reattached to its session after a reload: the Train tab shows the session's
+    latest training again, its progress live while it runs, then its result."""
+    s, lang = session(request), lang_of(request)
+    training = s.training
+    if training is None:
+        yield (gr.update(),) * 17
+        return
+    head = _head(training.split, training.settings, lang)
+    settings = training.settings
+    # its settings come back, unless the page came from a link: then the link's (settings_from_link)
+    restored = [gr.update() if link_params(request) else gr.update(value=v)
+                for v in (settings.preset, settings.image_size, settings.latent, settings.epochs, settings.seconds,
+                          settings.batch_size, settings.lr, settings.weight_decay, settings.beta, settings.seed)]
+    yield (gr.update(),) * 7 + tuple(restored)
+    sent = -1.0
+    while not training.ended.is_set():
+        live = training.job.live
+        if live.queued:
+            text = head + t("status.queued", lang, where=tmd(live.queued, lang))
+        else:
+            text = head + f"{bar(live.fraction)} — {tmd(live.text, lang)}"
+        plots, strip = [gr.update()] * 3, gr.update()
+        if time.monotonic() - sent >= PLOT_EVERY_S:
+            sent = time.monotonic()
+            plots, strip = _plots(live_curves(live), lang), _strip_file(s, live.snapshot, lang)
+        yield (text, *plots, None, strip, gr.update()) + (gr.update(),) * 10
+        training.ended.wait(0.5)
+    if training.run is None:
+        error = training.error
+        why = (getattr(error, "plain", None) or tm(str(error), lang)) if error is not None else ""
+        yield (head + md(why), *[gr.update()] * 6) + (gr.update(),) * 10
+        return
+    yield _finished(s, training, lang) + (gr.update(),) * 10
 
 
 
@@ -420,6 +514,16 @@ def upload_data(files, image_size, request: gr.Request):
     return UPLOAD, *data_view(s, size, lang)
 
 
+def show_data(image_size, request: gr.Request):
+    """A reattached page: the session's upload, described again (the file box itself starts
+    empty: the files are kept by the session, and Train uses them)."""
+    s, lang = session(request), lang_of(request)
+    if s.upload is None:
+        return gr.update(), gr.update(), gr.update()
+    size = s.training.settings.image_size if s.training is not None else _size(image_size)
+    return UPLOAD if s.uses_upload else OPENMOJI, *data_view(s, size, lang)
+
+
 def choose_data(dataset, files, image_size, request: gr.Request):
     """Data switched by hand: OpenMoji, or the upload (kept, or in the file box)."""
     s, lang = session(request), lang_of(request)
@@ -510,6 +614,11 @@ def build(ctx) -> None:
             [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use], api_name="train",
             concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
         stop_btn.click(stop_training, None, status, api_name="stop", queue=False)
+        # A reload: the session's upload and its latest training (live while it runs) come back.
+        ctx.attached.then(show_data, image_size, [dataset, data_md, data_strip], api_visibility="private",
+                          concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS)
+        ctx.attached.then(rewatch, None, [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use, *shared],
+                          api_visibility="private", concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
         rerender(ctx, VIEW, [status, mse_plot, kl_plot, val_plot, strip])
         rerender(ctx, DATA_VIEW, [data_md, data_strip])
 

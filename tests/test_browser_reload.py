@@ -1,0 +1,75 @@
+"""F5 in the middle of a training, in a real browser at 1280x720 (issue 24 item 4): the page comes
+back with its upload, the training's live progress, then its run. Screenshots go to test-artifacts/."""
+
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import make_images
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
+
+EPOCHS = 150  # long enough to still run after the reload; 40 images at 32 px keep it under a minute
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reload")
+    z = d / "my_photos.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for i, img in enumerate(make_images(40, 40, seed=2)):
+            p = d / f"{i}.png"
+            Image.fromarray(img).save(p)
+            zf.write(p, f"my_photos/{'cat' if i % 2 else 'rocket'}/{i}.png")
+    return z
+
+
+def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(server, photos):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+        page.goto(server)
+        page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files([str(photos)])
+        data_note = re.compile(r"^Your data: .*my_photos\.zip.* train / \d+ validation")
+        page.get_by_text(data_note).wait_for(timeout=60_000)
+        page.get_by_label("Image size (px, 32-128)").fill("32")
+        page.get_by_label("Image size (px, 32-128)").press("Tab")
+        page.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
+        box = page.get_by_label("number input for Epochs", exact=True).first
+        box.fill(str(EPOCHS))
+        box.press("Tab")
+        page.get_by_text(re.compile(rf"^Plan: {EPOCHS} epochs x .* 32 px, latent 16x4x4;")).wait_for(timeout=10_000)
+        page.get_by_role("button", name="Train AE + VAE").click()
+        progress = re.compile(rf"epoch \d+/{EPOCHS}, step [\d,]+/[\d,]+")
+        page.get_by_text(progress).first.wait_for(timeout=60_000)
+
+        page.reload()  # F5 mid-training
+        page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
+        page.get_by_text(progress).first.wait_for(timeout=30_000)  # the live progress, watched again
+        page.get_by_text(data_note).wait_for(timeout=30_000)  # the upload, described again
+        assert page.get_by_label("number input for Epochs", exact=True).first.input_value() == str(EPOCHS)
+        page.screenshot(path=str(ARTIFACTS / "reload-mid-training.png"))
+        page.get_by_text(re.compile(r"run 1 · Train .*AE val PSNR")).wait_for(timeout=180_000)  # its run
+        picker = page.get_by_label("Models in use")
+        assert "run 1" in picker.input_value()
+        page.get_by_role("tab", name="Hyperparameter runs").click()
+        page.get_by_role("columnheader", name="AE val PSNR", exact=True).wait_for(timeout=30_000)
+        page.locator("a[href*='runs.csv']").first.wait_for(timeout=30_000)  # offered only when there are runs
+        page.get_by_label("Loss curves of run").click()
+        page.get_by_role("option", name=re.compile(r"^run 1 ")).wait_for(timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "reload-runs.png"), full_page=True)
+        browser.close()
