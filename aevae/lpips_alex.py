@@ -205,14 +205,7 @@ class AlexLPIPS(nn.Module):
 
     @torch.inference_mode()
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.shape != b.shape:
-            raise ValueError(f"LPIPS inputs differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
-        if a.ndim != 4 or a.shape[1] != 3:
-            raise ValueError(f"LPIPS expects (N, 3, H, W) tensors, got {tuple(a.shape)}")
-        if min(a.shape[2:]) < MIN_SIZE:
-            raise ValueError(
-                f"LPIPS (AlexNet) needs images at least {MIN_SIZE}x{MIN_SIZE} px, got {tuple(a.shape[2:])}"
-            )
+        self._check(a, b)
         dev = self.shift.device
         a = a.to(dev, torch.float32)
         b = b.to(dev, torch.float32)

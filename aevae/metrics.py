@@ -187,6 +187,16 @@ class EvalResult:
 # ---------------------------------------------------------------- scoring
 
 
+def _lpips_net(lpips: bool | AlexLPIPS) -> tuple[AlexLPIPS | None, str]:
+    """The network to score with (the one given, else the shipped one), or (None, why not)."""
+    if isinstance(lpips, AlexLPIPS):
+        return lpips, ""
+    try:
+        return load_lpips(), ""
+    except LPIPSUnavailable as e:
+        return None, str(e)
+
+
 def _lpips_scores(
     reference: np.ndarray, recon: np.ndarray, lpips: bool | AlexLPIPS, batch_size: int
 ) -> tuple[np.ndarray | None, str]:
@@ -198,13 +208,9 @@ def _lpips_scores(
             f"LPIPS (AlexNet) needs images at least {LPIPS_MIN_SIZE}x{LPIPS_MIN_SIZE} px; "
             f"these are {reference.shape[1]}x{reference.shape[2]}"
         )
-    if isinstance(lpips, AlexLPIPS):
-        net = lpips
-    else:
-        try:
-            net = load_lpips()
-        except LPIPSUnavailable as e:
-            return None, str(e)
+    net, why = _lpips_net(lpips)
+    if net is None:
+        return None, why
     out = [
         net(_to_tensor(reference[i : i + batch_size]), _to_tensor(recon[i : i + batch_size]))
         for i in range(0, len(reference), batch_size)
@@ -219,13 +225,9 @@ def _lpips_many(
     if lpips is False or lpips is None or min(reference.shape[1:3]) < LPIPS_MIN_SIZE:
         lp, note = _lpips_scores(reference, recons[0], lpips, batch_size)  # None and why
         return [lp] * len(recons), note
-    if isinstance(lpips, AlexLPIPS):
-        net = lpips
-    else:
-        try:
-            net = load_lpips()
-        except LPIPSUnavailable as e:
-            return [None] * len(recons), str(e)
+    net, why = _lpips_net(lpips)
+    if net is None:
+        return [None] * len(recons), why
     parts = [
         net.distances(_to_tensor(reference[i : i + batch_size]), [_to_tensor(r[i : i + batch_size]) for r in recons])
         for i in range(0, len(reference), batch_size)
