@@ -230,17 +230,8 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         sent = {"plots": -1.0}
 
         def show():
-            live = job.live
-            if live.queued:
-                return (head + t("status.queued", lang, where=tmd(live.queued, lang)), *[gr.update()] * 6)
             joined = t("train.joined", lang) if job.how == "running" else ""
-            # The text every half second; the plots and the strip every few seconds, made once per
-            # run for all its watchers: ten students watching one training must not slow it down.
-            plots, strip = [gr.update()] * 3, gr.update()
-            if time.monotonic() - sent["plots"] >= PLOT_EVERY_S:
-                sent["plots"] = time.monotonic()
-                plots, strip = _plots(live_curves(live), lang), strip_update(live.snapshot)
-            return (head + f"{bar(live.fraction)} — {tmd(live.text, lang)}{joined}", *plots, None, strip, gr.update())
+            return _progress(head, job.live, lang, sent, strip_update, joined)
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
             # 4 frames: Gradio diffs and re-encodes every streamed plot on its event loop, where 10
@@ -269,6 +260,20 @@ def _head(split, settings: TrainSettings, lang: str) -> str:
     skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
     return t("train.head", lang, source=tmd(split.all.source, lang), train=f"{len(split.train):,}",
              val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
+
+
+def _progress(head: str, live, lang: str, sent: dict, strip, joined: str = "") -> tuple:
+    """The Train tab's outputs while a training runs (or waits for a slot): the text at each call;
+    the plots and the strip (`strip(snapshot)`) every few seconds, made once per run for all its
+    watchers: ten students watching one training must not slow it down. `sent["plots"]`: when
+    the plots were last sent to this page."""
+    if live.queued:
+        return (head + t("status.queued", lang, where=tmd(live.queued, lang)), *[gr.update()] * 6)
+    plots, strip_out = [gr.update()] * 3, gr.update()
+    if time.monotonic() - sent["plots"] >= PLOT_EVERY_S:
+        sent["plots"] = time.monotonic()
+        plots, strip_out = _plots(live_curves(live), lang), strip(live.snapshot)
+    return (head + f"{bar(live.fraction)} — {tmd(live.text, lang)}{joined}", *plots, None, strip_out, gr.update())
 
 
 def _finished(s: workbench.Session, training: Training, lang: str) -> tuple:
@@ -362,18 +367,10 @@ def rewatch(request: gr.Request):
                 for v in (settings.preset, settings.image_size, settings.latent, settings.epochs, settings.seconds,
                           settings.batch_size, settings.lr, settings.weight_decay, settings.beta, settings.seed)]
     yield (gr.update(),) * 7 + tuple(restored)
-    sent = -1.0
+    sent = {"plots": -1.0}
     while not training.ended.is_set():
-        live = training.job.live
-        if live.queued:
-            text = head + t("status.queued", lang, where=tmd(live.queued, lang))
-        else:
-            text = head + f"{bar(live.fraction)} — {tmd(live.text, lang)}"
-        plots, strip = [gr.update()] * 3, gr.update()
-        if time.monotonic() - sent >= PLOT_EVERY_S:
-            sent = time.monotonic()
-            plots, strip = _plots(live_curves(live), lang), _strip_file(s, live.snapshot, lang)
-        yield (text, *plots, None, strip, gr.update()) + (gr.update(),) * 10
+        yield _progress(head, training.job.live, lang, sent, lambda snap: _strip_file(s, snap, lang)) + (
+            gr.update(),) * 10
         training.ended.wait(0.5)
     if training.run is None:
         error = training.error
