@@ -47,8 +47,10 @@ from ui.common import (
     upload_folder,
 )
 from ui.lang import I18N, L
+from ui.web_files import WebFiles
 
 NEVER = 10**9  # seconds
+HEAD = '<script src="aevae-web/js/live.js" defer></script>'  # the models in the page (ui/static/js)
 CHEAP_CONCURRENCY = 16
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
@@ -154,10 +156,10 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     fair_queue.install(demo)
     # Threads (and the queue's job slots): every training watcher holds one while it streams, so
     # there are enough for all of them and for the cheap events besides.
-    demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, show_error=True,
+    demo.launch(server_name=host, server_port=port, max_file_size=max_file_size, css=CSS, head=HEAD, show_error=True,
                 prevent_thread_lock=not block, quiet=not block, i18n=I18N,
                 max_threads=TRAIN_WATCHERS + 4 * CHEAP_CONCURRENCY,
-                app_kwargs={"middleware": [Middleware(UnknownStreams, blocks=demo)]})
+                app_kwargs={"middleware": [Middleware(UnknownStreams, blocks=demo), Middleware(WebFiles)]})
     return demo
 
 

@@ -23,6 +23,7 @@ from .train import as_uint8_nchw, to_float
 MODES = ("posterior", "fixed")
 MAX_VARIANTS = 50
 MAX_SCALE = 10.0
+LEADING = 8  # principal directions a code map keeps for the page's sliders
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -177,6 +178,10 @@ class CodeMap:
     axes: torch.Tensor  # (2, D) first two principal directions
     explained: tuple[float, float]  # fraction of the codes' variance along each axis
     latent_shape: tuple[int, ...]
+    leading: torch.Tensor | None = None  # (k, D): up to LEADING principal directions, axes first
+    spread: np.ndarray | None = None  # (k,) standard deviation of the codes along each
+    dim_mean: np.ndarray | None = None  # (D,) and (D,): each code value's mean and spread
+    dim_std: np.ndarray | None = None
 
     def code_at(self, x: float, y: float) -> torch.Tensor:
         return (self.mean + x * self.axes[0] + y * self.axes[1]).view(1, *self.latent_shape)
@@ -205,7 +210,12 @@ def code_map(model: AutoEncoder, images, batch_size: int = 256) -> CodeMap:
     var = torch.zeros(max(2, len(s)))
     var[:len(s)] = s.pow(2)
     explained = tuple(float(v) for v in (var[:2] / var.sum().clamp_min(1e-12)))
-    return CodeMap(((mu - mean) @ axes.T).numpy(), mean, axes, explained, model.latent_shape)
+    leading = vt[:LEADING] if len(vt) >= 2 else axes
+    leading = torch.cat([axes, leading[2:]])  # the map's own two first (they may differ above)
+    return CodeMap(((mu - mean) @ axes.T).numpy(), mean, axes, explained, model.latent_shape,
+                   leading, ((mu - mean) @ leading.T).std(0, correction=0).numpy() if len(mu) > 1
+                   else np.zeros(len(leading), np.float32), mean.numpy(),
+                   mu.std(0, correction=0).numpy())
 
 
 @torch.no_grad()

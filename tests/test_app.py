@@ -1,5 +1,6 @@
 """The app's handlers called directly (no server), with real models from the quick zoo."""
 
+import json
 import re
 import threading
 import time
@@ -13,7 +14,7 @@ import torch
 from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 from PIL import Image
 
-from aevae import checkpoints, classroom, data, workbench, worker
+from aevae import checkpoints, classroom, data, web_models, workbench, worker
 from ui.common import session
 
 
@@ -307,8 +308,11 @@ def test_latent_space_prior_interpolation_and_map(app_module):
     assert grid2.shape == grid.shape and not np.array_equal(grid, grid2)
     interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
     assert pixels(interp).shape[0] > 3 * 32 and "5 steps" in msg
-    points, thumbs, note, xs, ys, labels = app_module.code_map("in use", "VAE", req("ls1"))
-    points = frame(points)
+    points, thumbs, note, xs, ys, labels, payload = app_module.code_map("in use", "VAE", req("ls1"))
+    points, payload = frame(points), json.loads(payload)  # the page's own copy of the pair, to run there
+    pair = session(req("ls1")).pair()
+    assert payload["vae"]["decoder"] == web_models.files_for(pair.vae)["decoder"] and payload["ae"]["coords"]
+    assert web_models.read(payload["ae"]["encoder"]) is not None and len(payload["labels"]) == 450
     assert len(points) == 450 and set(points["label"]) <= set(data.OPENMOJI_GROUPS)
     assert set(labels) == set(points["label"]) and app_module.redraw_map(labels)["colors_in_legend"] == labels
     assert "trained on" not in note  # the shipped pair on OpenMoji: its own data
@@ -667,7 +671,7 @@ def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_
     two of the upload's own images (of two labels), the prior samples and the code map are shown."""
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
-    pick, id_a, id_b, prior, _, interp, interp_note, points, _, note, *_ , labels = out
+    pick, id_a, id_b, prior, _, interp, interp_note, points, _, note, *_, labels, _payload = out
     points = frame(points)
     images = session(req("fv1")).split(32).all
     other = int(np.flatnonzero(images.labels != images.labels[0])[0])
@@ -689,9 +693,10 @@ def test_the_code_map_of_a_tiny_or_uniform_upload_shows_what_it_can(app_module, 
             zf.write(tmp_path / f"{i}.png", f"{i}.png")
     who = req(f"tiny{n}")
     assert app_module.upload_data([str(z)], 32, who)[0] == "upload"
-    points, thumbs, note, xs, ys, labels = app_module.code_map("in use", "VAE", who)
+    points, thumbs, note, xs, ys, labels, payload = app_module.code_map("in use", "VAE", who)
     val = len(session(who).split(32).val)
     assert len(frame(points)) == val and pixels(thumbs).shape[0] >= 7 * 32
+    assert len(json.loads(payload)["labels"]) == val  # the page gets a map it can draw too
     assert xs["minimum"] < xs["maximum"] and ys["minimum"] < ys["maximum"]
     assert "spread along" in note and "upload more" in note
     assert pixels(app_module.decode_point(xs["maximum"], ys["minimum"], who)).ndim == 3

@@ -6,6 +6,7 @@ The tables are aevae/locales/<lang>.json (aevae/i18n.py says how they work).
 from __future__ import annotations
 
 import ast
+import json
 import re
 import string
 from pathlib import Path
@@ -91,7 +92,8 @@ def test_accept_language_picks_the_first_language_we_have():
 # Words that are the same in every language (names, units, file types, metrics).
 ALLOWED = {"AE", "VAE", "PSNR", "SSIM", "LPIPS", "KL", "MSE", "PCA", "dB", "px", "aevae", "OpenMoji", "CSV",
            "PNG", "JSON", "npy", "npz", "zip", "png", "csv", "json", "safetensors", "gen_data", "gen_label", "small",
-           "md", "html", "nats", "lr", "x", "beta", "sigma", "log", "AlexNet", "N", "I", "uint"}
+           "md", "html", "nats", "lr", "x", "beta", "sigma", "log", "AlexNet", "N", "I", "uint",
+           "ONNX", "PC"}
 FILE = re.compile(r"^[\w.-]+\.(png|csv|npy|npz|zip|json|md|html|safetensors)$")
 # Calls whose string arguments are keys, column names or file names, never shown as they are.
 KEY_CALLS = {"t", "tm", "L", "col", "table", "plot", "png", "csv_file", "I18N", "get", "startswith", "endswith",
@@ -258,6 +260,21 @@ def english_words(text: str, names: set[str]) -> list[str]:
     return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w not in ALLOWED]
 
 
+def live_words(out):
+    """The map's answers, its live panel's words and legend instead of its payload's numbers."""
+    payload = json.loads(out[6])
+    words = [string.Formatter().vformat(v.replace("onnxruntime-web", ""), (), FIELDS) for v in payload["texts"].values()]
+    return [*out[:6:2], words, payload["label_names"]]
+
+
+class _Holes(dict):  # a template's {fields} left empty
+    def __missing__(self, key):
+        return ""
+
+
+FIELDS = _Holes()
+
+
 def answers(app, who):
     """What the tabs answer for one page: reconstructions, variants, latent sizes, latent space, beta,
     models, runs (after a short training) and the picker."""
@@ -266,7 +283,7 @@ def answers(app, who):
            "latent_sizes": app.compare_latents("", 3, 0, False, who)[1:],
            "prior": app.prior_samples("in use", 4, 0, who)[1:],
            "interpolate": app.interpolate("in use", 3, 5, 4, who)[1:],
-           "code_map": app.code_map("in use", "VAE", who)[::2],
+           "code_map": live_words(app.code_map("in use", "VAE", who)),
            "beta": app.shipped_beta_sweep(who)[::3],
            "models": app.describe_models(who)[:3],
            "metrics": app.metric_help(who)}
@@ -366,7 +383,7 @@ def test_openmoji_groups_are_named_in_chinese_and_a_students_labels_as_written(a
     from ui.lang import group
 
     who = SimpleNamespace(session_hash="zh-groups", headers={"accept-language": "zh-TW"})
-    points, *_, labels = app_module.code_map("in use", "VAE", who)
+    points, *_, labels, _payload = app_module.code_map("in use", "VAE", who)
     from aevae.data import OPENMOJI_GROUPS
 
     assert labels and set(labels) <= {tm(g, "zh-TW") for g in OPENMOJI_GROUPS} - set(OPENMOJI_GROUPS)

@@ -59,6 +59,23 @@ CSS = """
    A gallery's enlarged preview blows them up: pixels kept square. */
 .pixelated .preview img { image-rendering: pixelated; }
 .lead { font-size: 0.95em; opacity: 0.85; }
+/* The latent space, live in the page (ui/static/js/live.js) */
+.aevae-live .live-row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.aevae-live figure { margin: 0; text-align: center; }
+.aevae-live canvas { display: block; image-rendering: pixelated; border: 1px solid rgba(127,127,127,.4); }
+.aevae-live canvas[data-role^="map-"] { cursor: crosshair; touch-action: none; }
+.aevae-live canvas[data-role="prior-grid"] { max-width: 100%; border: 0; }
+.aevae-live .live-sliders { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 2px 16px; }
+.aevae-live .live-sliders label { display: flex; align-items: center; gap: 6px; font-size: .9em; }
+.aevae-live .live-sliders input { flex: 1; }
+.aevae-live .live-sliders output { width: 3.5em; text-align: right; font-variant-numeric: tabular-nums; }
+.aevae-live .live-legend span { margin-right: 12px; font-size: .85em; white-space: nowrap; }
+.aevae-live .live-legend i { display: inline-block; width: 9px; height: 9px; margin-right: 4px; border-radius: 50%; }
+.aevae-live .live-note { font-size: .9em; opacity: .85; margin: 2px 0; }
+.aevae-live button { padding: 4px 10px; border: 1px solid rgba(127,127,127,.5); border-radius: 6px; }
+.aevae-live.failed .live-row, .aevae-live.failed .live-sliders, .aevae-live.failed .live-legend,
+.aevae-live.failed details, .aevae-live.failed button, .aevae-live.failed canvas { display: none; }
+.aevae-live.failed .live-status { font-weight: 600; }
 /* Wide gallery items (source + variants, two rows): cells shaped like them, the whole gallery shown */
 .wide-items .thumbnail-item { aspect-ratio: 2.4 / 1; }
 .wide-items .grid-container { grid-auto-rows: auto; grid-template-rows: none; }

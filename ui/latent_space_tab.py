@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import gradio as gr
 import pandas as pd
 
-from aevae import data, figures, sampling, workbench
+from aevae import data, figures, live, sampling, workbench
 from aevae.config import check_finite
 from aevae.i18n import t
 from aevae.workbench import NoModels
@@ -26,10 +29,30 @@ from .common import (
 from .lang import L, drawn, group, plot, rerender, shown
 from .picker import choices
 
+log = logging.getLogger("aevae.app")
+
+LIVE_JS = "(payload) => { if (window.aevaeLive) window.aevaeLive.load(payload); }"
 # The name under which the session keeps this tab's last result, to show it again in a new language
 PRIOR_VIEW = "prior"
 INTERP_VIEW = "interpolation"
 MAP_VIEW = "map"
+LIVE_KEYS = ("title", "note", "loading", "ready", "failed", "map_ae", "map_vae", "pic_ae", "pic_vae", "pc", "dim",
+             "dims", "centre", "prior_btn", "prior_note")
+# The panel the page fills (ui/static/js/live.js); every word in it comes with the pair's payload.
+LIVE_HTML = """<div id="aevae-live" class="aevae-live">
+<h3 data-role="title"></h3><p class="live-note" data-role="note"></p><p class="live-status" data-role="status"></p>
+<div class="live-row">
+<figure><canvas data-role="map-ae" width="260" height="260"></canvas><figcaption data-role="cap-map-ae"></figcaption></figure>
+<figure><canvas data-role="pic-ae" width="192" height="192"></canvas><figcaption data-role="cap-pic-ae"></figcaption></figure>
+<figure><canvas data-role="pic-vae" width="192" height="192"></canvas><figcaption data-role="cap-pic-vae"></figcaption></figure>
+<figure><canvas data-role="map-vae" width="260" height="260"></canvas><figcaption data-role="cap-map-vae"></figcaption></figure>
+</div>
+<div class="live-legend" data-role="legend"></div>
+<div class="live-sliders" data-role="sliders"></div>
+<details data-role="dims-box" hidden><summary data-role="dims-title"></summary><div class="live-sliders" data-role="dims"></div></details>
+<p><button type="button" data-role="centre"></button> <button type="button" data-role="prior"></button></p>
+<canvas data-role="prior-grid" width="768" height="0"></canvas><p class="live-note" data-role="prior-note"></p>
+</div>"""
 
 
 @gpu
@@ -125,7 +148,20 @@ def _map_view(s, pair, kind, split, cmap, grid, spread, lang, sliders):
     note += "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""
     labels = list(dict.fromkeys(points["label"]))
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
-    return (points, grid, note, *sliders, labels)
+    return (points, grid, note, *sliders, labels, _live_payload(s, pair, split, lang))
+
+
+def _live_payload(s, pair, split, lang) -> str:
+    """The pair's models and both code maps for the page to decode itself ('' if they cannot be
+    exported: the page then keeps the server's sliders)."""
+    try:
+        maps = {kind: workbench.code_map_for(s, pair, kind, split)[0] for kind in ("AE", "VAE")}
+        texts = {k: t(f"live.{k}", lang) for k in LIVE_KEYS}
+        return json.dumps(live.payload(pair.ae, pair.vae, maps, split.val.labels,
+                                       [group(n, lang) for n in split.val.label_names], pair.source, texts))
+    except Exception:  # noqa: BLE001 - logged; the server path stays
+        log.exception("the live panel's payload could not be made")
+        return ""
 
 
 def redraw_map(labels):
@@ -190,7 +226,7 @@ def show_pair(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: in
         pass  # the views below say what is wrong
     return (*ids, *part(prior_samples, pair_name, n, seed, outputs=2),
             *part(interpolate, pair_name, *ids, steps, outputs=2),
-            *part(code_map, pair_name, kind, outputs=6))
+            *part(code_map, pair_name, kind, outputs=7))
 
 
 def load_pairs(pair_name: str, request: gr.Request):
@@ -234,13 +270,16 @@ def build(ctx) -> None:
                 point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
+        live_panel = gr.HTML(LIVE_HTML, elem_classes="live-panel")  # noqa: F841 - filled by the page's script
+        live_data = gr.Textbox(visible="hidden", elem_id="aevae-live-data")
+        live_data.change(None, live_data, None, js=LIVE_JS, api_visibility="private", queue=False)
         map_labels = gr.State()
-        map_out = [map_plot, map_grid, map_note, px, py, map_labels]
+        map_out = [map_plot, map_grid, map_note, px, py, map_labels, live_data]
         map_btn.click(code_map, [pair_pick, map_kind], map_out, api_name="code_map").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         views = [pair_pick, pn, pseed, ia, ib, isteps, map_kind]
         first = [ia, ib, prior_img, prior_note, interp_img, interp_note, *map_out]
-        tab.select(on_open("latent space", open_latent_space, 13), views, [pair_pick, *first],
+        tab.select(on_open("latent space", open_latent_space, 14), views, [pair_pick, *first],
                    api_visibility="private").then(redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         pair_pick.input(show_pair, views, first, api_visibility="private").then(  # new models: all three views anew
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
