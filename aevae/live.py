@@ -54,3 +54,27 @@ def payload(ae: AutoEncoder, vae: AutoEncoder, maps: dict[str, CodeMap], labels,
             "ae": model_part(ae, maps["AE"]), "vae": model_part(vae, maps["VAE"]),
             "labels": [int(v) for v in np.asarray(labels)[:MAX_POINTS]], "label_names": list(label_names),
             "texts": texts}
+
+
+MAX_VARIANT_ROWS = 10  # source images the page's live variants show (the gallery has them all)
+
+
+def variants_payload(ae: AutoEncoder, vae: AutoEncoder, images: np.ndarray, ids, k: int, scale: float,
+                     seed: int, texts: dict[str, str]) -> dict:
+    """What the page needs to redraw the noisy variants at any noise scale: each source's VAE mean
+    and sigma and AE code, and the very noise draws the server used (sampling.noise_draws), so
+    that at the gallery's scale the page's pictures are the gallery's."""
+    from .sampling import noise_draws
+    from .train import as_uint8_nchw, to_float
+
+    images = np.asarray(images)[:MAX_VARIANT_ROWS]
+    x = to_float(as_uint8_nchw(images))
+    with torch.no_grad():
+        v, a = vae.encode(x), ae.encode(x)
+        sigma = torch.exp(0.5 * v.logvar.clamp(-30, 20))
+    eps = noise_draws(len(images), k, vae.latent_shape, seed)
+    return {"ae": web_models.files_for(ae)["decoder"], "vae": web_models.files_for(vae)["decoder"],
+            "latent_shape": list(vae.latent_shape), "image_size": int(images.shape[1]), "n": len(images), "k": int(k),
+            "ids": [int(i) for i in list(ids)[:MAX_VARIANT_ROWS]], "scale": float(scale), "seed": int(seed),
+            "sources": base64.b64encode(np.ascontiguousarray(images, np.uint8).tobytes()).decode("ascii"),
+            "mu": floats(v.mu), "sigma": floats(sigma), "code": floats(a.mu), "eps": floats(eps), "texts": texts}

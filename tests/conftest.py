@@ -142,7 +142,7 @@ def served_budget() -> int:
 # The quick loop (README "Tests"): `python -m pytest -m "not slow and not browser"`. Marked here
 # by what a test needs, so a new test in these files is marked too: Chromium (browser), or a
 # served app, in this process (the `server` fixture) or its own (served_app, tests/served.py).
-BROWSER_FILES = {"test_browser.py", "test_browser_data.py", "test_browser_i18n.py"}
+BROWSER_FILES = {"test_browser.py", "test_browser_data.py", "test_browser_i18n.py", "test_browser_live.py"}
 SERVED_FIXTURES = {"server", "served_app"}
 
 

@@ -59,8 +59,8 @@ def test_reconstruct(client):
 
 
 def test_variants(client):
-    gallery, msg, files = client.predict("1-5, 226-230, 841-845, 1471-1475", "(none)", 4, 5, 1.0, 0,
-                                         api_name="/variants")
+    gallery, msg, files, _payload = client.predict("1-5, 226-230, 841-845, 1471-1475", "(none)", 4, 5, 1.0, 0,
+                                                   api_name="/variants")
     assert len(gallery) == 20
     paths = {p.rsplit("/", 1)[-1]: p for p in files}
     back = data.load_arrays(paths["gen_data.npy"], labels_path=paths["gen_label.npy"])

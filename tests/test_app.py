@@ -1,5 +1,6 @@
 """The app's handlers called directly (no server), with real models from the quick zoo."""
 
+import base64
 import json
 import re
 import threading
@@ -96,9 +97,12 @@ def last(steps):
 
 
 def test_variants_default_ids_and_exports(app_module):
-    gallery, msg, files = app_module.make_variants("1-5, 226-230, 841-845, 1471-1475", "(none)", 4, 5, 1.0, 0,
-                                                   req("v1"))
+    gallery, msg, files, payload = app_module.make_variants("1-5, 226-230, 841-845, 1471-1475", "(none)", 4, 5, 1.0,
+                                                            0, req("v1"))
     assert len(gallery) == 20 and "100 VAE variants" in msg
+    payload = json.loads(payload)  # the page redraws the first 10 at any scale with the server's own noise
+    assert payload["ids"] == [1, 2, 3, 4, 5, 226, 227, 228, 229, 230] and payload["k"] == 5 and payload["scale"] == 1.0
+    assert len(base64.b64decode(payload["eps"])) == 10 * 5 * 4 * int(np.prod(payload["latent_shape"]))
     names = {f.rsplit("/", 1)[-1] for f in files}
     assert names == {"gen_data.npy", "gen_label.npy", "gen_label_names.txt", "variants.png"}
     label_names = open([f for f in files if f.endswith("gen_label_names.txt")][0]).read().splitlines()
@@ -109,7 +113,7 @@ def test_variants_default_ids_and_exports(app_module):
 
 
 def test_variants_by_label_and_out_of_range_ids_are_reported(app_module):
-    gallery, msg, _ = app_module.make_variants("1, 999999", "flags", 3, 2, 0.5, 1, req("v2"))
+    gallery, msg, *_ = app_module.make_variants("1, 999999", "flags", 3, 2, 0.5, 1, req("v2"))
     assert len(gallery) == 4 and "left out: 999999" in msg
     assert all("flags" in caption for _, caption in gallery[1:])
 
@@ -564,7 +568,7 @@ def test_label_controls_list_the_labels_of_the_data_in_use(app_module, tmp_path)
     choices = app_module.label_choices("flags", req("lab1"))
     assert choices["choices"] == [("(none)", "(none)"), ("cats", "cats"), ("dogs", "dogs"), ("birds", "birds")]
     assert choices["value"] == "(none)"
-    gallery, msg, files = app_module.make_variants("", "dogs", 3, 2, 1.0, 0, req("lab1"))
+    gallery, msg, files, _ = app_module.make_variants("", "dogs", 3, 2, 1.0, 0, req("lab1"))
     assert len(gallery) == 3 and all("dogs" in caption for _, caption in gallery)
     assert "shipped: default was trained on OpenMoji emoji, not on the data in use" in msg
     with pytest.raises(gr.Error, match="no label 'people & body' in the data in use .*its labels: cats, dogs"):
@@ -595,7 +599,7 @@ def test_a_zip_with_a_readme_beside_its_label_folders_gives_those_labels(app_mod
     dataset, text, _ = app_module.upload_data([str(z)], 32, req("stray1"))
     assert dataset == "upload" and "**2 labels:** `cat` (12), `rocket` (12)" in text
     assert [v for _, v in app_module.label_choices("", req("stray1"))["choices"]] == ["(none)", "cat", "rocket"]
-    gallery, _, _ = app_module.make_variants("", "cat", 3, 2, 1.0, 0, req("stray1"))
+    gallery, *_ = app_module.make_variants("", "cat", 3, 2, 1.0, 0, req("stray1"))
     assert len(gallery) == 3 and all("cat" in caption for _, caption in gallery)
 
 

@@ -260,6 +260,12 @@ def english_words(text: str, names: set[str]) -> list[str]:
     return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w not in ALLOWED]
 
 
+def variant_words(out):
+    """The variants' message and files, and their live panel's words instead of its payload's numbers."""
+    words = [string.Formatter().vformat(v, (), FIELDS) for v in json.loads(out[3])["texts"].values()]
+    return [*out[1:3], words]
+
+
 def live_words(out):
     """The map's answers, its live panel's words and legend instead of its payload's numbers."""
     payload = json.loads(out[6])
@@ -279,7 +285,7 @@ def answers(app, who):
     """What the tabs answer for one page: reconstructions, variants, latent sizes, latent space, beta,
     models, runs (after a short training) and the picker."""
     out = {"reconstruct": app.reconstruct("", 4, 0, False, who),
-           "variants": app.make_variants("1-3", "(none)", 4, 2, 1.0, 0, who)[1:],
+           "variants": variant_words(app.make_variants("1-3", "(none)", 4, 2, 1.0, 0, who)),
            "latent_sizes": app.compare_latents("", 3, 0, False, who)[1:],
            "prior": app.prior_samples("in use", 4, 0, who)[1:],
            "interpolate": app.interpolate("in use", 3, 5, 4, who)[1:],

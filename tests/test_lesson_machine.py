@@ -225,7 +225,7 @@ class Lesson(RuleBasedStateMachine):
     def variants(self, seed):
         self.did(f"variants({seed!r})")
         label = "cat" if self.on_upload else "flags"
-        _, msg, files = APP.make_variants("", label, 2, 2, 1.0, seed, self.req)
+        _, msg, files, _ = APP.make_variants("", label, 2, 2, 1.0, seed, self.req)
         assert any(f.endswith("gen_label_names.txt") for f in files) and "VAE variants" in msg
 
     @rule(kind=st.sampled_from(["VAE", "AE"]))

@@ -125,7 +125,7 @@ def test_every_slider_at_its_maximum_is_refused_or_runs(served_app, client):
     # the other tabs' sliders at their maxima
     _, _, table, _ = client.predict("", 64, 0, True, api_name="/reconstruct")
     assert len(table["data"]) == 64
-    gallery, _, files = client.predict("", "smileys & emotion", 40, 10, 5.0, 0, api_name="/variants")
+    gallery, _, files, _ = client.predict("", "smileys & emotion", 40, 10, 5.0, 0, api_name="/variants")
     assert len(gallery) == 40 and any(f.endswith("gen_data.npy") for f in files)
     _, table, _, _ = client.predict("", 16, 0, True, api_name="/latent_sizes")
     assert len(table["data"]) >= 1

@@ -72,7 +72,8 @@ CSS = """
 .aevae-live .live-legend span { margin-right: 12px; font-size: .85em; white-space: nowrap; }
 .aevae-live .live-legend i { display: inline-block; width: 9px; height: 9px; margin-right: 4px; border-radius: 50%; }
 .aevae-live .live-note { font-size: .9em; opacity: .85; margin: 2px 0; }
-.aevae-live button { padding: 4px 10px; border: 1px solid rgba(127,127,127,.5); border-radius: 6px; }
+.aevae-live button { padding: 3px 10px; border: 1px solid rgba(127,127,127,.5); border-radius: 6px; font-size: .9em; font-weight: normal; }
+.aevae-live .live-sliders span { white-space: nowrap; min-width: 6.5em; }
 .aevae-live.failed .live-row, .aevae-live.failed .live-sliders, .aevae-live.failed .live-legend,
 .aevae-live.failed details, .aevae-live.failed button, .aevae-live.failed canvas { display: none; }
 .aevae-live.failed .live-status { font-weight: 600; }

@@ -258,6 +258,8 @@ def build(ctx) -> None:
             map_kind = gr.Radio(["VAE", "AE"], value="VAE", label=L("space.codes_of"))
             map_btn = gr.Button(L("space.map_btn"))
         map_note = gr.Markdown()
+        gr.HTML(LIVE_HTML, elem_classes="live-panel")  # filled by the page's script (ui/static/js/live.js)
+        live_data = gr.Textbox(visible="hidden", elem_id="aevae-live-data")
         # The map across the page: beside the grid its legend (OpenMoji's ten groups in one row) was
         # clipped at 1280 px. The grid and the point decoder share the row below.
         map_plot = gr.ScatterPlot(x="PC 1", y="PC 2", color="label", tooltip=["id", "name", "label"],
@@ -270,8 +272,6 @@ def build(ctx) -> None:
                 point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
         interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
-        live_panel = gr.HTML(LIVE_HTML, elem_classes="live-panel")  # noqa: F841 - filled by the page's script
-        live_data = gr.Textbox(visible="hidden", elem_id="aevae-live-data")
         live_data.change(None, live_data, None, js=LIVE_JS, api_visibility="private", queue=False)
         map_labels = gr.State()
         map_out = [map_plot, map_grid, map_note, px, py, map_labels, live_data]

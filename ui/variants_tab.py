@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import gradio as gr
 import numpy as np
 
-from aevae import data, figures, workbench
+from aevae import data, figures, live, workbench
 from aevae.i18n import t, tm
 from aevae.sampling import save_arrays, save_label_names
 from aevae.workbench import NoModels
@@ -29,8 +32,16 @@ from .lang import L, drawn, group, rerender, shown
 VIEW = "variants"
 
 NO_LABEL = "(none)"
-
-NO_LABEL = "(none)"
+LIVE_KEYS = ("title", "note", "scale", "loading", "ready", "failed")
+# The page redraws the variants at any noise scale itself (ui/static/js/live.js, loadVariants).
+LIVE_HTML = """<div id="aevae-live-variants" class="aevae-live">
+<h3 data-role="title"></h3><p class="live-note" data-role="note"></p><p class="live-status" data-role="status"></p>
+<div class="live-sliders"><label><span data-role="scale-label"></span>
+<input type="range" data-role="scale" min="0" max="5" step="0.05" value="1"><output data-role="scale-value"></output></label></div>
+<canvas data-role="grid" width="0" height="0"></canvas>
+</div>"""
+LIVE_JS = "(payload) => { if (window.aevaeLive) window.aevaeLive.loadVariants(payload); }"
+log = logging.getLogger("aevae.app")
 
 
 @gpu
@@ -69,7 +80,18 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         raise fail(e, lang) from None
     s.last["variants"] = (images, vs, pair.source)
     note = workbench.data_note(s, pair)
-    return shown(s, VIEW, lambda lg: _variants_view(s, pair, images, vs, k, scale, notes, note, lg), lang)
+    try:
+        payload = live.variants_payload(pair.ae, pair.vae, images.images, images.ids, int(k), float(scale), int(seed), {})
+    except Exception:  # noqa: BLE001 - logged; the gallery stays
+        log.exception("the live variants' payload could not be made")
+        payload = None
+
+    def view(lg):
+        texts = {key: t(f"live.var_{key}", lg) for key in LIVE_KEYS}
+        return (*_variants_view(s, pair, images, vs, k, scale, notes, note, lg),
+                json.dumps({**payload, "texts": texts}) if payload else "")
+
+    return shown(s, VIEW, view, lang)
 
 
 def _variants_view(s, pair, images, vs, k: int, scale: float, notes: list, note: str, lang: str):
@@ -122,18 +144,21 @@ def build(ctx) -> None:
             vseed = gr.Number(0, label=L("var.seed"), precision=0)
         var_btn = gr.Button(L("var.btn"), variant="primary")
         var_msg = gr.Markdown()
+        gr.HTML(LIVE_HTML, elem_classes="live-panel")
+        var_live = gr.Textbox(visible="hidden", elem_id="aevae-live-variants-data")
+        var_live.change(None, var_live, None, js=LIVE_JS, api_visibility="private", queue=False)
         var_gallery = gr.Gallery(label=L("var.gallery"), columns=3,
                                  format="png", elem_classes=["pixelated", "wide-items"], object_fit="contain",
                                  height="auto")
         var_files = gr.File(label=L("var.files"), file_count="multiple")
-        var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files],
+        var_btn.click(make_variants, [vids, vlabel, per_label, k, scale, vseed], [var_gallery, var_msg, var_files, var_live],
                       api_name="variants")
         # The data or the pair may have changed in another tab: list the labels afresh (first, so the
         # tab's first view asks for a label of the data in use).
         gr.on([ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel, api_visibility="private",
               queue=False)
         ctx.on_language.then(label_choices, vlabel, vlabel, api_visibility="private", queue=False)
-        rerender(ctx, VIEW, [var_gallery, var_msg, var_files])
+        rerender(ctx, VIEW, [var_gallery, var_msg, var_files, var_live])
         tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
-            on_open("variants", make_variants, 3), [vids, vlabel, per_label, k, scale, vseed],
-            [var_gallery, var_msg, var_files], api_visibility="private")
+            on_open("variants", make_variants, 4), [vids, vlabel, per_label, k, scale, vseed],
+            [var_gallery, var_msg, var_files, var_live], api_visibility="private")

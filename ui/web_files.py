@@ -35,17 +35,17 @@ def check_runtime(folder: Path = STATIC / "ort") -> tuple[bool, str]:
     try:
         lines = (folder / "SHA256SUMS").read_text().splitlines()
     except OSError:
-        return False, f"{folder / 'SHA256SUMS'} is missing: run scripts/fetch_onnxruntime_web.py"
+        return False, f"{folder / 'SHA256SUMS'} is missing: run scripts/fetch_onnxruntime_web.py"  # not shown (the log)
     for line in lines:
         digest, _, name = line.partition("  ")
         try:
             got = hashlib.sha256((folder / name).read_bytes()).hexdigest()
         except OSError:
-            return False, f"the page's runtime file {name} is missing: run scripts/fetch_onnxruntime_web.py"
+            return False, f"the page's runtime file {name} is missing: run scripts/fetch_onnxruntime_web.py"  # not shown (the log)
         if got != digest:
-            return False, f"the page's runtime file {name} does not match SHA256SUMS: run scripts/fetch_onnxruntime_web.py"
+            return False, f"the page's runtime file {name} does not match SHA256SUMS: run scripts/fetch_onnxruntime_web.py"  # not shown (the log)
     version = (folder / "VERSION").read_text().splitlines()[0] if (folder / "VERSION").is_file() else "?"
-    return True, f"{version}: {len(lines)} files match SHA256SUMS"
+    return True, f"{version}: {len(lines)} files match SHA256SUMS"  # not shown (the log)
 
 
 def _table(folder: Path, names) -> dict[str, Path]:
@@ -75,14 +75,14 @@ class WebFiles:
             await self.app(scope, receive, send)
             return
         if scope.get("method") not in ("GET", "HEAD"):
-            await _answer(send, 405, b"only GET and HEAD here\n", [(b"allow", b"GET, HEAD")])
+            await _answer(send, 405, b"only GET and HEAD here\n", [(b"allow", b"GET, HEAD")])  # not shown (scripts)
             return
         where, _, name = path[len(PREFIX):].partition("/")
         import anyio
 
         found = await anyio.to_thread.run_sync(self._read, where, name)
         if found is None:
-            await _answer(send, 404, b"not found\n")
+            await _answer(send, 404, b"not found\n")  # not shown (scripts)
             return
         blob, etag = found
         headers = dict(scope.get("headers") or [])

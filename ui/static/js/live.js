@@ -386,6 +386,133 @@
     if (t.dataset.role === "prior") prior().catch(fail);
     if (t.dataset.role === "centre") { live.z = live.z.map(() => 0); frame(); }
   });
+  // ---- Noisy variants, live: mean + scale x sigma x eps (VAE) and code + scale x eps (AE), with
+  // the server's own draws eps, decoded at every move of the scale slider.
+  const vpanel = () => document.getElementById("aevae-live-variants");
+  const vpart = (role) => { const p = vpanel(); return p && p.querySelector(`[data-role="${role}"]`); };
+  const variants = { data: null, ready: false, frames: 0, busy: false, again: false, error: "" };
+  live.variants = variants;
+
+  function vtext(key, fill) {
+    let s = (variants.data && variants.data.texts && variants.data.texts[key]) || "";
+    for (const [k, v] of Object.entries(fill || {})) s = s.split(`{${k}}`).join(String(v));
+    return s;
+  }
+
+  async function decodeWith(name, codes, n, shape) {
+    const out = await run(name, "z", codes, [n, ...shape]);
+    return out.x.data;
+  }
+
+  async function variantFrame() {
+    if (!variants.ready) return;
+    if (variants.busy) { variants.again = true; return; }
+    variants.busy = true;
+    try {
+      do {
+        variants.again = false;
+        const d = variants.data, scale = Number(vpart("scale").value);
+        const { n, k, D } = d, size = d.image_size, z = new Float32Array(n * k * D), za = new Float32Array(n * k * D);
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < k; j++) {
+            const o = (i * k + j) * D;
+            for (let q = 0; q < D; q++) {
+              const e = d.eps[o + q];
+              z[o + q] = d.mu[i * D + q] + scale * d.sigma[i * D + q] * e;
+              za[o + q] = d.code[i * D + q] + scale * e;
+            }
+          }
+        }
+        const [vae, ae] = await Promise.all([decodeWith(d.vae, z, n * k, d.latent_shape),
+          decodeWith(d.ae, za, n * k, d.latent_shape)]);
+        const c = vpart("grid");
+        if (c) {
+          const cell = d.cell;
+          const g = c.getContext("2d");
+          g.clearRect(0, 0, c.width, c.height);
+          for (let i = 0; i < n; i++) {
+            const [x, y] = d.pos[i];
+            put(c, d.source[i], x, y, cell, cell);
+            for (let j = 0; j < k; j++) {
+              put(c, rgba(vae, i * k + j, size), x + (j + 1) * cell + 6, y, cell, cell);
+              put(c, rgba(ae, i * k + j, size), x + (j + 1) * cell + 6, y + cell, cell, cell);
+            }
+          }
+        }
+        const out = vpart("scale-value");
+        if (out) out.textContent = scale.toFixed(2);
+        variants.scale = scale;
+        variants.frames += 1;
+      } while (variants.again);
+    } catch (e) {
+      variants.ready = false;
+      variants.error = String((e && e.message) || e).slice(0, 200);
+      const p = vpanel();
+      if (p) p.classList.add("failed");
+      const st = vpart("status");
+      if (st) st.textContent = vtext("failed", { why: variants.error });
+    } finally {
+      variants.busy = false;
+    }
+  }
+
+  live.loadVariants = async function (json) {
+    let d;
+    try { d = typeof json === "string" ? (json ? JSON.parse(json) : null) : json; } catch (e) { return; }
+    if (!d || !d.vae) return;
+    const p = vpanel();
+    if (!p) return;
+    const D = d.latent_shape.reduce((a, b) => a * b, 1), size = d.image_size;
+    const bytes = Uint8Array.from(atob(d.sources), (ch) => ch.charCodeAt(0));
+    const source = [];
+    for (let i = 0; i < d.n; i++) {
+      const px = new Uint8ClampedArray(size * size * 4);
+      for (let q = 0; q < size * size; q++) {
+        for (let c = 0; c < 3; c++) px[4 * q + c] = bytes[(i * size * size + q) * 3 + c];
+        px[4 * q + 3] = 255;
+      }
+      source.push(new ImageData(px, size, size));
+    }
+    variants.data = Object.assign({}, d, { D, mu: floats(d.mu), sigma: floats(d.sigma), code: floats(d.code),
+      eps: floats(d.eps), source, cell: Math.max(size, Math.min(48, 2 * size)) });
+    variants.ready = false;
+    variants.error = "";
+    p.classList.remove("failed");
+    for (const [role, key] of [["title", "title"], ["note", "note"], ["scale-label", "scale"]]) {
+      const el = vpart(role);
+      if (el) el.textContent = vtext(key, { n: d.n, k: d.k });
+    }
+    const st = vpart("status");
+    if (st) st.textContent = vtext("loading");
+    const slider = vpart("scale");
+    if (slider) slider.value = String(d.scale);
+    // each image a block (source, then its k variants: VAE row over AE row), as many blocks a row
+    // as the panel holds
+    const cell = variants.data.cell, blockW = (d.k + 1) * cell + 6 + 14, blockH = 2 * cell + 10;
+    const cols = Math.max(1, Math.min(d.n, Math.floor(((p.clientWidth || 1200) - 4) / blockW)));
+    variants.data.pos = Array.from({ length: d.n }, (_, i) => [(i % cols) * blockW, Math.floor(i / cols) * blockH]);
+    const c = vpart("grid");
+    if (c) {
+      c.width = cols * blockW - 14;
+      c.height = Math.ceil(d.n / cols) * blockH - 10;
+    }
+    try {
+      await Promise.all([session(d.vae), session(d.ae)]);
+      if (variants.data.vae !== d.vae || variants.data.ae !== d.ae) return;
+      variants.ready = true;
+      if (st) st.textContent = vtext("ready");
+      await variantFrame();
+    } catch (e) {
+      variants.error = String((e && e.message) || e).slice(0, 200);
+      p.classList.add("failed");
+      if (st) st.textContent = vtext("failed", { why: variants.error });
+    }
+  };
+  document.addEventListener("input", (e) => {
+    const t = e.target;
+    if (t instanceof HTMLInputElement && t.closest("#aevae-live-variants") && t.dataset.role === "scale") variantFrame();
+  });
+
   live.prior = prior;
   live.encode = encode;
   live.decode = decode;
