@@ -78,3 +78,18 @@ def variants_payload(ae: AutoEncoder, vae: AutoEncoder, images: np.ndarray, ids,
             "ids": [int(i) for i in list(ids)[:MAX_VARIANT_ROWS]], "scale": float(scale), "seed": int(seed),
             "sources": base64.b64encode(np.ascontiguousarray(images, np.uint8).tobytes()).decode("ascii"),
             "mu": floats(v.mu), "sigma": floats(sigma), "code": floats(a.mu), "eps": floats(eps), "texts": texts}
+
+
+def interpolation_payload(ae: AutoEncoder, vae: AutoEncoder, a: np.ndarray, b: np.ndarray, ids,
+                          texts: dict[str, str]) -> dict:
+    """Two images' codes (the AE's, the VAE's means) for the page's scrubber between them."""
+    from .train import as_uint8_nchw, to_float
+
+    two = np.stack([np.asarray(a), np.asarray(b)])
+    x = to_float(as_uint8_nchw(two))
+    with torch.no_grad():
+        ca, cv = ae.encode(x).mu, vae.encode(x).mu
+    return {"ae": web_models.files_for(ae)["decoder"], "vae": web_models.files_for(vae)["decoder"],
+            "ae_shape": list(ae.latent_shape), "vae_shape": list(vae.latent_shape), "image_size": int(two.shape[1]),
+            "ids": [int(i) for i in ids], "ae_codes": floats(ca), "vae_codes": floats(cv),
+            "sources": base64.b64encode(np.ascontiguousarray(two, np.uint8).tobytes()).decode("ascii"), "texts": texts}

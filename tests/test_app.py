@@ -310,7 +310,10 @@ def test_latent_space_prior_interpolation_and_map(app_module):
     grid2, _ = app_module.prior_samples("shipped: ladder-16", 6, 0, req("ls1"))
     grid2 = pixels(grid2)
     assert grid2.shape == grid.shape and not np.array_equal(grid, grid2)
-    interp, msg = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
+    interp, msg, scrub = app_module.interpolate("in use", 3, 841, 5, req("ls1"))
+    scrub = json.loads(scrub)  # the page's scrubber between the two: their codes
+    in_use = session(req("ls1")).pair()
+    assert scrub["ids"] == [3, 841] and len(base64.b64decode(scrub["vae_codes"])) == 2 * 4 * in_use.vae.latent_numel
     assert pixels(interp).shape[0] > 3 * 32 and "5 steps" in msg
     points, thumbs, note, xs, ys, labels, payload = app_module.code_map("in use", "VAE", req("ls1"))
     points, payload = frame(points), json.loads(payload)  # the page's own copy of the pair, to run there
@@ -675,7 +678,7 @@ def test_the_latent_space_first_view_on_an_upload_draws_the_map(app_module, tmp_
     two of the upload's own images (of two labels), the prior samples and the code map are shown."""
     app_module.upload_data([two_folder_zip(tmp_path)], 32, req("fv1"))
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", req("fv1"))
-    pick, id_a, id_b, prior, _, interp, interp_note, points, _, note, *_, labels, _payload = out
+    pick, id_a, id_b, prior, _, interp, interp_note, _scrub, points, _, note, *_, labels, _payload = out
     points = frame(points)
     images = session(req("fv1")).split(32).all
     other = int(np.flatnonzero(images.labels != images.labels[0])[0])
@@ -705,13 +708,13 @@ def test_the_code_map_of_a_tiny_or_uniform_upload_shows_what_it_can(app_module, 
     assert "spread along" in note and "upload more" in note
     assert pixels(app_module.decode_point(xs["maximum"], ys["minimum"], who)).ndim == 3
     out = app_module.open_latent_space("in use", 4, 0, 3, 841, 5, "VAE", who)
-    assert len(frame(out[7])) == val
+    assert len(frame(out[8])) == val
 
 
 def test_choosing_other_models_in_latent_space_redraws_every_view(app_module):
     pairs = [v for _, v in workbench.pair_choices(session(req("sp1")).zoo)][1:3]
     views = [app_module.show_pair(p, 4, 0, 3, 841, 5, "VAE", req("sp1")) for p in pairs]
-    for a, b, prior, _, interp, inote, points, *_ in views:
+    for a, b, prior, _, interp, inote, _scrub, points, *_ in views:
         assert pixels(interp).ndim == 3 and [a, b] == [3, 841] and pixels(prior).ndim == 3 and "3" in inote and len(frame(points)) > 0
     assert not np.array_equal(pixels(views[0][2]), pixels(views[1][2]))  # other models, other samples
 

@@ -171,7 +171,26 @@ def test_prior_samples_and_sliders_draw_in_the_page_without_the_server(browser, 
     slider.fill("2.5")  # PC 3: moves as it is set, no release needed
     w.page.wait_for_function(f"() => aevaeLive.frames > {frames} && !aevaeLive.busy", timeout=5_000)
     assert w.live("z[2]") == 2.5 and not np.array_equal(before, w.picture("vae", 32))
+    # the interpolation's scrubber: halfway is the server's middle step of three
+    scrub = w.page.locator('#aevae-live-interp input[data-role="t"]')
+    frames = w.live("interp.frames")
+    scrub.fill("0.5")
+    w.page.wait_for_function(f"() => aevaeLive.interp.frames > {frames} && !aevaeLive.interp.busy", timeout=5_000)
     assert w.requests[seen:] == [] and w.errors == []
+    from ui.common import store
+
+    session = store().get("live-test")
+    pair = workbench.pair_named(session, w.live("data.source").replace(": ", ":"))
+    two = session.split(pair.image_size).all.select_ids(w.live("interp.data.ids"))
+    want = workbench.interpolations(pair, two.images[0], two.images[1], 3)
+    size, cell = pair.image_size, w.live("interp.data.cell")
+    width, data = w.page.evaluate("""() => { const c = document.querySelector('#aevae-live-interp canvas');
+        return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
+    img = np.array(data, np.uint8).reshape(-1, width, 4)[..., :3]
+    centres = ((np.arange(size) + 0.5) * cell / size).astype(int)
+    for i, row in enumerate(["AE linear", "VAE linear", "VAE spherical"]):
+        got = img[np.ix_(centres, (i + 1) * (cell + 6) + centres)].astype(int)
+        assert np.abs(got - want[row][1]).max() <= 2, row
     w.page.close()
 
 

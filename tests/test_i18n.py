@@ -260,10 +260,10 @@ def english_words(text: str, names: set[str]) -> list[str]:
     return [w for w in re.findall(r"[A-Za-z][A-Za-z']+", text) if w not in ALLOWED]
 
 
-def variant_words(out):
-    """The variants' message and files, and their live panel's words instead of its payload's numbers."""
-    words = [string.Formatter().vformat(v, (), FIELDS) for v in json.loads(out[3])["texts"].values()]
-    return [*out[1:3], words]
+def variant_words(out, at: int = 3):
+    """A view's answers after its picture, with its live panel's words instead of the payload (at `at`)."""
+    words = [string.Formatter().vformat(v, (), FIELDS) for v in json.loads(out[at])["texts"].values()]
+    return [*out[1:at], words]
 
 
 def live_words(out):
@@ -288,7 +288,7 @@ def answers(app, who):
            "variants": variant_words(app.make_variants("1-3", "(none)", 4, 2, 1.0, 0, who)),
            "latent_sizes": app.compare_latents("", 3, 0, False, who)[1:],
            "prior": app.prior_samples("in use", 4, 0, who)[1:],
-           "interpolate": app.interpolate("in use", 3, 5, 4, who)[1:],
+           "interpolate": variant_words(app.interpolate("in use", 3, 5, 4, who), 2),
            "code_map": live_words(app.code_map("in use", "VAE", who)),
            "beta": app.shipped_beta_sweep(who)[::3],
            "models": app.describe_models(who)[:3],

@@ -32,6 +32,14 @@ from .picker import choices
 log = logging.getLogger("aevae.app")
 
 LIVE_JS = "(payload) => { if (window.aevaeLive) window.aevaeLive.load(payload); }"
+INTERP_KEYS = ("title", "t", "ends", "failed")
+INTERP_HTML = """<div id="aevae-live-interp" class="aevae-live">
+<p class="live-status" data-role="status"></p>
+<div class="live-sliders"><label><span data-role="t-label"></span>
+<input type="range" data-role="t" min="0" max="1" step="0.005" value="0.5"><output data-role="t-value"></output></label></div>
+<canvas data-role="strip" width="0" height="0"></canvas><p class="live-note" data-role="ends"></p>
+</div>"""
+INTERP_JS = "(payload) => { if (window.aevaeLive) window.aevaeLive.loadInterpolation(payload); }"
 # The name under which the session keeps this tab's last result, to show it again in a new language
 PRIOR_VIEW = "prior"
 INTERP_VIEW = "interpolation"
@@ -95,13 +103,20 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
         raise fail(e, lang) from None
     rows = workbench.interpolations_for(s, pair, two, int(steps))
     other = workbench.data_note(s, pair)
+    try:
+        payload = live.interpolation_payload(pair.ae, pair.vae, two.images[0], two.images[1], two.ids, {})
+    except Exception:  # noqa: BLE001 - logged; the server's strip stays
+        log.exception("the live interpolation's payload could not be made")
+        payload = None
 
     def view(lang):
         grid = figures.image_grid(list(rows.values()), [drawn(f"pic.{k}", lang) for k in rows],
                                   scale=figures.auto_scale(pair.image_size, 72))
         note = t("space.interp_note", lang, a=id_a, name_a=md(two.names[0]), b=id_b, name_b=md(two.names[1]), steps=steps)
+        texts = {k: t(f"live.interp_{k}", lang) for k in INTERP_KEYS}
         return png(s.new_folder(), grid, "interpolation.png"), note + (
-            "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else "")
+            "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""), (
+            json.dumps({**payload, "texts": texts}) if payload else "")
 
     return shown(s, INTERP_VIEW, view, lang)
 
@@ -225,7 +240,7 @@ def show_pair(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: in
     except (ValueError, NoModels, TypeError):
         pass  # the views below say what is wrong
     return (*ids, *part(prior_samples, pair_name, n, seed, outputs=2),
-            *part(interpolate, pair_name, *ids, steps, outputs=2),
+            *part(interpolate, pair_name, *ids, steps, outputs=3),
             *part(code_map, pair_name, kind, outputs=7))
 
 
@@ -254,6 +269,9 @@ def build(ctx) -> None:
             interp_btn = gr.Button(L("space.interp_btn"))
         interp_img = gr.Image(label=L("space.interp_img"), format="png", elem_classes="pixelated")
         interp_note = gr.Markdown()
+        gr.HTML(INTERP_HTML, elem_classes="live-panel")  # the scrubber between the two (ui/static/js/live.js)
+        interp_live = gr.Textbox(visible="hidden", elem_id="aevae-live-interp-data")
+        interp_live.change(None, interp_live, None, js=INTERP_JS, api_visibility="private", queue=False)
         with gr.Row():
             map_kind = gr.Radio(["VAE", "AE"], value="VAE", label=L("space.codes_of"))
             map_btn = gr.Button(L("space.map_btn"))
@@ -271,15 +289,16 @@ def build(ctx) -> None:
                 py = gr.Slider(-1, 1, 0, label=L("col.PC 2"))
                 point_img = gr.Image(label=L("space.point"), format="png", elem_classes="pixelated", height=200)
         prior_btn.click(prior_samples, [pair_pick, pn, pseed], [prior_img, prior_note], api_name="prior_samples")
-        interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note], api_name="interpolate")
+        interp_btn.click(interpolate, [pair_pick, ia, ib, isteps], [interp_img, interp_note, interp_live],
+                         api_name="interpolate")
         live_data.change(None, live_data, None, js=LIVE_JS, api_visibility="private", queue=False)
         map_labels = gr.State()
         map_out = [map_plot, map_grid, map_note, px, py, map_labels, live_data]
         map_btn.click(code_map, [pair_pick, map_kind], map_out, api_name="code_map").then(
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         views = [pair_pick, pn, pseed, ia, ib, isteps, map_kind]
-        first = [ia, ib, prior_img, prior_note, interp_img, interp_note, *map_out]
-        tab.select(on_open("latent space", open_latent_space, 14), views, [pair_pick, *first],
+        first = [ia, ib, prior_img, prior_note, interp_img, interp_note, interp_live, *map_out]
+        tab.select(on_open("latent space", open_latent_space, 15), views, [pair_pick, *first],
                    api_visibility="private").then(redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         pair_pick.input(show_pair, views, first, api_visibility="private").then(  # new models: all three views anew
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
@@ -289,5 +308,5 @@ def build(ctx) -> None:
         ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")
         ctx.on_language.then(load_pairs, pair_pick, pair_pick, api_visibility="private")
         rerender(ctx, PRIOR_VIEW, [prior_img, prior_note])
-        rerender(ctx, INTERP_VIEW, [interp_img, interp_note])
+        rerender(ctx, INTERP_VIEW, [interp_img, interp_note, interp_live])
         rerender(ctx, MAP_VIEW, map_out, then=(redraw_map, map_labels, map_plot))

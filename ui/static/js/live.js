@@ -513,6 +513,110 @@
     if (t instanceof HTMLInputElement && t.closest("#aevae-live-variants") && t.dataset.role === "scale") variantFrame();
   });
 
+  // ---- Interpolation, live: a scrubber between the two images' codes (AE linear, VAE linear,
+  // VAE spherical as sampling.slerp), decoded as it moves.
+  const ipanel = () => document.getElementById("aevae-live-interp");
+  const ipart = (role) => { const p = ipanel(); return p && p.querySelector(`[data-role="${role}"]`); };
+  const interp = { data: null, ready: false, frames: 0, busy: false, again: false, error: "" };
+  live.interp = interp;
+
+  function itext(key, fill) {
+    let s = (interp.data && interp.data.texts && interp.data.texts[key]) || "";
+    for (const [k, v] of Object.entries(fill || {})) s = s.split(`{${k}}`).join(String(v));
+    return s;
+  }
+
+  function lerp(a, b, t) { return a.map((v, i) => v + t * (b[i] - v)); }
+
+  function slerp(a, b, t) {
+    let dot = 0, na = 0, nb = 0;
+    for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+    const omega = Math.acos(Math.max(-1, Math.min(1, dot / Math.max(Math.sqrt(na) * Math.sqrt(nb), 1e-12))));
+    if (Math.abs(omega) < 1e-4) return lerp(a, b, t);
+    const so = Math.sin(omega), w1 = Math.sin((1 - t) * omega) / so, w2 = Math.sin(t * omega) / so;
+    return a.map((v, i) => w1 * v + w2 * b[i]);
+  }
+
+  async function interpFrame() {
+    if (!interp.ready) return;
+    if (interp.busy) { interp.again = true; return; }
+    interp.busy = true;
+    try {
+      do {
+        interp.again = false;
+        const d = interp.data, t = Number(ipart("t").value), size = d.image_size, cell = d.cell;
+        const [ae, vl, vs] = await Promise.all([
+          decodeWith(d.ae, lerp(d.ac[0], d.ac[1], t), 1, d.ae_shape),
+          decodeWith(d.vae, lerp(d.vc[0], d.vc[1], t), 1, d.vae_shape),
+          decodeWith(d.vae, slerp(d.vc[0], d.vc[1], t), 1, d.vae_shape)]);
+        const c = ipart("strip");
+        if (c) {
+          c.getContext("2d").clearRect(0, 0, c.width, c.height);
+          put(c, d.source[0], 0, 0, cell, cell);
+          [ae, vl, vs].forEach((img, i) => put(c, rgba(img, 0, size), (i + 1) * (cell + 6), 0, cell, cell));
+          put(c, d.source[1], 4 * (cell + 6), 0, cell, cell);
+        }
+        const out = ipart("t-value");
+        if (out) out.textContent = t.toFixed(2);
+        interp.t = t;
+        interp.frames += 1;
+      } while (interp.again);
+    } catch (e) {
+      interp.ready = false;
+      interp.error = String((e && e.message) || e).slice(0, 200);
+      const p = ipanel();
+      if (p) p.classList.add("failed");
+      const st = ipart("status");
+      if (st) st.textContent = itext("failed", { why: interp.error });
+    } finally {
+      interp.busy = false;
+    }
+  }
+
+  live.loadInterpolation = async function (json) {
+    let d;
+    try { d = typeof json === "string" ? (json ? JSON.parse(json) : null) : json; } catch (e) { return; }
+    const p = ipanel();
+    if (!d || !d.vae || !p) return;
+    const size = d.image_size, bytes = Uint8Array.from(atob(d.sources), (ch) => ch.charCodeAt(0));
+    const source = [0, 1].map((i) => {
+      const px = new Uint8ClampedArray(size * size * 4);
+      for (let q = 0; q < size * size; q++) {
+        for (let c = 0; c < 3; c++) px[4 * q + c] = bytes[(i * size * size + q) * 3 + c];
+        px[4 * q + 3] = 255;
+      }
+      return new ImageData(px, size, size);
+    });
+    const ac = floats(d.ae_codes), vc = floats(d.vae_codes), na = ac.length / 2, nv = vc.length / 2;
+    interp.data = Object.assign({}, d, { source, ac: [ac.slice(0, na), ac.slice(na)], vc: [vc.slice(0, nv), vc.slice(nv)],
+      cell: Math.max(size, Math.min(96, 3 * size)) });
+    interp.ready = false;
+    interp.error = "";
+    p.classList.remove("failed");
+    const label = ipart("t-label");
+    if (label) label.textContent = itext("t", { a: d.ids[0], b: d.ids[1] });
+    const ends = ipart("ends");
+    if (ends) ends.textContent = itext("ends", { a: d.ids[0], b: d.ids[1] });
+    const st = ipart("status");
+    if (st) st.textContent = itext("title");
+    const c = ipart("strip");
+    if (c) { c.width = 5 * (interp.data.cell + 6) - 6; c.height = interp.data.cell; }
+    try {
+      await Promise.all([session(d.vae), session(d.ae)]);
+      if (interp.data.vae !== d.vae || interp.data.ae !== d.ae) return;
+      interp.ready = true;
+      await interpFrame();
+    } catch (e) {
+      interp.error = String((e && e.message) || e).slice(0, 200);
+      p.classList.add("failed");
+      if (st) st.textContent = itext("failed", { why: interp.error });
+    }
+  };
+  document.addEventListener("input", (e) => {
+    const t = e.target;
+    if (t instanceof HTMLInputElement && t.closest("#aevae-live-interp") && t.dataset.role === "t") interpFrame();
+  });
+
   live.prior = prior;
   live.encode = encode;
   live.decode = decode;
