@@ -93,3 +93,11 @@ def interpolation_payload(ae: AutoEncoder, vae: AutoEncoder, a: np.ndarray, b: n
             "ae_shape": list(ae.latent_shape), "vae_shape": list(vae.latent_shape), "image_size": int(two.shape[1]),
             "ids": [int(i) for i in ids], "ae_codes": floats(ca), "vae_codes": floats(cv),
             "sources": base64.b64encode(np.ascontiguousarray(two, np.uint8).tobytes()).decode("ascii"), "texts": texts}
+
+
+def pair_payload(ae: AutoEncoder, vae: AutoEncoder, source: str, texts: dict[str, str]) -> dict:
+    """The pair's encoders and decoders, for a picture the page reconstructs on its own."""
+    names = {"ae": web_models.files_for(ae), "vae": web_models.files_for(vae)}
+    return {"source": source, "image_size": int(vae.config.image_size),
+            "ae": {**names["ae"], "latent_shape": list(ae.latent_shape)},
+            "vae": {**names["vae"], "latent_shape": list(vae.latent_shape)}, "texts": texts}

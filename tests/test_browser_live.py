@@ -281,3 +281,41 @@ def test_the_noise_scale_morphs_the_variants_in_the_page(browser, server):
     assert w.errors == []
     w.page.screenshot(path=str(ARTIFACTS / "live-variants.png"))
     w.page.close()
+
+
+def test_your_picture_is_reconstructed_in_the_page_with_its_psnr(browser, server, tmp_path):
+    from PIL import Image
+    from ui.common import store
+
+    from aevae import metrics
+
+    photo = tmp_path / "me.png"
+    rng = np.random.default_rng(5)
+    Image.fromarray((rng.random((90, 120, 3)) * 255).astype(np.uint8)).resize((240, 180)).save(photo)
+    w = Watched(browser, server)
+    w.page.get_by_role("tab", name="Reconstructions").click()
+    w.page.get_by_text("Your picture, live in this page").click()
+    w.page.wait_for_function("() => aevaeLive.picture.ready || aevaeLive.picture.error", timeout=60_000)
+    seen = len(w.requests)
+    w.page.locator('#aevae-live-picture input[type="file"]').set_input_files(str(photo))
+    w.page.wait_for_function("() => aevaeLive.picture.frames > 0 && !aevaeLive.picture.busy", timeout=10_000)
+    assert w.requests[seen:] == [] and w.errors == []  # nothing left the browser
+    size = w.live("picture.data.image_size")
+    shown = {}
+    for role in ("in", "ae", "vae"):
+        width, data = w.page.evaluate(f"""() => {{ const c = document.querySelector('#aevae-live-picture canvas[data-role="{role}"]');
+            return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }}""")
+        img = np.array(data, np.uint8).reshape(width, width, 4)[..., :3]
+        centres = ((np.arange(size) + 0.5) * width / size).astype(int)
+        shown[role] = img[np.ix_(centres, centres)]
+    pair = store().get("live-test").pair()
+    x = torch.from_numpy(shown["in"]).permute(2, 0, 1)[None].float() / 255
+    for kind, model in (("ae", pair.ae), ("vae", pair.vae)):
+        want = sampling.to_uint8(model.reconstruct(x))[0]
+        assert np.abs(shown[kind].astype(int) - want).max() <= 2, kind
+        psnr = float(metrics.psnr(shown["in"][None], shown[kind][None])[0])
+        assert w.live(f"picture.psnr.{kind}") == pytest.approx(psnr, abs=0.01)
+        caption = w.page.locator(f'#aevae-live-picture [data-role="cap-{kind}"]').inner_text()
+        assert caption == f"{kind.upper()}: PSNR {w.live(f'picture.psnr.{kind}'):.2f} dB"
+    w.page.screenshot(path=str(ARTIFACTS / "live-picture.png"))
+    w.page.close()

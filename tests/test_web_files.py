@@ -39,7 +39,9 @@ def test_the_committed_runtime_matches_its_sums_and_is_served_as_webassembly_com
     assert hashlib.sha256(r.content).hexdigest() == sums()[WASM]  # the client undid the gzip: the file itself
     assert r.headers["vary"].lower() == "accept-encoding" and "max-age" in r.headers["cache-control"]
     plain = c.get(f"/aevae-web/ort/{WASM}", headers={"accept-encoding": "identity"})
-    assert "content-encoding" not in plain.headers and len(plain.content) == (ORT / WASM).stat().st_size
+    assert "content-encoding" not in plain.headers and hashlib.sha256(plain.content).hexdigest() == sums()[WASM]
+    assert r.headers["etag"] != plain.headers["etag"]  # each encoding its own tag
+    assert not (ORT / WASM).exists() and (ORT / (WASM + ".gz")).stat().st_size < 10 * 2**20  # a Space takes it
     again = c.get(f"/aevae-web/ort/{WASM}", headers={"if-none-match": r.headers["etag"]})
     assert again.status_code == 304 and again.content == b""  # a second visit downloads nothing
     js = c.get("/aevae-web/ort/ort.wasm.min.js")
@@ -85,7 +87,7 @@ def test_a_tampered_runtime_is_not_served_and_the_log_says_which_file(tmp_path, 
     assert "ort.wasm.min.js does not match SHA256SUMS" in caplog.text
     assert c.get(f"/aevae-web/ort/{WASM}").status_code == 404  # the page then uses the server's path
     assert c.get("/aevae-web/js/live.js").status_code == 200
-    (static / "ort" / WASM).unlink()
+    (static / "ort" / (WASM + ".gz")).unlink()
     ok, why = web_files.check_runtime(static / "ort")
     assert not ok and f"the page's runtime file {WASM} is missing" in why
 
@@ -113,7 +115,9 @@ def test_the_fetch_script_refuses_a_tarball_of_another_integrity_and_extracts_on
         fetch.check_integrity(blob, "sha512-AAAA")
     fetch.check_integrity(blob, fetch.integrity_of(blob))
     got = fetch.extract(blob, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*fetch.FILES.values(), "LICENSE", "SHA256SUMS", "VERSION"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([n + ".gz" if n.endswith(".wasm") else n
+                                                                 for n in fetch.FILES.values()] + ["LICENSE", "SHA256SUMS", "VERSION"])
+    assert got[WASM] == hashlib.sha256(files["package/dist/" + WASM]).hexdigest()  # of the file as served
     assert got["ort.wasm.min.js"] == hashlib.sha256(files["package/dist/ort.wasm.min.js"]).hexdigest()
     assert "MIT License" in (tmp_path / "LICENSE").read_text() and web_files.check_runtime(tmp_path)[0]
     with pytest.raises(SystemExit, match="is licensed 'GPL', not MIT"):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 
 import gradio as gr
 import pandas as pd
 
-from aevae import data, figures, workbench
+from aevae import data, figures, live, workbench
 from aevae.i18n import t
 from aevae.workbench import NoModels
 
@@ -158,6 +160,36 @@ def new_draw(seed: int) -> int:
 SCROLL_TO_GRID = "() => document.getElementById('recon-grid')?.scrollIntoView({block: 'start'})"
 
 
+PICTURE_KEYS = ("title", "note", "file", "camera", "camera_off", "input", "psnr", "loading", "ready", "failed",
+                "not_image")
+# A student's own picture (a file or the camera) through both models in the page (ui/static/js/live.js)
+PICTURE_HTML = """<div id="aevae-live-picture" class="aevae-live">
+<p class="live-note" data-role="note"></p><p class="live-status" data-role="status"></p>
+<p><label class="live-file"><span data-role="file"></span> <input type="file" accept="image/*" data-role="file-input"></label>
+<button type="button" data-role="camera"></button></p>
+<div class="live-row" data-role="drop">
+<figure><canvas data-role="in" width="160" height="160"></canvas><figcaption data-role="cap-in"></figcaption></figure>
+<figure><canvas data-role="ae" width="160" height="160"></canvas><figcaption data-role="cap-ae">AE</figcaption></figure>
+<figure><canvas data-role="vae" width="160" height="160"></canvas><figcaption data-role="cap-vae">VAE</figcaption></figure>
+</div><video data-role="video" playsinline muted hidden></video></div>"""
+PICTURE_JS = "(payload) => { if (window.aevaeLive) window.aevaeLive.loadPicture(payload); }"
+log = logging.getLogger("aevae.app")
+
+
+def picture_payload(request: gr.Request):
+    """The pair in use's files for the page's own-picture panel ('' when it cannot run there)."""
+    s, lang = session(request), lang_of(request)
+    try:
+        pair = s.pair()
+        texts = {k: t(f"live.pic_{k}", lang) for k in PICTURE_KEYS}
+        return json.dumps(live.pair_payload(pair.ae, pair.vae, pair.source, texts))
+    except NoModels:
+        return ""
+    except Exception:  # noqa: BLE001 - logged; the server's upload stays
+        log.exception("the live picture's payload could not be made")
+        return ""
+
+
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     with gr.Tab(L("tab.recon")) as tab:
@@ -175,6 +207,10 @@ def build(ctx) -> None:
         rec_summary = gr.Markdown()
         rec_table = gr.Dataframe(label=L("recon.table"), max_height=400)
         rec_csv = gr.File(label=L("recon.csv"))
+        with gr.Accordion(L("recon.live_picture"), open=False):
+            gr.HTML(PICTURE_HTML, elem_classes="live-panel")
+            picture = gr.Textbox(visible="hidden", elem_id="aevae-live-picture-data")
+            picture.change(None, picture, None, js=PICTURE_JS, api_visibility="private", queue=False)
         with gr.Accordion(L("recon.own"), open=False):
             own = gr.File(label=L("recon.own_files"), file_count="multiple", type="filepath")
             own_btn = gr.Button(L("recon.own_btn"))
@@ -195,5 +231,7 @@ def build(ctx) -> None:
         tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
                    api_visibility="private")
         rerender(ctx, VIEW, rec_out)
+        gr.on([tab.select, ctx.in_use.change], picture_payload, None, picture, api_visibility="private", queue=False)
+        ctx.on_language.then(picture_payload, None, picture, api_visibility="private", queue=False)
 
 

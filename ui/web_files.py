@@ -39,8 +39,8 @@ def check_runtime(folder: Path = STATIC / "ort") -> tuple[bool, str]:
     for line in lines:
         digest, _, name = line.partition("  ")
         try:
-            got = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-        except OSError:
+            got = hashlib.sha256(read_file(folder / name)).hexdigest()
+        except (OSError, EOFError, gzip.BadGzipFile):
             return False, f"the page's runtime file {name} is missing: run scripts/fetch_onnxruntime_web.py"  # not shown (the log)
         if got != digest:
             return False, f"the page's runtime file {name} does not match SHA256SUMS: run scripts/fetch_onnxruntime_web.py"  # not shown (the log)
@@ -48,8 +48,16 @@ def check_runtime(folder: Path = STATIC / "ort") -> tuple[bool, str]:
     return True, f"{version}: {len(lines)} files match SHA256SUMS"  # not shown (the log)
 
 
+def read_file(path: Path) -> bytes:
+    """A file's bytes, from `path` or else from `path`.gz: the runtime's 14.8 MB WebAssembly file
+    is committed gzipped (3.8 MB), under the 10 MiB a Hugging Face Space takes without LFS."""
+    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
+        return gzip.decompress(path.with_name(path.name + ".gz").read_bytes())
+    return path.read_bytes()
+
+
 def _table(folder: Path, names) -> dict[str, Path]:
-    return {n: folder / n for n in names if (folder / n).is_file()}
+    return {n: folder / n for n in names if (folder / n).is_file() or (folder / (n + ".gz")).is_file()}
 
 
 class WebFiles:
@@ -86,12 +94,16 @@ class WebFiles:
             return
         blob, etag = found
         headers = dict(scope.get("headers") or [])
-        if etag in headers.get(b"if-none-match", b"").decode("latin-1"):
-            await _answer(send, 304, b"", [(b"etag", etag.encode()), (b"cache-control", CACHE[where].encode())])
-            return
         suffix = "." + name.rpartition(".")[2] if "." in name else ""
+        zipped = suffix in COMPRESS and len(blob) > 1024 and "gzip" in headers.get(b"accept-encoding", b"").decode("latin-1")
+        if zipped:  # each encoding its own tag (a cache must not mix them up)
+            etag = etag[:-1] + '-gzip"'
+        if etag in headers.get(b"if-none-match", b"").decode("latin-1"):
+            await _answer(send, 304, b"", [(b"etag", etag.encode()), (b"cache-control", CACHE[where].encode()),
+                                           (b"vary", b"accept-encoding")])
+            return
         extra = [(b"etag", etag.encode()), (b"cache-control", CACHE[where].encode()), (b"vary", b"accept-encoding")]
-        if suffix in COMPRESS and len(blob) > 1024 and "gzip" in headers.get(b"accept-encoding", b"").decode("latin-1"):
+        if zipped:
             blob = await anyio.to_thread.run_sync(self._gzip, where, name, blob)
             extra.append((b"content-encoding", b"gzip"))
         await _answer(send, 200, blob, extra, TYPES.get(suffix, PLAIN), head=scope.get("method") == "HEAD")
@@ -107,9 +119,13 @@ class WebFiles:
             if path is None:
                 return None
             try:
-                blob = path.read_bytes()
-            except OSError:
+                blob = read_file(path)
+            except (OSError, EOFError, gzip.BadGzipFile):
                 return None
+            packed = path.with_name(path.name + ".gz")
+            if where == "ort" and packed.is_file():  # already compressed: sent as it is
+                with self.lock:
+                    self.zipped[(where, name, hashlib.sha256(blob).hexdigest())] = packed.read_bytes()
         if blob is None:
             return None
         found = blob, '"' + hashlib.sha256(blob).hexdigest()[:32] + '"'

@@ -617,6 +617,183 @@
     if (t instanceof HTMLInputElement && t.closest("#aevae-live-interp") && t.dataset.role === "t") interpFrame();
   });
 
+  // ---- Your picture, live: a file or the camera, cropped to a square and scaled to the pair's
+  // size, encoded and decoded by both models here, with PSNR computed here. Nothing is uploaded.
+  const ppanel = () => document.getElementById("aevae-live-picture");
+  const ppart = (role) => { const p = ppanel(); return p && p.querySelector(`[data-role="${role}"]`); };
+  const picture = { data: null, ready: false, frames: 0, busy: false, again: false, error: "", psnr: {},
+    stream: null, input: null };
+  live.picture = picture;
+
+  function ptext(key, fill) {
+    let s = (picture.data && picture.data.texts && picture.data.texts[key]) || "";
+    for (const [k, v] of Object.entries(fill || {})) s = s.split(`{${k}}`).join(String(v));
+    return s;
+  }
+
+  // the centre square of an image, video frame or canvas, scaled to size x size
+  function square(source, w, h, size) {
+    const c = document.createElement("canvas");
+    c.width = c.height = size;
+    const g = c.getContext("2d", { willReadFrequently: true });
+    const side = Math.min(w, h);
+    g.imageSmoothingEnabled = true;
+    g.imageSmoothingQuality = "high";
+    g.fillStyle = "#fff"; g.fillRect(0, 0, size, size); // transparent pixels read as white
+    g.drawImage(source, (w - side) / 2, (h - side) / 2, side, side, 0, 0, size, size);
+    return g.getImageData(0, 0, size, size);
+  }
+
+  function psnr(a, b) { // both RGBA bytes; the RGB values count, as the server's PSNR on uint8 does
+    let se = 0, n = 0;
+    for (let i = 0; i < a.length; i += 4) {
+      for (let c = 0; c < 3; c++) { const d = a[i + c] - b[i + c]; se += d * d; n++; }
+    }
+    return se === 0 ? Infinity : 10 * Math.log10((255 * 255) / (se / n));
+  }
+
+  async function pictureFrame() {
+    if (!picture.ready || !picture.input) return;
+    if (picture.busy) { picture.again = true; return; }
+    picture.busy = true;
+    try {
+      do {
+        picture.again = false;
+        const d = picture.data, size = d.image_size, img = picture.input, plane = size * size;
+        const x = new Float32Array(3 * plane);
+        for (let q = 0; q < plane; q++) for (let c = 0; c < 3; c++) x[c * plane + q] = img.data[4 * q + c] / 255;
+        const inC = ppart("in");
+        if (inC) put(inC, img, 0, 0, inC.width, inC.height);
+        const caps = [];
+        for (const kind of ["ae", "vae"]) {
+          const m = d[kind];
+          const code = (await run(m.encoder, "x", x, [1, 3, size, size]))[kind === "ae" ? "code" : "mu"].data;
+          const out = rgba(await decodeWith(m.decoder, code, 1, m.latent_shape), 0, size);
+          const c = ppart(kind);
+          if (c) put(c, out, 0, 0, c.width, c.height);
+          picture.psnr[kind] = psnr(img.data, out.data);
+          caps.push([kind, picture.psnr[kind]]);
+        }
+        for (const [kind, value] of caps) {
+          const cap = ppart("cap-" + kind);
+          if (cap) cap.textContent = ptext("psnr", { kind: kind.toUpperCase(), psnr: value.toFixed(2) });
+        }
+        const capIn = ppart("cap-in");
+        if (capIn) capIn.textContent = ptext("input", { size });
+        picture.frames += 1;
+      } while (picture.again);
+    } catch (e) {
+      picture.error = String((e && e.message) || e).slice(0, 200);
+      const st = ppart("status");
+      if (st) st.textContent = ptext("failed", { why: picture.error });
+    } finally {
+      picture.busy = false;
+    }
+  }
+
+  async function pictureFile(file) {
+    if (!picture.data) return;
+    try {
+      const bitmap = await createImageBitmap(file);
+      picture.input = square(bitmap, bitmap.width, bitmap.height, picture.data.image_size);
+      bitmap.close();
+      stopCamera();
+      await pictureFrame();
+    } catch (e) {
+      const st = ppart("status");
+      if (st) st.textContent = ptext("not_image");
+    }
+  }
+
+  function stopCamera() {
+    if (picture.stream) picture.stream.getTracks().forEach((t) => t.stop());
+    picture.stream = null;
+    const b = ppart("camera");
+    if (b) b.textContent = ptext("camera");
+  }
+
+  async function camera() {
+    if (picture.stream) { stopCamera(); return; }
+    const video = ppart("video");
+    try {
+      picture.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
+    } catch (e) {
+      const st = ppart("status");
+      if (st) st.textContent = ptext("failed", { why: String((e && e.message) || e).slice(0, 200) });
+      return;
+    }
+    video.srcObject = picture.stream;
+    await video.play();
+    const b = ppart("camera");
+    if (b) b.textContent = ptext("camera_off");
+    const tick = async () => {
+      if (!picture.stream || !picture.data) return;
+      if (video.videoWidth) {
+        picture.input = square(video, video.videoWidth, video.videoHeight, picture.data.image_size);
+        await pictureFrame();
+      }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }
+
+  // the panel's words and state; it sits in a closed accordion, which the page draws only when
+  // opened, so this runs again whenever the panel appears
+  function pictureLabels() {
+    const p = ppanel();
+    if (!p || !picture.data) return;
+    for (const [role, key] of [["note", "note"], ["file", "file"], ["camera", picture.stream ? "camera_off" : "camera"]]) {
+      const el = ppart(role);
+      if (el) el.textContent = ptext(key);
+    }
+    p.classList.toggle("failed", Boolean(picture.error));
+    const st = ppart("status");
+    if (st) st.textContent = picture.error ? ptext("failed", { why: picture.error }) : ptext(picture.ready ? "ready" : "loading");
+    p.dataset.shown = picture.data.source + picture.data.texts.note;
+  }
+  new MutationObserver(() => {
+    const p = ppanel();
+    if (p && picture.data && p.dataset.shown !== picture.data.source + picture.data.texts.note) pictureLabels();
+  }).observe(document.documentElement, { childList: true, subtree: true });
+
+  live.loadPicture = async function (json) {
+    let d;
+    try { d = typeof json === "string" ? (json ? JSON.parse(json) : null) : json; } catch (e) { return; }
+    if (!d || !d.vae) return;
+    const same = picture.data && picture.data.vae.decoder === d.vae.decoder && picture.data.ae.decoder === d.ae.decoder;
+    picture.data = d;
+    if (same && (picture.ready || picture.error)) { pictureLabels(); return; }
+    picture.ready = false;
+    picture.error = "";
+    if (picture.input && picture.input.width !== d.image_size) picture.input = null; // another size: choose again
+    pictureLabels();
+    try {
+      await Promise.all([d.ae.encoder, d.ae.decoder, d.vae.encoder, d.vae.decoder].map(session));
+      if (picture.data !== d) return;
+      picture.ready = true;
+      pictureLabels();
+      await pictureFrame();
+    } catch (e) {
+      picture.error = String((e && e.message) || e).slice(0, 200);
+      pictureLabels();
+    }
+  };
+  document.addEventListener("change", (e) => {
+    const t = e.target;
+    if (t instanceof HTMLInputElement && t.closest("#aevae-live-picture") && t.files && t.files[0]) pictureFile(t.files[0]);
+  });
+  document.addEventListener("click", (e) => {
+    const t = e.target;
+    if (t instanceof HTMLElement && t.closest("#aevae-live-picture") && t.dataset.role === "camera") camera();
+  });
+  document.addEventListener("dragover", (e) => { if (e.target instanceof Element && e.target.closest("#aevae-live-picture")) e.preventDefault(); });
+  document.addEventListener("drop", (e) => {
+    if (!(e.target instanceof Element) || !e.target.closest("#aevae-live-picture")) return;
+    e.preventDefault();
+    const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+    if (f) pictureFile(f);
+  });
+
   live.prior = prior;
   live.encode = encode;
   live.decode = decode;
