@@ -348,7 +348,7 @@
     buildSliders();
     status();
     try {
-      await Promise.all([data.ae.decoder, data.vae.decoder, data.ae.encoder, data.vae.encoder].map(session));
+      await Promise.all([data.ae.decoder, data.vae.decoder].map(session)); // the map only decodes
       if (live.data !== data) return; // a newer pair came meanwhile
       live.ready = true;
       status();
