@@ -19,7 +19,8 @@ from aevae import sampling, web_models, workbench
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
+        "--disable-sync", "--disable-quic", "--no-first-run",
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test pattern as the camera
 DRAG_SECONDS = 2.0
 
 if not Path(CHROMIUM).exists():
@@ -324,4 +325,21 @@ def test_your_picture_is_reconstructed_in_the_page_with_its_psnr(browser, server
         assert caption == f"{kind.upper()}: PSNR {w.live(f'picture.psnr.{kind}'):.2f} dB"
     w.page.locator("#aevae-live-picture").scroll_into_view_if_needed()
     w.page.screenshot(path=str(ARTIFACTS / "live-picture.png"))
+    w.page.close()
+
+
+def test_the_camera_is_reconstructed_frame_after_frame_in_the_page(browser, server):
+    w = Watched(browser, server)
+    w.page.get_by_role("tab", name="Reconstructions").click()
+    w.page.get_by_text("Your picture, live in this page").click()
+    w.page.wait_for_function("() => aevaeLive.picture.ready", timeout=60_000)
+    seen = len(w.requests)
+    button = w.page.locator('#aevae-live-picture button[data-role="camera"]')
+    assert button.inner_text() == "Use the camera"
+    button.click()
+    w.page.wait_for_function("() => aevaeLive.picture.frames >= 5", timeout=30_000)
+    assert button.inner_text() == "Stop the camera"
+    button.click()
+    assert w.page.evaluate("aevaeLive.picture.stream") is None and button.inner_text() == "Use the camera"
+    assert w.requests[seen:] == [] and w.errors == []  # the frames never left the page
     w.page.close()

@@ -132,10 +132,10 @@ def test_every_slider_at_its_maximum_is_refused_or_runs(served_app, client):
     img, note = client.predict("in use", 32, 0, api_name="/prior_samples")
     h, w, _ = np.asarray(Image.open(img)).shape
     assert "32 draws" in note and w >= 32 * (h // 2), (w, h)  # two rows (VAE, AE) of 32 square cells
-    img, note = client.predict("in use", 3, 841, 16, api_name="/interpolate")
+    img, note, _scrub = client.predict("in use", 3, 841, 16, api_name="/interpolate")
     h, w, _ = np.asarray(Image.open(img)).shape
     assert "16 steps" in note and w >= 16 * (h // 3), (w, h)  # three rows (AE, VAE linear, VAE spherical)
-    points, _, note, px, py = client.predict("in use", "VAE", api_name="/code_map")
+    points, _, note, px, py, _live = client.predict("in use", "VAE", api_name="/code_map")
     n_val = len(points["value"]["data"])
     assert n_val >= 100 and f"codes of {n_val} validation images" in note and px["maximum"] > 0 < py["maximum"]
     corner = np.asarray(Image.open(client.predict(px["maximum"], py["maximum"], api_name="/decode_point")))

@@ -133,7 +133,7 @@ def test_six_parallel_calls_in_one_session_each_get_their_own_files(served_app, 
                     rows = list(csv.DictReader(open(got[3])))
                     assert [int(r["id"]) for r in rows] == [int(r[0]) for r in got[2]["data"]], (api, i)
         # points of one code map, decoded at six places at once
-        *_, px, py = together.predict("in use", "VAE", api_name="/code_map")
+        *_, px, py, _live = together.predict("in use", "VAE", api_name="/code_map")
         m = min(float(px["maximum"]), float(py["maximum"]))
         points = [(m * i / 6, -m * i / 6) for i in range(6)]
         b = Bare(served_app.url, served_app.fns).heartbeat()

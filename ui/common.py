@@ -65,7 +65,7 @@ CSS = """
 .aevae-live canvas { display: block; image-rendering: pixelated; border: 1px solid rgba(127,127,127,.4); }
 .aevae-live canvas[data-role^="map-"] { cursor: crosshair; touch-action: none; }
 .aevae-live canvas[data-role="prior-grid"] { max-width: 100%; border: 0; }
-.aevae-live .live-sliders { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 2px 16px; }
+.aevae-live .live-sliders { display: grid; grid-template-columns: repeat(auto-fill, minmax(290px, 1fr)); gap: 2px 16px; }
 .aevae-live .live-sliders label { display: flex; align-items: center; gap: 6px; font-size: .9em; }
 .aevae-live .live-sliders input { flex: 1; }
 .aevae-live .live-sliders output { width: 3.5em; text-align: right; font-variant-numeric: tabular-nums; }

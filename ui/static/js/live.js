@@ -309,6 +309,11 @@
       if (el) el.textContent = text(key);
     }
     status();
+    const p = panel();
+    if (p) { // the sliders' names, in the payload's language (a language switch sends them anew)
+      for (const input of p.querySelectorAll("input[data-pc]")) input.previousElementSibling.textContent = text("pc", { i: Number(input.dataset.pc) + 1 });
+      for (const input of p.querySelectorAll("input[data-dim]")) input.previousElementSibling.textContent = text("dim", { i: Number(input.dataset.dim) + 1 });
+    }
     const legend = part("legend");
     if (legend && live.data) {
       legend.replaceChildren(...live.data.label_names.map((name, i) => {
