@@ -36,7 +36,8 @@ from .models import AutoEncoder
 FORMAT = 1  # bump when the export changes: the names change with it
 OPSET = 17
 TOLERANCE = 1e-5  # torch vs onnxruntime, on images in [0, 1] and codes
-MAX_FILES = 400  # the folder keeps the most recently used files past this (a class's runs)
+MAX_FILES = 400  # the folder keeps the most recently used files past this many (a class's runs)
+MAX_BYTES = 512 << 20  # or past this size (a pair's four files: 0.2-13 MB)
 MAX_MEMORY = 64 << 20  # bytes of files kept in memory for serving
 PARTS = ("decoder", "encoder")
 HASH_CHARS = 32
@@ -198,9 +199,13 @@ def files_for(model: AutoEncoder) -> dict[str, str]:
 
 
 def _trim(root: Path) -> None:
-    files = sorted(root.glob("*.onnx"), key=lambda p: p.stat().st_mtime)
-    for p in files[:max(0, len(files) - MAX_FILES)]:
-        p.unlink(missing_ok=True)
+    """The least recently used files go past MAX_FILES or MAX_BYTES (the pair just written stays)."""
+    files = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in root.glob("*.onnx")), reverse=True)
+    kept = total = 0
+    for _, size, p in files:
+        kept, total = kept + 1, total + size
+        if kept > max(MAX_FILES, len(PARTS) * 2) or (total > MAX_BYTES and kept > len(PARTS) * 2):
+            p.unlink(missing_ok=True)
 
 
 def read(name: str) -> bytes | None:

@@ -177,6 +177,16 @@ def test_prior_samples_and_sliders_draw_in_the_page_without_the_server(browser, 
     slider.fill("2.5")  # PC 3: moves as it is set, no release needed
     w.page.wait_for_function(f"() => aevaeLive.frames > {frames} && !aevaeLive.busy", timeout=5_000)
     assert w.live("z[2]") == 2.5 and not np.array_equal(before, w.picture("vae", 32))
+    # one slider per code value (the generative pair's 16-value code)
+    w.page.locator('#aevae-live [data-role="dims-title"]').click()
+    dims = w.page.locator('#aevae-live input[data-dim]')
+    assert dims.count() == 16 == w.live("models.vae.D")
+    frames, before = w.live("frames"), w.picture("vae", 32)
+    dims.nth(3).fill("-2.5")
+    w.page.wait_for_function(f"() => aevaeLive.frames > {frames}", timeout=5_000)
+    code = w.page.evaluate("Array.from(aevaeLive.codes.vae)")
+    want = w.live("models.vae.dimMean[3] + -2.5 * aevaeLive.models.vae.dimStd[3]")
+    assert code[3] == pytest.approx(want, rel=1e-5) and not np.array_equal(before, w.picture("vae", 32))
     # the interpolation's scrubber: halfway is the server's middle step of three
     scrub = w.page.locator('#aevae-live-interp input[data-role="t"]')
     frames = w.live("interp.frames")

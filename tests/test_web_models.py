@@ -92,7 +92,7 @@ def test_only_names_it_wrote_are_read(tmp_path):
 
 
 def test_the_folder_keeps_the_most_recently_used_past_its_limit(tmp_path, monkeypatch):
-    monkeypatch.setattr(web_models, "MAX_FILES", 4)
+    monkeypatch.setattr(web_models, "MAX_FILES", 4)  # two pairs of models: a pair's own four files
     first = web_models.files_for(model(seed=1))
     second = web_models.files_for(model(seed=2))
     os.utime(tmp_path / "onnx" / first["decoder"], (1, 1))  # long unused
@@ -135,3 +135,15 @@ def test_long_or_spatial_codes_get_no_slider_per_value():
     p = live.payload(ae, vae, maps, np.zeros(12, int), ["x"], "run 1", {})
     assert "dim_mean" not in p["ae"] and "dim_mean" not in p["vae"]
     assert p["ae"]["latent_shape"] == [8, 4, 4] and p["vae"]["latent_shape"] == [128]
+
+
+def test_the_folder_keeps_to_its_size_too(tmp_path, monkeypatch):
+    first = web_models.files_for(model(seed=1))
+    size = sum((tmp_path / "onnx" / n).stat().st_size for n in first.values())
+    monkeypatch.setattr(web_models, "MAX_BYTES", int(size * 2.5))  # room for two models' files, not three
+    os.utime(tmp_path / "onnx" / first["decoder"], (1, 1))
+    os.utime(tmp_path / "onnx" / first["encoder"], (1, 1))
+    web_models.files_for(model(seed=2))
+    web_models.files_for(model(seed=3))
+    left = {p.name for p in (tmp_path / "onnx").iterdir()}
+    assert len(left) == 4 and not set(first.values()) & left
