@@ -50,7 +50,8 @@ from ui.lang import I18N, L
 from ui.web_files import WebFiles
 
 NEVER = 10**9  # seconds
-HEAD = '<script src="aevae-web/js/live.js" defer></script>'  # the models in the page (ui/static/js)
+HEAD = ('<script src="aevae-web/js/live.js" defer></script>'  # the models in the page (ui/static/js)
+        '<script src="aevae-web/js/live_more.js" defer></script>')
 CHEAP_CONCURRENCY = 16
 TABS = [train_tab, reconstructions_tab, variants_tab, latent_sizes_tab, latent_space_tab, beta_tab, runs_tab,
         models_tab, report_tab]
