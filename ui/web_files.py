@@ -24,6 +24,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {".wasm": "application/wasm", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
          ".onnx": "application/octet-stream"}
 PLAIN = "text/plain; charset=utf-8"
+GZ = ".gz"  # not shown (a file name's end)
 COMPRESS = (".wasm", ".js", ".mjs", ".onnx")
 CACHE = {"ort": "public, max-age=604800", "js": "no-cache", "models": "public, max-age=31536000, immutable"}
 MAX_GZIP_MEMORY = 96 << 20  # compressed files kept (the runtime's wasm is under 4 MB of it)
@@ -51,13 +52,14 @@ def check_runtime(folder: Path = STATIC / "ort") -> tuple[bool, str]:
 def read_file(path: Path) -> bytes:
     """A file's bytes, from `path` or else from `path`.gz: the runtime's 14.8 MB WebAssembly file
     is committed gzipped (3.8 MB), under the 10 MiB a Hugging Face Space takes without LFS."""
-    if not path.is_file() and path.with_name(path.name + ".gz").is_file():
-        return gzip.decompress(path.with_name(path.name + ".gz").read_bytes())
+    packed = path.with_name(path.name + GZ)
+    if not path.is_file() and packed.is_file():
+        return gzip.decompress(packed.read_bytes())
     return path.read_bytes()
 
 
 def _table(folder: Path, names) -> dict[str, Path]:
-    return {n: folder / n for n in names if (folder / n).is_file() or (folder / (n + ".gz")).is_file()}
+    return {n: folder / n for n in names if (folder / n).is_file() or (folder / (n + GZ)).is_file()}
 
 
 class WebFiles:
@@ -122,7 +124,7 @@ class WebFiles:
                 blob = read_file(path)
             except (OSError, EOFError, gzip.BadGzipFile):
                 return None
-            packed = path.with_name(path.name + ".gz")
+            packed = path.with_name(path.name + GZ)
             if where == "ort" and packed.is_file():  # already compressed: sent as it is
                 with self.lock:
                     self.zipped[(where, name, hashlib.sha256(blob).hexdigest())] = packed.read_bytes()
