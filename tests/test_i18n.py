@@ -486,3 +486,21 @@ def test_the_beta_values_asked_for_are_the_ones_accepted(app_module):
     who = SimpleNamespace(session_hash="zh-betas", headers={"accept-language": "zh-TW"})
     with pytest.raises(gr.Error, match="請輸入 2 到 8 個「beta 值」（每個都介於 0 與 100 之間）"):
         list(app_module.beta_sweep("1", 2, who))
+
+
+@pytest.mark.slow
+def test_a_running_training_speaks_the_language_switched_to(app_module):
+    """Chinese page, Train pressed, then English chosen: the progress (and the outcome) switch at
+    the next tick, without waiting for the training to end."""
+    from types import SimpleNamespace
+
+    who = SimpleNamespace(session_hash="zh-mid-training", headers={"accept-language": "zh-TW"})
+    app_module.set_language("zh-TW", who)
+    steps = app_module.train_models("quick", 32, "16x4x4", 3, 120, 64, 2e-3, 1e-5, 0.1, 4242, "openmoji", None, False,
+                                    request=who)
+    before = [next(steps)[0] for _ in range(2)]
+    assert all(CJK.search(text) for text in before), before
+    app_module.set_language("en", who)
+    after = [out[0] for out in steps]
+    assert len(after) >= 2 and not any(CJK.search(text) for text in after), after[:2]
+    assert "epoch" in after[0] or "Loading" in after[0] or "waiting" in after[0], after[0]

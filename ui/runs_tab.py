@@ -217,4 +217,7 @@ def build(ctx) -> None:
             redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
         rerender(ctx, VIEW, [sweep_msg])
         ctx.on_language.then(runs_again, run_pick, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private",
-                             queue=False)
+                             queue=False).then(  # the picked run keeps its value: no change event redraws its curves
+            run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
+            redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
+        ctx.on_language.then(sweep_chart, None, sweep_plot, api_visibility="private")

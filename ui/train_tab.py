@@ -219,25 +219,30 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             raise
         loaded = None
         training = s.training = Training(job, settings, split, bool(use_when_done))
-        drawn_strip = {"snap": None, "step": -1}
+        drawn_strip = {"snap": None, "step": -1, "lang": lang}
+        sent = {"plots": -1.0, "lang": lang, "head": head}
 
         def strip_update(snap):
-            if snap is None or (snap is drawn_strip["snap"] and snap.step == drawn_strip["step"]):
+            lg = sent["lang"]
+            if snap is None or (snap is drawn_strip["snap"] and snap.step == drawn_strip["step"]
+                                and lg == drawn_strip["lang"]):
                 return gr.update()
-            drawn_strip.update(snap=snap, step=snap.step)
-            return _strip_file(s, snap, lang)
+            drawn_strip.update(snap=snap, step=snap.step, lang=lg)
+            return _strip_file(s, snap, lg)
 
-        sent = {"plots": -1.0}
-
-        def show():
-            joined = t("train.joined", lang) if job.how == "running" else ""
-            return _progress(head, job.live, lang, sent, strip_update, joined)
+        def show():  # in the page's language of the moment: a switch mid-training shows at the next tick
+            lg = lang_of(request)
+            if lg != sent["lang"]:
+                sent.update(lang=lg, head=_head(split, settings, lg), plots=-1.0)  # plots and strip redrawn now
+            joined = t("train.joined", lg) if job.how == "running" else ""
+            return _progress(sent["head"], job.live, lg, sent, strip_update, joined)
 
         if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
             # 4 frames: Gradio diffs and re-encodes every streamed plot on its event loop, where 10
             # students handed the same run at once held up everyone's answers (py-spy, 8 frames)
             for frame in replay(job.shared.result[1], frames=4):
-                yield (head + t("train.handing_over", lang), *_plots(curves(frame), lang), None,
+                lg = lang_of(request)
+                yield (_head(split, settings, lg) + t("train.handing_over", lg), *_plots(curves(frame), lg), None,
                        strip_update(job.live.snapshot), gr.update())
                 time.sleep(0.3)
         try:
@@ -246,7 +251,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             training.end(error=e)
             raise
         training.end(run=run)
-        yield _finished(s, training, lang)
+        yield _finished(s, training, lang_of(request))
     finally:
         if loaded is not None:
             loaded.discard()
