@@ -85,6 +85,13 @@ def build_demo() -> gr.Blocks:
 FIRST_VIEWS = threading.Event()  # set when warm_first_views has ended (the tests wait on it)
 
 
+def first_view_handlers(demo: gr.Blocks) -> list:
+    """The tabs' first-view events, the costly ones first (a page opened as the app answers asks
+    for them within a second or two), then in the page's order."""
+    return sorted((fn for fn in demo.fns.values() if getattr(fn.fn, "first_view", False)),
+                  key=lambda fn: not getattr(fn.fn, "costly", False))
+
+
 def warm_first_views(demo: gr.Blocks) -> None:
     """What depends only on shipped files, computed at start in the background so the first
     visitor gets it from memory too: every tab's first view (the on_open handlers, with the
@@ -94,7 +101,7 @@ def warm_first_views(demo: gr.Blocks) -> None:
     log = logging.getLogger("aevae.app")
     with contextlib.suppress(OSError, AttributeError):  # Linux: the priority of this thread only
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    opens = [fn for fn in demo.fns.values() if getattr(fn.fn, "first_view", False)]
+    opens = first_view_handlers(demo)
     t0 = time.monotonic()
     try:
         if not store().zoo:

@@ -173,7 +173,8 @@ def build(ctx) -> None:
         beta_grid = gr.Image(label=L("beta.grid"), format="png", elem_classes="pixelated")
         beta_out = [beta_table, beta_chart, beta_grid, beta_note]
         beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
-        tab.select(on_open("beta", shipped_beta_sweep, 4), None, beta_out, api_visibility="private")
+        # costly: six VAEs over the validation split, the start-up work's longest first view
+        tab.select(on_open("beta", shipped_beta_sweep, 4, costly=True), None, beta_out, api_visibility="private")
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)

@@ -570,7 +570,7 @@ def stop_training(request: gr.Request):
     return t("status.stopping", lang_of(request))
 
 
-def on_open(tab: str, handler, outputs: int):
+def on_open(tab: str, handler, outputs: int, costly: bool = False):
     """`handler` as the view a tab shows when it is opened: computed the first time the tab opens
     for the pair and the data in use (and the page's language), then left as the student changed it (no
     update). Shipped answers are cached (workbench.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
@@ -589,5 +589,6 @@ def on_open(tab: str, handler, outputs: int):
         s.opened.add(key)
         return out
 
-    opened.first_view = True  # app.warm_first_views computes these at start
+    opened.first_view = True  # app.warm_first_views computes these at start,
+    opened.costly = costly  # the costly ones first (a page opened as the app answers asks for them soon)
     return opened
