@@ -88,8 +88,11 @@ FIRST_VIEWS = threading.Event()  # set when warm_first_views has ended (the test
 def first_view_handlers(demo: gr.Blocks) -> list:
     """The tabs' first-view events, the costly ones first (a page opened as the app answers asks
     for them within a second or two), then in the page's order."""
-    return sorted((fn for fn in demo.fns.values() if getattr(fn.fn, "first_view", False)),
-                  key=lambda fn: not getattr(fn.fn, "costly", False))
+    def marks(fn) -> dict:  # what ui.common.on_open set on the handler (None: a JS-only event)
+        return getattr(fn.fn, "__dict__", None) or {}  # not shown
+
+    opens = [fn for fn in demo.fns.values() if marks(fn).get("first_view")]
+    return sorted(opens, key=lambda fn: not marks(fn).get("costly"))
 
 
 def warm_first_views(demo: gr.Blocks) -> None:
