@@ -65,7 +65,7 @@ def build_demo() -> gr.Blocks:
     # sets while requests add to them, dies on "Set changed size during iteration" and then never
     # deletes again. sweep_files below does its work; Gradio's clean-up at shutdown is kept.
     with Page(title=t("app.title"), delete_cache=(NEVER, cache_sweep()[1])) as demo:
-        ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, on_language=None, attached=None)
+        ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, switch=None, attached=None)
         # The browser keeps its sessions' keys (encrypted in localStorage): a reload reattaches
         # to its session, which outlives its page by a minute (ui/common.py reattach).
         keys = gr.BrowserState([], storage_key="aevae-sessions")
@@ -76,7 +76,7 @@ def build_demo() -> gr.Blocks:
         ctx.in_use = picker.build(ctx)
         for tab in TABS:
             tab.build(ctx)
-        lang.relabel_tabs(ctx)
+        lang.wire_switch(ctx)
         gr.Markdown("<small>" + L("app.emoji") + " " + data.OPENMOJI_CREDIT + "</small>")
         demo.unload(end_session)
     return demo

@@ -61,7 +61,9 @@ def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(s
         page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
         page.get_by_text(progress).first.wait_for(timeout=30_000)  # the live progress, watched again
         page.get_by_text(data_note).wait_for(timeout=30_000)  # the upload, described again
-        assert page.get_by_label("number input for Epochs", exact=True).first.input_value() == str(EPOCHS)
+        # its settings come back too (the progress text above may be the kept view's, drawn before them)
+        page.wait_for_function("(v) => [...document.querySelectorAll('input[aria-label=\"number input for Epochs\"]')]"
+                               ".some(e => e.value === v)", arg=str(EPOCHS), timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "reload-mid-training.png"))
         page.get_by_text(re.compile(r"run 1 · Train .*AE val PSNR")).wait_for(timeout=180_000)  # its run
         picker = page.get_by_label("Models in use")

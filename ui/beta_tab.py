@@ -26,7 +26,7 @@ from .common import (
     tmd,
     training_slot,
 )
-from .lang import L, drawn, plot, rerender, shown, table
+from .lang import L, drawn, on_switch, plot, rerender, shown, table
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "beta"
@@ -181,7 +181,6 @@ def build(ctx) -> None:
         # The plan follows the settings and the data in use (chosen in the Train tab: on opening).
         gr.on([tab.select, betas_text.change, beta_epochs.change], plan_betas, [betas_text, beta_epochs],
               [beta_plan, beta_epochs_pick], api_visibility="private", queue=False, trigger_mode="always_last")
-        ctx.on_language.then(plan_betas, [betas_text, beta_epochs], [beta_plan, beta_epochs_pick],
-                             api_visibility="private")
+        on_switch(ctx, plan_betas, [betas_text, beta_epochs], [beta_plan, beta_epochs_pick])
         beta_epochs_pick.input(lambda v: v or gr.update(), beta_epochs_pick, beta_epochs, api_visibility="private")
         rerender(ctx, VIEW, beta_out)

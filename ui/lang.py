@@ -9,7 +9,9 @@ the language of `lang_of(request)`: the one chosen on the page (the switch, set 
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import re
 
 import gradio as gr
@@ -21,6 +23,8 @@ from aevae.data import label_shown as group
 from aevae.i18n import DEFAULT
 
 from .common import lang_of, session
+
+log = logging.getLogger("aevae.app")
 
 # The app's keys, and Gradio's own that Gradio 6.31 leaves without a translation (or without any
 # text: "common.complete" and "common.upload" showed as such): a catalog's "gradio" section.
@@ -105,27 +109,26 @@ _ATTRS_JS = ("const T = " + json.dumps({lang: i18n.catalog(lang).get("gradio_tex
              " characterData: true, attributeFilter: ['title', 'aria-label']}); }"
              " window.__aevaeAttrs(document.body);")
 # Gradio keeps its locale in its core module; importing that module again gives the same store.
-APPLY_JS = ("async (lang) => { document.documentElement.lang = lang; " + _ATTRS_JS +
+APPLY_JS = ("async (lang, ...rest) => { document.documentElement.lang = lang; " + _ATTRS_JS +
             " const titles = " + json.dumps({lang: i18n.t("app.title", lang) for lang in i18n.languages()}) + ";"
             " if (titles[lang]) document.title = titles[lang];"
             " const core = performance.getEntriesByType('resource').map(e => e.name)"
             ".find(n => /\\/assets\\/core-[\\w-]+\\.js(\\?.*)?$/.test(n));"
             " if (core) { try { (await import(core)).changeLocale(lang); }"
             " catch (e) { console.error('aevae: cannot switch the language', e); } }"
-            " return lang; }")
+            " return [lang, ...rest]; }")
 # A language picked by hand goes into the address, so a reload or a shared link keeps it.
 LINK_JS = ("(lang) => { const u = new URL(window.location.href); u.searchParams.set('lang', lang);"
            " window.history.replaceState(null, '', u); return lang; }")
 
 
-def relabel_tabs(ctx) -> None:
-    """After a switch, send every tab its name again: Gradio's tab bar keeps the names it first drew;
-    and show the results the tabs keep in the new language (rerender). Call once every tab is built."""
-    _again(ctx)
-    tabs = [b for b in ctx.demo.blocks.values() if isinstance(b, gr.Tab) and str(b.label).startswith("__i18n__")]
-    keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
-    ctx.on_language.then(lambda: [gr.update(label=Text(k)) for k in keys], None, tabs, api_visibility="private",
-                          queue=False)
+def on_switch(ctx, fn, inputs, outputs, after=None) -> None:
+    """When the page's language changes, `fn(*inputs)` gives `outputs` again (in the new language:
+    fn answers in lang_of(request)); `after` (fn, inputs, outputs) runs in the step after, once the
+    first step's outputs are in the page. See wire_switch."""
+    vars(ctx).setdefault("switched", []).append((fn, _listed(inputs), _listed(outputs)))
+    if after:
+        vars(ctx).setdefault("after_switch", []).append((after[0], _listed(after[1]), _listed(after[2])))
 
 
 # --- results shown again in a new language ------------------------------------------------------
@@ -139,20 +142,96 @@ def shown(s, view: str, make, lang: str):
 
 def rerender(ctx, view: str, outputs: list, then=None) -> None:
     """When the page's language changes, `view`'s outputs are made again in it from the session's
-    last result (nothing happens for a view not shown yet); `then` (fn, inputs, outputs) runs
-    after. Every view is done in one event (see relabel_tabs): one event each took the page 12 s."""
-    vars(ctx).setdefault("rerenders", []).append((view, outputs, then))
+    last result (nothing happens for a view not shown yet); `then` (fn, inputs, outputs) runs in
+    the step after."""
+    vars(ctx).setdefault("rerenders", []).append((view, _listed(outputs)))
+    if then:
+        vars(ctx).setdefault("after_switch", []).append((then[0], _listed(then[1]), _listed(then[2])))
 
 
-def _again(ctx) -> None:
-    """The one event that shows every kept view again in the new language."""
+def wire_switch(ctx) -> None:
+    """The switch's event, made once every tab is built: the language set, every tab's name sent
+    again (Gradio's tab bar keeps the names it first drew), every kept result and every on_switch
+    handler in one event, the `after`s in a second.
+
+    One event for all, and progress shown on the switch only: Gradio's page copies the props of
+    every component that ever showed progress (and of its children) at each status change of any
+    event, so each extra event cost the page a pass over all results, and progress on the tabs a
+    pass over the whole page (the switch took 8 s with 19 events)."""
+    tabs = [b for b in ctx.demo.blocks.values() if isinstance(b, gr.Tab) and str(b.label).startswith("__i18n__")]
+    keys = [json.loads(str(tab.label).removeprefix("__i18n__"))["key"] for tab in tabs]
     views = vars(ctx).get("rerenders", [])
-    outputs = [o for _, outs, _ in views for o in outs]
+    first = [(lambda: [gr.update(label=Text(k)) for k in keys], [], tabs),
+             (_again(views), [], [o for _, outs in views for o in outs]), *vars(ctx).get("switched", [])]
+    run, inputs, outputs = _one_event(first)
+    switch = ctx.switch
+
+    def switched(request: gr.Request, lang, *values):
+        set_language(lang, request)
+        return run(request, values)
+
+    event = switch.change(switched, [switch, *inputs], outputs, js=APPLY_JS, queue=False, api_visibility="private",
+                          show_progress="hidden", show_progress_on=switch)
+    if after := vars(ctx).get("after_switch"):
+        run_after, after_in, after_out = _one_event(after)
+        def after_switch(request: gr.Request, *values):
+            return run_after(request, values)
+
+        event.then(after_switch, after_in, after_out, queue=False,
+                   api_visibility="private", show_progress="hidden", show_progress_on=switch)
+
+
+def _listed(components) -> list:
+    return [] if components is None else list(components) if isinstance(components, (list, tuple)) else [components]
+
+
+_FAILED = object()
+
+
+def _one_event(handlers):
+    """handlers [(fn, inputs, outputs)] as one: (run(request, values), inputs, outputs); a handler
+    that fails leaves its outputs as they are (a gr.Error is shown as a warning) and the others run."""
+    inputs = list({c._id: c for _, ins, _ in handlers for c in ins}.values())
+    outputs = [o for _, _, outs in handlers for o in outs]
+    if len({o._id for o in outputs}) != len(outputs):
+        raise ValueError("two language-switch handlers write the same component")  # not shown: a bug
+    where = {c._id: i for i, c in enumerate(inputs)}
+
+    def run(request, values):
+        out = []
+        for fn, ins, outs in handlers:
+            try:
+                made = _call(fn, [values[where[c._id]] for c in ins], request)
+            except gr.Error as e:
+                gr.Warning(e.message)
+                made = _FAILED
+            except Exception:  # noqa: BLE001 - one view that cannot be made again must not stop the others
+                log.exception("a language switch could not redo %s", getattr(fn, "__name__", fn))
+                made = _FAILED
+            if made is _FAILED:
+                out += [gr.update()] * len(outs)
+            else:
+                out += list(made) if len(outs) > 1 else [made]
+        return out
+
+    return run, inputs, outputs
+
+
+def _call(fn, args, request):
+    """fn called as Gradio would: its gr.Request parameter (by name or annotation) given the request."""
+    params = list(inspect.signature(fn).parameters.values())
+    wants = [p.name == "request" or p.annotation in (gr.Request, "gr.Request") for p in params]
+    it = iter(args)
+    return fn(*[request if w else next(it) for w in wants])
+
+
+def _again(views):
+    """The handler that shows every kept view again in the new language."""
 
     def again(request: gr.Request):
         s, lang = session(request), lang_of(request)
         out = []
-        for view, outs, _ in views:
+        for view, outs in views:
             make = vars(s).get("_views", {}).get(view)
             made = None
             if make is not None:
@@ -163,20 +242,15 @@ def _again(ctx) -> None:
             out += [gr.update()] * len(outs) if made is None else list(made) if len(outs) > 1 else [made]
         return out
 
-    if outputs:
-        event = ctx.on_language.then(again, None, outputs, api_visibility="private", queue=False)
-        for _, _, then in views:
-            if then:
-                event.then(*then, api_visibility="private", queue=False)
+    return again
 
 
 def build(ctx) -> gr.Radio:
-    """The switch; `ctx.on_language` gets the event that later ones chain on (`.then`)."""
+    """The switch; its event is made by wire_switch once every tab is built."""
     switch = gr.Radio([(i18n.name(lang), lang) for lang in i18n.languages()], value=None,
                       show_label=False, container=False, elem_id="aevae-lang", scale=0, min_width=220)
     ctx.demo.load(None, None, switch, js=CHOOSE_JS)
-    ctx.on_language = switch.change(set_language, switch, None, js=APPLY_JS, queue=False,
-                                    api_visibility="private")
+    ctx.switch = switch
     switch.input(None, switch, None, js=LINK_JS)
     return switch
 

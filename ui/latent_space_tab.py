@@ -26,7 +26,7 @@ from .common import (
     session,
     tmd,
 )
-from .lang import L, drawn, group, plot, rerender, shown
+from .lang import L, drawn, group, on_switch, plot, rerender, shown
 from .picker import choices
 
 log = logging.getLogger("aevae.app")
@@ -306,7 +306,7 @@ def build(ctx) -> None:
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         gr.on([px.release, py.release], decode_point, [px, py], point_img, api_name="decode_point")
         ctx.demo.load(load_pairs, pair_pick, pair_pick, api_visibility="private")
-        ctx.on_language.then(load_pairs, pair_pick, pair_pick, api_visibility="private")
+        on_switch(ctx, load_pairs, pair_pick, pair_pick)
         rerender(ctx, PRIOR_VIEW, [prior_img, prior_note])
         rerender(ctx, INTERP_VIEW, [interp_img, interp_note, interp_live])
         rerender(ctx, MAP_VIEW, map_out, then=(redraw_map, map_labels, map_plot))

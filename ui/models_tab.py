@@ -19,7 +19,7 @@ from .common import (
     session,
     tmd,
 )
-from .lang import L, plot, rerender, shown, table
+from .lang import L, on_switch, plot, rerender, shown, table
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "models"
@@ -88,7 +88,7 @@ def build(ctx) -> None:
                                label=L("runs.kl"))
         help_md = gr.Markdown()
         ctx.demo.load(metric_help, None, help_md, api_visibility="private")
-        ctx.on_language.then(metric_help, None, help_md, api_visibility="private")
+        on_switch(ctx, metric_help, None, help_md)
         models_btn.click(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],
                          api_name="models")
         tab.select(describe_models, None, [m_head, ae_layers, vae_layers, m_info, m_mse, m_kl],

@@ -9,7 +9,7 @@ from aevae.i18n import t, tm
 from aevae.workbench import NoModels
 
 from .common import fail, lang_of, session, tmd
-from .lang import L
+from .lang import L, on_switch
 
 
 def choices(pairs: list[tuple[str, str]], lang: str) -> list[tuple[str, str]]:
@@ -61,7 +61,7 @@ def build(ctx) -> gr.Dropdown:
     in_use.input(use_models, in_use, in_use_msg, api_name="use_models")
     ctx.demo.load(load_picker, None, in_use, api_visibility="private")
     ctx.attached.then(load_picker, None, in_use, api_visibility="private")  # a reload: the session's runs
-    ctx.on_language.then(load_picker, None, in_use, api_visibility="private")
+    on_switch(ctx, load_picker, None, in_use)
     in_use.change(now_using, None, in_use_msg, api_visibility="private", queue=False)
-    ctx.on_language.then(now_using, None, in_use_msg, api_visibility="private", queue=False)
+    on_switch(ctx, now_using, None, in_use_msg)
     return in_use

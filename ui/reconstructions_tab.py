@@ -32,7 +32,7 @@ from .common import (
     short_note,
     tmd,
 )
-from .lang import L, drawn, rerender, shown, skipped_file, table
+from .lang import L, drawn, on_switch, rerender, shown, skipped_file, table
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "recon"
@@ -232,6 +232,6 @@ def build(ctx) -> None:
                    api_visibility="private")
         rerender(ctx, VIEW, rec_out)
         gr.on([tab.select, ctx.in_use.change], picture_payload, None, picture, api_visibility="private", queue=False)
-        ctx.on_language.then(picture_payload, None, picture, api_visibility="private", queue=False)
+        on_switch(ctx, picture_payload, None, picture)
 
 

@@ -30,7 +30,7 @@ from .common import (
     training_slot,
     watch,
 )
-from .lang import L, plot, rerender, shown, table
+from .lang import L, on_switch, plot, rerender, shown, table
 from .picker import picker_update
 
 # Digits shown per column: dB to 2 decimals, SSIM to 3, MSE to 5 (the CSV keeps every digit).
@@ -84,6 +84,12 @@ def runs_again(run, request: gr.Request):
     if run in [v for _, v in pick["choices"]]:
         pick["value"] = run
     return table_, pick, csv, note
+
+
+def runs_switched(run, request: gr.Request):
+    """The table and the picked run's curves in a newly chosen language (the pick keeps its value,
+    so no change event redraws the curves)."""
+    return (*runs_again(run, request), *run_curves(run, request))
 
 
 def run_curves(run, request: gr.Request):
@@ -211,13 +217,11 @@ def build(ctx) -> None:
         sweep_in = [sweep_epochs, sweep_subset, sweep_latent, sweep_seed, sweep_cap]
         gr.on([tab.select] + [c.change for c in sweep_in], plan_sweep, sweep_in, sweep_plan, api_visibility="private",
               queue=False, trigger_mode="always_last")
-        ctx.on_language.then(plan_sweep, sweep_in, sweep_plan, api_visibility="private")
+        on_switch(ctx, plan_sweep, sweep_in, sweep_plan)
         run_models = gr.State()
         run_pick.change(run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
             redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
         rerender(ctx, VIEW, [sweep_msg])
-        ctx.on_language.then(runs_again, run_pick, [runs_df, run_pick, runs_csv, runs_note], api_visibility="private",
-                             queue=False).then(  # the picked run keeps its value: no change event redraws its curves
-            run_curves, run_pick, [run_mse, run_kl, run_models], api_visibility="private").then(
-            redraw_curves, run_models, [run_mse, run_kl], api_visibility="private", queue=False)
-        ctx.on_language.then(sweep_chart, None, sweep_plot, api_visibility="private")
+        on_switch(ctx, runs_switched, run_pick, [runs_df, run_pick, runs_csv, runs_note, run_mse, run_kl, run_models],
+                  after=(redraw_curves, run_models, [run_mse, run_kl]))
+        on_switch(ctx, sweep_chart, None, sweep_plot)

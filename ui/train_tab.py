@@ -46,7 +46,7 @@ from .common import (
     tmd,
     watch,
 )
-from .lang import L, drawn, plot, rerender, shown, skipped_file
+from .lang import L, drawn, on_switch, plot, rerender, shown, skipped_file
 from .picker import picker_update
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
@@ -601,10 +601,9 @@ def build(ctx) -> None:
         # arrive out of order and leave a stale plan on screen).
         gr.on([ctx.demo.load] + [c.change for c in [*shared, dataset]], plan_training, [*shared, dataset],
               [plan_md, latent_pick, epochs_pick], api_visibility="private", queue=False, trigger_mode="always_last")
-        ctx.on_language.then(plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick],
-                             api_visibility="private", queue=False)
-        ctx.on_language.then(show_note, preset, preset_note, api_visibility="private", queue=False)
-        ctx.on_language.then(preset_choices, None, preset, api_visibility="private", queue=False)
+        on_switch(ctx, plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick])
+        on_switch(ctx, show_note, preset, preset_note)
+        on_switch(ctx, preset_choices, None, preset)
         upload.change(upload_data, [upload, image_size], [dataset, data_md, data_strip], api_visibility="private",
                       concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS).then(
             plan_training, [*shared, dataset], [plan_md, latent_pick, epochs_pick], api_visibility="private",

@@ -26,7 +26,7 @@ from .common import (
     session,
     tmd,
 )
-from .lang import L, drawn, group, rerender, shown
+from .lang import L, drawn, group, on_switch, rerender, shown
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "variants"
@@ -157,7 +157,7 @@ def build(ctx) -> None:
         # tab's first view asks for a label of the data in use).
         gr.on([ctx.in_use.change, ctx.demo.load], label_choices, vlabel, vlabel, api_visibility="private",
               queue=False)
-        ctx.on_language.then(label_choices, vlabel, vlabel, api_visibility="private", queue=False)
+        on_switch(ctx, label_choices, vlabel, vlabel)
         rerender(ctx, VIEW, [var_gallery, var_msg, var_files, var_live])
         tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
             on_open("variants", make_variants, 4), [vids, vlabel, per_label, k, scale, vseed],
