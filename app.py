@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import gradio as gr
 from starlette.middleware import Middleware
 
-from aevae import data, i18n, resources, workbench, worker
+from aevae import analyses, data, i18n, resources, worker
 from aevae.i18n import t
-from aevae.workbench import warm_default_training
+from aevae.training_jobs import warm_default_training
 from ui import (
     beta_tab,
     fair_queue,
@@ -118,7 +118,7 @@ def warm_first_views(demo: gr.Blocks) -> None:
             finally:
                 store().drop(key)
         try:
-            images = workbench.warm_validation(store().get("aevae-warm"))
+            images = analyses.warm_validation(store().get("aevae-warm"))
         finally:
             store().drop("aevae-warm")
         log.info("shipped answers ready: %d first views, %d validation images, %.0f s",

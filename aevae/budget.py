@@ -57,7 +57,7 @@ GB = 1_000_000_000  # messages say GB in powers of ten, as the env variable does
 TRAIN_CONCURRENCY = 2  # trainings that may run at once (the app's train queue should match)
 APP_BASELINE_BYTES = 1 * GB  # the app with shipped models and OpenMoji loaded (bench: 0.6-0.9 GB)
 USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and other requests
-# Decoded uploads kept by sessions between trainings (workbench.DataMemory): this share of the
+# Decoded uploads kept by sessions between trainings (resources.DataMemory): this share of the
 # usable memory after the baseline, and at most SESSION_DATA_BYTES per session: the largest
 # upload, 10,000 images at 128 px (492 MB), while it loads (data.peak_bytes: 609 MB, with one
 # file read and one image decoded at their limits). Trainings get what is left.

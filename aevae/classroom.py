@@ -129,7 +129,7 @@ class Live:
     text: str = "starting"
     fraction: float = 0.0
     histories: dict = field(default_factory=dict)  # kind -> History (live objects)
-    snapshot: object = None  # workbench.Snapshot
+    snapshot: object = None  # pair_training.Snapshot
     queued: str = ""  # "place 2 in the queue, about 40 s" while waiting for a slot
 
 

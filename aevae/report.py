@@ -22,15 +22,25 @@ import numpy as np  # noqa: E402
 from markdown_it import MarkdownIt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-from . import __version__, checkpoints, data, figures, i18n, metrics, workbench  # noqa: E402
+from . import (  # noqa: E402
+    __version__,
+    analyses,
+    checkpoints,
+    data,
+    datasets,
+    figures,
+    i18n,
+    metrics,
+    session_state,
+)
 from .i18n import t, tm  # noqa: E402
 from .models import summary_rows  # noqa: E402
 from .runs import BETA, ENDED, MESSAGE_CELLS, SWEEP  # noqa: E402
 from .zoo import BETA_LATENT  # noqa: E402
 
 
-def latent_notes(session: workbench.Session, rows: list[dict], lang: str) -> str:
-    """What the latent-size table needs said under it (workbench.latent_rows' rows): rungs
+def latent_notes(session: session_state.Session, rows: list[dict], lang: str) -> str:
+    """What the latent-size table needs said under it (analyses.latent_rows' rows): rungs
     trained on other data than the data in use, and rungs trained for other numbers of epochs."""
     note, elsewhere = "", {}
     for r in rows[::2]:  # one row per rung (its AE's)
@@ -192,10 +202,10 @@ def stopped_note(pair, lang: str) -> str:
              epoch=len(h.get("epochs") or []), epochs=epochs, steps=f"{len(h.get('iter_loss') or []):,}")
 
 
-def recon_section(session, pair, split, lang: str, files: dict, md: list) -> workbench.Reconstruction:
+def recon_section(session, pair, split, lang: str, files: dict, md: list) -> analyses.Reconstruction:
     """Validation images (the Reconstructions tab's first draw) through the pair in use, with LPIPS."""
-    images = workbench.choose(split, None, N_RECON, 0)
-    rec = workbench.reconstruct_for(session, pair, images, lpips=True)
+    images = datasets.choose(split, None, N_RECON, 0)
+    rec = analyses.reconstruct_for(session, pair, images, lpips=True)
     truth = t("pic.ground_truth", _chart_lang(lang))
     files["reconstructions.png"] = figures.png_bytes(figures.image_grid(
         [rec.images.images, rec.ae.recon, rec.vae.recon], [truth, "AE", "VAE"],
@@ -206,7 +216,7 @@ def recon_section(session, pair, split, lang: str, files: dict, md: list) -> wor
     return rec
 
 
-def recon_summary(rec: workbench.Reconstruction) -> list[dict]:
+def recon_summary(rec: analyses.Reconstruction) -> list[dict]:
     out = []
     for kind, r in (("AE", rec.ae), ("VAE", rec.vae)):
         s = r.summary()
@@ -223,7 +233,7 @@ def variants_part(session, pair, split):
     if var is None or var[2:] != (pair.source,) or var[0].image_size != pair.image_size:
         ids = [i for i in data.REPORT_A_IDS if i <= len(split.all)]
         chosen = split.all.select_ids(ids)
-        var = (chosen, workbench.variants(pair, chosen, 5, 1.0, 0))
+        var = (chosen, analyses.variants(pair, chosen, 5, 1.0, 0))
     return var[:2]
 
 
@@ -249,12 +259,12 @@ def beta_part(session, lang: str) -> tuple[list[dict], str, str]:
     if len(own) >= 2:
         size = own[0].model.config.image_size
         split = session.split(size)
-        rows = workbench.beta_results([(r.record.beta, r.model) for r in own], split)
+        rows = analyses.beta_results([(r.record.beta, r.model) for r in own], split)
         rec = own[0].record
         text = t("rep.beta_own", lang, runs=", ".join(str(r.number) for r in own), latent=rec.latent,
                  epochs=rec.epochs, data=i18n.md(tm(rec.data, lang)), split=i18n.md(tm(split.all.source, lang)))
         return rows, text, "own"
-    rows = workbench.shipped_beta_results(session)
+    rows = analyses.shipped_beta_results(session)
     if rows:
         return rows, t("rep.beta_shipped", lang, latent=BETA_LATENT), "shipped"
     return [], "", ""
@@ -266,7 +276,7 @@ def _pick_two(images: data.ImageSet) -> data.ImageSet:
     return images.subset(np.array([0, int(other[0]) if len(other) else min(1, len(images) - 1)]))
 
 
-def metric_lines(rec: workbench.Reconstruction, lang: str) -> list[str]:
+def metric_lines(rec: analyses.Reconstruction, lang: str) -> list[str]:
     """Which model reconstructs better by each metric, by how much, on how many images."""
     out = []
     for metric, higher, digits in (("psnr", True, 2), ("ssim", True, 3), ("lpips", False, 3)):
@@ -319,7 +329,7 @@ def beta_line(rows: list[dict], whose: str, lang: str) -> str:
              steady="" if steady or not usual else t("rep.not_steady", lang))
 
 
-def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT) -> Path:
+def build(session: session_state.Session, out: str | Path, lang: str = i18n.DEFAULT) -> Path:
     """Write the report zip for `session`, its words in `lang`; returns its path.
 
     Built from the pair in use and the validation split of the data in use (not from what a tab
@@ -329,7 +339,7 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
     files: dict[str, bytes] = {}
     md: list[str] = [t("rep.head", lang, when=f"{_dt.datetime.now():%Y-%m-%d %H:%M}", version=__version__,
                        models=i18n.md(tm(pair.source, lang)), data=i18n.md(tm(split.all.source, lang))) + "\n"]
-    other = workbench.data_note(session, pair)
+    other = analyses.data_note(session, pair)
     if other:
         md.append(t("common.data_note", lang, note=i18n.md(tm(other, lang))) + "\n")
     stopped = stopped_note(pair, lang)
@@ -384,12 +394,12 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
 
     # 6. Latent sizes (report A, Problem 5-1), on validation images
     md.append(t("rep.latent", lang) + "\n\n")
-    ladder = workbench.ladder_models(session)
+    ladder = analyses.ladder_models(session)
     lat = []
     if ladder:
         size = ladder[0]["ae"].config.image_size
-        imgs = workbench.choose(session.split(size), None, N_LATENT, 0)
-        lat = workbench.latent_rows(session, workbench.latent_sizes(session, imgs), size)
+        imgs = datasets.choose(session.split(size), None, N_LATENT, 0)
+        lat = analyses.latent_rows(session, analyses.latent_sizes(session, imgs), size)
     if lat:
         md.append(t("rep.latent_of", lang, n=len(imgs), ids=", ".join(map(str, imgs.ids))) + "\n\n"
                   + _table(lat, lang) + latent_notes(session, lat, lang) + "\n\n![" + t("rep.alt_latent", lang) + "](latent_sizes.png)\n")
@@ -428,11 +438,11 @@ def build(session: workbench.Session, out: str | Path, lang: str = i18n.DEFAULT)
         md.append(t("rep.beta_none", lang) + "\n")
 
     # 9. The latent space: prior samples through both decoders, an interpolation
-    vae_s, ae_s = workbench.prior_pair_for(session, pair, N_PRIOR, 0)
+    vae_s, ae_s = analyses.prior_pair_for(session, pair, N_PRIOR, 0)
     files["prior_samples.png"] = figures.png_bytes(figures.image_grid(
         [vae_s, ae_s], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80)))
     two = _pick_two(split.val)
-    interp = workbench.interpolations_for(session, pair, two, 7)
+    interp = analyses.interpolations_for(session, pair, two, 7)
     cl = _chart_lang(lang)
     files["interpolation.png"] = figures.png_bytes(figures.image_grid(
         list(interp.values()), [t(f"pic.{k}", cl) for k in interp], scale=figures.auto_scale(pair.image_size, 72)))

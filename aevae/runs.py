@@ -81,7 +81,7 @@ class RunRecord:
     seed: int
     seconds: float
     stopped_by: str  # History.stopped_by: "epochs", "time cap" or "stop request"
-    trained: str  # fresh, or how it was reused (workbench.HOW)
+    trained: str  # fresh, or how it was reused (training_jobs.HOW)
     data: str  # what it was trained on, in words
     ae: Scores | None  # None: the run has no AE (a beta sweep trains VAEs only)
     vae: Scores | None

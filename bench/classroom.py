@@ -49,7 +49,8 @@ from app_latency import p95  # noqa: E402
 from common import cpu_name  # noqa: E402
 from served import Bare, Served  # noqa: E402
 
-from aevae.workbench import TrainSettings, openmoji_split  # noqa: E402
+from aevae.datasets import openmoji_split  # noqa: E402
+from aevae.train_settings import TrainSettings  # noqa: E402
 
 PLACE = re.compile(r"place (\d+) in the queue")
 DEFAULT_DRAW = ["", 10, 0, True]  # the Reconstructions tab as it opens

@@ -3,8 +3,8 @@
     python bench/default_train.py                    # the default, through the app's own code path
     python bench/default_train.py --alternatives     # also the candidates it was chosen from
 
-1. The default settings (workbench.TrainSettings(): the `quick` preset) trained through the code
-   path the Train button uses (workbench.PairJob: the shared-run machinery, live progress and the
+1. The default settings (train_settings.TrainSettings(): the `quick` preset) trained through the code
+   path the Train button uses (training_jobs.PairJob: the shared-run machinery, live progress and the
    before/now strip), on OpenMoji's fixed split: wall time, steps, validation PSNR of both models.
 2. The same two models, batches and epochs in a bare loop (each model in its own thread with one
    torch thread, as the app does; nothing else): images per second, and the app path's images
@@ -26,10 +26,12 @@ from common import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aevae import workbench  # noqa: E402
+from aevae import datasets  # noqa: E402
 from aevae.models import build_model, loss_terms  # noqa: E402
+from aevae.session_state import Session  # noqa: E402
 from aevae.train import MEMORY_FORMAT, as_uint8_nchw, to_float  # noqa: E402
-from aevae.workbench import PairJob, Session, TrainSettings  # noqa: E402
+from aevae.train_settings import TrainSettings  # noqa: E402
+from aevae.training_jobs import PairJob  # noqa: E402
 
 ALTERNATIVES = [  # (image size, latent, epochs, batch, lr)
     (64, "16x8x8", 3, 32, 4e-3),
@@ -91,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads by default, torch {torch.__version__}")
     d = TrainSettings()
-    split = workbench.openmoji_split(d.image_size)
+    split = datasets.openmoji_split(d.image_size)
     print(f"default (`{d.preset}`): {d.image_size} px, latent {d.latent}, {d.epochs} epochs, batch {d.batch_size}, "
           f"lr {d.lr}, beta {d.beta}; {len(split.train)} train / {len(split.val)} validation images")
     bare_loop(d.__class__(**{**d.__dict__, "epochs": 1}), split)  # warm-up: neither side pays first-use costs
@@ -114,7 +116,7 @@ def main() -> None:
         print("\nalternatives (same path; size, latent, epochs, batch, lr -> wall s, AE dB, VAE dB):")
         for size, latent, epochs, batch, lr in ALTERNATIVES:
             st = TrainSettings(d.preset, size, latent, epochs, None, batch, lr, d.weight_decay, d.beta, 0)
-            secs, row = app_path(st, workbench.openmoji_split(size))
+            secs, row = app_path(st, datasets.openmoji_split(size))
             print(f"  {size} px, {latent:>8}, {epochs:>2} ep, batch {batch:>2}, lr {lr:g}: {secs:6.1f} s, "
                   f"AE {row['AE val PSNR']:.2f}, VAE {row['VAE val PSNR']:.2f}", flush=True)
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aevae import data, figures, i18n, workbench  # noqa: E402
+from aevae import data, figures, i18n, train_settings  # noqa: E402
 
 UNIT = " epoch x  image =  step of batch  per model, "  # the pieces of a many-holed template
 
@@ -56,7 +56,7 @@ def measure(name: str, fn) -> None:
 
 def main() -> None:
     for n in (40, 1200):
-        _, problems = workbench.settings_from_query({UNIT * n: "1"})
+        _, problems = train_settings.settings_from_query({UNIT * n: "1"})
         measure(f"share link parameter of {len(UNIT * n):,} chars (zh-TW)", lambda p=problems: i18n.tm(p[0], "zh-TW"))
     measure("a 1.8 KB message straight into tm()", lambda: i18n.tm(f"unknown setting '{UNIT * 40}'", "zh-TW"))
     measure("ids: 5 MB of digits", lambda: data.parse_ids("1" * 5_000_000))

@@ -15,7 +15,7 @@ import torch
 from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 from PIL import Image
 
-from aevae import checkpoints, classroom, data, web_models, workbench, worker
+from aevae import analyses, checkpoints, classroom, data, train_settings, web_models, worker
 from ui.common import session
 
 
@@ -259,7 +259,7 @@ def test_closing_a_session_drops_it(app_module):
 
 
 def test_sessions_are_bounded():
-    from aevae.workbench import SessionStore
+    from aevae.session_store import SessionStore
 
     store = SessionStore(None, limit=3, recent_s=0)
     first = store.get("a")
@@ -484,9 +484,9 @@ def test_parallel_calls_in_one_session_return_their_own_files(app_module):
 
 
 def test_answers_from_shipped_files_are_computed_once_for_everyone(app_module):
-    from aevae import workbench
+    from aevae import analyses
 
-    memo = workbench.SHIPPED_ANSWERS
+    memo = analyses.SHIPPED_ANSWERS
     before = memo.computed
     first = app_module.reconstruct("5-9", 10, 0, False, req("c1"))
     again = app_module.reconstruct("5-9", 10, 0, False, req("c2"))  # another student, same question
@@ -498,7 +498,7 @@ def test_answers_from_shipped_files_are_computed_once_for_everyone(app_module):
 
 
 def test_a_students_session_survives_many_script_sessions():
-    from aevae.workbench import SessionStore
+    from aevae.session_store import SessionStore
 
     store = SessionStore(None, limit=10, recent_s=0)
     student = store.get("student", page=True)
@@ -639,7 +639,7 @@ def test_a_shared_link_restores_exactly_what_it_says(app_module):
     # What a link leaves out comes from its preset; a size brings the preset's latent for that size.
     *controls, _ = app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params={
         "preset": "report-b", "size": "50"}))
-    values = dict(zip(workbench.QUERY_KEYS, [c.get("value") for c in controls]))
+    values = dict(zip(train_settings.QUERY_KEYS, [c.get("value") for c in controls]))
     assert values["latent"] == "256x6x6" and values["batch"] == 64 and values["lr"] == 0.002
     assert app_module.settings_from_link(SimpleNamespace(session_hash="sl1", query_params={}))[0] == gr.update()
 
@@ -649,7 +649,7 @@ def test_a_link_made_on_uploaded_data_says_the_classmate_needs_the_files(app_mod
     for lang, words in [("en", "a link cannot carry files"), ("zh-TW", "連結無法帶著檔案")]:
         link = SimpleNamespace(session_hash=f"lu-{lang}", query_params={"epochs": "125", "data": "upload", "lang": lang})
         *controls, note = app_module.settings_from_link(link)
-        values = dict(zip(workbench.QUERY_KEYS, [c.get("value") for c in controls]))
+        values = dict(zip(train_settings.QUERY_KEYS, [c.get("value") for c in controls]))
         assert values["epochs"] == 125 and words in note
         assert "Not applied" not in note and "未套用" not in note
     *_, note = app_module.settings_from_link(SimpleNamespace(session_hash="lu2", query_params={"data": "mine"}))
@@ -712,7 +712,7 @@ def test_the_code_map_of_a_tiny_or_uniform_upload_shows_what_it_can(app_module, 
 
 
 def test_choosing_other_models_in_latent_space_redraws_every_view(app_module):
-    pairs = [v for _, v in workbench.pair_choices(session(req("sp1")).zoo)][1:3]
+    pairs = [v for _, v in analyses.pair_choices(session(req("sp1")).zoo)][1:3]
     views = [app_module.show_pair(p, 4, 0, 3, 841, 5, "VAE", req("sp1")) for p in pairs]
     for a, b, prior, _, interp, inote, _scrub, points, *_ in views:
         assert pixels(interp).ndim == 3 and [a, b] == [3, 841] and pixels(prior).ndim == 3 and "3" in inote and len(frame(points)) > 0

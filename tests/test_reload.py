@@ -9,8 +9,8 @@ import pytest
 from conftest import make_images
 from PIL import Image
 
-from aevae import workbench
-from aevae.workbench import SessionStore
+from aevae import session_state, session_store
+from aevae.session_store import SessionStore
 from ui.common import session, store
 
 
@@ -35,7 +35,7 @@ TRAIN = dict(preset="default", image_size=32, latent="16x4x4", epochs=1, seconds
 def test_the_store_reattaches_a_released_page_by_its_key_only():
     st = SessionStore(None, grace_s=60, attach_wait_s=0.2)
     key, back = st.attach("h1", [])
-    assert not back and workbench.valid_key(key)
+    assert not back and session_store.valid_key(key)
     s = st.get("h1")
     s.tell("mine")
     st.release("h1")  # the reload's unload
@@ -122,7 +122,7 @@ def test_without_a_key_a_closed_page_stops_its_training_as_before(app_module):
 @pytest.mark.parametrize("keys", [None, "a string", [1, 2], ["x" * 10**6], list(range(10**4))])
 def test_the_page_may_send_anything_as_its_keys(app_module, keys):
     out = app_module.reattach(keys, req("any-keys"))
-    assert len(out) == 1 and workbench.valid_key(out[0])
+    assert len(out) == 1 and session_store.valid_key(out[0])
     store().drop("any-keys")
 
 
@@ -136,7 +136,7 @@ def test_a_training_stops_when_no_page_came_back_within_the_grace(app_module, mo
     app_module.end_session(req("gone-page"))
     training = s.training
     assert training.ended.wait(60) and s.closed and not s.busy  # it stopped with its session
-    assert training.run is None and isinstance(training.error, workbench.SessionEnded)
+    assert training.run is None and isinstance(training.error, session_state.SessionEnded)
     fresh = app_module.reattach([key], req("too-late"))
     assert fresh[0] != key and session(req("too-late")) is not s
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from conftest import make_images
 
-from aevae import data, resources, workbench
-from aevae.workbench import Session, SessionStore
+from aevae import data, datasets, resources, session_state, session_store
+from aevae.session_state import Session
+from aevae.session_store import SessionStore
 
 
 class Owner:
@@ -181,9 +182,9 @@ def test_a_closed_session_makes_no_folder():
     folder = s.new_folder()
     s.close()
     assert not folder.exists()
-    with pytest.raises(workbench.SessionEnded, match="session ended .*Reload the page"):
+    with pytest.raises(session_state.SessionEnded, match="session ended .*Reload the page"):
         s.new_folder()
-    with pytest.raises(workbench.SessionEnded, match="session ended .*Reload the page"):
+    with pytest.raises(session_state.SessionEnded, match="session ended .*Reload the page"):
         _ = s.tmpdir
 
 
@@ -200,11 +201,11 @@ def test_uploads_to_reconstruct_are_decoded_only_as_far_as_shown(tmp_path, monke
     decoded = []
     real = data._decode
     monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
-    images = workbench.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
-    assert len(images) == workbench.MAX_RECON_IMAGES == len(decoded)
+    images = datasets.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
+    assert len(images) == datasets.MAX_RECON_IMAGES == len(decoded)
     assert images.skipped == ["000.png: beyond the 64 images reconstructed at once (1 file not read)"]
     with pytest.raises(data.Cancelled, match="loading was cancelled"):
-        workbench.load_user_images([tmp_path / "many.zip"], 32, should_stop=lambda: True)
+        datasets.load_user_images([tmp_path / "many.zip"], 32, should_stop=lambda: True)
 
 
 def test_stop_while_an_upload_loads_is_kept_and_changes_nothing(app_module, tmp_path):
@@ -318,7 +319,7 @@ def test_decoding_beyond_the_slots_waits_its_turn(monkeypatch):
 def test_a_session_keeps_its_newest_32_output_folders_per_kind():
     s = Session(None)
     try:
-        assert workbench.KEEP_FOLDERS == 32
+        assert session_state.KEEP_FOLDERS == 32
         live = s.new_folder("live")
         made = [s.new_folder() for _ in range(40)]
         assert [f.exists() for f in made] == [False] * 8 + [True] * 32  # the oldest 8 removed
@@ -330,7 +331,7 @@ def test_a_session_keeps_its_newest_32_output_folders_per_kind():
 
 
 def test_api_sessions_are_kept_20_per_client_address_and_100_in_all():
-    assert (workbench.MAX_CLIENT_SESSIONS, workbench.MAX_SESSIONS) == (20, 100)
+    assert (session_store.MAX_CLIENT_SESSIONS, session_store.MAX_SESSIONS) == (20, 100)
     store = SessionStore(None, recent_s=0)  # the defaults; none counts as used in the last 2 minutes
     one = [store.get(f"one-{i}", client="10.0.0.1") for i in range(30)]
     assert sum(k.startswith("one-") for k in store._sessions) == 20

@@ -74,7 +74,7 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
 
     import ui.common
     from aevae.classroom import SharedRuns
-    from aevae.workbench import TrainSettings
+    from aevae.train_settings import TrainSettings
 
     d = TrainSettings()
     args = (d.preset, d.image_size, d.latent, d.epochs, d.seconds, d.batch_size, d.lr, d.weight_decay, d.beta,

@@ -4,7 +4,7 @@ server learns from the trainings it finishes. Behaviour only: no wall-clock figu
 import pytest
 from torch import nn
 
-from aevae import timing, workbench
+from aevae import timing, train_settings
 from aevae.config import ModelConfig
 from aevae.models import build_model
 
@@ -48,13 +48,13 @@ def test_the_rate_is_learned_from_finished_trainings(monkeypatch):
 def test_the_plan_shows_the_estimate(monkeypatch):
     from test_classroom import small_split
 
-    settings = workbench.TrainSettings("default", 32, "8x4x4", 3, 120.0, 16, 2e-3, 1e-5, 0.1, 0)
+    settings = train_settings.TrainSettings("default", 32, "8x4x4", 3, 120.0, 16, 2e-3, 1e-5, 0.1, 0)
     split = small_split()
     cfgs = [settings.model_config(k) for k in ("ae", "vae")]
     ests = []
     for rate in (1e8, 4e8):
         monkeypatch.setattr(timing, "_rate", rate)
         est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), 3)
-        assert f"about {est:.0f} s on this server" in workbench.plan_text(settings, split)
+        assert f"about {est:.0f} s on this server" in train_settings.plan_text(settings, split)
         ests.append(est)
     assert ests[0] == pytest.approx(4 * ests[1]) and round(ests[0]) != round(ests[1])  # it follows the rate

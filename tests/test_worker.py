@@ -9,8 +9,8 @@ import pytest
 import torch
 from test_classroom import small_split
 
-from aevae import workbench, worker
-from aevae.workbench import TrainSettings
+from aevae import training_jobs, worker
+from aevae.train_settings import TrainSettings
 
 
 def settings(epochs=2, seed=0) -> TrainSettings:
@@ -46,12 +46,12 @@ def test_a_worker_trains_the_very_models_the_server_would(monkeypatch):
 
     worker.POOL.close()  # no worker before: the one seen below is this training's
     assert not workers()
-    m1, h1, _ = workbench.train_models(settings(), split, progress, None, lambda snap: snaps.append(snap.step))
+    m1, h1, _ = training_jobs.train_models(settings(), split, progress, None, lambda snap: snaps.append(snap.step))
     assert len(during) == 1, during  # it trained in a worker process, kept for the next training
     assert {w.proc.pid for w in worker.POOL._idle} == during
     assert os.getpriority(os.PRIO_PROCESS, during.pop()) == worker.NICE == 19  # the README's "nice 19"
     monkeypatch.setenv("AEVAE_TRAIN_WORKERS", "0")
-    m2, h2, _ = workbench.train_models(settings(), split)
+    m2, h2, _ = training_jobs.train_models(settings(), split)
     for kind in ("ae", "vae"):
         a, b = m1[kind].state_dict(), m2[kind].state_dict()
         assert all(torch.equal(a[n], b[n]) for n in a), kind
@@ -71,7 +71,7 @@ def test_stop_reaches_the_worker_within_a_few_steps():
         if p.step >= 3:
             stop.set()
 
-    models, hists, _ = workbench.train_models(settings(epochs=200), small_split(), progress, stop.is_set)
+    models, hists, _ = training_jobs.train_models(settings(epochs=200), small_split(), progress, stop.is_set)
     assert hists["ae"].stopped_by == "stop request"
     assert len(hists["ae"].iter_loss) < 60  # 200 epochs would be 1000 steps
 
@@ -101,6 +101,6 @@ def test_a_worker_that_dies_fails_its_training_and_the_next_one_works():
     before = children()
     threading.Thread(target=kill_it, daemon=True).start()
     with pytest.raises(worker.WorkerDied, match="ended unexpectedly"):
-        workbench.train_models(settings(epochs=200), small_split(), progress)
-    models, hists, _ = workbench.train_models(settings(epochs=1), small_split())
+        training_jobs.train_models(settings(epochs=200), small_split(), progress)
+    models, hists, _ = training_jobs.train_models(settings(epochs=1), small_split())
     assert hists["vae"].stopped_by == "epochs"

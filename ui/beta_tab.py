@@ -5,7 +5,16 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import classroom, figures, timing, workbench
+from aevae import (
+    analyses,
+    classroom,
+    datasets,
+    figures,
+    session_state,
+    timing,
+    train_settings,
+    training_jobs,
+)
 from aevae.i18n import t
 
 from .common import (
@@ -32,7 +41,7 @@ from .lang import L, drawn, on_switch, plot, rerender, shown, table
 VIEW = "beta"
 
 
-def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool, lang: str, warning: str = ""):
+def show_betas(s: session_state.Session, rows: list[dict], source: str, emoji: bool, lang: str, warning: str = ""):
     """The table, the chart, the grid and a note (`warning` after it); `emoji`: the images are OpenMoji's."""
     digits = {"KL (nats/image)": 1, "MSE per pixel": 4, "val PSNR": 2}
     frame = table([{k: (round(v, digits.get(k, 3)) if isinstance(v, float) else v) for k, v in r.items()
@@ -53,7 +62,7 @@ def show_betas(s: workbench.Session, rows: list[dict], source: str, emoji: bool,
 
 def shipped_beta_sweep(request: gr.Request):
     s, lang = session(request), lang_of(request)
-    rows = workbench.shipped_beta_results(s)
+    rows = analyses.shipped_beta_results(s)
     if not rows:
         raise refuse(t("beta.none_shipped", lang), lang)
 
@@ -81,10 +90,10 @@ def plan_betas(betas_text: str, epochs: int, request: gr.Request):
     hidden = gr.update(visible=False, value=None)
     try:
         betas = _betas(betas_text, epochs, lang)
-        split = s.any_split() if s.uses_upload else workbench.openmoji_counts()  # counts only
+        split = s.any_split() if s.uses_upload else datasets.openmoji_counts()  # counts only
         if split is None:
             return t("train.plan_after_load", lang), hidden
-        steps, seconds, more = workbench.beta_plan(split, DEFAULT_SIZE, len(betas), int(epochs), MAX_EPOCHS)
+        steps, seconds, more = train_settings.beta_plan(split, DEFAULT_SIZE, len(betas), int(epochs), MAX_EPOCHS)
     except (gr.Error, ValueError) as e:
         return t("beta.cannot", lang, error=e.message if isinstance(e, gr.Error) else tmd(str(e), lang)), hidden
     plan = t("beta.plan", lang, n=len(betas), epochs=int(epochs), images=f"{len(split.train):,}", steps=f"{steps:,}",
@@ -92,7 +101,7 @@ def plan_betas(betas_text: str, epochs: int, request: gr.Request):
     if more is None:
         return plan, hidden
     epochs, steps_more, seconds = more
-    plan += "\n\n" + t("beta.few_before", lang, steps=f"{steps:,}", good=f"{workbench.GOOD_STEPS:,}", epochs=epochs,
+    plan += "\n\n" + t("beta.few_before", lang, steps=f"{steps:,}", good=f"{train_settings.GOOD_STEPS:,}", epochs=epochs,
                         seconds=f"{seconds:.0f}")
     label = t("beta.use_epochs", lang, epochs=epochs, steps=f"{steps_more:,}", seconds=f"{seconds:.0f}")
     return plan, gr.update(choices=[(label, epochs)], value=None, visible=True)
@@ -108,7 +117,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         raise fail(e, lang) from None
     live = {"text": t("beta.starting", lang), "frac": 0.0, "name": ""}
     try:
-        per_beta = workbench.beta_plan(split, DEFAULT_SIZE, 1, int(epochs), MAX_EPOCHS)[1]
+        per_beta = train_settings.beta_plan(split, DEFAULT_SIZE, 1, int(epochs), MAX_EPOCHS)[1]
     except ValueError:
         per_beta = None  # the time left is then measured only
     lefts = {}
@@ -116,7 +125,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
     def progress(name, p):
         i = [f"{b:g}" for b in betas].index(name)
         left = lefts.setdefault(name, timing.TimeLeft(per_beta))
-        live.update(queued="", text=workbench.progress_text(p, left), frac=(i + p.fraction) / len(betas), name=name)
+        live.update(queued="", text=training_jobs.progress_text(p, left), frac=(i + p.fraction) / len(betas), name=name)
 
     def show():
         if live.get("queued"):
@@ -129,7 +138,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
 
     def work():
         try:
-            return workbench.train_betas(s, split, betas, int(epochs), on_progress=progress, cap=MAX_SECONDS,
+            return training_jobs.train_betas(s, split, betas, int(epochs), on_progress=progress, cap=MAX_SECONDS,
                                          on_wait=on_wait)
         except classroom.Cancelled:
             return []
@@ -138,15 +147,15 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
         models = yield from background(s, work, show, lang)
     if not models:
         raise refuse(t("beta.stopped_first", lang), lang)
-    steps = workbench.steps_of(workbench.TrainSettings(epochs=int(epochs)), len(split.train))
-    rows = workbench.beta_results(models, split)
+    steps = train_settings.steps_of(train_settings.TrainSettings(epochs=int(epochs)), len(split.train))
+    rows = analyses.beta_results(models, split)
 
     def view(lg):
         done = "" if len(models) == len(betas) else t("beta.stopped_after", lg, n=len(models), of=len(betas))
-        few = t("beta.few_steps", lg, steps=steps, good=workbench.GOOD_STEPS) if steps < workbench.FEW_STEPS else ""
+        few = t("beta.few_steps", lg, steps=steps, good=train_settings.GOOD_STEPS) if steps < train_settings.FEW_STEPS else ""
         return show_betas(s, rows,  # few steps: grey blurs, whatever beta says
                           t("beta.trained_here", lg, epochs=epochs, source=tmd(split.all.source, lg), done=done),
-                          split.spec == workbench.OPENMOJI, lg, few)
+                          split.spec == datasets.OPENMOJI, lg, few)
 
     yield shown(s, VIEW, view, lang)
 

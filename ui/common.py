@@ -18,7 +18,15 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from aevae import classroom, data, figures, i18n, workbench
+from aevae import (
+    classroom,
+    data,
+    figures,
+    i18n,
+    session_state,
+    session_store,
+    training_jobs,
+)
 from aevae.config import PRESETS, check_seed
 from aevae.i18n import t, tm
 from aevae.zoo import DEFAULT_DIR, Zoo
@@ -119,14 +127,14 @@ except ImportError:  # everywhere else the handlers run as they are
 
 
 @functools.cache
-def store() -> workbench.SessionStore:
+def store() -> session_store.SessionStore:
     """All sessions, with the shipped models; made on first use, after AEVAE_CHECKPOINTS is read.
 
     AEVAE_CHECKPOINTS points the app at another folder of shipped models (the tests use a tiny one).
     The sessions' folders live in the web server's upload folder: their files are served from
     there as they are (no copy in a cache), and go when the session ends.
     """
-    return workbench.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR),
+    return session_store.SessionStore(Zoo(os.environ.get("AEVAE_CHECKPOINTS") or DEFAULT_DIR),
                                   folder=upload_folder(), uploads=upload_folder())
 
 
@@ -138,7 +146,7 @@ def client_of(request: gr.Request | None) -> str:
     return host + (f" via {forwarded[-1]}" if forwarded else "")  # not shown: a key for the session store
 
 
-def session(request: gr.Request | None, page: bool = False) -> workbench.Session:
+def session(request: gr.Request | None, page: bool = False) -> session_state.Session:
     """This browser tab's session; `page` marks that a page loaded it (see SessionStore).
 
     What the session has to tell its user (e.g. that its data was released to make room) is
@@ -254,7 +262,7 @@ class Page(gr.Blocks):
         with store().active(key) if key else contextlib.nullcontext():
             try:
                 return await super().process_api(*args, **kwargs)
-            except workbench.SessionEnded as e:
+            except session_state.SessionEnded as e:
                 refused(kwargs, args, str(e))
                 raise fail(e, asked_lang(kwargs.get("request"))) from None
             except gr.Error as e:
@@ -309,7 +317,7 @@ def refused(kwargs, args, why) -> None:
 
 
 @contextmanager
-def training_slot(s: workbench.Session, lang: str):
+def training_slot(s: session_state.Session, lang: str):
     """One training at a time per browser tab."""
     if not s.lock.acquire(blocking=False):
         raise refuse(t("error.training_running", lang), lang)
@@ -319,7 +327,7 @@ def training_slot(s: workbench.Session, lang: str):
         s.lock.release()
 
 
-def background(s: workbench.Session, work, show, lang: str, every: float = 0.5,
+def background(s: session_state.Session, work, show, lang: str, every: float = 0.5,
                stop: threading.Event | None = None):
     """Run work() in a thread; while it runs, yield show() every `every` seconds; return its result.
 
@@ -358,7 +366,7 @@ def background(s: workbench.Session, work, show, lang: str, every: float = 0.5,
     return result["value"]
 
 
-def watch(s: workbench.Session, job: workbench.PairJob, show, lang: str, every: float = 0.5, keep=None):
+def watch(s: session_state.Session, job: training_jobs.PairJob, show, lang: str, every: float = 0.5, keep=None):
     """Yield show() until the (possibly shared) training ends; return the run it gives the session.
 
     Use as `run = yield from watch(...)`. Stop (s.stop) is passed on to the job; a closed page
@@ -548,7 +556,7 @@ def typed(rows: list[dict], x: str, y: str) -> pd.DataFrame | None:
 
 def end_session(request: gr.Request):
     """A closed tab (or one reloading) leaves its session: one a reload can reattach to waits a
-    minute for it (workbench.GRACE_S), its training going on; then it stops its training and
+    minute for it (session_store.GRACE_S), its training going on; then it stops its training and
     frees its models and files."""
     store().release(request.session_hash)
 
@@ -562,7 +570,7 @@ def reattach(keys, request: gr.Request):
     key, back = store().attach(request.session_hash, keys, client_of(request))
     if back:  # a new page: each tab shows its first view again when opened (on_open)
         store().get(request.session_hash).opened.clear()
-    return [key] + [k for k in store().alive(keys) if k != key][:workbench.BROWSER_KEYS - 1]
+    return [key] + [k for k in store().alive(keys) if k != key][:session_store.BROWSER_KEYS - 1]
 
 
 def stop_training(request: gr.Request):
@@ -573,7 +581,7 @@ def stop_training(request: gr.Request):
 def on_open(tab: str, handler, outputs: int, costly: bool = False):
     """`handler` as the view a tab shows when it is opened: computed the first time the tab opens
     for the pair and the data in use (and the page's language), then left as the student changed it (no
-    update). Shipped answers are cached (workbench.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
+    update). Shipped answers are cached (analyses.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
 
     @functools.wraps(handler)
     def opened(*args, **kwargs):  # called with the handler's signature, the request included

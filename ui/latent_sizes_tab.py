@@ -5,11 +5,11 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from aevae import figures, workbench
+from aevae import analyses, datasets, figures, train_settings, training_jobs
 from aevae.config import PRESETS, parse_latent
 from aevae.i18n import t
 from aevae.report import latent_notes
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import (
     COLORS,
@@ -45,15 +45,15 @@ def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: 
     need(1, 16, n, "what.n_images", lang)
     seed = seed_of(seed, "what.draw_seed", lang)
     try:
-        rungs = workbench.ladder_models(s)
+        rungs = analyses.ladder_models(s)
         if not rungs:
             raise refuse(t("lat.no_ladder", lang), lang)
         size = rungs[0]["ae"].config.image_size
-        images = workbench.choose(s.split(size), parse_ids_or_none(ids_text), int(n), int(seed))
-        res = workbench.latent_sizes(s, images, use_lpips)
+        images = datasets.choose(s.split(size), parse_ids_or_none(ids_text), int(n), int(seed))
+        res = analyses.latent_sizes(s, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    rows = workbench.latent_rows(s, res, images.image_size)
+    rows = analyses.latent_rows(s, res, images.image_size)
     s.last["latent_sizes"] = rows
     return shown(s, VIEW, lambda lg: _latent_view(s, images, res, rows, lg), lang)
 
@@ -87,19 +87,19 @@ def train_missing_rung(latent: str, epochs: int, request: gr.Request):
     """Train one more rung of the ladder (default architecture, this latent) as a run of the session."""
     s, lang = session(request), lang_of(request)
     need(1, 50, epochs, "what.epochs", lang)
-    ladder = workbench.ladder_models(s)
+    ladder = analyses.ladder_models(s)
     size = ladder[0]["ae"].config.image_size if ladder else DEFAULT_SIZE
     try:
         split = s.split(size)
-        settings = workbench.TrainSettings(image_size=size, latent=str(parse_latent(latent)), epochs=int(epochs),
+        settings = train_settings.TrainSettings(image_size=size, latent=str(parse_latent(latent)), epochs=int(epochs),
                                            seconds=float(MAX_SECONDS))
         settings.model_config("ae")
-        plan = tmd(workbench.plan_text(settings, split), lang)
+        plan = tmd(train_settings.plan_text(settings, split), lang)
     except ValueError as e:
         raise fail(e, lang) from None
     with training_slot(s, lang):
         s.stop.clear()
-        job = workbench.PairJob(s, settings, split, "rung")
+        job = training_jobs.PairJob(s, settings, split, "rung")
         run = yield from watch(s, job, lambda: (
             t("lat.training", lang, latent=latent, plan=plan) + "  \n" +
             f"{bar(job.live.fraction)} — {tmd(job.live.queued or job.live.text, lang)}", gr.update()), lang)
@@ -111,7 +111,7 @@ def train_missing_rung(latent: str, epochs: int, request: gr.Request):
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    d = PRESETS[workbench.TRAIN_DEFAULT]
+    d = PRESETS[train_settings.TRAIN_DEFAULT]
     ladder = ", ".join(dict.fromkeys(e["rung"] for e in ctx.zoo.ladder())) if ctx.zoo else ""
     with gr.Tab(L("tab.latent_sizes")) as tab:
         gr.Markdown(L("lat.lead") + " " + (ladder or "–") + ".", elem_classes="lead")

@@ -8,10 +8,10 @@ import logging
 import gradio as gr
 import pandas as pd
 
-from aevae import data, figures, live, sampling, workbench
+from aevae import analyses, data, figures, live, sampling
 from aevae.config import check_finite
 from aevae.i18n import t
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import (
     fail,
@@ -70,10 +70,10 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
     need(1, 32, n, "what.samples", lang)
     seed = seed_of(seed, "what.seed", lang)
     try:
-        pair = workbench.pair_named(s, pair_name)
+        pair = analyses.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    vae, ae = workbench.prior_pair_for(s, pair, int(n), int(seed))
+    vae, ae = analyses.prior_pair_for(s, pair, int(n), int(seed))
     grid = png(s.new_folder(), figures.image_grid([vae, ae], ["VAE", "AE"], scale=figures.auto_scale(pair.image_size, 80)),
                "prior-samples.png")
 
@@ -81,8 +81,8 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
         note = t("space.prior_note", lang, source=tmd(pair.source, lang), n=n,
                  shape="x".join(map(str, pair.vae.latent_shape)))
         if len(pair.vae.latent_shape) > 1:
-            generative = bool(s.zoo) and workbench.GENERATIVE_PAIR in s.zoo.pairs()
-            label = {v: lab for lab, v in workbench.pair_choices(s.zoo)}.get(workbench.GENERATIVE, "")
+            generative = bool(s.zoo) and analyses.GENERATIVE_PAIR in s.zoo.pairs()
+            label = {v: lab for lab, v in analyses.pair_choices(s.zoo)}.get(analyses.GENERATIVE, "")
             note += " " + t("space.spatial_note", lang) + (t("space.try_generative", lang, pair=tmd(label, lang))
                                                            if generative else t("space.period", lang))
         return grid, note
@@ -97,12 +97,12 @@ def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Re
     need(1, data.MAX_IMAGES, id_a, "what.image_id", lang)  # a cleared number box sends None
     need(1, data.MAX_IMAGES, id_b, "what.image_id", lang)
     try:
-        pair = workbench.pair_named(s, pair_name)
+        pair = analyses.pair_named(s, pair_name)
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    rows = workbench.interpolations_for(s, pair, two, int(steps))
-    other = workbench.data_note(s, pair)
+    rows = analyses.interpolations_for(s, pair, two, int(steps))
+    other = analyses.data_note(s, pair)
     try:
         payload = live.interpolation_payload(pair.ae, pair.vae, two.images[0], two.images[1], two.ids, {})
     except Exception:  # noqa: BLE001 - logged; the server's strip stays
@@ -126,11 +126,11 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     """PCA of the validation codes, coloured by label, and decoded thumbnails across the plane."""
     s, lang = session(request), lang_of(request)
     try:
-        pair = workbench.pair_named(s, pair_name)
+        pair = analyses.pair_named(s, pair_name)
         split = s.split(pair.image_size)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    cmap, thumbs = workbench.code_map_for(s, pair, kind, split)
+    cmap, thumbs = analyses.code_map_for(s, pair, kind, split)
     s.code_map = (pair_name, kind, cmap)
     grid = png(s.new_folder(), figures.image_grid(list(thumbs), scale=1, gap=1), "code-map.png")
     sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
@@ -159,7 +159,7 @@ def _map_view(s, pair, kind, split, cmap, grid, spread, lang, sliders):
     else:
         note = t("space.map_note", lang, kind=kind, n=len(points), a=f"{cmap.explained[0]:.1%}",
                  b=f"{cmap.explained[1]:.1%}", sx=f"{sx:.2f}", sy=f"{sy:.2f}")
-    other = workbench.data_note(s, pair, "these validation images")
+    other = analyses.data_note(s, pair, "these validation images")
     note += "\n\n" + t("common.data_note", lang, note=tmd(other, lang)) if other else ""
     labels = list(dict.fromkeys(points["label"]))
     points = plot(points, lang, "PC 1", "PC 2", "label", tooltip=["id", "name", "label"])
@@ -170,7 +170,7 @@ def _live_payload(s, pair, split, lang) -> str:
     """The pair's models and both code maps for the page to decode itself ('' if they cannot be
     exported: the page then keeps the server's sliders)."""
     try:
-        maps = {kind: workbench.code_map_for(s, pair, kind, split)[0] for kind in ("AE", "VAE")}
+        maps = {kind: analyses.code_map_for(s, pair, kind, split)[0] for kind in ("AE", "VAE")}
         texts = {k: t(f"live.{k}", lang) for k in LIVE_KEYS}
         return json.dumps(live.payload(pair.ae, pair.vae, maps, split.val.labels,
                                        [group(n, lang) for n in split.val.label_names], pair.source, texts))
@@ -198,7 +198,7 @@ def decode_point(x: float, y: float, request: gr.Request):
     pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")
-        pair = workbench.pair_named(s, pair_name)
+        pair = analyses.pair_named(s, pair_name)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     model = pair.vae if kind == "VAE" else pair.ae
@@ -214,7 +214,7 @@ def open_latent_space(pair_name: str, n: int, seed: int, id_a: int, id_b: int, s
     # once per pair a student trains: a first view again in another language keeps their choice
     if s.in_use.startswith("run:") and ("latent space follows", s.in_use) not in s.opened:
         s.opened.add(("latent space follows", s.in_use))
-        pair_name = workbench.IN_USE
+        pair_name = analyses.IN_USE
     return gr.update(value=pair_name), *show_pair(pair_name, n, seed, id_a, id_b, steps, kind, request)
 
 
@@ -233,7 +233,7 @@ def show_pair(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: in
     ids = [id_a, id_b]
     try:
         s = session(request)
-        images = s.split(workbench.pair_named(s, pair_name).image_size).all
+        images = s.split(analyses.pair_named(s, pair_name).image_size).all
         if not set(ids) <= set(int(i) for i in images.ids) and len(images) > 1:
             other = next((i for i in range(len(images)) if images.labels[i] != images.labels[0]), 1)
             ids = [int(images.ids[0]), int(images.ids[other])]
@@ -246,15 +246,15 @@ def show_pair(pair_name: str, n: int, seed: int, id_a: int, id_b: int, steps: in
 
 def load_pairs(pair_name: str, request: gr.Request):
     """The Models dropdown's labels in the page's language (its value kept)."""
-    return gr.update(choices=choices(workbench.pair_choices(session(request).zoo), lang_of(request)), value=pair_name)
+    return gr.update(choices=choices(analyses.pair_choices(session(request).zoo), lang_of(request)), value=pair_name)
 
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
     with gr.Tab(L("tab.space")) as tab:
         gr.Markdown(L("space.lead"), elem_classes="lead")
-        generative = bool(ctx.zoo) and workbench.GENERATIVE_PAIR in ctx.zoo.pairs()
-        pair_pick = gr.Dropdown(workbench.pair_choices(ctx.zoo), value=workbench.GENERATIVE if generative else workbench.IN_USE,
+        generative = bool(ctx.zoo) and analyses.GENERATIVE_PAIR in ctx.zoo.pairs()
+        pair_pick = gr.Dropdown(analyses.pair_choices(ctx.zoo), value=analyses.GENERATIVE if generative else analyses.IN_USE,
                                 label=L("space.models"))
         with gr.Row():
             pn = gr.Slider(1, 32, 12, step=1, label=L("space.prior_n"))

@@ -10,7 +10,7 @@ from aevae import metrics
 from aevae.data import label_shown
 from aevae.i18n import col, t, tm
 from aevae.models import summary_rows
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import (
     COLORS,

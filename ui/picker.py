@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from aevae import workbench
+from aevae import analyses, runs, session_state
 from aevae.i18n import t, tm
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import fail, lang_of, session, tmd
 from .lang import L, on_switch
@@ -17,7 +17,7 @@ def choices(pairs: list[tuple[str, str]], lang: str) -> list[tuple[str, str]]:
     return [(tm(label, lang), value) for label, value in pairs]
 
 
-def picker_update(s: workbench.Session, lang: str):
+def picker_update(s: session_state.Session, lang: str):
     """The 'Models in use' dropdown with this session's choices and its current value."""
     return gr.update(choices=choices(s.choices(), lang), value=s.in_use)
 
@@ -55,7 +55,7 @@ def load_picker(request: gr.Request):
 
 def build(ctx) -> gr.Dropdown:
     with gr.Row(elem_classes="in-use"):
-        in_use = gr.Dropdown(workbench.pair_choices(ctx.zoo)[1:], value=workbench.SHIPPED + "default",
+        in_use = gr.Dropdown(analyses.pair_choices(ctx.zoo)[1:], value=runs.SHIPPED + "default",
                              label=L("picker.label"), scale=3)
         in_use_msg = gr.Markdown(scale=2)
     in_use.input(use_models, in_use, in_use_msg, api_name="use_models")

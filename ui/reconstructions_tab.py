@@ -9,9 +9,9 @@ import threading
 import gradio as gr
 import pandas as pd
 
-from aevae import data, figures, live, workbench
+from aevae import analyses, data, datasets, figures, live, session_state
 from aevae.i18n import t
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import (
     HEAVY,
@@ -42,15 +42,15 @@ VIEW = "recon"
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s, lang = session(request), lang_of(request)
-    need(1, workbench.MAX_RECON_IMAGES, n, "what.n_images", lang)
+    need(1, datasets.MAX_RECON_IMAGES, n, "what.n_images", lang)
     seed = seed_of(seed, "what.draw_seed", lang)
     try:
         pair = s.pair()
-        images = workbench.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
-        rec = workbench.reconstruct_for(s, pair, images, use_lpips)
+        images = datasets.choose(s.split(pair.image_size), parse_ids_or_none(ids_text), int(n), int(seed))
+        rec = analyses.reconstruct_for(s, pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    note = workbench.data_note(s, pair)
+    note = analyses.data_note(s, pair)
     return shown(s, VIEW, lambda lg: show_reconstruction(rec, s, pair.source, lg, note), lang)
 
 
@@ -70,7 +70,7 @@ def _decode_own(s, files, pair, show, lang: str):
 
     images = yield from background(s, work, show, lang, stop=stop)
     note = t("recon.own_done" if len(images) != 1 else "recon.own_done_one", lang, n=len(images),
-             source=tmd(pair.source, lang), data=tmd(workbench.trained_on(pair.dataset), lang))
+             source=tmd(pair.source, lang), data=tmd(datasets.trained_on(pair.dataset), lang))
     if images.skipped:
         note += "  \n" + t("recon.own_skipped", lang, n=len(images.skipped)) + " " + "; ".join(
             md(skipped_file(x, lang)) for x in images.skipped[:8]) + (" ..." if len(images.skipped) > 8 else "")
@@ -101,7 +101,7 @@ def reconstruct_own(images, use_lpips: bool, request: gr.Request):
     s, lang = session(request), lang_of(request)
     try:
         pair = s.pair()
-        rec = workbench.reconstruct(pair, images, use_lpips)
+        rec = analyses.reconstruct(pair, images, use_lpips)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     return shown(s, VIEW, lambda lg: show_reconstruction(rec, s, pair.source, lg), lang)
@@ -115,9 +115,9 @@ def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     yield *reconstruct_own(images, use_lpips, request), note
 
 
-def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:
+def _reconstruction_view(rec: analyses.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:
     """PNG bytes, summary, table and CSV text of a reconstruction in `lang`; made once per result and
-    language, so a shared answer (see workbench.SHIPPED_ANSWERS) costs each further student only the
+    language, so a shared answer (see analyses.SHIPPED_ANSWERS) costs each further student only the
     writing of two files."""
     views = rec.__dict__.setdefault("_views", {})
     if lang in views:
@@ -140,7 +140,7 @@ def _reconstruction_view(rec: workbench.Reconstruction, source: str, lang: str) 
     return view
 
 
-def show_reconstruction(rec: workbench.Reconstruction, s: workbench.Session, source: str, lang: str,
+def show_reconstruction(rec: analyses.Reconstruction, s: session_state.Session, source: str, lang: str,
                         note: str = ""):
     s.last["reconstruction"] = rec
     picture, summary, frame, csv = _reconstruction_view(rec, source, lang)
@@ -196,7 +196,7 @@ def build(ctx) -> None:
         gr.Markdown(L("recon.lead"), elem_classes="lead")
         with gr.Row():
             ids = gr.Textbox("", label=L("common.ids"), placeholder=L("recon.ids_example"))
-            n = gr.Slider(1, workbench.MAX_RECON_IMAGES, 10, step=1, label=L("common.random_images"))
+            n = gr.Slider(1, datasets.MAX_RECON_IMAGES, 10, step=1, label=L("common.random_images"))
             rseed = gr.Number(0, label=L("common.draw_seed"), precision=0)
             use_lpips = gr.Checkbox(True, label=L("common.lpips"))
         with gr.Row():

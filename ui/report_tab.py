@@ -6,7 +6,7 @@ import gradio as gr
 
 from aevae import report
 from aevae.i18n import t
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import (
     HEAVY,

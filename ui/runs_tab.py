@@ -6,11 +6,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from aevae import data, workbench
+from aevae import data, datasets, session_state, train_settings, training_jobs
 from aevae.config import PRESETS
 from aevae.i18n import t, tm
 from aevae.runs import MESSAGE_CELLS
-from aevae.workbench import TrainSettings
+from aevae.train_settings import TrainSettings
 
 from .common import (
     COLORS,
@@ -38,7 +38,7 @@ DIGITS = {"AE val PSNR": 2, "VAE val PSNR": 2, "AE val SSIM": 3, "VAE val SSIM":
           "AE final loss (MSE)": 5, "VAE final loss (MSE)": 5}
 
 
-def run_rows(s: workbench.Session) -> list[dict]:
+def run_rows(s: session_state.Session) -> list[dict]:
     """Every run of the session as a row (RunRecord.row: the same columns for every kind of run)."""
     return [r.record.row(r.number) for r in s.runs]
 
@@ -127,13 +127,13 @@ def plan_sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float
     s, lang = session(request), lang_of(request)
     try:
         epochs, plans = _sweep_plans(epochs_text, subset, latent, seed, cap, lang)
-        split = s.any_split() if s.uses_upload else workbench.openmoji_counts()
+        split = s.any_split() if s.uses_upload else datasets.openmoji_counts()
         if split is None:
             return t("train.plan_after_load", lang)
     except (gr.Error, ValueError) as e:
         return t("runs.cannot", lang, error=e.message if isinstance(e, gr.Error) else tm(str(e), lang))
     n = min(int(subset), len(split.train))
-    steps, seconds = workbench.sweep_plan(plans, n, len(split.val))
+    steps, seconds = train_settings.sweep_plan(plans, n, len(split.val))
     return t("runs.plan", lang, n=len(plans), epochs=", ".join(map(str, epochs)), images=f"{n:,}",
              steps=f"{steps:,}", seconds=f"{seconds:.0f}")
 
@@ -164,7 +164,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
                     gr.update(), gr.update(), gr.update(), gr.update())
 
         for i, settings in enumerate(plans):
-            state.update(i=i, job=workbench.PairJob(s, settings, small, "sweep", data_text=what, series=series))
+            state.update(i=i, job=training_jobs.PairJob(s, settings, small, "sweep", data_text=what, series=series))
             run = yield from watch(s, state["job"], show, lang)
             stopped = not run.record.finished
 
@@ -181,7 +181,7 @@ def sweep(epochs_text: str, subset: int, latent: str, seed: int, cap: float, req
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    d = PRESETS[workbench.TRAIN_DEFAULT]
+    d = PRESETS[train_settings.TRAIN_DEFAULT]
     with gr.Tab(L("tab.runs")) as tab:
         gr.Markdown(L("runs.lead"), elem_classes="lead")
         with gr.Row():

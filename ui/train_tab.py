@@ -8,7 +8,17 @@ import time
 
 import gradio as gr
 
-from aevae import checkpoints, data, figures, userdata, workbench
+from aevae import (
+    checkpoints,
+    data,
+    datasets,
+    figures,
+    pair_training,
+    session_state,
+    train_settings,
+    training_jobs,
+    userdata,
+)
 from aevae.config import (
     MAX_SIZE,
     MIN_SIZE,
@@ -20,7 +30,7 @@ from aevae.config import (
     nearest_latents,
 )
 from aevae.i18n import t, tm
-from aevae.workbench import TrainSettings
+from aevae.train_settings import TrainSettings
 
 from .common import (
     COLORS,
@@ -83,17 +93,17 @@ def plan_training(preset, image_size, latent, epochs, cap, batch_size, lr, weigh
     try:
         settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
         # The plan needs counts only, the same at every size: nothing is decoded or rendered for it.
-        split = s.any_split() if dataset == "upload" and s.upload else workbench.openmoji_counts()
+        split = s.any_split() if dataset == "upload" and s.upload else datasets.openmoji_counts()
         hidden = gr.update(visible=False, value=None)
         if split is None:
             return t("train.plan_after_load", lang), hidden, hidden
-        plan = t("train.plan", lang, plan=tmd(workbench.plan_text(settings, split), lang))
-        more = workbench.more_epochs(settings, split, MAX_EPOCHS)
+        plan = t("train.plan", lang, plan=tmd(train_settings.plan_text(settings, split), lang))
+        more = train_settings.more_epochs(settings, split, MAX_EPOCHS)
         if more is None:
             return plan, hidden, hidden
         epochs, steps, seconds = more
-        plan += "\n\n" + t("train.few_steps", lang, steps=f"{workbench.steps_of(settings, len(split.train)):,}",
-                            good=f"{workbench.GOOD_STEPS:,}", epochs=epochs, seconds=f"{seconds:.0f}")
+        plan += "\n\n" + t("train.few_steps", lang, steps=f"{train_settings.steps_of(settings, len(split.train)):,}",
+                            good=f"{train_settings.GOOD_STEPS:,}", epochs=epochs, seconds=f"{seconds:.0f}")
         label = t("train.use_epochs", lang, epochs=epochs, steps=f"{steps:,}", seconds=f"{seconds:.0f}")
         return plan, hidden, gr.update(choices=[(label, epochs)], value=None, visible=True)
     except (gr.Error, ValueError) as e:
@@ -127,7 +137,7 @@ ADAPT_JS = ("(preset, size, latent) => { const t = " + json.dumps(adapt_table())
             " return (t && t.ours.includes(typed) && next) ? next : latent; }")
 
 
-def _strip(snap: workbench.Snapshot | None, lang: str):
+def _strip(snap: pair_training.Snapshot | None, lang: str):
     if snap is None:
         return None
     rows = [snap.images, snap.before["ae"], snap.now["ae"], snap.before["vae"], snap.now["vae"]]
@@ -152,7 +162,7 @@ def live_curves(live) -> tuple:
 _curves_lock = threading.Lock()
 
 
-def _strip_file(s: workbench.Session, snap, lang: str) -> str | None:
+def _strip_file(s: session_state.Session, snap, lang: str) -> str | None:
     """The before/now strip as this session's own file; rendered once per step and language for
     all who watch the run (ten watchers must not render it ten times)."""
     if snap is None:
@@ -206,7 +216,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
         loaded, split = (got, got.split) if new else (None, got)
         try:
             head = _head(split, settings, lang)
-            job = workbench.PairJob(s, settings, split, "Train", bool(use_when_done))
+            job = training_jobs.PairJob(s, settings, split, "Train", bool(use_when_done))
         except ValueError as e:
             raise fail(e, lang) from None
         try:  # the training started: now the data it trains on is the session's
@@ -261,7 +271,7 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
 
 def _head(split, settings: TrainSettings, lang: str) -> str:
     """The status's first lines: the data the training uses and its plan."""
-    plan = tmd(workbench.plan_text(settings, split), lang)
+    plan = tmd(train_settings.plan_text(settings, split), lang)
     skipped = t("train.skipped", lang, n=len(split.skipped)) if split.skipped else ""
     return t("train.head", lang, source=tmd(split.all.source, lang), train=f"{len(split.train):,}",
              val=f"{len(split.val):,}", skipped=skipped, plan=plan) + "  \n"
@@ -281,7 +291,7 @@ def _progress(head: str, live, lang: str, sent: dict, strip, joined: str = "") -
     return (head + f"{bar(live.fraction)} — {tmd(live.text, lang)}{joined}", *plots, None, strip_out, gr.update())
 
 
-def _finished(s: workbench.Session, training: Training, lang: str) -> tuple:
+def _finished(s: session_state.Session, training: Training, lang: str) -> tuple:
     """The Train tab's outputs once a training made its run: what ended it, its scores, its
     curves, its checkpoints, the last before/now strip and the picker; kept so that a new
     language shows it again (lang.shown)."""
@@ -322,7 +332,7 @@ class Training:
     session can be reattached to, keep() carries it on in a thread of its own, which makes its
     run and then lets go of the session's training lock."""
 
-    def __init__(self, job: workbench.PairJob, settings: TrainSettings, split, use: bool):
+    def __init__(self, job: training_jobs.PairJob, settings: TrainSettings, split, use: bool):
         self.job, self.settings, self.split, self.use = job, settings, split, use
         self.run = None
         self.error: Exception | None = None
@@ -333,17 +343,17 @@ class Training:
         self.run, self.error = run, error
         self.ended.set()
 
-    def keep(self, s: workbench.Session) -> None:
+    def keep(self, s: session_state.Session) -> None:
         self.kept = True
         threading.Thread(target=self._carry_on, args=(s,), daemon=True, name=f"aevae-kept-{id(s)}").start()
 
-    def _carry_on(self, s: workbench.Session) -> None:
+    def _carry_on(self, s: session_state.Session) -> None:
         job, run, error = self.job, None, None
         try:
             while not job.done:
                 if s.closed:  # the session ended (its grace passed): its training stops with it
                     job.leave()
-                    error = workbench.SessionEnded()
+                    error = session_state.SessionEnded()
                     return
                 if s.stop.is_set():  # Stop pressed on the reattached page
                     job.stop()
@@ -386,7 +396,7 @@ def rewatch(request: gr.Request):
 
 
 
-SHARE_KEYS = list(workbench.QUERY_KEYS)
+SHARE_KEYS = list(train_settings.QUERY_KEYS)
 
 
 # Builds the link in the browser, which knows the page's own address.
@@ -394,7 +404,7 @@ SHARE_KEYS = list(workbench.QUERY_KEYS)
 # can tell the classmate to upload the same files.
 SHARE_JS = ("(...v) => { const keys = " + json.dumps(SHARE_KEYS) + "; const q = new URLSearchParams();"
             " keys.forEach((k, i) => q.set(k, v[i]));"
-            " if (v[keys.length] === 'upload') q.set('" + workbench.DATA_KEY + "', 'upload');"
+            " if (v[keys.length] === 'upload') q.set('" + train_settings.DATA_KEY + "', 'upload');"
             " return window.location.origin + window.location.pathname + '?' + q.toString(); }")
 
 
@@ -405,13 +415,13 @@ def settings_from_link(request: gr.Request):
     params = link_params(request)
     if not params:
         return *[gr.update()] * len(SHARE_KEYS), gr.update()
-    values, problems = workbench.settings_from_query(params)
-    full = workbench.complete_settings(values)
+    values, problems = train_settings.settings_from_query(params)
+    full = train_settings.complete_settings(values)
     controls = [gr.update(value=full[k]) if k in full else gr.update() for k in SHARE_KEYS]
     note = ""
     if values:
         note = t("train.from_link", lang, settings=md(", ".join(f"{k}={v}" for k, v in values.items())))
-    if values.get(workbench.DATA_KEY) == UPLOAD:  # the files stay with whoever made the link
+    if values.get(train_settings.DATA_KEY) == UPLOAD:  # the files stay with whoever made the link
         note += " " + t("train.link_needs_files", lang)
     if problems:
         # a link is anyone's text: its problems shown as text, the first few
@@ -464,13 +474,13 @@ def _listed(items: list[str], lang: str, most: int = 12) -> str:
     return ", ".join(items[:most]) + (t("data.more", lang, n=f"{len(items) - most:,}") if len(items) > most else "")
 
 
-def data_view(s: workbench.Session, size: int, lang: str):
+def data_view(s: session_state.Session, size: int, lang: str):
     """What the tabs train on, in words, and a strip of its first images per label (again in a
     language chosen later)."""
     return shown(s, DATA_VIEW, lambda lg: _data_view(s, size, lg), lang)
 
 
-def _data_view(s: workbench.Session, size: int, lang: str):
+def _data_view(s: session_state.Session, size: int, lang: str):
     split = s.split(size)
     whole = split.all
     labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
@@ -539,7 +549,7 @@ def choose_data(dataset, files, image_size, request: gr.Request):
 
 def build(ctx) -> None:
     """The tab's layout and events; ctx carries the page-wide parts (demo, in_use, zoo)."""
-    d = PRESETS[workbench.TRAIN_DEFAULT]
+    d = PRESETS[train_settings.TRAIN_DEFAULT]
     with gr.Tab(L("tab.train")):
         gr.Markdown(L("train.lead"), elem_classes="lead")
         with gr.Row():
@@ -559,7 +569,7 @@ def build(ctx) -> None:
         strip = gr.Image(label=L("train.strip"), format="png",
                          elem_classes="pixelated", buttons=["download"], height=300)
         with gr.Row():
-            preset = gr.Dropdown(list(PRESETS), value=workbench.TRAIN_DEFAULT, label=L("train.preset"))
+            preset = gr.Dropdown(list(PRESETS), value=train_settings.TRAIN_DEFAULT, label=L("train.preset"))
             image_size = gr.Number(d.model.image_size, label=L("train.image_size"), precision=0)
             latent = gr.Textbox(d.model.latent, label=L("train.latent"))
         latent_pick = gr.Radio([], label=L("train.latent_pick"), visible=False)
@@ -582,7 +592,7 @@ def build(ctx) -> None:
             wd = gr.Number(d.train.weight_decay, label=L("train.wd"))
             beta = gr.Number(d.train.beta, label=L("train.beta"))
             seed = gr.Number(0, label=L("common.seed"), precision=0)
-        preset_note = gr.Markdown(L(f"preset.{workbench.TRAIN_DEFAULT}"))
+        preset_note = gr.Markdown(L(f"preset.{train_settings.TRAIN_DEFAULT}"))
         ckpt_files = gr.File(label=L("train.ckpt"), file_count="multiple", height=120)
         with gr.Row():
             share_btn = gr.Button(L("train.share_btn"), size="sm")

@@ -8,10 +8,10 @@ import logging
 import gradio as gr
 import numpy as np
 
-from aevae import data, figures, live, workbench
+from aevae import analyses, data, figures, live
 from aevae.i18n import t, tm
 from aevae.sampling import save_arrays, save_label_names
-from aevae.workbench import NoModels
+from aevae.session_state import NoModels
 
 from .common import (
     fail,
@@ -75,11 +75,11 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         if len(known) > 40:
             raise refuse(t("var.too_many", lang, n=len(known)), lang)
         images = full.select_ids(known)
-        vs = workbench.variants_for(s, pair, images, int(k), float(scale), int(seed))
+        vs = analyses.variants_for(s, pair, images, int(k), float(scale), int(seed))
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     s.last["variants"] = (images, vs, pair.source)
-    note = workbench.data_note(s, pair)
+    note = analyses.data_note(s, pair)
     try:
         payload = live.variants_payload(pair.ae, pair.vae, images.images, images.ids, int(k), float(scale), int(seed), {})
     except Exception:  # noqa: BLE001 - logged; the gallery stays
