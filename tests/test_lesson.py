@@ -36,6 +36,7 @@ def report_md(app, name, tmp_path, lang=None):
     return (tmp_path / name / "aevae-report" / "report.md").read_text(), tmp_path / name / "aevae-report"
 
 
+@pytest.mark.slow  # two trainings and a beta sweep: 18 s each order
 @pytest.mark.parametrize("order", ["train first", "beta first"])
 def test_train_and_a_beta_sweep_in_either_order_then_runs_and_report(app_module, tmp_path, order):
     """Issue 24 items 1 and 2: after Train and a beta sweep (either order) the runs table shows
@@ -56,6 +57,7 @@ def test_train_and_a_beta_sweep_in_either_order_then_runs_and_report(app_module,
     assert md.count("| beta sweep (VAE only) |") == 2 and md.count("| Train |") == 1
 
 
+@pytest.mark.slow  # every kind of run trained once: 23 s
 def test_every_kind_of_run_is_one_typed_record_with_the_same_columns(app_module):
     """Train, an epoch-sweep row, a rung and a beta sweep: each a RunRecord (numbers as numbers,
     None where a run has no such value), shown as rows with the same columns."""
