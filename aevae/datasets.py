@@ -91,7 +91,7 @@ def load_user_images(paths: list[str], size: int, should_stop=None,
     A file that cannot be read is skipped and named in `skipped`, as are files beyond the
     MAX_RECON_IMAGES images shown, which are not even decoded; only when no image at all is
     usable is it an error. `pixels` caps the decoding of all the files together (default:
-    data.MAX_DECODED_PIXELS); `should_stop` cancels it (data.Cancelled)."""
+    data.limits.MAX_DECODED_PIXELS); `should_stop` cancels it (data.Cancelled)."""
     sets, skipped, left = [], [], MAX_RECON_IMAGES
     pixels = pixels if pixels is not None else data.PixelBudget()
     for i, p in enumerate(paths):

@@ -213,7 +213,7 @@ def template(node: ast.AST) -> str | None:
 
 def _package_files(*folders: Path) -> list[Path]:
     folders = folders or (Path(__file__).parent,)
-    return [p for f in folders for p in sorted(f.glob("*.py")) if p.name not in CLI_ONLY]
+    return [p for f in folders for p in sorted(f.rglob("*.py")) if p.name not in CLI_ONLY]
 
 
 def raised_messages() -> set[str]:

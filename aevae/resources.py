@@ -12,7 +12,7 @@ the uploads they took in and the pixels they decoded. No UI imports.
   it is loaded (`adopt`), so it is not kept twice; a later request naming the old path (the
   page still shows the file, or another student uploaded the same bytes) finds the kept copy.
 - Decoding: each session may decode SESSION_PIXELS per PIXEL_WINDOW_S (`Allowance`), on top of
-  the cap per request (data.MAX_DECODED_PIXELS); and uploads are decoded DECODE_SLOTS at a time
+  the cap per request (data.limits.MAX_DECODED_PIXELS); and uploads are decoded DECODE_SLOTS at a time
   (`decoding`), so that many large uploads at once take one core, not the trainings' too.
 """
 
@@ -40,7 +40,7 @@ LEGACY_PREFIX = "aevae-session-"  # a session's folder made outside an app folde
 LOCK_NAME = ".lock"
 LEGACY_AGE_S = 3 * 3600  # such a folder unchanged this long belongs to no live session
 LOAD_WAIT_S = 60.0  # how long a load waits for memory that trainings and other loads hold
-SESSION_PIXELS = 3 * data.MAX_DECODED_PIXELS  # about 30 s of decoding on one core
+SESSION_PIXELS = 3 * data.limits.MAX_DECODED_PIXELS  # about 30 s of decoding on one core
 PIXEL_WINDOW_S = 600.0
 _locks: list = []  # open, locked lock files: closed (unlocked) when the process ends
 # Uploads decoded at once: half the cores (one on a 2-core Space), the rest for trainings and
@@ -268,7 +268,7 @@ class Allowance:
         """The budget for one load: the cap per request, or what is left of this session's."""
         used = self.used()
         left = max(self.pixels - used, 0)
-        if left >= data.MAX_DECODED_PIXELS:
+        if left >= data.limits.MAX_DECODED_PIXELS:
             return data.PixelBudget()
         return data.PixelBudget(left, "with what this session may still decode",
                                 f"this session decoded {used:,} pixels in the last {self.window_s / 60:.0f} "

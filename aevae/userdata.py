@@ -91,8 +91,8 @@ def read_label_names(path: Path) -> list[str]:
     names = [data.uncell(line.strip()) for line in lines]  # as save_label_names wrote them
     if not names:
         raise ValueError(f"{path.name}: no label names in it (one name a line: line 1 names label 0)")
-    if len(names) > data.MAX_IMAGES or max(map(len, names)) > data.MAX_LABEL_CHARS:
-        raise ValueError(f"{path.name}: at most {data.MAX_IMAGES:,} names of {data.MAX_LABEL_CHARS} characters")
+    if len(names) > data.limits.MAX_IMAGES or max(map(len, names)) > data.limits.MAX_LABEL_CHARS:
+        raise ValueError(f"{path.name}: at most {data.limits.MAX_IMAGES:,} names of {data.limits.MAX_LABEL_CHARS} characters")
     return names
 
 

@@ -188,7 +188,7 @@ def calibrate(steps: int) -> None:
 
 
 def uploads(tmp: Path) -> None:
-    n = data.MAX_IMAGES
+    n = data.limits.MAX_IMAGES
     images = small_images(n, 128)
     zpath = tmp / "upload-10000.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
@@ -238,7 +238,7 @@ def main() -> None:
     if args.case:
         return case(*args.case)
     print(f"machine: {os.cpu_count()} CPUs ({cpu_name()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; MAX_DECODED_PIXELS {data.MAX_DECODED_PIXELS:,}")
+          f"{torch.get_num_threads()} threads; MAX_DECODED_PIXELS {data.limits.MAX_DECODED_PIXELS:,}")
     if args.calibrate:
         return calibrate(max(args.steps, 6))
     if not args.skip_training:

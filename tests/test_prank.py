@@ -110,7 +110,7 @@ def test_a_label_folder_named_by_thousands_of_characters_is_refused(tmp_path):
 def test_names_in_messages_are_bounded_and_printable():
     assert data.shown("a" * 10) == "a" * 10
     long = data.shown("x" * 60_000 + ".png")
-    assert len(long) == data.MAX_SHOWN_NAME and long.endswith(".png") and "…" in long
+    assert len(long) == data.limits.MAX_SHOWN_NAME and long.endswith(".png") and "…" in long
     assert data.shown("a\nb\x00c") == "a?b?c"
 
 
@@ -233,7 +233,7 @@ def test_long_labels_are_drawn_short(tmp_path):
     with zipfile.ZipFile(path, "w") as zf:
         for k in range(6):
             for i in range(2):
-                zf.writestr(f"{chr(65 + k) * data.MAX_LABEL_CHARS}/{i}.png", png_bytes((40 * k, 30 * i, 90)))
+                zf.writestr(f"{chr(65 + k) * data.limits.MAX_LABEL_CHARS}/{i}.png", png_bytes((40 * k, 30 * i, 90)))
     whole = data.load_dataset(str(path), 32)
     strip = figures.image_grid([r for _, r in userdata.examples(whole)], [n for n, _ in userdata.examples(whole)])
     assert strip.shape[1] < 1000
@@ -284,4 +284,4 @@ def test_ordinary_progressive_jpegs_and_pngs_still_load(tmp_path):
     for fmt, kw in [("JPEG", {"progressive": True, "quality": 95}), ("JPEG", {}), ("PNG", {"optimize": True})]:
         buf = io.BytesIO()
         Image.effect_noise((300, 300), 60).convert("RGB").save(buf, fmt, **kw)
-        data._check_structure(buf.getvalue())  # no refusal
+        data.decoding.check_structure(buf.getvalue())  # no refusal

@@ -79,7 +79,7 @@ def test_a_session_told_when_its_data_was_released_and_decodes_it_again(tmp_path
 def test_decoding_allowance_per_session(tmp_path, monkeypatch):
     from PIL import Image
 
-    monkeypatch.setattr(data, "MAX_DECODED_PIXELS", 1000)  # per request
+    monkeypatch.setattr(data.limits, "MAX_DECODED_PIXELS", 1000)  # per request
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(2):
@@ -199,8 +199,8 @@ def test_uploads_to_reconstruct_are_decoded_only_as_far_as_shown(tmp_path, monke
             Image.fromarray(img).save(path)
             z.write(path, path.name)
     decoded = []
-    real = data._decode
-    monkeypatch.setattr(data, "_decode", lambda *a: decoded.append(1) or real(*a))
+    real = data.decoding.decode
+    monkeypatch.setattr(data.decoding, "decode", lambda *a: decoded.append(1) or real(*a))
     images = datasets.load_user_images([tmp_path / "many.zip", tmp_path / "000.png"], 32)
     assert len(images) == datasets.MAX_RECON_IMAGES == len(decoded)
     assert images.skipped == ["000.png: beyond the 64 images reconstructed at once (1 file not read)"]

@@ -94,8 +94,8 @@ def prior_samples(pair_name: str, n: int, seed: int, request: gr.Request):
 def interpolate(pair_name: str, id_a: int, id_b: int, steps: int, request: gr.Request):
     s, lang = session(request), lang_of(request)
     need(3, 16, steps, "what.steps", lang)
-    need(1, data.MAX_IMAGES, id_a, "what.image_id", lang)  # a cleared number box sends None
-    need(1, data.MAX_IMAGES, id_b, "what.image_id", lang)
+    need(1, data.limits.MAX_IMAGES, id_a, "what.image_id", lang)  # a cleared number box sends None
+    need(1, data.limits.MAX_IMAGES, id_b, "what.image_id", lang)
     try:
         pair = analyses.pair_named(s, pair_name)
         two = s.split(pair.image_size).all.select_ids([int(id_a), int(id_b)])
