@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
@@ -40,6 +41,56 @@ NICE = 19  # the workers run at the lowest priority: a request (short) always go
 HISTORY_LISTS = ("iter_loss", "iter_mse", "iter_kl")
 # Errors a training may raise on purpose: re-raised in the server as themselves.
 KNOWN_ERRORS = {"TrainingError": TrainingError, "ValueError": ValueError, "MemoryError": MemoryError}
+
+
+# --- the messages between the server and a worker (pickled over the connection) ---------------
+@dataclass
+class TrainJob:  # server -> worker: train this pair
+    cfgs: dict[str, ModelConfig]
+    tcfg: TrainConfig
+    train_images: np.ndarray
+    val_images: np.ndarray
+    snapshots: bool  # send the "before / now" strip
+
+
+@dataclass
+class Stop:  # server -> worker, during a training: end it after this batch
+    pass
+
+
+@dataclass
+class CopyNow:  # server -> worker, during a training: send the models as they are at the next step
+    pass
+
+
+@dataclass
+class ProgressReport:  # worker -> server
+    progress: dict[str, dict]  # per model: Progress's fields but its history
+    history: dict[str, dict]  # per model: what its History gained since the last report
+
+
+@dataclass
+class SnapshotReport:  # worker -> server: the strip; images and before only in the first
+    images: np.ndarray | None
+    before: np.ndarray | None
+    now: np.ndarray
+    step: int
+
+
+@dataclass
+class Weights:  # worker -> server: the models (numpy state dicts) and histories; seconds when done
+    states: dict[str, dict[str, np.ndarray]]
+    histories: dict[str, dict]
+    seconds: float | None = None  # None: a copy asked for mid-training (CopyNow)
+
+
+@dataclass
+class Failed:  # worker -> server: the training raised
+    error: str  # the exception's type name: one of KNOWN_ERRORS is raised again as itself
+    message: str
+
+
+PROGRESS_FIELDS = ("epoch", "epochs", "step", "steps_total", "seconds", "budget", "loss", "mse", "kl")
 
 
 def enabled() -> bool:
@@ -72,20 +123,21 @@ def _serve(conn: Connection) -> None:
             msg = conn.recv()
         except EOFError:
             return
-        if msg[0] == "train":
-            _job(conn, *msg[1:])
+        if isinstance(msg, TrainJob):
+            _job(conn, msg)
 
 
-def _job(conn: Connection, cfgs, tcfg, train_images, val_images, snapshots: bool) -> None:
+def _job(conn: Connection, job: TrainJob) -> None:
+    cfgs = job.cfgs
     state = {"stop": False, "copy": False, "sent": 0.0, "epoch": 0, "models": None}
     sent_len = {k: {"lists": 0, "epochs": 0} for k in cfgs}
     last_kind = list(cfgs)[-1]
 
     def read_commands() -> None:
         while conn.poll(0):
-            cmd = conn.recv()[0]
-            state["stop"] |= cmd == "stop"
-            state["copy"] |= cmd == "copy"
+            cmd = conn.recv()
+            state["stop"] |= isinstance(cmd, Stop)
+            state["copy"] |= isinstance(cmd, CopyNow)
 
     def should_stop() -> bool:
         read_commands()
@@ -107,26 +159,25 @@ def _job(conn: Connection, cfgs, tcfg, train_images, val_images, snapshots: bool
         now = time.monotonic()
         if p.epoch != state["epoch"] or p.step == p.steps_total or now - state["sent"] >= SEND_EVERY_S:
             state.update(sent=now, epoch=p.epoch)
-            fields = {k: {f: getattr(q, f) for f in ("epoch", "epochs", "step", "steps_total", "seconds", "budget",
-                                                      "loss", "mse", "kl")} for k, q in progress.items()}
-            conn.send(("progress", fields, {k: delta(k, q.history) for k, q in progress.items()}))
+            conn.send(ProgressReport({k: {f: getattr(q, f) for f in PROGRESS_FIELDS} for k, q in progress.items()},
+                                     {k: delta(k, q.history) for k, q in progress.items()}))
         if state["copy"]:  # a student pressed Stop while others wait: the models as they are now
             state["copy"] = False
-            conn.send(("copy", {k: _state(m) for k, m in state["models"].items()},
-                       {k: q.history.to_dict() for k, q in progress.items()}))
+            conn.send(Weights({k: _state(m) for k, m in state["models"].items()},
+                              {k: q.history.to_dict() for k, q in progress.items()}))
 
     def on_snapshot(snap: Snapshot) -> None:
         first = snap.step == 0
-        conn.send(("snapshot", snap.images if first else None, snap.before if first else None, snap.now, snap.step))
+        conn.send(SnapshotReport(snap.images if first else None, snap.before if first else None, snap.now, snap.step))
 
     try:
-        models, hists, seconds = train_pair(cfgs, tcfg, train_images, val_images, on_progress, should_stop,
-                                            on_snapshot if snapshots else None,
+        models, hists, seconds = train_pair(cfgs, job.tcfg, job.train_images, job.val_images, on_progress,
+                                            should_stop, on_snapshot if job.snapshots else None,
                                             lambda m: state.update(models=m))
-        conn.send(("done", {k: _state(m) for k, m in models.items()}, {k: h.to_dict() for k, h in hists.items()},
-                   seconds))
+        conn.send(Weights({k: _state(m) for k, m in models.items()}, {k: h.to_dict() for k, h in hists.items()},
+                          seconds))
     except BaseException as e:  # told to the server, which shows it; the worker goes on
-        conn.send(("error", type(e).__name__, str(e)))
+        conn.send(Failed(type(e).__name__, str(e)))
         if not isinstance(e, Exception):
             raise
 
@@ -189,16 +240,16 @@ class Worker:
               copy_wanted=None, on_copy=None):
         """As pair_training.train_pair, run in the worker. `copy_wanted()` asks for the models as
         they are at the next step; they come to `on_copy(models, histories)`."""
-        self.conn.send(("train", cfgs, tcfg, np.ascontiguousarray(train_images), np.ascontiguousarray(val_images),
-                        on_snapshot is not None))
+        self.conn.send(TrainJob(cfgs, tcfg, np.ascontiguousarray(train_images), np.ascontiguousarray(val_images),
+                                on_snapshot is not None))
         hists = {k: History() for k in cfgs}
         snap, stop_sent, copy_sent = None, False, False
         while True:
             if not stop_sent and should_stop is not None and should_stop():
-                self.conn.send(("stop",))
+                self.conn.send(Stop())
                 stop_sent = True
             if not copy_sent and copy_wanted is not None and copy_wanted():
-                self.conn.send(("copy",))
+                self.conn.send(CopyNow())
                 copy_sent = True
             try:
                 if not self.conn.poll(0.1):
@@ -210,32 +261,33 @@ class Worker:
                 code = self.proc.poll()
                 raise WorkerDied(f"the training process ended unexpectedly (exit code {code}; most likely "
                                  "out of memory): nothing was kept; try a smaller batch, latent or image size") from None
-            kind = msg[0]
-            if kind == "progress":
-                for k, d in msg[2].items():
+            if isinstance(msg, ProgressReport):
+                for k, d in msg.history.items():
                     h = hists[k]
                     for name in HISTORY_LISTS:
                         getattr(h, name).extend(d[name])
                     h.epochs.extend(d["epochs"])
                     h.initial, h.images_seen = d["initial"], d["images_seen"]
                 if on_progress is not None:
-                    for k, f in msg[1].items():
+                    for k, f in msg.progress.items():
                         on_progress(k, Progress(**f, history=hists[k]))
-            elif kind == "snapshot":
+            elif isinstance(msg, SnapshotReport):
                 if snap is None:
-                    snap = Snapshot(msg[1], msg[2], msg[3], msg[4])
+                    snap = Snapshot(msg.images, msg.before, msg.now, msg.step)
                 else:
-                    snap.now, snap.step = msg[3], msg[4]
+                    snap.now, snap.step = msg.now, msg.step
                 if on_snapshot is not None:
                     on_snapshot(snap)
-            elif kind == "copy":
+            elif isinstance(msg, Weights):
+                models = _models(cfgs, msg.states)
+                histories = {k: History.from_dict(h) for k, h in msg.histories.items()}
+                if msg.seconds is not None:  # done
+                    return models, histories, msg.seconds
                 copy_sent = False
                 if on_copy is not None:
-                    on_copy(_models(cfgs, msg[1]), {k: History.from_dict(h) for k, h in msg[2].items()})
-            elif kind == "done":
-                return _models(cfgs, msg[1]), {k: History.from_dict(h) for k, h in msg[2].items()}, msg[3]
-            elif kind == "error":
-                raise KNOWN_ERRORS.get(msg[1], RuntimeError)(msg[2])
+                    on_copy(models, histories)
+            elif isinstance(msg, Failed):
+                raise KNOWN_ERRORS.get(msg.error, RuntimeError)(msg.message)
 
 
 class Pool:
@@ -300,4 +352,8 @@ def train_pair_in_worker(cfgs, tcfg, train_images, val_images, **callbacks):
 
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m aevae.worker` this file is __main__: the messages must be aevae.worker's
+    # classes, which the server unpickles, so the worker runs the imported module's main.
+    from aevae.worker import main as worker_main
+
+    worker_main()

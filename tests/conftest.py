@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots, for people to look at
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run"]
 
 
 def make_images(n: int = 64, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -139,16 +148,35 @@ def served_budget() -> int:
                 os.environ[k] = v
 
 
+@pytest.fixture(scope="module")
+def browser(request):
+    """Debian's Chromium driven by Playwright, one per test file, with the file's
+    CHROMIUM_EXTRA_ARGS if it has them. Where it is missing the tests that use it skip, saying
+    why, except under CI (tests/run.sh installs it there: missing is a failure)."""
+    path = shutil.which("chromium") or CHROMIUM
+    if not Path(path).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is not installed, and CI needs it (tests/run.sh installs it with apt)")
+        pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        extra = getattr(request.module, "CHROMIUM_EXTRA_ARGS", [])
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS + extra)
+        yield b
+        b.close()
+
+
 # The quick loop (README "Tests"): `python -m pytest -m "not slow and not browser"`. Marked here
 # by what a test needs, so a new test in these files is marked too: Chromium (browser), or a
 # served app, in this process (the `server` fixture) or its own (served_app, tests/served.py).
-BROWSER_FILES = {"test_browser.py", "test_browser_data.py", "test_browser_i18n.py", "test_browser_live.py"}
 SERVED_FIXTURES = {"server", "served_app"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in BROWSER_FILES:
+        if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
             item.add_marker(pytest.mark.slow)
         elif SERVED_FIXTURES & set(getattr(item, "fixturenames", ())):

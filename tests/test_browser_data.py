@@ -5,40 +5,19 @@ Screenshots go to test-artifacts/ for people to look at.
 """
 
 import math
-import os
 import re
-import shutil
 import zipfile
-from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from conftest import make_images
+from conftest import ARTIFACTS, make_images
 from PIL import Image
 from playwright.sync_api import expect
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
-
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
 
 SIZE = "Image size (px, 32-128)"
 LATENT = "Latent: vector (256) or spatial (256x8x8)"
 
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url):

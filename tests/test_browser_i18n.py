@@ -9,37 +9,18 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import zipfile
-from pathlib import Path
 
-import pytest
+from conftest import ARTIFACTS
 
 from aevae.i18n import t
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 TABS = ["train", "recon", "variants", "latent_sizes", "space", "beta", "runs", "models", "report"]
 # A tiny training, set through the link's parameters (a seed no other test trains: a fresh run)
 LINK = "?size=32&latent=16x4x4&epochs=1&batch=64&seed=1616"
 
-pytestmark = pytest.mark.browser
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url, locale, lang=None):

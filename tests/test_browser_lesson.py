@@ -5,35 +5,16 @@ Trainings are tiny (a 40-image upload, 1 epoch) to keep this quick.
 Screenshots go to test-artifacts/ for people to look at.
 """
 
-import os
 import re
-import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
-from conftest import make_images
+from conftest import ARTIFACTS, make_images
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
 AE_COLOUR = "#3566a8"  # ui.common.COLORS
 
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
 
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

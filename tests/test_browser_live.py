@@ -5,37 +5,20 @@ the same point, a pair trained in the page goes live without a reload, and a pag
 load the runtime says so and keeps the server's sliders."""
 
 import re
-import shutil
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 import torch
+from conftest import ARTIFACTS
 
 from aevae import analyses, sampling, web_models
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test pattern as the camera
+CHROMIUM_EXTRA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a test pattern as the camera
 DRAG_SECONDS = 2.0
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
 
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 class Watched:

@@ -1,23 +1,12 @@
 """F5 in the middle of a training, in a real browser at 1280x720 (issue 24 item 4): the page comes
 back with its upload, the training's live progress, then its run. Screenshots go to test-artifacts/."""
 
-import os
 import re
-import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
-from conftest import make_images
+from conftest import ARTIFACTS, make_images
 from PIL import Image
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
-
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-    pytest.skip(f"{CHROMIUM} is not installed (tests/run.sh installs it with apt)", allow_module_level=True)
 
 EPOCHS = 150  # long enough to still run after the reload; 40 images at 32 px keep it under a minute
 
@@ -34,13 +23,10 @@ def photos(tmp_path_factory):
     return z
 
 
-def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(server, photos):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or CHROMIUM, args=ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(browser, server, photos):
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
         page.goto(server)
         page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
         page.locator("input[type=file]").first.set_input_files([str(photos)])
@@ -74,4 +60,5 @@ def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(s
         page.get_by_label("Loss curves of run").click()
         page.get_by_role("option", name=re.compile(r"^run 1 ")).wait_for(timeout=10_000)
         page.screenshot(path=str(ARTIFACTS / "reload-runs.png"), full_page=True)
-        browser.close()
+    finally:
+        context.close()
