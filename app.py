@@ -34,19 +34,10 @@ from ui import (
     train_tab,
     variants_tab,
 )
-from ui.common import (
-    CSS,
-    MAX_FILE_SIZE,
-    TRAIN_WATCHERS,
-    Page,
-    UnknownStreams,
-    cache_sweep,
-    end_session,
-    reattach,
-    store,
-    upload_folder,
-)
 from ui.lang import I18N, L
+from ui.limits import MAX_FILE_SIZE, TRAIN_WATCHERS, cache_sweep
+from ui.page import CSS, Page, UnknownStreams
+from ui.sessions import end_session, reattach, store, upload_folder
 from ui.web_files import WebFiles
 
 NEVER = 10**9  # seconds
@@ -67,7 +58,7 @@ def build_demo() -> gr.Blocks:
     with Page(title=t("app.title"), delete_cache=(NEVER, cache_sweep()[1])) as demo:
         ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, switch=None, attached=None)
         # The browser keeps its sessions' keys (encrypted in localStorage): a reload reattaches
-        # to its session, which outlives its page by a minute (ui/common.py reattach).
+        # to its session, which outlives its page by a minute (ui/sessions.py reattach).
         keys = gr.BrowserState([], storage_key="aevae-sessions")
         ctx.attached = demo.load(reattach, keys, keys, api_visibility="private", queue=False)
         with gr.Row(equal_height=True):
@@ -88,7 +79,7 @@ FIRST_VIEWS = threading.Event()  # set when warm_first_views has ended (the test
 def first_view_handlers(demo: gr.Blocks) -> list:
     """The tabs' first-view events, the costly ones first (a page opened as the app answers asks
     for them within a second or two), then in the page's order."""
-    def marks(fn) -> dict:  # what ui.common.on_open set on the handler (None: a JS-only event)
+    def marks(fn) -> dict:  # what ui.outputs.on_open set on the handler (None: a JS-only event)
         return getattr(fn.fn, "__dict__", None) or {}  # not shown
 
     opens = [fn for fn in demo.fns.values() if marks(fn).get("first_view")]
@@ -162,7 +153,7 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     threading.Thread(target=warm_first_views, args=(demo,), daemon=True, name="aevae-first-views").start()
     # Each cheap event (an answer from memory, a shipped view, a small decode) has its own group of
     # CHEAP_CONCURRENCY, so a class's presses run side by side; the CPU-heavy parts inside them take
-    # a compute slot (aevae.classroom.computing), uploads and reports their own group (ui/common.py).
+    # a compute slot (aevae.classroom.computing), uploads and reports their own group (ui/limits.py).
     demo.queue(max_size=fair_queue.QUEUE_SIZE, default_concurrency_limit=CHEAP_CONCURRENCY)
     fair_queue.install(demo)
     # Threads (and the queue's job slots): every training watcher holds one while it streams, so

@@ -89,13 +89,16 @@ def app_module(quick_zoo):
     os.environ["AEVAE_CHECKPOINTS"] = str(quick_zoo)
     sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
     import app
-    import ui.common
+    import ui.messages
+    import ui.outputs
+    import ui.sessions
+    import ui.work
 
-    ui.common.store.cache_clear()  # the shipped models are read on first use, from the quick zoo
+    ui.sessions.store.cache_clear()  # the shipped models are read on first use, from the quick zoo
     app = importlib.reload(app)
     # The handlers live in their tab's module (ui/*_tab.py); tests reach them all by name.
     handlers = {}
-    for tab in [ui.common, app.picker, app.lang, *app.TABS]:
+    for tab in [ui.messages, ui.outputs, ui.sessions, ui.work, app.picker, app.lang, *app.TABS]:
         handlers.update({k: v for k, v in vars(tab).items() if callable(v) and not k.startswith("_")})
     return types.SimpleNamespace(**handlers, serve=app.serve, build_demo=app.build_demo, module=app)
 

@@ -16,7 +16,7 @@ from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 from PIL import Image
 
 from aevae import analyses, checkpoints, classroom, data, train_settings, web_models, worker
-from ui.common import session
+from ui.sessions import session
 
 
 def pixels(image) -> np.ndarray:
@@ -350,7 +350,7 @@ def test_beta_tradeoff_shipped_and_trained(app_module):
 
 def test_the_beta_sweep_plans_before_training_and_allows_the_epochs_it_advises(app_module, tmp_path):
     # issue 24 item 8: "about 500 steps show it" must be reachable, said before training, never clamped.
-    from ui.common import MAX_EPOCHS
+    from ui.limits import MAX_EPOCHS
 
     plan, offer = app_module.plan_betas("0, 1", 3, req("bp1"))  # OpenMoji: enough steps, no offer
     assert "2 betas" in plan and "about" in plan and "Only" not in plan and not offer["visible"]

@@ -217,7 +217,7 @@ def test_closing_the_tab_ends_its_training(page, server, monkeypatch):
     import threading
     import time
 
-    from ui.common import store
+    from ui.sessions import store
 
     # A closed tab's session waits a minute for a reload (session_store.GRACE_S), its training going on;
     # shortened here (the app runs in this process), the training must stop when that wait ends.

@@ -12,7 +12,7 @@ import pytest
 from conftest import ARTIFACTS, make_images
 from PIL import Image
 
-AE_COLOUR = "#3566a8"  # ui.common.COLORS
+AE_COLOUR = "#3566a8"  # ui.outputs.COLORS
 
 
 

@@ -127,7 +127,7 @@ def check_points_equal_the_server(w: Watched, session, pair, places) -> None:
 
 @pytest.mark.parametrize("pair", ["shipped: generate", "shipped: default"])
 def test_dragging_across_the_code_map_redraws_both_pictures_in_the_page(browser, server, pair):
-    from ui.common import store
+    from ui.sessions import store
 
     w = Watched(browser, server)
     w.latent_space(pair)
@@ -176,7 +176,7 @@ def test_prior_samples_and_sliders_draw_in_the_page_without_the_server(browser, 
     scrub.fill("0.5")
     w.page.wait_for_function(f"() => aevaeLive.interp.frames > {frames} && !aevaeLive.interp.busy", timeout=5_000)
     assert w.requests[seen:] == [] and w.errors == []
-    from ui.common import store
+    from ui.sessions import store
 
     session = store().get("live-test")
     pair = analyses.pair_named(session, w.live("data.source").replace(": ", ":"))
@@ -194,7 +194,7 @@ def test_prior_samples_and_sliders_draw_in_the_page_without_the_server(browser, 
 
 
 def test_a_pair_trained_in_the_page_goes_live_without_a_reload(browser, server):
-    from ui.common import store
+    from ui.sessions import store
 
     w = Watched(browser, server)
     w.page.get_by_label("Image size (px, 32-128)").fill("32")
@@ -251,7 +251,7 @@ def variant_cells(w: Watched, n: int, k: int, size: int) -> tuple[np.ndarray, np
 
 
 def test_the_noise_scale_morphs_the_variants_in_the_page(browser, server):
-    from ui.common import store
+    from ui.sessions import store
 
     w = Watched(browser, server)
     w.page.get_by_role("tab", name="Noisy VAE variants").click()
@@ -286,7 +286,7 @@ def test_your_picture_is_reconstructed_in_the_page_with_its_psnr(browser, server
     from PIL import Image
 
     from aevae import metrics
-    from ui.common import store
+    from ui.sessions import store
 
     photo = tmp_path / "me.png"
     rng = np.random.default_rng(5)

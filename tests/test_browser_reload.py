@@ -49,7 +49,7 @@ def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(b
         page.get_by_text(data_note).wait_for(timeout=30_000)  # the upload, described again
         # its settings come back too (the progress text above may be the kept view's, drawn before them)
         page.wait_for_function("(v) => [...document.querySelectorAll('input[aria-label=\"number input for Epochs\"]')]"
-                               ".some(e => e.value === v)", arg=str(EPOCHS), timeout=30_000)
+                               ".some(e => e.value === v)", arg=str(EPOCHS), timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "reload-mid-training.png"))
         page.get_by_text(re.compile(r"run 1 · Train .*AE val PSNR")).wait_for(timeout=180_000)  # its run
         picker = page.get_by_label("Models in use")

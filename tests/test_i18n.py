@@ -306,7 +306,7 @@ def answers(app, who):
 def names_in(app_module) -> set[str]:
     from aevae import data
     from aevae.config import PRESETS
-    from ui.common import store
+    from ui.sessions import store
 
     split = store().get("names", False).split(32)
     zoo = store().zoo

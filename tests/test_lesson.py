@@ -15,7 +15,7 @@ from conftest import make_images
 from PIL import Image
 
 from aevae.report import num
-from ui.common import session
+from ui.sessions import session
 
 
 def req(name, lang=None):

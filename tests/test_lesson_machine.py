@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from PIL import Image
 
-from ui.common import session
+from ui.sessions import session
 
 EXAMPLES = int(os.environ.get("AEVAE_LESSON_EXAMPLES", "3"))
 STEPS = int(os.environ.get("AEVAE_LESSON_STEPS", "12"))

@@ -140,7 +140,7 @@ def crafted_zip(folder: Path) -> Path:
 
 def crafted_report(app_module, folder: Path) -> Path:
     """report.html of a session whose upload is crafted_zip, through the Report tab's handler."""
-    from ui.common import session
+    from ui.sessions import session
 
     req = type("R", (), {"session_hash": f"prank-report-{folder.name}"})()
     s = session(req)
@@ -177,7 +177,7 @@ def test_the_report_shows_names_and_labels_as_text(app_module, tmp_path):
 
 
 def test_toasts_and_notes_escape_and_bound_what_users_typed():
-    from ui.common import MAX_NOTE, md, plain, refuse
+    from ui.messages import MAX_NOTE, md, plain, refuse
 
     e = refuse("'<b/id=pwn2>boo</b>' is not an id", "en")
     assert e.message == "'&lt;b/id=pwn2&gt;boo&lt;/b&gt;' is not an id" and e.plain.startswith("'<b/id")
@@ -193,7 +193,7 @@ def test_csv_and_label_names_write_formulas_as_text(app_module, tmp_path):
     import csv
 
     from aevae import sampling, userdata
-    from ui.common import session
+    from ui.sessions import session
 
     path = tmp_path / "formulas.zip"
     with zipfile.ZipFile(path, "w") as zf:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from aevae import session_state, session_store
 from aevae.session_store import SessionStore
-from ui.common import session, store
+from ui.sessions import session, store
 
 
 def req(name):

@@ -72,15 +72,15 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
     import torch
     from safetensors.torch import load_file
 
-    import ui.common
+    import ui.sessions
     from aevae.classroom import SharedRuns
     from aevae.train_settings import TrainSettings
 
     d = TrainSettings()
     args = (d.preset, d.image_size, d.latent, d.epochs, d.seconds, d.batch_size, d.lr, d.weight_decay, d.beta,
             d.seed, "openmoji", None, True)
-    monkeypatch.setattr(ui.common.store(), "shared", SharedRuns())  # new sessions take the store's
-    shared = ui.common.store().shared
+    monkeypatch.setattr(ui.sessions.store(), "shared", SharedRuns())  # new sessions take the store's
+    shared = ui.sessions.store().shared
     before = shared.trainings_started
     out = Path(tempfile.mkdtemp())
 

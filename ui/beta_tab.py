@@ -17,25 +17,12 @@ from aevae import (
 )
 from aevae.i18n import t
 
-from .common import (
-    DEFAULT_SIZE,
-    MAX_EPOCHS,
-    MAX_SECONDS,
-    background,
-    bar,
-    fail,
-    lang_of,
-    need,
-    numbers,
-    on_open,
-    png,
-    refuse,
-    session,
-    stop_training,
-    tmd,
-    training_slot,
-)
 from .lang import L, drawn, on_switch, plot, rerender, shown, table
+from .limits import DEFAULT_SIZE, MAX_EPOCHS, MAX_SECONDS
+from .messages import fail, need, numbers, refuse, tmd
+from .outputs import on_open, png
+from .sessions import lang_of, session, stop_training
+from .work import background, bar, training_slot
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "beta"

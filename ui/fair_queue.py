@@ -21,7 +21,7 @@ from fastapi import HTTPException
 
 from aevae.i18n import t
 
-from .common import asked_lang, client_of, store
+from .sessions import asked_lang, client_of, store
 
 PER_SESSION = 8  # a page's opening asks ~5 things at once; a student pressing fast a few more
 HEAVY = "heavy"  # the concurrency group of uploads and reports (see the tabs' events)

@@ -4,7 +4,7 @@ Layout texts (tab names, labels, buttons, explanations) are `L("key")`: Gradio's
 up in the browser. Texts that handlers make are formatted on the server with `t(key, lang)`, in
 the language of `lang_of(request)`: the one chosen on the page (the switch, set on load from
 `?lang=` or the browser's languages), else the link's `?lang=`, else Accept-Language, else English
-(common.lang_of).
+(sessions.lang_of).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from aevae import figures, i18n
 from aevae.data import label_shown as group
 from aevae.i18n import DEFAULT
 
-from .common import lang_of, session
+from .sessions import lang_of, session
 
 log = logging.getLogger("aevae.app")
 

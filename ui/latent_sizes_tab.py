@@ -11,28 +11,14 @@ from aevae.i18n import t
 from aevae.report import latent_notes
 from aevae.session_state import NoModels
 
-from .common import (
-    COLORS,
-    DEFAULT_SIZE,
-    MAX_SECONDS,
-    bar,
-    fail,
-    gpu,
-    lang_of,
-    need,
-    on_open,
-    parse_ids_or_none,
-    png,
-    refuse,
-    seed_of,
-    session,
-    stop_training,
-    tmd,
-    training_slot,
-    watch,
-)
 from .lang import L, drawn, plot, rerender, shown, table
+from .limits import DEFAULT_SIZE, MAX_SECONDS
+from .messages import fail, need, parse_ids_or_none, refuse, seed_of, tmd
+from .outputs import COLORS, on_open, png
+from .page import gpu
 from .picker import picker_update
+from .sessions import lang_of, session, stop_training
+from .work import bar, training_slot, watch
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "latent sizes"

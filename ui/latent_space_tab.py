@@ -13,21 +13,12 @@ from aevae.config import check_finite
 from aevae.i18n import t
 from aevae.session_state import NoModels
 
-from .common import (
-    fail,
-    gpu,
-    lang_of,
-    md,
-    need,
-    on_open,
-    png,
-    refuse,
-    seed_of,
-    session,
-    tmd,
-)
 from .lang import L, drawn, group, on_switch, plot, rerender, shown
+from .messages import fail, md, need, refuse, seed_of, tmd
+from .outputs import on_open, png
+from .page import gpu
 from .picker import choices
+from .sessions import lang_of, session
 
 log = logging.getLogger("aevae.app")
 

@@ -12,14 +12,10 @@ from aevae.i18n import col, t, tm
 from aevae.models import summary_rows
 from aevae.session_state import NoModels
 
-from .common import (
-    COLORS,
-    curves,
-    lang_of,
-    session,
-    tmd,
-)
 from .lang import L, on_switch, plot, rerender, shown, table
+from .messages import tmd
+from .outputs import COLORS, curves
+from .sessions import lang_of, session
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "models"

@@ -8,8 +8,9 @@ from aevae import analyses, runs, session_state
 from aevae.i18n import t, tm
 from aevae.session_state import NoModels
 
-from .common import fail, lang_of, session, tmd
 from .lang import L, on_switch
+from .messages import fail, tmd
+from .sessions import lang_of, session
 
 
 def choices(pairs: list[tuple[str, str]], lang: str) -> list[tuple[str, str]]:

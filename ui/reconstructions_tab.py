@@ -13,26 +13,13 @@ from aevae import analyses, data, datasets, figures, live, session_state
 from aevae.i18n import t
 from aevae.session_state import NoModels
 
-from .common import (
-    HEAVY,
-    HEAVY_SLOTS,
-    background,
-    csv_text,
-    fail,
-    gpu,
-    lang_of,
-    md,
-    need,
-    on_open,
-    parse_ids_or_none,
-    refuse,
-    rounded,
-    seed_of,
-    session,
-    short_note,
-    tmd,
-)
 from .lang import L, drawn, on_switch, rerender, shown, skipped_file, table
+from .limits import HEAVY, HEAVY_SLOTS
+from .messages import fail, md, need, parse_ids_or_none, refuse, seed_of, short_note, tmd
+from .outputs import csv_text, on_open, rounded
+from .page import gpu
+from .sessions import lang_of, session
+from .work import background
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "recon"

@@ -8,14 +8,10 @@ from aevae import report
 from aevae.i18n import t
 from aevae.session_state import NoModels
 
-from .common import (
-    HEAVY,
-    HEAVY_SLOTS,
-    fail,
-    lang_of,
-    session,
-)
 from .lang import L, rerender, shown
+from .limits import HEAVY, HEAVY_SLOTS
+from .messages import fail
+from .sessions import lang_of, session
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "report"

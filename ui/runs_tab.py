@@ -12,26 +12,13 @@ from aevae.i18n import t, tm
 from aevae.runs import MESSAGE_CELLS
 from aevae.train_settings import TrainSettings
 
-from .common import (
-    COLORS,
-    DEFAULT_CAP,
-    DEFAULT_SIZE,
-    MAX_SECONDS,
-    bar,
-    csv_file,
-    curves,
-    fail,
-    lang_of,
-    need,
-    numbers,
-    session,
-    stop_training,
-    tmd,
-    training_slot,
-    watch,
-)
 from .lang import L, on_switch, plot, rerender, shown, table
+from .limits import DEFAULT_CAP, DEFAULT_SIZE, MAX_SECONDS
+from .messages import fail, need, numbers, tmd
+from .outputs import COLORS, csv_file, curves
 from .picker import picker_update
+from .sessions import lang_of, session, stop_training
+from .work import bar, training_slot, watch
 
 # Digits shown per column: dB to 2 decimals, SSIM to 3, MSE to 5 (the CSV keeps every digit).
 DIGITS = {"AE val PSNR": 2, "VAE val PSNR": 2, "AE val SSIM": 3, "VAE val SSIM": 3,

@@ -32,8 +32,8 @@ from aevae.config import (
 from aevae.i18n import t, tm
 from aevae.train_settings import TrainSettings
 
-from .common import (
-    COLORS,
+from .lang import L, drawn, on_switch, plot, rerender, shown, skipped_file
+from .limits import (
     DEFAULT_CAP,
     DEFAULT_SIZE,
     HEAVY,
@@ -41,23 +41,12 @@ from .common import (
     MAX_EPOCHS,
     MAX_SECONDS,
     TRAIN_WATCHERS,
-    background,
-    bar,
-    curves,
-    fail,
-    lang_of,
-    md,
-    need,
-    png,
-    refuse,
-    replay,
-    session,
-    stop_training,
-    tmd,
-    watch,
 )
-from .lang import L, drawn, on_switch, plot, rerender, shown, skipped_file
+from .messages import fail, md, need, refuse, tmd
+from .outputs import COLORS, curves, png
 from .picker import picker_update
+from .sessions import lang_of, session, stop_training
+from .work import background, bar, replay, watch
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "train"

@@ -13,20 +13,11 @@ from aevae.i18n import t, tm
 from aevae.sampling import save_arrays, save_label_names
 from aevae.session_state import NoModels
 
-from .common import (
-    fail,
-    gpu,
-    lang_of,
-    need,
-    on_open,
-    parse_ids_or_none,
-    png,
-    refuse,
-    seed_of,
-    session,
-    tmd,
-)
 from .lang import L, drawn, group, on_switch, rerender, shown
+from .messages import fail, need, parse_ids_or_none, refuse, seed_of, tmd
+from .outputs import on_open, png
+from .page import gpu
+from .sessions import lang_of, session
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "variants"
