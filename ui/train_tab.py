@@ -185,27 +185,40 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
     settings = _settings(preset, image_size, latent, epochs, cap, batch_size, lr, weight_decay, beta, seed, lang)
     if not s.lock.acquire(blocking=False):
         raise refuse(t("error.training_running", lang), lang)
-    # Nothing of the session changes until the training has started: a refused Train (bad data,
-    # over the memory budget, stopped while loading) leaves its data and pair as they were.
-    loaded = training = None
+    training = None
     try:
         s.stop.clear()  # a Stop pressed from here on (even while the data loads) is kept
-        new = dataset == "upload" and bool(upload) and not s.same_upload(upload)  # new files (or from the API)
+        split, job, head = yield from _load_and_start(s, settings, dataset, upload, bool(use_when_done), lang)
+        training = s.training = Training(job, settings, split, bool(use_when_done))
+        yield from _follow(s, training, head, request)
+    finally:
+        if training is None or not training.kept:  # a kept training's keeper lets go of the lock
+            s.lock.release()
 
-        def prepare():
-            try:
-                if new:
-                    return s.load_upload(upload, settings.image_size, s.stop.is_set)
-                return s.data_split(dataset, settings.image_size, s.stop.is_set)
-            except data.Cancelled:
-                raise RuntimeError(t("train.stopped_loading", lang)) from None
 
-        loading = t("train.loading", lang)
-        got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
-        loaded, split = (got, got.split) if new else (None, got)
+def _load_and_start(s: session_state.Session, settings: TrainSettings, dataset: str, upload, use: bool,
+                    lang: str):
+    """Load the data (a new upload, or the data chosen), start the training on it, then make that
+    data the session's; yields the loading status meanwhile, returns (split, job, head). Nothing of
+    the session changes until the training has started: a refused Train (bad data, over the memory
+    budget, stopped while loading) leaves its data and pair as they were."""
+    new = dataset == "upload" and bool(upload) and not s.same_upload(upload)  # new files (or from the API)
+
+    def prepare():
+        try:
+            if new:
+                return s.load_upload(upload, settings.image_size, s.stop.is_set)
+            return s.data_split(dataset, settings.image_size, s.stop.is_set)
+        except data.Cancelled:
+            raise RuntimeError(t("train.stopped_loading", lang)) from None
+
+    loading = t("train.loading", lang)
+    got = yield from background(s, prepare, lambda: (loading, *[gr.update()] * 6), lang)
+    loaded, split = (got, got.split) if new else (None, got)
+    try:
         try:
             head = _head(split, settings, lang)
-            job = training_jobs.PairJob(s, settings, split, "Train", bool(use_when_done))
+            job = training_jobs.PairJob(s, settings, split, "Train", use)
         except ValueError as e:
             raise fail(e, lang) from None
         try:  # the training started: now the data it trains on is the session's
@@ -217,45 +230,49 @@ def train_models(preset, image_size, latent, epochs, cap, batch_size, lr, weight
             job.leave()
             raise
         loaded = None
-        training = s.training = Training(job, settings, split, bool(use_when_done))
-        drawn_strip = {"snap": None, "step": -1, "lang": lang}
-        sent = {"plots": -1.0, "lang": lang, "head": head}
-
-        def strip_update(snap):
-            lg = sent["lang"]
-            if snap is None or (snap is drawn_strip["snap"] and snap.step == drawn_strip["step"]
-                                and lg == drawn_strip["lang"]):
-                return gr.update()
-            drawn_strip.update(snap=snap, step=snap.step, lang=lg)
-            return _strip_file(s, snap, lg)
-
-        def show():  # in the page's language of the moment: a switch mid-training shows at the next tick
-            lg = lang_of(request)
-            if lg != sent["lang"]:
-                sent.update(lang=lg, head=_head(split, settings, lg), plots=-1.0)  # plots and strip redrawn now
-            joined = t("train.joined", lg) if job.how == "running" else ""
-            return _progress(sent["head"], job.live, lg, sent, strip_update, joined)
-
-        if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
-            # 4 frames: Gradio diffs and re-encodes every streamed plot on its event loop, where 10
-            # students handed the same run at once held up everyone's answers (py-spy, 8 frames)
-            for frame in replay(job.shared.result[1], frames=4):
-                lg = lang_of(request)
-                yield (_head(split, settings, lg) + t("train.handing_over", lg), *_plots(curves(frame), lg), None,
-                       strip_update(job.live.snapshot), gr.update())
-                time.sleep(0.3)
-        try:
-            run = yield from watch(s, job, show, lang, keep=lambda: training.keep(s))
-        except gr.Error as e:
-            training.end(error=e)
-            raise
-        training.end(run=run)
-        yield _finished(s, training, lang_of(request))
     finally:
-        if loaded is not None:
+        if loaded is not None:  # not made the session's: its memory goes now
             loaded.discard()
-        if training is None or not training.kept:  # a kept training's keeper lets go of the lock
-            s.lock.release()
+    return split, job, head
+
+
+def _follow(s: session_state.Session, training: Training, head: str, request: gr.Request):
+    """Yield the training's progress (in the page's language of the moment) until it ends, then
+    its results; a run handed over finished is replayed quickly first."""
+    job, split, settings, lang = training.job, training.split, training.settings, lang_of(request)
+    drawn_strip = {"snap": None, "step": -1, "lang": lang}
+    sent = {"plots": -1.0, "lang": lang, "head": head}
+
+    def strip_update(snap):
+        lg = sent["lang"]
+        if snap is None or (snap is drawn_strip["snap"] and snap.step == drawn_strip["step"]
+                            and lg == drawn_strip["lang"]):
+            return gr.update()
+        drawn_strip.update(snap=snap, step=snap.step, lang=lg)
+        return _strip_file(s, snap, lg)
+
+    def show():  # in the page's language of the moment: a switch mid-training shows at the next tick
+        lg = lang_of(request)
+        if lg != sent["lang"]:
+            sent.update(lang=lg, head=_head(split, settings, lg), plots=-1.0)  # plots and strip redrawn now
+        joined = t("train.joined", lg) if job.how == "running" else ""
+        return _progress(sent["head"], job.live, lg, sent, strip_update, joined)
+
+    if job.how == "finished":  # replay the curves quickly, so the student still sees them grow
+        # 4 frames: Gradio diffs and re-encodes every streamed plot on its event loop, where 10
+        # students handed the same run at once held up everyone's answers (py-spy, 8 frames)
+        for frame in replay(job.shared.result[1], frames=4):
+            lg = lang_of(request)
+            yield (_head(split, settings, lg) + t("train.handing_over", lg), *_plots(curves(frame), lg), None,
+                   strip_update(job.live.snapshot), gr.update())
+            time.sleep(0.3)
+    try:
+        run = yield from watch(s, job, show, lang, keep=lambda: training.keep(s))
+    except gr.Error as e:
+        training.end(error=e)
+        raise
+    training.end(run=run)
+    yield _finished(s, training, lang_of(request))
 
 
 def _head(split, settings: TrainSettings, lang: str) -> str:
