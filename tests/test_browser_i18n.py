@@ -151,7 +151,7 @@ def test_a_chinese_page_shows_no_english_on_any_tab(browser, server):
                 if key not in MAIN_BUTTON:
                     continue
                 page.get_by_role("button", name=t(MAIN_BUTTON[key], "zh-TW"), exact=True).click()
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(700)  # the events have started (their progress shows at once)
             # every answer has arrived: no status tracker is counting (a bar, "processing | 1.2s")
             page.wait_for_function("() => !document.querySelector('.eta-bar, .progress-text')"
                                    " && !/processing \\|/.test(document.body.innerText)", timeout=120_000)
@@ -242,7 +242,7 @@ def test_switching_the_language_shows_every_result_again_in_it(browser, server):
     phrases = [p for p in english_phrases() if "OpenMoji" not in p]
 
     def settle():
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(700)  # the event has started (its progress shows at once)
         page.wait_for_function("() => !document.querySelector('.eta-bar, .progress-text')"
                                " && !/processing \\|/.test(document.body.innerText)", timeout=120_000)
 

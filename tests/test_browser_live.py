@@ -4,6 +4,8 @@ pictures at display rate with no request to the server, the pictures are the ser
 the same point, a pair trained in the page goes live without a reload, and a page that cannot
 load the runtime says so and keeps the server's sliders."""
 
+import base64
+import io
 import re
 import time
 from urllib.parse import urlparse
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ARTIFACTS
+from PIL import Image
 
 from aevae import analyses, sampling, web_models
 
@@ -235,10 +238,10 @@ def test_without_the_runtime_the_panel_says_so_and_the_server_decodes(browser, s
 
 def variant_cells(w: Watched, n: int, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The live variants' canvas as (n, k, size, size, 3) for the VAE rows and for the AE rows."""
-    width, height, data = w.page.evaluate("""() => {
-        const c = document.querySelector('#aevae-live-variants canvas[data-role="grid"]');
-        return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
-    img = np.array(data, np.uint8).reshape(height, width, 4)[..., :3]
+    # as a PNG (lossless): the pixels as a JSON list of numbers took seconds per read
+    url = w.page.evaluate("""() => document.querySelector('#aevae-live-variants canvas[data-role="grid"]')
+        .toDataURL('image/png')""")
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
     cell, pos = w.live("variants.data.cell"), w.live("variants.data.pos")
     centres = ((np.arange(size) + 0.5) * cell / size).astype(int)
 

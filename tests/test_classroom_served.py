@@ -21,7 +21,7 @@ from served import Bare
 from aevae import analyses
 
 # A long enough training (its time cap ends it): the cheap calls below are made while it streams.
-LONG_TRAIN = ["default", 32, "16x4x4", 200, 25, 64, 2e-3, 1e-5, 0.1, 0, "openmoji", None, False]
+LONG_TRAIN = ["default", 32, "16x4x4", 200, 18, 64, 2e-3, 1e-5, 0.1, 0, "openmoji", None, False]
 
 
 def join(b: Bare, fn: str, data: list, lang: str = "en") -> tuple[int, str]:

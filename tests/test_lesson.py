@@ -36,13 +36,13 @@ def report_md(app, name, tmp_path, lang=None):
     return (tmp_path / name / "aevae-report" / "report.md").read_text(), tmp_path / name / "aevae-report"
 
 
-@pytest.mark.slow  # two trainings and a beta sweep: 18 s each order
 @pytest.mark.parametrize("order", ["train first", "beta first"])
 def test_train_and_a_beta_sweep_in_either_order_then_runs_and_report(app_module, tmp_path, order):
     """Issue 24 items 1 and 2: after Train and a beta sweep (either order) the runs table shows
     every run and the report can be made."""
     name = f"lesson-{order.split()[0]}"
-    steps = [lambda: train(app_module, name), lambda: list(app_module.beta_sweep("0, 1", 1, req(name)))]
+    app_module.upload_data([photo_zip(tmp_path)], 32, req(name))  # small data: the runs take seconds
+    steps = [lambda: train(app_module, name, dataset="upload"), lambda: list(app_module.beta_sweep("0, 1", 1, req(name)))]
     for step in steps if order == "train first" else steps[::-1]:
         step()
     runs, pick, path, note = app_module.show_runs(req(name))
@@ -57,14 +57,14 @@ def test_train_and_a_beta_sweep_in_either_order_then_runs_and_report(app_module,
     assert md.count("| beta sweep (VAE only) |") == 2 and md.count("| Train |") == 1
 
 
-@pytest.mark.slow  # every kind of run trained once: 23 s
-def test_every_kind_of_run_is_one_typed_record_with_the_same_columns(app_module):
+def test_every_kind_of_run_is_one_typed_record_with_the_same_columns(app_module, tmp_path):
     """Train, an epoch-sweep row, a rung and a beta sweep: each a RunRecord (numbers as numbers,
     None where a run has no such value), shown as rows with the same columns."""
     from aevae.runs import KINDS, RunRecord
 
     name = "lesson-kinds"
-    train(app_module, name)
+    app_module.upload_data([photo_zip(tmp_path)], 32, req(name))  # small data: the runs take seconds
+    train(app_module, name, dataset="upload")
     list(app_module.sweep("1", 32, "16x4x4", 0, 120, req(name)))
     list(app_module.train_missing_rung("8", 1, req(name)))
     list(app_module.beta_sweep("0, 1", 1, req(name)))
@@ -75,7 +75,8 @@ def test_every_kind_of_run_is_one_typed_record_with_the_same_columns(app_module)
         assert isinstance(r, RunRecord) and r.finished and r.steps == r.steps_planned > 0
         assert isinstance(r.vae.val_psnr, float) and isinstance(r.seconds, float)
     assert records[-1].ae is None and records[0].ae.val_psnr > 0
-    assert records[1].data == "32 of 4045 training images" and records[1].series != records[3].series
+    n_train = len(session(req(name)).split(32).train)
+    assert records[1].data == f"32 of {n_train} training images" and records[1].series != records[3].series
     assert records[3].series == records[4].series and records[0].series == 0
     runs, *_ = app_module.show_runs(req(name))
     assert len(runs) == 5 and runs["AE val PSNR"].isna().tolist() == [False] * 3 + [True] * 2

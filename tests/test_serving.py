@@ -61,10 +61,12 @@ def test_a_classroom_at_once(server, capfd):
 
 
 def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd, monkeypatch):
-    """A class presses Train with the default settings at the same moment; others reconstruct.
+    """A class presses Train with the same settings (the default ones, for one epoch instead of
+    four: what is checked is that they share one training) at the same moment; others reconstruct.
 
     On a server that has not trained them yet, whatever ran before in this process: the sessions
     made here share a run cache of their own."""
+    import dataclasses
     import shutil
     import tempfile
     from pathlib import Path
@@ -76,7 +78,7 @@ def test_ten_identical_trainings_run_once_while_thirty_reconstruct(server, capfd
     from aevae.classroom import SharedRuns
     from aevae.train_settings import TrainSettings
 
-    d = TrainSettings()
+    d = dataclasses.replace(TrainSettings(), epochs=1)
     args = (d.preset, d.image_size, d.latent, d.epochs, d.seconds, d.batch_size, d.lr, d.weight_decay, d.beta,
             d.seed, "openmoji", None, True)
     monkeypatch.setattr(ui.sessions.store(), "shared", SharedRuns())  # new sessions take the store's
