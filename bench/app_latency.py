@@ -295,7 +295,7 @@ def main() -> None:
     names = {e["name"] for e in Zoo(folder).entries}
     if not {"default-ae", "default-vae"} <= names:
         sys.exit(f"{folder}: the manifest lacks the default AE/VAE pair. Build a quick zoo and "
-                 "point the app at it:\n  python -m aevae.zoo build --quick --out /tmp/benchzoo\n"
+                 "point the app at it:\n  python -m aevae.zoo_build build --quick --out /tmp/benchzoo\n"
                  "  AEVAE_CHECKPOINTS=/tmp/benchzoo python bench/app_latency.py --quick")
     print(f"machine: {nproc()} CPUs ({cpu_name()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; checkpoints: {folder}", flush=True)

@@ -70,11 +70,11 @@ def images32() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def quick_zoo(tmp_path_factory):
-    """A tiny zoo made by the real build script (python -m aevae.zoo build --quick)."""
-    from aevae import zoo
+    """A tiny zoo made by the real build script (python -m aevae.zoo_build build --quick)."""
+    from aevae import zoo_build
 
     out = tmp_path_factory.mktemp("zoo")
-    zoo.build(out, quick=True, log=lambda *_: None)
+    zoo_build.build(out, quick=True, log=lambda *_: None)
     return out
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from aevae import checkpoints, metrics, zoo
+from aevae import checkpoints, metrics, zoo, zoo_build
 from aevae.config import ModelConfig, parse_latent
 
 SHIPPED = checkpoints.read_manifest(zoo.DEFAULT_DIR)
@@ -20,7 +20,7 @@ def test_shipped_entry_loads_and_reproduces_its_psnr(entry):
     assert ck.model.config == ModelConfig.from_dict(entry["model"])
     assert ck.model.kind == entry["kind"] and ck.model.n_params == entry["params"]
     assert ck.model.latent_numel == entry["latent_numel"] == parse_latent(entry["model"]["latent"]).numel
-    split = zoo._groups(zoo._split(ck.model.config.image_size), tuple(entry.get("groups", ())))
+    split = zoo_build._groups(zoo_build._split(ck.model.config.image_size), tuple(entry.get("groups", ())))
     assert entry["metrics"]["psnr"]["n"] == len(split.val)
     with_lpips = entry["group"] == "default"  # LPIPS adds ~3 s a model: redone for the default pair
     got = metrics.evaluate(ck.model, split.val, lpips=with_lpips).summary()
@@ -56,7 +56,7 @@ def test_checkpoints_stay_small():
 
 @pytest.mark.slow
 def test_quick_build_end_to_end(tmp_path):
-    assert zoo.main(["build", "--quick", "--out", str(tmp_path)]) == 0
+    assert zoo_build.main(["build", "--quick", "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     names = [e["name"] for e in manifest["models"]]
     assert names == [r.name for r in zoo.recipes(quick=True)]
@@ -64,14 +64,14 @@ def test_quick_build_end_to_end(tmp_path):
     ae, vae = z.pair()
     assert ae.model.kind == "ae" and vae.model.kind == "vae"
     assert [e["rung"] for e in z.ladder()][::2] == ["16", "16x4x4", "64x4x4"]
-    table = zoo.results_table(manifest["models"])
+    table = zoo_build.results_table(manifest["models"])
     assert table.count("\n") == len(names) + 1
 
 
 def test_readme_results_table_is_the_manifests():
     readme = (zoo.DEFAULT_DIR.parent / "README.md").read_text()
-    block = readme.split(zoo.README_START, 1)[1].split(zoo.README_END, 1)[0].strip()
-    assert block == zoo.results_table(SHIPPED)
+    block = readme.split(zoo_build.README_START, 1)[1].split(zoo_build.README_END, 1)[0].strip()
+    assert block == zoo_build.results_table(SHIPPED)
 
 
 def test_the_generative_pair_generates_and_its_ae_does_not():
@@ -85,7 +85,7 @@ def test_the_generative_pair_generates_and_its_ae_does_not():
     from aevae import sampling
 
     ae, vae = zoo.Zoo().pair(zoo.GENERATE)
-    real = zoo._groups(zoo._split(vae.model.config.image_size), zoo.GENERATE_GROUPS).train.images
+    real = zoo_build._groups(zoo_build._split(vae.model.config.image_size), zoo.GENERATE_GROUPS).train.images
     z = torch.randn(8, *vae.model.latent_shape, generator=torch.Generator().manual_seed(0))
     nearest = {}
     for name, m in (("vae", vae.model), ("ae", ae.model)):
