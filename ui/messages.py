@@ -98,12 +98,3 @@ def numbers(text: str, kind, lo, hi, most: int, what: str, example: str, lang: s
 def parse_ids_or_none(text: str | None) -> list[int] | None:
     text = (text or "").strip()
     return data.parse_ids(text) if text else None
-
-
-def short_note(note: str, lang: str) -> str:
-    """The first sentence of a long reason, and how to fix it (in English; translated, the whole reason)."""
-    if tm(note, lang) != note:
-        return tm(note, lang)
-    first = note.split(". Tried:")[0]
-    fix = note[note.index("Fix: "):] if "Fix: " in note else ""
-    return f"{first}. {fix}"

@@ -15,7 +15,7 @@ from aevae.session_state import NoModels
 
 from .lang import L, drawn, on_switch, rerender, shown, skipped_file, table
 from .limits import HEAVY, HEAVY_SLOTS
-from .messages import fail, md, need, parse_ids_or_none, refuse, seed_of, short_note, tmd
+from .messages import fail, md, need, parse_ids_or_none, refuse, seed_of, tmd
 from .outputs import csv_text, on_open, rounded
 from .page import gpu
 from .sessions import lang_of, session
@@ -122,7 +122,7 @@ def _reconstruction_view(rec: analyses.Reconstruction, source: str, lang: str) -
         lines.append(f"| {name} | {sm['psnr'].mean:.2f} ± {sm['psnr'].std:.2f} | "
                      f"{sm['ssim'].mean:.3f} ± {sm['ssim'].std:.3f} | {lp} |")
     if rec.ae.lpips_note:
-        lines.append("\n<small>" + t("recon.lpips_note", lang, why=short_note(rec.ae.lpips_note, lang)) + "</small>")
+        lines.append("\n<small>" + t("recon.lpips_note", lang, why=tmd(rec.ae.lpips_note, lang)) + "</small>")
     view = views[lang] = (figures.png_bytes(grid), "\n".join(lines), table(rounded(rows), lang), csv_text(rows))
     return view
 
