@@ -268,6 +268,7 @@ def test_sessions_are_bounded():
     assert len(store) == 3 and first.stop.is_set()
 
 
+@pytest.mark.slow  # a training killed mid-way, then another: 4 s
 @pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc to find the training's worker process")
 @pytest.mark.skipif(not worker.enabled(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
 def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module):

@@ -91,6 +91,7 @@ def test_a_reloaded_page_gets_its_upload_and_runs(app_module, tmp_path):
     assert keys[0] != key and len(keys) == 1 and len(session(req("r-stranger")).runs) == 0
 
 
+@pytest.mark.slow  # a training long enough to outlive the reload: 5 s
 def test_a_training_goes_on_through_a_reload_and_the_new_page_watches_it(app_module):
     [key] = app_module.reattach([], req("w-page1"))
     s = session(req("w-page1"))
