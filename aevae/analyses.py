@@ -46,6 +46,22 @@ class Reconstruction:
         return out
 
 
+@dataclass
+class ShownVariants:
+    """The variants a session last drew (the Variants tab), kept for its report."""
+    images: data.ImageSet  # the sources
+    variants: sampling.VariantSet
+    source: str  # the pair that made them
+
+
+@dataclass
+class ShownCodeMap:
+    """The code map a session last drew (the Latent space tab), for decoding a point of it."""
+    pair: str  # the pair's name as chosen ("shipped: generate", "run 2")
+    kind: str  # "VAE" or "AE"
+    map: sampling.CodeMap
+
+
 # Answers that depend only on shipped files (shipped models on the shipped data), computed once
 # for every student of the server: a whole class opening the same tab costs one computation.
 SHIPPED_ANSWERS = classroom.Memo(256)

@@ -229,12 +229,12 @@ def recon_summary(rec: analyses.Reconstruction) -> list[dict]:
 
 def variants_part(session, pair, split):
     """The student's last variants when made by this pair at its size, else report A's ids."""
-    var = session.last.get("variants")
-    if var is None or var[2:] != (pair.source,) or var[0].image_size != pair.image_size:
-        ids = [i for i in data.REPORT_A_IDS if i <= len(split.all)]
-        chosen = split.all.select_ids(ids)
-        var = (chosen, analyses.variants(pair, chosen, 5, 1.0, 0))
-    return var[:2]
+    shown = session.last.get("variants")
+    if shown is not None and shown.source == pair.source and shown.images.image_size == pair.image_size:
+        return shown.images, shown.variants
+    ids = [i for i in data.REPORT_A_IDS if i <= len(split.all)]
+    chosen = split.all.select_ids(ids)
+    return chosen, analyses.variants(pair, chosen, 5, 1.0, 0)
 
 
 def latest_series(session, kind: str) -> list:

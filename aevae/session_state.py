@@ -69,8 +69,8 @@ class Session:
         self._upload_splits: dict[int, data.Split] = {}
         self.runs = RunList()
         self._series = 0  # presses of a sweep button (RunRecord.series)
-        self.code_map = None  # (pair name, kind, sampling.CodeMap) of the last map drawn
-        self.last: dict = {}  # the latest results shown per tab, for the report
+        self.code_map = None  # analyses.ShownCodeMap: the last map drawn
+        self.last: dict = {}  # the latest results shown per tab, for the report (e.g. analyses.ShownVariants)
         self.opened: set = set()  # (tab, pair in use) whose first view was shown on opening the tab
         self.stop = threading.Event()
         self.lock = threading.Lock()  # one training at a time per session

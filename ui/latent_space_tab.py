@@ -122,7 +122,7 @@ def code_map(pair_name: str, kind: str, request: gr.Request):
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
     cmap, thumbs = analyses.code_map_for(s, pair, kind, split)
-    s.code_map = (pair_name, kind, cmap)
+    s.code_map = analyses.ShownCodeMap(pair_name, kind, cmap)
     grid = png(s.new_folder(), figures.image_grid(list(thumbs), scale=1, gap=1), "code-map.png")
     sx, sy = (float(v) for v in cmap.coords.std(0))  # numbers, not numpy scalars: sent as slider limits
     # One or two validation images, or identical ones, spread along fewer than two axes: a slider
@@ -183,17 +183,16 @@ def redraw_map(labels):
 @gpu
 def decode_point(x: float, y: float, request: gr.Request):
     s, lang = session(request), lang_of(request)
-    cm = s.code_map
-    if cm is None:
+    shown = s.code_map
+    if shown is None:
         raise refuse(t("space.map_first", lang), lang)
-    pair_name, kind, cmap = cm
     try:
         x, y = check_finite(x, "PC 1"), check_finite(y, "PC 2")
-        pair = analyses.pair_named(s, pair_name)
+        pair = analyses.pair_named(s, shown.pair)
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    model = pair.vae if kind == "VAE" else pair.ae
-    img = sampling.to_uint8(model.decode(cmap.code_at(float(x), float(y))))
+    model = pair.vae if shown.kind == "VAE" else pair.ae
+    img = sampling.to_uint8(model.decode(shown.map.code_at(float(x), float(y))))
     return png(s.new_folder(), figures.upscale(img[0], figures.auto_scale(pair.image_size, 160)), "point.png")
 
 

@@ -69,7 +69,7 @@ def make_variants(ids_text: str, label: str, per_label: int, k: int, scale: floa
         vs = analyses.variants_for(s, pair, images, int(k), float(scale), int(seed))
     except (ValueError, NoModels) as e:
         raise fail(e, lang) from None
-    s.last["variants"] = (images, vs, pair.source)
+    s.last["variants"] = analyses.ShownVariants(images, vs, pair.source)
     note = analyses.data_note(s, pair)
     try:
         payload = live.variants_payload(pair.ae, pair.vae, images.images, images.ids, int(k), float(scale), int(seed), {})
