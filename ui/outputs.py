@@ -8,6 +8,7 @@ import functools
 import hashlib
 import io
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -157,3 +158,22 @@ def on_open(tab: str, handler, outputs: int, costly: bool = False):
     opened.first_view = True  # app.warm_first_views computes these at start,
     opened.costly = costly  # the costly ones first (a page opened as the app answers asks for them soon)
     return opened
+
+
+class PerObject:
+    """What the page derives from one of the package's objects (a result's views in each language,
+    a strip's PNG), kept while that object lives without adding attributes to it: keyed by the
+    object's identity, dropped when it is collected."""
+
+    def __init__(self):
+        self._values: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def of(self, obj) -> dict:
+        """`obj`'s own dict of derived values (the same dict on every call while `obj` lives)."""
+        with self._lock:
+            key = id(obj)
+            if key not in self._values:
+                self._values[key] = {}
+                weakref.finalize(obj, self._values.pop, key, None)  # before the id can be reused
+            return self._values[key]

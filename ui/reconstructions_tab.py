@@ -16,7 +16,7 @@ from aevae.session_state import NoModels
 from .lang import L, drawn, on_switch, rerender, shown, skipped_file, table
 from .limits import HEAVY, HEAVY_SLOTS
 from .messages import fail, md, need, parse_ids_or_none, refuse, seed_of, tmd
-from .outputs import csv_text, on_open, rounded
+from .outputs import PerObject, csv_text, on_open, rounded
 from .page import gpu
 from .sessions import lang_of, session
 from .work import background
@@ -102,11 +102,14 @@ def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     yield *reconstruct_own(images, use_lpips, request), note
 
 
+_VIEWS = PerObject()  # a reconstruction's views per language, while it lives
+
+
 def _reconstruction_view(rec: analyses.Reconstruction, source: str, lang: str) -> tuple[bytes, str, pd.DataFrame, str]:
     """PNG bytes, summary, table and CSV text of a reconstruction in `lang`; made once per result and
     language, so a shared answer (see analyses.SHIPPED_ANSWERS) costs each further student only the
     writing of two files."""
-    views = rec.__dict__.setdefault("_views", {})
+    views = _VIEWS.of(rec)
     if lang in views:
         return views[lang]
     size = rec.images.image_size

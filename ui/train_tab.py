@@ -40,7 +40,7 @@ from .limits import (
     TRAIN_WATCHERS,
 )
 from .messages import fail, md, need, refuse, tmd
-from .outputs import COLORS, curves
+from .outputs import COLORS, PerObject, curves
 from .picker import picker_update
 from .sessions import lang_of, session, stop_training
 from .train_data import DATA_VIEW, UPLOAD, choose_data, show_data, upload_data
@@ -152,7 +152,7 @@ def _strip_file(s: session_state.Session, snap, lang: str) -> str | None:
     if snap is None:
         return None
     with _strip_lock:
-        rendered = snap.__dict__.setdefault("_png", {})
+        rendered = _STRIP_PNGS.of(snap)
         key = (snap.step, lang)
         if key not in rendered:
             rendered.clear()  # older steps are not shown again
@@ -164,6 +164,7 @@ def _strip_file(s: session_state.Session, snap, lang: str) -> str | None:
 
 
 _strip_lock = threading.Lock()
+_STRIP_PNGS = PerObject()  # a strip's PNG per (step, language), while its snapshot lives
 
 
 def _plots(frames: tuple, lang: str) -> list:
