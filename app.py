@@ -34,6 +34,7 @@ from ui import (
     train_tab,
     variants_tab,
 )
+from ui.file_sweep import sweep_files
 from ui.lang import I18N, L
 from ui.limits import MAX_FILE_SIZE, TRAIN_WATCHERS, cache_sweep
 from ui.page import CSS, Page, UnknownStreams
@@ -118,20 +119,6 @@ def warm_first_views(demo: gr.Blocks) -> None:
         log.exception("computing the shipped first views at start failed")
     finally:
         FIRST_VIEWS.set()
-
-
-def sweep_files(demo: gr.Blocks, every: int, age: int) -> None:
-    """Every `every` seconds, the files the web server received or handed out more than `age`
-    seconds ago are deleted (what delete_cache would do), then the empty folders and temp files
-    it leaves. An error is logged and the next round runs: a sweep that stops fills the disk."""
-    while True:
-        time.sleep(every)
-        try:
-            keep = set().union(*(getattr(b, "keep_in_cache", ()) for b in list(demo.blocks.values())))
-            resources.delete_old_files(demo.temp_file_sets, keep, age, store().folder)
-            resources.sweep_leftovers(upload_folder(), age)
-        except Exception:  # noqa: BLE001 - logged; the loop must go on
-            logging.getLogger("aevae.app").exception("sweeping old files failed")  # not shown
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,

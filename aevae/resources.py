@@ -144,32 +144,6 @@ def delete_old_files(file_sets: list[set[str]], keep: set[str], age_s: float, ro
     return removed
 
 
-def sweep_leftovers(folder: str | Path, age_s: float) -> int:
-    """Remove what the web server leaves in its upload folder and never removes itself, once
-    older than age_s: empty temp files (Gradio's File component makes one for each file it
-    receives, gradio/components/file.py) and empty upload folders (named by a content hash; its
-    own sweep removes the files in them). Returns how many were removed."""
-    removed, now = 0, time.time()
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return 0
-    for e in entries:
-        try:
-            st = e.stat(follow_symlinks=False)
-            if now - st.st_mtime < age_s:
-                continue
-            if e.is_file(follow_symlinks=False) and e.name.startswith("tmp") and st.st_size == 0:
-                os.unlink(e.path)
-                removed += 1
-            elif e.is_dir(follow_symlinks=False) and len(e.name) == 64 and not os.listdir(e.path):
-                os.rmdir(e.path)
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
 def within(path: str | Path, folder: str | Path | None) -> bool:
     if folder is None:
         return False
@@ -296,18 +270,13 @@ class Held:
 
     def loaded(self, nbytes: int, release: Callable[[], None] | None, key=None) -> None:
         """The load is done: count what it holds; `release` lets others' loads free it."""
-        with self.memory._lock:
-            self.nbytes, self.release, self.used = int(nbytes), release, time.monotonic()
-            if key is not None:
-                self.key = key
+        self.memory.settle(self, int(nbytes), release, key)
 
     def touch(self) -> None:
         self.used = time.monotonic()
 
     def drop(self) -> None:
-        with self.memory._lock:
-            if self in self.memory._entries:
-                self.memory._entries.remove(self)
+        self.memory.drop(self)
 
 
 class DataMemory:
@@ -391,6 +360,19 @@ class DataMemory:
             self._entries.remove(e)
         self.released += len(chosen)
         return [e.release for e in chosen]
+
+    def settle(self, held: Held, nbytes: int, release: Callable[[], None] | None, key=None) -> None:
+        """A claim's load is done: it holds `nbytes`, freed by `release` (see Held.loaded)."""
+        with self._lock:
+            held.nbytes, held.release, held.used = nbytes, release, time.monotonic()
+            if key is not None:
+                held.key = key
+
+    def drop(self, held: Held) -> None:
+        """A claim given back (its load failed, or its data went)."""
+        with self._lock:
+            if held in self._entries:
+                self._entries.remove(held)
 
     def forget(self, owner) -> None:
         """Drop every entry of an owner that ended (its data goes with it)."""

@@ -155,7 +155,9 @@ def test_leftovers_of_the_upload_folder_are_swept(tmp_path):
     old = time.time() - 100
     for p in tmp_path.iterdir():
         os.utime(p, (old, old))
-    assert resources.sweep_leftovers(tmp_path, 50) == 2
+    from ui.file_sweep import sweep_leftovers
+
+    assert sweep_leftovers(tmp_path, 50) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tmpfull", "b" * 64, "vibe_edit_history"])
 
 
