@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import gradio as gr
 from starlette.middleware import Middleware
 
-from aevae import analyses, data, i18n, resources, worker
+from aevae import analyses, data, i18n, resources, server_env, worker
 from aevae.i18n import t
 from aevae.training_jobs import warm_default_training
 from ui import (
@@ -36,7 +36,7 @@ from ui import (
 )
 from ui.file_sweep import sweep_files
 from ui.lang import I18N, L
-from ui.limits import MAX_FILE_SIZE, TRAIN_WATCHERS, cache_sweep
+from ui.limits import MAX_FILE_SIZE, TRAIN_WATCHERS
 from ui.page import CSS, Page, UnknownStreams
 from ui.sessions import end_session, reattach, store, upload_folder
 from ui.web_files import WebFiles
@@ -56,7 +56,7 @@ def build_demo() -> gr.Blocks:
     # Gradio's own scheduled sweep is never let run (a frequency of ~30 years): it iterates its file
     # sets while requests add to them, dies on "Set changed size during iteration" and then never
     # deletes again. sweep_files below does its work; Gradio's clean-up at shutdown is kept.
-    with Page(title=t("app.title"), delete_cache=(NEVER, cache_sweep()[1])) as demo:
+    with Page(title=t("app.title"), delete_cache=(NEVER, server_env.cache_sweep()[1])) as demo:
         ctx = SimpleNamespace(demo=demo, zoo=zoo, in_use=None, switch=None, attached=None)
         # The browser keeps its sessions' keys (encrypted in localStorage): a reload reattaches
         # to its session, which outlives its page by a minute (ui/sessions.py reattach).
@@ -123,6 +123,9 @@ def warm_first_views(demo: gr.Blocks) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
           max_file_size: str | int = MAX_FILE_SIZE) -> gr.Blocks:
+    bad = server_env.problems()  # every setting checked before anything starts: each bad one named
+    if bad:
+        raise SystemExit("aevae cannot start, fix the environment: " + "; ".join(bad))  # not shown: the operator's
     log = logging.getLogger("aevae")
     if not log.handlers:  # one line per refused input or notable event, on stderr
         handler = logging.StreamHandler(sys.stderr)
@@ -133,8 +136,8 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     if removed:
         log.info("removed %d session folders left by earlier runs", len(removed))
     demo = build_demo()
-    threading.Thread(target=sweep_files, args=(demo, *cache_sweep()), daemon=True, name="aevae-sweep").start()
-    if worker.enabled():
+    threading.Thread(target=sweep_files, args=(demo, *server_env.cache_sweep()), daemon=True, name="aevae-sweep").start()
+    if server_env.train_workers():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
     threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
     threading.Thread(target=warm_first_views, args=(demo,), daemon=True, name="aevae-first-views").start()

@@ -50,11 +50,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import ModelConfig, check_finite
+from . import server_env
+from .config import ModelConfig
 from .models import AutoEncoder, build_model
 
 GB = 1_000_000_000  # messages say GB in powers of ten, as the env variable does
-TRAIN_CONCURRENCY = 2  # trainings that may run at once (the app's train queue should match)
 APP_BASELINE_BYTES = 1 * GB  # the app with shipped models and OpenMoji loaded (bench: 0.6-0.9 GB)
 USABLE_FRACTION = 0.85  # of machine memory; the rest for the OS, page cache and other requests
 # Decoded uploads kept by sessions between trainings (resources.DataMemory): this share of the
@@ -344,30 +344,6 @@ def machine_memory_bytes(proc: str | Path = "/proc", cgroup: str | Path = "/sys/
     return min(limits)
 
 
-def train_concurrency() -> int:
-    """How many trainings may run at once: AEVAE_TRAIN_CONCURRENCY, default TRAIN_CONCURRENCY."""
-    raw = os.environ.get("AEVAE_TRAIN_CONCURRENCY", "").strip()
-    if not raw:
-        return TRAIN_CONCURRENCY
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"AEVAE_TRAIN_CONCURRENCY must be a whole number >= 1, got {raw!r}")
-    return int(raw)
-
-
-def _env_gb(name: str) -> int | None:
-    """Bytes from an environment variable in GB (None when unset); a bad value is refused."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        gb = check_finite(float(raw), name)
-    except ValueError:
-        gb = -1.0
-    if gb <= 0:
-        raise ValueError(f"{name} must be a number of GB > 0, got {raw!r}")
-    return int(gb * GB)
-
-
 def _after_baseline(memory: int | None = None) -> float:
     return (machine_memory_bytes() if memory is None else memory) * USABLE_FRACTION - APP_BASELINE_BYTES
 
@@ -378,7 +354,7 @@ def data_budget_bytes(memory: int | None = None) -> int:
     AEVAE_DATA_MEMORY_GB, else DATA_FRACTION of the usable memory after the app's baseline,
     and never less than one session's share (SESSION_DATA_BYTES). `memory`: the machine's
     memory in bytes (default: this machine's)."""
-    env = _env_gb("AEVAE_DATA_MEMORY_GB")
+    env = server_env.memory_bytes("AEVAE_DATA_MEMORY_GB")
     if env is not None:
         return env
     return max(int(_after_baseline(memory) * DATA_FRACTION), SESSION_DATA_BYTES)
@@ -392,10 +368,10 @@ def session_data_bytes() -> int:
 def training_budget_bytes(concurrency: int | None = None, memory: int | None = None) -> int:
     """Memory one training may use here (or on a machine of `memory` bytes), in bytes (see the
     module docstring)."""
-    env = _env_gb("AEVAE_TRAIN_MEMORY_GB")
+    env = server_env.memory_bytes("AEVAE_TRAIN_MEMORY_GB")
     if env is not None:
         return env
-    n = train_concurrency() if concurrency is None else concurrency
+    n = server_env.train_concurrency() if concurrency is None else concurrency
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, got {n!r}")
     return max(int((_after_baseline(memory) - data_budget_bytes(memory)) / n), 0)
@@ -403,7 +379,7 @@ def training_budget_bytes(concurrency: int | None = None, memory: int | None = N
 
 def app_budget_bytes(memory: int | None = None) -> int:
     """What the whole app stays under: its baseline, the data budget and every training slot."""
-    n = train_concurrency()
+    n = server_env.train_concurrency()
     return APP_BASELINE_BYTES + data_budget_bytes(memory) + n * training_budget_bytes(n, memory)
 
 

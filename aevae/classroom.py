@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -26,12 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import budget, data
+from . import data, server_env
 
 MAX_FINISHED = 24  # finished runs kept for reuse (least recently used dropped)
-# Trainings at once on this server (AEVAE_TRAIN_CONCURRENCY, default 2: on a 2-core machine each
-# model of a pair uses one core); the memory budget per training assumes the same number.
-SLOTS = budget.train_concurrency()
 
 
 class Cancelled(RuntimeError):
@@ -75,8 +71,10 @@ def run_key(model_configs: list, train_config: dict, split: data.Split) -> str:
 class Slots:
     """At most `n` trainings at once; the others wait first come, first served."""
 
-    def __init__(self, n: int = SLOTS):
-        self.n = n
+    def __init__(self, n: int | None = None):
+        # Trainings at once on this server (AEVAE_TRAIN_CONCURRENCY, default 2: on a 2-core machine
+        # each model of a pair uses one core); the memory budget per training assumes the same number.
+        self.n = server_env.train_concurrency() if n is None else n
         self.running: dict[object, float] = {}  # ticket -> expected end (monotonic)
         self.queue: list[tuple[object, float]] = []  # (ticket, expected duration)
         self.cv = threading.Condition()
@@ -191,7 +189,7 @@ class Shared:
 class SharedRuns:
     """The server's trainings, keyed by what decides their result."""
 
-    def __init__(self, slots: int = SLOTS, keep: int = MAX_FINISHED):
+    def __init__(self, slots: int | None = None, keep: int = MAX_FINISHED):
         self.slots = Slots(slots)
         self.keep = keep
         self._runs: OrderedDict[str, Shared] = OrderedDict()
@@ -295,18 +293,21 @@ class Memo:
         return value
 
 
-def compute_slots() -> int:
-    """How many model computations for requests run at once, each on one thread: one per core
-    (AEVAE_COMPUTE_SLOTS sets it). A request's batch is small (10 to 64 images): torch's threads
-    would spend more CPU waiting for each other than they save, the more so beside a training
-    (measured: 0.05 s of CPU per reconstruction on one thread, 0.5 s on two on a busy machine)."""
-    raw = os.environ.get("AEVAE_COMPUTE_SLOTS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return max(1, len(os.sched_getaffinity(0)))
+_compute_slots: list[threading.BoundedSemaphore] = []
+_compute_lock = threading.Lock()
 
 
-_COMPUTE = threading.BoundedSemaphore(compute_slots())
+def _compute() -> threading.BoundedSemaphore:
+    """The server's compute slots (server_env.compute_slots: one per core by default), made on first
+    use, once. A request's batch is small (10 to 64 images): torch's threads would spend more CPU
+    waiting for each other than they save, the more so beside a training (measured: 0.05 s of CPU
+    per reconstruction on one thread, 0.5 s on two on a busy machine)."""
+    with _compute_lock:
+        if not _compute_slots:
+            _compute_slots.append(threading.BoundedSemaphore(server_env.compute_slots()))
+        return _compute_slots[0]
+
+
 _HOLDING = threading.local()
 
 
@@ -322,7 +323,7 @@ def computing():
         finally:
             _HOLDING.depth -= 1
         return
-    with _COMPUTE:
+    with _compute():
         _HOLDING.depth = 1
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # set back below: a training in this process keeps its own

@@ -29,8 +29,9 @@ from pathlib import Path
 LOCALES = Path(__file__).parent / "locales"
 DEFAULT = "en"
 HOLE = "{}"
-# Package files whose messages never reach the app (command line and one-off tools).
-CLI_ONLY = ("__main__.py", "lpips_convert.py", "distributed.py")
+# Package files whose messages never reach the page: the command line, one-off tools, and the
+# server's settings (checked before the app starts: the operator reads them, in English).
+CLI_ONLY = ("__main__.py", "lpips_convert.py", "distributed.py", "server_env.py", "zoo_build.py")
 
 
 @functools.cache

@@ -4,20 +4,20 @@ settings a shared link carries, and the plans shown before a training, a sweep o
 
 from __future__ import annotations
 
-import os
+import functools
 from dataclasses import dataclass
 
-from . import (
-    data,
-    timing,
-)
-from .config import PRESETS, ModelConfig, TrainConfig, adapt_latent, resolve_device
+from . import data, server_env, timing
+from .config import PRESETS, ModelConfig, TrainConfig, adapt_latent
 from .datasets import OPENMOJI
 from .models import plan
 from .zoo import BETA_LATENT
 
-# Where the app trains: AEVAE_DEVICE (auto, cpu, cuda, mps); auto takes a GPU when there is one.
-DEVICE = resolve_device(os.environ.get("AEVAE_DEVICE", "auto"))
+
+@functools.cache
+def device() -> str:
+    """Where the app trains (server_env.device: AEVAE_DEVICE), read once, on the first training."""
+    return server_env.device()
 
 
 TRAIN_DEFAULT = "quick"  # the Train tab's preset: a good pair in about half a minute on 2 cores
@@ -48,7 +48,7 @@ class TrainSettings:
 
     def train_config(self) -> TrainConfig:
         secs = float(self.seconds) if self.seconds else None
-        return PRESETS[self.preset].train.with_(device=DEVICE,
+        return PRESETS[self.preset].train.with_(device=device(),
             epochs=int(self.epochs), seconds=secs, batch_size=int(self.batch_size), lr=float(self.lr),
             weight_decay=float(self.weight_decay), beta=float(self.beta), seed=int(self.seed))
 

@@ -17,6 +17,7 @@ from . import (
     data,
     metrics,
     pair_training,
+    server_env,
     timing,
     worker,
 )
@@ -38,7 +39,7 @@ def warm_default_training() -> None:
     cfgs = [settings.model_config(k) for k in ("ae", "vae")]
     classroom.fingerprint(split)
     timing.estimate_seconds(cfgs, len(split.train), len(split.val), settings.epochs)
-    budget.estimate_training(cfgs, settings.batch_size, n_images=len(split.all), in_worker=worker.enabled())
+    budget.estimate_training(cfgs, settings.batch_size, n_images=len(split.all), in_worker=server_env.train_workers())
 
 
 def train_models(settings: TrainSettings, split: data.Split, on_progress=None, should_stop=None,
@@ -54,7 +55,7 @@ def train_models(settings: TrainSettings, split: data.Split, on_progress=None, s
     tcfg = settings.train_config()
     if split.all.image_size != cfgs["ae"].image_size:
         raise ValueError("the data and the model have different image sizes")
-    if worker.enabled():
+    if server_env.train_workers():
         models, hists, seconds = worker.train_pair_in_worker(
             cfgs, tcfg, split.train.images, split.val.images, on_progress=on_progress, should_stop=should_stop,
             on_snapshot=on_snapshot, copy_wanted=copy_wanted, on_copy=on_copy)
@@ -123,7 +124,7 @@ class PairJob:
         cfgs = [settings.model_config(k) for k in ("ae", "vae")]
         tcfg = settings.train_config()
         # Refused before anything starts when it would not fit this server's memory per training.
-        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all), in_worker=worker.enabled())
+        budget.check_training(cfgs, tcfg.batch_size, n_images=len(split.all), in_worker=server_env.train_workers())
         key = classroom.run_key(cfgs, tcfg.to_dict(), split)
         est = timing.estimate_seconds(cfgs, len(split.train), len(split.val), tcfg.epochs)
 

@@ -10,8 +10,8 @@ watch: progress with the new loss values, the before/now strip, and at the end t
 The server keeps at most one worker per training slot and reuses it (starting one costs about
 two seconds of importing torch); an idle worker exits after IDLE_EXIT_S. If a worker dies (the
 operating system killed it for memory, say) the training fails with a message and the server
-goes on. AEVAE_TRAIN_WORKERS=0 trains in the server's process instead (for platforms that
-attach a GPU only to the server process, such as Hugging Face ZeroGPU).
+goes on. AEVAE_TRAIN_WORKERS=0 (server_env.train_workers) trains in the server's process instead
+(for platforms that attach a GPU only to the server process, such as Hugging Face ZeroGPU).
 """
 
 from __future__ import annotations
@@ -91,10 +91,6 @@ class Failed:  # worker -> server: the training raised
 
 
 PROGRESS_FIELDS = ("epoch", "epochs", "step", "steps_total", "seconds", "budget", "loss", "mse", "kl")
-
-
-def enabled() -> bool:
-    return os.environ.get("AEVAE_TRAIN_WORKERS", "1").strip() not in ("0", "false", "no", "off")
 
 
 class WorkerDied(RuntimeError):

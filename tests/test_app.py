@@ -15,7 +15,16 @@ import torch
 from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 from PIL import Image
 
-from aevae import analyses, checkpoints, classroom, data, train_settings, web_models, worker
+from aevae import (
+    analyses,
+    checkpoints,
+    classroom,
+    data,
+    server_env,
+    train_settings,
+    web_models,
+    worker,
+)
 from ui.sessions import session
 
 
@@ -270,7 +279,7 @@ def test_sessions_are_bounded():
 
 @pytest.mark.slow  # a training killed mid-way, then another: 4 s
 @pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc to find the training's worker process")
-@pytest.mark.skipif(not worker.enabled(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
+@pytest.mark.skipif(not server_env.train_workers(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
 def test_a_failed_training_reports_why_and_keeps_the_previous_models(app_module):
     run_training(app_module, "f1")
     s = session(req("f1"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aevae import budget
+from aevae import budget, server_env
 from aevae.budget import GB, MemoryBudgetError
 from aevae.config import ModelConfig, preset
 from aevae.models import build_model, loss_terms
@@ -119,7 +119,7 @@ def test_budget_from_the_machine_and_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("AEVAE_DATA_MEMORY_GB")
     assert budget.training_budget_bytes(1) > two
     monkeypatch.setenv("AEVAE_TRAIN_CONCURRENCY", "4")
-    assert budget.train_concurrency() == 4 and budget.training_budget_bytes() < two
+    assert server_env.train_concurrency() == 4 and budget.training_budget_bytes() < two
     monkeypatch.setenv("AEVAE_TRAIN_MEMORY_GB", "2.5")
     assert budget.training_budget_bytes() == 2_500_000_000
     for bad in ("nan", "-1", "0", "inf", "lots"):
@@ -130,7 +130,7 @@ def test_budget_from_the_machine_and_the_environment(monkeypatch, tmp_path):
     for bad in ("0", "two", "-2"):
         monkeypatch.setenv("AEVAE_TRAIN_CONCURRENCY", bad)
         with pytest.raises(ValueError, match="AEVAE_TRAIN_CONCURRENCY must be"):
-            budget.train_concurrency()
+            server_env.train_concurrency()
 
 
 def test_machine_memory_is_the_lower_of_memtotal_and_the_cgroup(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import HAS_PROC, child_pids, kill_new_children, make_images
 
-from aevae import classroom, data, worker
+from aevae import classroom, data, server_env, worker
 from aevae.session_state import Session
 from aevae.train_settings import TrainSettings
 from aevae.training_jobs import PairJob
@@ -79,7 +79,7 @@ def test_stop_with_others_waiting_gives_a_copy_and_the_run_goes_on():
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs Linux /proc to find the training's worker process")
-@pytest.mark.skipif(not worker.enabled(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
+@pytest.mark.skipif(not server_env.train_workers(), reason="AEVAE_TRAIN_WORKERS=0: no worker process to fail")
 def test_a_failed_training_is_not_kept():
     """A training that fails (here its worker process is killed mid-training, as the out-of-memory
     killer would: a failure that does not depend on the CPU's arithmetic) gives its error to the

@@ -351,7 +351,7 @@ def test_api_sessions_are_kept_20_per_client_address_and_100_in_all():
 @pytest.mark.parametrize("env, got", [(None, (300, 900)), ("2,10", (2, 10)), (" 60 , 120 ", (60, 120))])
 def test_the_sweep_intervals(monkeypatch, env, got):
     """README: every 5 minutes, files older than 15 minutes; AEVAE_CACHE_SWEEP="300,900" sets both."""
-    from ui.limits import cache_sweep
+    from aevae.server_env import cache_sweep
 
     if env is None:
         monkeypatch.delenv("AEVAE_CACHE_SWEEP", raising=False)
@@ -362,7 +362,7 @@ def test_the_sweep_intervals(monkeypatch, env, got):
 
 @pytest.mark.parametrize("bad", ["300", "300,0", "a,b", "-1,5", "1,2,3"])
 def test_a_bad_sweep_setting_is_refused_with_why(monkeypatch, bad):
-    from ui.limits import cache_sweep
+    from aevae.server_env import cache_sweep
 
     monkeypatch.setenv("AEVAE_CACHE_SWEEP", bad)
     with pytest.raises(ValueError, match=r"AEVAE_CACHE_SWEEP must be two whole numbers of seconds > 0, like 300,900"):
