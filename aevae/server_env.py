@@ -1,4 +1,5 @@
-"""What an operator sets for the server through the environment, read and checked in one place.
+"""The server's settings an operator gives through the environment, read and checked in one place
+(paths such as AEVAE_CHECKPOINTS are checked where they are used).
 
 Each function reads its variable when called and refuses a value it cannot use with a message
 naming the variable and what it takes: a typo is never ignored (AEVAE_COMPUTE_SLOTS=two used to
