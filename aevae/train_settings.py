@@ -62,8 +62,17 @@ QUERY_KEYS = {"preset": str, "size": int, "latent": str, "epochs": int, "seconds
 DATA_KEY, DATA_VALUES = "data", (OPENMOJI, "upload")
 
 
+# The link's keys checked by TrainConfig, with its field names.
+TRAIN_FIELDS = {"epochs": "epochs", "seconds": "seconds", "batch": "batch_size", "lr": "lr", "wd": "weight_decay",
+                "beta": "beta", "seed": "seed"}
+
+
 def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
-    """Train settings from a page's query parameters; problems are returned, never dropped silently."""
+    """Train settings from a page's query parameters; problems are returned, never dropped silently.
+
+    A value is applied only if the Train tab could train with it (checked as TrainConfig and the
+    model check it); one that could not is left out and said why, so the note never lists a setting
+    the tab did not take, and no out-of-range number reaches the page."""
     values, problems = {}, []
     for key, raw in params.items():
         kind = QUERY_KEYS.get(key)
@@ -81,13 +90,29 @@ def settings_from_query(params: dict[str, str]) -> tuple[dict, list[str]]:
         except ValueError:
             problems.append(f"'{key}={data.shown(raw, 40)}' is not a valid {kind.__name__}")
     if "preset" in values and values["preset"] not in PRESETS:
-        problems.append(f"unknown preset '{values.pop('preset')}'")
-    full = complete_settings(values)
-    try:
-        TrainSettings(full["preset"], full["size"], full["latent"]).model_config("ae")
-    except ValueError as e:
-        problems.append(str(e))
+        problems.append(f"unknown preset '{data.shown(values.pop('preset'), 40)}'")
+    base = PRESETS[values.get("preset", TRAIN_DEFAULT)].train
+    for key, field in TRAIN_FIELDS.items():
+        if key in values:
+            try:
+                base.with_(**{field: values[key]})
+            except ValueError as e:
+                problems.append(_bounded(e))  # names the setting and the value (a wrapper would
+                del values[key]                  # be out-matched by the check's own template in i18n.tm)
+    for key in ("size", "latent"):  # the size alone first: a bad latent must not cost a good size
+        if key in values:
+            full = complete_settings({k: v for k, v in values.items() if k != "latent" or key == "latent"})
+            try:
+                TrainSettings(full["preset"], full["size"], full["latent"]).model_config("ae")
+            except ValueError as e:
+                problems.append(_bounded(e))
+                del values[key]
     return values, problems
+
+
+def _bounded(error: ValueError) -> str:
+    """A check's message about a link's value, which may hold the whole value (a 4,000-digit number)."""
+    return data.shown(str(error), 200)
 
 
 def complete_settings(values: dict) -> dict:

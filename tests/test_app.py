@@ -405,6 +405,32 @@ def test_settings_from_a_link(app_module):
     assert "cannot be reached" in note
 
 
+def test_a_link_applies_only_what_the_train_tab_could_train_with(app_module):
+    # A 23-digit seed reached the page as a number orjson cannot write ("Integer exceeds 64-bit
+    # range"): the page's event stream died. Out-of-range values were listed as applied, too.
+    import orjson
+    link = {"seed": "9" * 23, "epochs": "99999", "batch": "-1", "seconds": "-5", "lr": "inf", "wd": "0.001"}
+    *controls, note = app_module.settings_from_link(SimpleNamespace(session_hash="big1", query_params=link))
+    orjson.dumps([c.get("value") for c in controls])  # the page can be sent these values
+    values = dict(zip(train_settings.QUERY_KEYS, [c.get("value") for c in controls]))
+    assert values["wd"] == 0.001 and values["seed"] != int("9" * 23) and values["epochs"] != 99999
+    assert "Settings from the link: wd=0.001." in note  # the one value it took, and only that
+    for why in ["seed must be a whole number from 0 to 4,294,967,295, got 99,999,999,999,999,999,999,999",
+                "epochs must be a whole number from 1 to 10,000, got 99,999",
+                "batch size must be a whole number from 1 to 4,096, got -1",
+                "seconds must be in (0, 86400\\], got -5.0", "learning rate must be a finite number, got inf"]:
+        assert why in note, why
+    *controls, note = app_module.settings_from_link(SimpleNamespace(session_hash="big1", query_params={
+        "size": "9" * 30, "preset": "p" * 5000, "latent": "1x2x3"}))
+    orjson.dumps([c.get("value") for c in controls])
+    assert "image size must be a whole number from 32 to 128, got 999" in note
+    assert "spatial latents must be square" in note and "Settings from the link" not in note
+    assert len(note) < 800 and "p" * 50 not in note  # each problem shown bounded
+    *_, zh = app_module.settings_from_link(SimpleNamespace(session_hash="big2", query_params={
+        "beta": "nan", "lang": "zh-TW"}))
+    assert "未套用：beta（KL 權重）必須是有限的數字，收到的是 nan" in zh and "Not applied" not in zh and "must" not in zh
+
+
 def test_training_on_uploaded_arrays_with_labels(app_module, tmp_path):
     np.save(tmp_path / "gen_data.npy", make_images(40, 32))
     np.save(tmp_path / "gen_label.npy", np.arange(40) % 2 + 7)
