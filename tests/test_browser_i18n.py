@@ -266,3 +266,41 @@ def test_switching_the_language_shows_every_result_again_in_it(browser, server):
         stale["zh-TW"] = [p for p in phrases if p in text]
     page.context.close()
     assert stale == {}
+
+
+# The Train tab's three curves as drawn: each plot's SVG text (axis titles, ticks, legend).
+CURVES_JS = ("() => [...document.querySelectorAll('.vega-embed svg')].slice(0, 3)"
+             ".map(s => [...s.querySelectorAll('text')].map(t => t.textContent).join(' '))")
+
+
+def test_the_curves_stay_drawn_through_a_switch_while_training_and_after_a_reload(browser, server):
+    """A switch while the pair trains, then a reload and a switch back: the Train tab's curves keep
+    their lines, ticks and legend in the new language. Gradio's plot drew new column names with
+    the old data, so they read "undefined" on a NaN axis, or lost their lines, until a reload."""
+    page = open_page(browser, server + "?size=32&latent=16x4x4&epochs=3&batch=32&seed=1717", "en-US")
+    page.get_by_text(re.split("[:：]", t("train.from_link", "en", settings=""))[0]).wait_for(timeout=30_000)
+    page.get_by_role("button", name=t("train.btn", "en")).click()
+    page.get_by_text("epoch 1/3").first.wait_for(timeout=60_000)  # it runs: switch now
+    page.get_by_text("繁體中文", exact=True).click()
+    page.get_by_text(t("train.used", "zh-TW").split("（")[0]).wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)
+
+    def drawn(lang):
+        curves = page.evaluate(CURVES_JS)
+        assert len(curves) == 3, curves
+        for text in curves:
+            assert "undefined" not in text and "NaN" not in text, text
+            assert "AE" in text and "VAE" in text, text  # the legend
+        assert t("col.iteration", lang) in curves[0] and t("col.epoch", lang) in curves[1], curves
+        for plot in page.locator(".vega-embed").all()[:3]:  # its lines are drawn in the models' colours
+            assert plot.evaluate("(el) => [...el.querySelectorAll('path')].some(p => /#3566a8|#e8772e/i"
+                                 ".test(p.getAttribute('stroke') || ''))"), plot.inner_html()[:500]
+
+    drawn("zh-TW")
+    page.reload()
+    page.get_by_text(t("train.used", "zh-TW").split("（")[0]).wait_for(timeout=60_000)
+    page.get_by_text("English", exact=True).click()
+    page.get_by_text(t("train.used", "en").split(" (")[0]).wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    drawn("en")
+    page.context.close()

@@ -239,17 +239,24 @@ def texts(value) -> list[str]:
     if isinstance(value, str):
         return [] if Path(value).suffix in (".png", ".csv", ".zip", ".json", ".npy", ".safetensors", ".txt") else [value]
     if isinstance(value, pd.DataFrame):
-        cells = [v for c in ("ended", "trained", "data", "source", "made by", "vs image values") if c in value.columns
-                 for v in value[c] if isinstance(v, str)]
-        return [str(c) for c in value.columns] + cells
+        return [str(c) for c in value.columns] + cells_of(value)
     if isinstance(value, dict):  # an update; a dropdown's value is a choice's value, not its label
         out = [] if "choices" in value else texts(value.get("value"))
-        out += [value[k] for k in ("x", "y", "color", "label") if isinstance(value.get(k), str)]
+        shown = ("x", "y", "color", "label")
+        if "x_title" in value:  # a plot named by its titles: its columns are field names, never shown
+            out = cells_of(value["value"]) if isinstance(value.get("value"), pd.DataFrame) else out
+            shown = ("x_title", "y_title", "color_title", "label")
+        out += [value[k] for k in shown if isinstance(value.get(k), str)]
         out += [label for label, _ in value.get("choices") or []]
         return out
     if isinstance(value, (list, tuple)):
         return [t for v in value for t in texts(v)]
     return []
+
+
+def cells_of(frame) -> list[str]:
+    return [v for c in ("ended", "trained", "data", "source", "made by", "vs image values") if c in frame.columns
+            for v in frame[c] if isinstance(v, str)]
 
 
 def english_words(text: str, names: set[str]) -> list[str]:

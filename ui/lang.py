@@ -281,18 +281,33 @@ col = i18n.col
 def table(rows, lang: str, cells: tuple[str, ...] = ()) -> pd.DataFrame:
     """Rows (or a frame) with headers in `lang`; the columns in `cells` hold package messages, a
     "label" column labels (group)."""
+    df = _values(rows, lang, cells)
+    return df.rename(columns={c: col(c, lang) for c in df.columns})
+
+
+def _values(rows, lang: str, cells: tuple[str, ...] = ()) -> pd.DataFrame:
+    """table()'s cells in `lang`, its headers left as they are."""
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if "label" in df.columns:
         df["label"] = [group(v, lang) if isinstance(v, str) else v for v in df["label"]]
     for c in cells:
         if c in df.columns:
             df[c] = [i18n.tm(v, lang) if isinstance(v, str) else v for v in df[c]]
-    return df.rename(columns={c: col(c, lang) for c in df.columns})
+    return df
 
 
 def plot(df: pd.DataFrame | None, lang: str, x: str, y: str, color: str, tooltip: list[str] | None = None):
-    """A plot's data with its axes, legend and tooltips named in `lang` (None: an empty plot)."""
+    """A plot's data with its axes, legend and tooltips named in `lang` (None: an empty plot).
+
+    Without extra tooltip columns the data keep their English column names and only the titles
+    change: Gradio's plot draws a new x/y/color with the data it had before the new data arrive,
+    so a language switch (or a reload, then a switch) left the Train tab's curves as "undefined"
+    on a NaN axis. Extra tooltip columns show their field names, so those plots rename them
+    (and redraw after: latent_space_tab.redraw_map)."""
     if df is None:
         return None
-    extra = {"tooltip": [col(c, lang) for c in tooltip]} if tooltip else {}
-    return gr.update(value=table(df, lang), x=col(x, lang), y=col(y, lang), color=col(color, lang), **extra)
+    if tooltip:
+        return gr.update(value=table(df, lang), x=col(x, lang), y=col(y, lang), color=col(color, lang),
+                         tooltip=[col(c, lang) for c in tooltip])
+    return gr.update(value=_values(df, lang), x=x, y=y, color=color, x_title=col(x, lang), y_title=col(y, lang),
+                     color_title=col(color, lang))
