@@ -203,9 +203,12 @@ class VAE(AutoEncoder):
 
     def reparameterize(self, mu, logvar=None, generator=None) -> torch.Tensor:
         # z = mu + sigma * eps, eps ~ N(0, I); clamped so exp() cannot overflow early in training.
-        std = torch.exp(0.5 * logvar.clamp(-30.0, 20.0))
+        std = torch.exp(0.5 * logvar.clamp(*LOGVAR_RANGE))
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         return mu + std * eps
+
+
+LOGVAR_RANGE = (-30.0, 20.0)  # where sampling clamps log sigma^2
 
 
 def build_model(config: ModelConfig) -> AutoEncoder:
@@ -231,7 +234,14 @@ class LossTerms:
 def loss_terms(out: Output, x: torch.Tensor, beta: float = 1.0) -> LossTerms:
     """Summed per image, averaged over the batch, so beta and lr don't depend on batch size."""
     sse = F.mse_loss(out.recon, x, reduction="none").flatten(1).sum(1).mean()
-    kl = kl_divergence(out.mu, out.logvar).mean() if out.logvar is not None else sse.new_zeros(())
+    if out.logvar is None:
+        return LossTerms(sse, sse, sse.new_zeros(()), sse / x[0].numel())
+    if beta == 0:
+        # Nothing holds log sigma^2 down at beta 0: it passed 88 on 18 photos, exp() gave inf and
+        # 0 * inf made the loss NaN. The KL is then only shown: that of the sigma sampling uses.
+        kl = kl_divergence(out.mu, out.logvar.clamp(*LOGVAR_RANGE)).mean().detach()
+        return LossTerms(sse, sse, kl, sse / x[0].numel())
+    kl = kl_divergence(out.mu, out.logvar).mean()
     return LossTerms(sse + beta * kl, sse, kl, sse / x[0].numel())
 
 

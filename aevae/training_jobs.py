@@ -25,7 +25,7 @@ from .datasets import openmoji_split
 from .models import AutoEncoder, build_model
 from .runs import BETA, FRESH, Pair, Run, RunRecord
 from .session_state import Session
-from .train import Progress, train_together
+from .train import Progress, TrainingError, train_together
 from .train_settings import TRAIN_DEFAULT, TrainSettings
 from .zoo import BETA_LATENT
 
@@ -199,11 +199,14 @@ def progress_text(p: Progress, time_left: timing.TimeLeft | None = None) -> str:
 
 
 def train_betas(session: Session, split: data.Split, betas: list[float], epochs: int, seed: int = 0,
-                on_progress=None, cap: float | None = None, on_wait=None) -> list[tuple[float, AutoEncoder]]:
-    """A VAE per beta on this session's data, one after the other, each a run of the session.
+                on_progress=None, cap: float | None = None, on_wait=None
+                ) -> tuple[list[tuple[float, AutoEncoder]], list[str]]:
+    """A VAE per beta on this session's data, one after the other, each a run of the session:
+    (beta, model) for each beta trained, and why each other beta failed (its loss diverged).
 
     Every model starts from the same initial weights and sees the same batches, so they differ
-    only in beta. A stop request ends the sweep after the model in training (which is kept).
+    only in beta. A stop request ends the sweep after the model in training (which is kept); a
+    beta whose training fails is said and the sweep goes on with the next.
     """
     cfg = TrainSettings(image_size=split.all.image_size, latent=BETA_LATENT).model_config("vae")
     base = TrainSettings(epochs=int(epochs), seconds=cap, seed=seed).train_config()
@@ -217,14 +220,18 @@ def train_betas(session: Session, split: data.Split, betas: list[float], epochs:
         session.shared.slots.release(ticket)
 
 
-def _train_betas(session, split, betas, cfg, base, seed, on_progress) -> list[tuple[float, AutoEncoder]]:
-    out, series = [], session.new_series()
+def _train_betas(session, split, betas, cfg, base, seed, on_progress):
+    out, failed, series = [], [], session.new_series()
     for b in betas:
         torch.manual_seed(seed)
         m = build_model(cfg)
         t0 = time.perf_counter()
-        hist = train_together({f"{b:g}": m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
-                              session.stop.is_set)[f"{b:g}"]
+        try:
+            hist = train_together({f"{b:g}": m}, split.train, split.val, base.with_(beta=float(b)), on_progress,
+                                  session.stop.is_set)[f"{b:g}"]
+        except TrainingError as e:
+            failed.append(f"beta {b:g}: {e}")
+            continue
         if not hist.iter_loss:
             break
         scores = {"VAE": metrics.evaluate(m, split.val, lpips=False).summary()}
@@ -236,4 +243,4 @@ def _train_betas(session, split, betas, cfg, base, seed, on_progress) -> list[tu
         out.append((float(b), m))
         if hist.stopped_by != "epochs":
             break
-    return out
+    return out, failed

@@ -360,6 +360,18 @@ def test_beta_tradeoff_shipped_and_trained(app_module, tmp_path):
         list(app_module.beta_sweep("1", 2, req("b2")))
 
 
+def test_beta_0_trains_on_photos_that_overflowed_its_kl(app_module, tmp_path):
+    # Noisy photos: at beta 0 nothing held log sigma^2 down; it passed 88 within 60 epochs, exp() gave
+    # inf, 0 * inf made the loss NaN and the sweep ended in a toast with a frozen progress bar.
+    photos = np.random.default_rng(0).integers(0, 256, (24, 64, 64, 3), dtype=np.uint8)
+    np.save(tmp_path / "noisy.npy", photos)
+    assert app_module.upload_data([str(tmp_path / "noisy.npy")], 64, req("b0"))[0] == "upload"
+    steps = list(app_module.beta_sweep("0, 0.5", 60, req("b0")))
+    table, _, _, note = steps[-1]
+    assert table["beta"].tolist() == [0.0, 0.5] and "Not trained" not in note
+    assert np.isfinite(table["KL (nats/image)"]).all() and np.isfinite(table["MSE per pixel"]).all()
+
+
 def test_the_beta_sweep_plans_before_training_and_allows_the_epochs_it_advises(app_module, tmp_path):
     # issue 24 item 8: "about 500 steps show it" must be reachable, said before training, never clamped.
     from ui.limits import MAX_EPOCHS

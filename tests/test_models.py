@@ -127,3 +127,17 @@ def test_summary_names_shapes_and_parameters():
     text = summary(m)
     assert f"{m.n_params:,}" in text and "256x8x8" in text and "3x64x64" in text
     assert "ConvTranspose2d" in text
+
+
+def test_the_loss_at_beta_0_stays_finite_however_large_log_sigma_grows():
+    # 0 * inf is NaN: at beta 0 the KL (exp of a log sigma^2 past 88) must not enter the loss.
+    from aevae.models import LOGVAR_RANGE, Output, loss_terms
+    x = torch.rand(2, 3, 8, 8)
+    mu, logvar = torch.zeros(2, 4), torch.full((2, 4), 100.0)
+    t = loss_terms(Output(x * 0.5, mu, mu, logvar), x, beta=0.0)
+    assert torch.isfinite(t.loss) and torch.isfinite(t.kl)
+    assert t.loss.item() == pytest.approx(t.sse.item())
+    # the KL shown is the one of the sigma that sampling uses (log sigma^2 clamped)
+    hi = LOGVAR_RANGE[1]
+    assert t.kl.item() == pytest.approx(-0.5 * 4 * (1 + hi - math.exp(hi)), rel=1e-5)
+    assert not torch.isfinite(loss_terms(Output(x * 0.5, mu, mu, logvar), x, beta=0.5).loss)  # beta > 0: said

@@ -15,11 +15,11 @@ from aevae import (
     train_settings,
     training_jobs,
 )
-from aevae.i18n import t
+from aevae.i18n import t, tm
 
 from .lang import L, drawn, on_switch, plot, rerender, shown, table
 from .limits import DEFAULT_SIZE, MAX_EPOCHS, MAX_SECONDS
-from .messages import fail, need, numbers, refuse, tmd
+from .messages import fail, md, need, numbers, refuse, tmd
 from .outputs import on_open, png
 from .sessions import lang_of, session, stop_training
 from .work import background, bar, training_slot
@@ -128,23 +128,35 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
             return training_jobs.train_betas(s, split, betas, int(epochs), on_progress=progress, cap=MAX_SECONDS,
                                          on_wait=on_wait)
         except classroom.Cancelled:
-            return []
+            return [], []
 
-    with training_slot(s, lang):
-        models = yield from background(s, work, show, lang)
-    if not models:
-        raise refuse(t("beta.stopped_first", lang), lang)
+    try:
+        with training_slot(s, lang):
+            models, failed = yield from background(s, work, show, lang)
+        if not models:
+            raise (refuse(t("beta.stopped_first", lang), lang) if not failed else
+                   refuse(t("beta.none_trained", lang, failed=_failed(failed, lang)), lang))
+    except gr.Error as e:  # the status says it too: a toast goes, a frozen progress bar would stay
+        yield gr.update(), gr.update(), gr.update(), md(getattr(e, "plain", None) or e.message)
+        raise
     steps = train_settings.steps_of(train_settings.TrainSettings(epochs=int(epochs)), len(split.train))
     rows = analyses.beta_results(models, split)
 
     def view(lg):
-        done = "" if len(models) == len(betas) else t("beta.stopped_after", lg, n=len(models), of=len(betas))
+        done = "" if len(models) + len(failed) == len(betas) else t("beta.stopped_after", lg, n=len(models),
+                                                                                of=len(betas))
+        if failed:
+            done += t("beta.failed", lg, failed=md(_failed(failed, lg)))
         few = t("beta.few_steps", lg, steps=steps, good=train_settings.GOOD_STEPS) if steps < train_settings.FEW_STEPS else ""
         return show_betas(s, rows,  # few steps: grey blurs, whatever beta says
                           t("beta.trained_here", lg, epochs=epochs, source=tmd(split.all.source, lg), done=done),
                           split.spec == datasets.OPENMOJI, lg, few)
 
     yield shown(s, VIEW, view, lang)
+
+
+def _failed(failed: list[str], lang: str) -> str:
+    return "; ".join(tm(f, lang) for f in failed)
 
 
 def build(ctx) -> None:
