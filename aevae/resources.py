@@ -174,39 +174,33 @@ def resolve(path: str | Path) -> Path:
         kept = _adopted.get(os.path.abspath(p))
     if kept is not None and kept.is_file():
         return kept
-    raise data.DataError(f"{p.name}: this upload is no longer on the server (uploads are removed once "
-                         "loaded, or when unused for a while, and a session's files when it ends): "
-                         "upload it again")
+    raise data.DataError(f"{p.name}: this upload is no longer on the server (uploads are removed when "
+                         "unused for a while, and a session's files when it ends): upload it again")
 
 
 def adopt(src: Path, dest: Path, uploads: Path | None, keep_out: Path | None) -> Path:
-    """Keep `src` as `dest`: moved when it is an upload as the web server stored it (in a folder
-    of its own, named by a hash, in `uploads`), else linked or copied (e.g. the kept copy of
-    another session, in `keep_out`). Returns dest."""
+    """Keep `src` as `dest`: hard-linked (no second copy on disk), or copied where the file system
+    cannot link. An upload as the web server stored it (in a folder of its own, named by a hash,
+    in `uploads`) is left where it is for the server's sweep, and remembered for resolve(): two
+    students who upload the same file get the same path, and moving it away for the first made
+    the second's load fail ("No such file or directory") when both loaded at once. Returns dest."""
     src, dest = Path(src), Path(dest)
     if os.path.abspath(src) == os.path.abspath(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    parent = src.parent
-    an_upload = (uploads is not None and os.path.abspath(parent.parent) == os.path.abspath(uploads)
-                 and len(parent.name) == 64 and not within(src, keep_out))
+    src = resolve(src) if not src.is_file() else src
+    an_upload = (uploads is not None and os.path.abspath(src.parent.parent) == os.path.abspath(uploads)
+                 and len(src.parent.name) == 64 and not within(src, keep_out))
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
     if an_upload:
-        original = os.path.abspath(src)
-        shutil.move(src, dest)
         with _adopted_lock:
             if len(_adopted) >= MAX_ADOPTED:
                 for k in [k for k, v in _adopted.items() if not v.exists()]:
                     del _adopted[k]
-            _adopted[original] = dest
-        try:
-            parent.rmdir()  # the upload's own folder, now empty (unless another file is in it)
-        except OSError:
-            pass
-        return dest
-    try:
-        os.link(src, dest)  # no second copy on disk when the file system allows it
-    except OSError:
-        shutil.copyfile(src, dest)
+            _adopted[os.path.abspath(src)] = dest
     return dest
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def test_decoding_allowance_per_session(tmp_path, monkeypatch):
         data.load_folder(folder, 32, pixels=allowance.budget())
 
 
-def test_uploads_are_moved_into_the_session_and_found_again(tmp_path):
+def test_uploads_are_linked_into_the_session_and_found_again(tmp_path):
     uploads = tmp_path / "uploads"
     sha = "ab" * 32  # the web server keeps each upload in a folder named by its hash
     (uploads / sha).mkdir(parents=True)
@@ -105,12 +106,19 @@ def test_uploads_are_moved_into_the_session_and_found_again(tmp_path):
     other = Session(None, folder=root, uploads=uploads)
     try:
         s.set_upload(str(up), 32)
-        assert not up.exists() and not (uploads / sha).exists()  # moved, its folder gone
         kept = s.upload.data
         assert kept.parent.parent == s.tmpdir and kept.exists() and kept.name == "mine.npy"
+        # Left for the server's sweep: a classmate who uploaded the same bytes at the same moment
+        # holds this very path, and moving it away failed their load ("No such file or directory").
+        assert up.is_file() and os.path.samefile(up, kept)  # one copy on disk, two names
         assert s.same_upload([str(up)])  # the page's old path: the upload it already has
         other.set_upload(str(up), 32)  # another student with the same bytes: a copy of its own
         assert other.upload.data.exists() and other.upload.data != kept
+        up.unlink()  # the sweep removed the upload: a third student's path finds a kept copy
+        third = Session(None, folder=root, uploads=uploads)
+        third.set_upload(str(up), 32)
+        assert third.upload.data.is_file()
+        third.close()
         s.close()
         assert not kept.exists() and other.upload.data.exists()
         with pytest.raises(data.DataError, match="no longer on the server"):
@@ -118,6 +126,34 @@ def test_uploads_are_moved_into_the_session_and_found_again(tmp_path):
     finally:
         s.close()
         other.close()
+
+
+def test_two_sessions_loading_the_same_upload_at_once_both_get_it(tmp_path):
+    uploads = tmp_path / "uploads"
+    (uploads / ("cd" * 32)).mkdir(parents=True)
+    up = uploads / ("cd" * 32) / "class.npy"
+    np.save(up, make_images(20, 32))
+    root = resources.app_folder(uploads)
+    sessions = [Session(None, folder=root, uploads=uploads) for _ in range(4)]
+    errors, start = [], threading.Barrier(4)
+
+    def load(s):
+        start.wait()
+        try:
+            s.set_upload(str(up), 32)
+        except Exception as e:  # noqa: BLE001 - the finding
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=load, args=(s,)) for s in sessions]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    try:
+        assert errors == [] and all(s.upload is not None and s.upload.data.is_file() for s in sessions)
+    finally:
+        for s in sessions:
+            s.close()
 
 
 def test_stale_folders_are_removed_and_live_ones_kept(tmp_path):
