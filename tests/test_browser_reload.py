@@ -62,3 +62,36 @@ def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(b
         page.screenshot(path=str(ARTIFACTS / "reload-runs.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_reload_brings_back_a_students_beta_sweep_and_what_made_it(browser, server, photos):
+    """A beta sweep on the student's photos, then F5: the sweep's table and note come back, with the
+    betas and epochs that made it (they went back to the defaults and the built-in sweep showed)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.goto(server)
+        page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files([str(photos)])
+        page.get_by_text(re.compile(r"^Your data: .*my_photos\.zip")).wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Beta trade-off").click()
+        page.get_by_label("Betas to train on your data").fill("0.5, 2")
+        epochs = page.get_by_role("spinbutton", name="Epochs per beta")
+        epochs.fill("4")
+        epochs.press("Tab")
+        page.get_by_role("button", name="Train the sweep").click()
+        trained = re.compile(r"Trained here: 4 epochs per beta on uploaded: my_photos\.zip")
+        page.get_by_text(trained).wait_for(timeout=180_000)
+
+        page.reload()
+        page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Beta trade-off").click()
+        page.get_by_text(trained).wait_for(timeout=30_000)
+        assert page.get_by_label("Betas to train on your data").input_value() == "0.5, 2"
+        assert page.get_by_role("spinbutton", name="Epochs per beta").input_value() == "4"
+        cells = page.get_by_label("Per beta (validation split)").inner_text().split()
+        betas = cells[cells.index("PSNR") + 1::4]  # the first column of each row
+        assert betas == ["0.5", "2"], cells
+        page.screenshot(path=str(ARTIFACTS / "reload-beta-sweep.png"), full_page=True)
+    finally:
+        context.close()

@@ -17,7 +17,7 @@ from aevae import (
 )
 from aevae.i18n import t, tm
 
-from .lang import L, drawn, on_switch, plot, rerender, shown, table
+from .lang import L, drawn, on_switch, plot, rerender, restore, shown, table
 from .limits import DEFAULT_SIZE, MAX_EPOCHS, MAX_SECONDS
 from .messages import fail, md, need, numbers, refuse, tmd
 from .outputs import on_open, png
@@ -26,6 +26,7 @@ from .work import background, bar, training_slot
 
 # The name under which the session keeps this tab's last result, to show it again in a new language
 VIEW = "beta"
+INPUTS = "beta inputs"  # the betas and epochs of the sweep shown
 
 
 def show_betas(s: session_state.Session, rows: list[dict], source: str, emoji: bool, lang: str, warning: str = ""):
@@ -152,6 +153,7 @@ def beta_sweep(betas_text: str, epochs: int, request: gr.Request):
                           t("beta.trained_here", lg, epochs=epochs, source=tmd(split.all.source, lg), done=done),
                           split.spec == datasets.OPENMOJI, lg, few)
 
+    shown(s, INPUTS, lambda lg: (betas_text, int(epochs)), lang)  # a reload shows what made it
     yield shown(s, VIEW, view, lang)
 
 
@@ -182,7 +184,7 @@ def build(ctx) -> None:
         beta_out = [beta_table, beta_chart, beta_grid, beta_note]
         beta_shipped_btn.click(shipped_beta_sweep, None, beta_out, api_name="beta_shipped")
         # costly: six VAEs over the validation split, the start-up work's longest first view
-        tab.select(on_open("beta", shipped_beta_sweep, 4, costly=True), None, beta_out, api_visibility="private")
+        tab.select(on_open("beta", shipped_beta_sweep, 4, costly=True, views=(VIEW,)), None, beta_out, api_visibility="private")
         beta_train_btn.click(beta_sweep, [betas_text, beta_epochs], beta_out, api_name="beta_sweep",
                              concurrency_id="train")
         beta_stop.click(stop_training, None, beta_note, api_visibility="private", queue=False)
@@ -192,3 +194,4 @@ def build(ctx) -> None:
         on_switch(ctx, plan_betas, [betas_text, beta_epochs], [beta_plan, beta_epochs_pick])
         beta_epochs_pick.input(lambda v: v or gr.update(), beta_epochs_pick, beta_epochs, api_visibility="private")
         rerender(ctx, VIEW, beta_out)
+        restore(ctx, INPUTS, [betas_text, beta_epochs])

@@ -140,13 +140,24 @@ def shown(s, view: str, make, lang: str):
     return make(lang)
 
 
-def rerender(ctx, view: str, outputs: list, then=None) -> None:
-    """When the page's language changes, `view`'s outputs are made again in it from the session's
-    last result (nothing happens for a view not shown yet); `then` (fn, inputs, outputs) runs in
-    the step after."""
+def rerender(ctx, view: str, outputs: list, then=None, on_reload: bool = True) -> None:
+    """When the page's language changes, and when a reloaded page reattaches to its session,
+    `view`'s outputs are made again from the session's last result (nothing happens for a view
+    not shown yet); `then` (fn, inputs, outputs) runs in the step after. on_reload=False: the
+    view comes back after a reload by a handler of its own (the Train tab's live training)."""
     vars(ctx).setdefault("rerenders", []).append((view, _listed(outputs)))
+    if on_reload:
+        restore(ctx, view, outputs)
     if then:
         vars(ctx).setdefault("after_switch", []).append((then[0], _listed(then[1]), _listed(then[2])))
+        if on_reload:
+            vars(ctx).setdefault("after_reload", []).append((then[0], _listed(then[1]), _listed(then[2])))
+
+
+def restore(ctx, view: str, outputs: list) -> None:
+    """`view`'s outputs made again from the session when a reloaded page reattaches (not on a
+    language switch: for the settings a result was made with, which the student may have changed since)."""
+    vars(ctx).setdefault("reloaded", []).append((view, _listed(outputs)))
 
 
 def wire_switch(ctx) -> None:
@@ -179,6 +190,31 @@ def wire_switch(ctx) -> None:
 
         event.then(after_switch, after_in, after_out, queue=False,
                    api_visibility="private", show_progress="hidden", show_progress_on=switch)
+    wire_reload(ctx)
+
+
+def wire_reload(ctx) -> None:
+    """A reloaded page that reattached to its session shows every tab's last result again (a
+    student's beta sweep, variants, latent sizes...), as a language switch does."""
+    views = vars(ctx).get("reloaded", [])
+    if not views or ctx.attached is None:
+        return
+    again = _again(views)
+
+    def restored(request: gr.Request):
+        return again(request)
+
+    event = ctx.attached.then(restored, None, [o for _, outs in views for o in outs], queue=False,
+                              api_visibility="private", show_progress="hidden")
+    if after := vars(ctx).get("after_reload"):
+        run_after, after_in, after_out = _one_event(after)
+
+        def after_restored(request: gr.Request, *values):
+            out = run_after(request, values)
+            return out[0] if len(after_out) == 1 else out  # one output: Gradio wants its value alone
+
+        event.then(after_restored, after_in, after_out, queue=False, api_visibility="private",
+                   show_progress="hidden")
 
 
 def _listed(components) -> list:

@@ -124,7 +124,7 @@ def build(ctx) -> None:
             rung_msg = gr.Markdown()
         lat_btn.click(compare_latents, [lids, ln, lseed, llpips], [lat_img, lat_table, lat_chart, lat_note],
                       api_name="latent_sizes")
-        tab.select(on_open("latent sizes", compare_latents, 4), [lids, ln, lseed, llpips],
+        tab.select(on_open("latent sizes", compare_latents, 4, views=(VIEW,)), [lids, ln, lseed, llpips],
                    [lat_img, lat_table, lat_chart, lat_note], api_visibility="private")
         rung_btn.click(train_missing_rung, [rung_lat, rung_epochs], [rung_msg, ctx.in_use], api_name="train_rung",
                        concurrency_id="train")

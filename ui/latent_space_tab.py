@@ -288,7 +288,7 @@ def build(ctx) -> None:
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         views = [pair_pick, pn, pseed, ia, ib, isteps, map_kind]
         first = [ia, ib, prior_img, prior_note, interp_img, interp_note, interp_live, *map_out]
-        tab.select(on_open("latent space", open_latent_space, 15), views, [pair_pick, *first],
+        tab.select(on_open("latent space", open_latent_space, 15, views=(PRIOR_VIEW, INTERP_VIEW, MAP_VIEW)), views, [pair_pick, *first],
                    api_visibility="private").then(redraw_map, map_labels, map_plot, api_visibility="private", queue=False)
         pair_pick.input(show_pair, views, first, api_visibility="private").then(  # new models: all three views anew
             redraw_map, map_labels, map_plot, api_visibility="private", queue=False)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from aevae import data, figures
 
+from . import sessions
 from .sessions import lang_of, session
 
 PLOT_POINTS = 400
@@ -136,10 +137,12 @@ def typed(rows: list[dict], x: str, y: str) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=[x, y, "model"]).astype({x: "int64", y: "float64"})
 
 
-def on_open(tab: str, handler, outputs: int, costly: bool = False):
+def on_open(tab: str, handler, outputs: int, costly: bool = False, views: tuple[str, ...] = ()):
     """`handler` as the view a tab shows when it is opened: computed the first time the tab opens
     for the pair and the data in use (and the page's language), then left as the student changed it (no
-    update). Shipped answers are cached (analyses.SHIPPED_ANSWERS), so the hundredth visitor gets them at once."""
+    update). Shipped answers are cached (analyses.SHIPPED_ANSWERS), so the hundredth visitor gets them at once.
+    `views`: the names the tab's results are kept under; a reloaded page shows those again instead."""
+    sessions.VIEWS_OF_TAB[tab] = views
 
     @functools.wraps(handler)
     def opened(*args, **kwargs):  # called with the handler's signature, the request included

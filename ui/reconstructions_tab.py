@@ -218,7 +218,7 @@ def build(ctx) -> None:
         api_only = gr.Button(visible=False)  # the API's one-call endpoint (reconstruction and note)
         api_only.click(reconstruct_uploads, [own, use_lpips], [*rec_out, own_note], api_name="reconstruct_uploads",
                        concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS)
-        tab.select(on_open("reconstructions", reconstruct, 4), [ids, n, rseed, use_lpips], rec_out,
+        tab.select(on_open("reconstructions", reconstruct, 4, views=(VIEW,)), [ids, n, rseed, use_lpips], rec_out,
                    api_visibility="private")
         rerender(ctx, VIEW, rec_out)
         gr.on([tab.select, ctx.in_use.change], picture_payload, None, picture, api_visibility="private", queue=False)

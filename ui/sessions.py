@@ -80,6 +80,10 @@ def end_session(request: gr.Request):
     store().release(request.session_hash)
 
 
+# A tab's first-view name (ui.outputs.on_open) -> the names its results are kept under (lang.shown)
+VIEWS_OF_TAB: dict[str, tuple[str, ...]] = {}
+
+
 def reattach(keys, request: gr.Request):
     """The page loaded with the browser keys its browser keeps (gr.BrowserState): a reload gets
     its session back (upload, runs, settings, a training still running); a first visit, or a key
@@ -87,8 +91,10 @@ def reattach(keys, request: gr.Request):
     are bearer secrets: never logged, never shown."""
     keys = keys if isinstance(keys, list) else []
     key, back = store().attach(request.session_hash, keys, client_of(request))
-    if back:  # a new page: each tab shows its first view again when opened (on_open)
-        store().get(request.session_hash).opened.clear()
+    if back:  # a new page: each tab shows its first view again when opened (on_open), but a tab
+        s = store().get(request.session_hash)  # whose last result the page is shown again (lang.wire_reload)
+        kept = vars(s).get("_views", {})
+        s.opened = {k for k in s.opened if any(v in kept for v in VIEWS_OF_TAB.get(k[0], ()))}
     return [key] + [k for k in store().alive(keys) if k != key][:session_store.BROWSER_KEYS - 1]
 
 

@@ -543,7 +543,7 @@ def build(ctx) -> None:
                           concurrency_id=HEAVY, concurrency_limit=HEAVY_SLOTS)
         ctx.attached.then(rewatch, None, [status, mse_plot, kl_plot, val_plot, ckpt_files, strip, ctx.in_use, *shared],
                           api_visibility="private", concurrency_limit=TRAIN_WATCHERS, concurrency_id="train")
-        rerender(ctx, VIEW, [status, mse_plot, kl_plot, val_plot, strip])
-        rerender(ctx, DATA_VIEW, [data_md, data_strip])
+        rerender(ctx, VIEW, [status, mse_plot, kl_plot, val_plot, strip], on_reload=False)  # rewatch
+        rerender(ctx, DATA_VIEW, [data_md, data_strip], on_reload=False)  # show_data
 
 

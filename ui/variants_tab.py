@@ -151,5 +151,5 @@ def build(ctx) -> None:
         on_switch(ctx, label_choices, vlabel, vlabel)
         rerender(ctx, VIEW, [var_gallery, var_msg, var_files, var_live])
         tab.select(label_choices, vlabel, vlabel, api_visibility="private", queue=False).then(
-            on_open("variants", make_variants, 4), [vids, vlabel, per_label, k, scale, vseed],
+            on_open("variants", make_variants, 4, views=(VIEW,)), [vids, vlabel, per_label, k, scale, vseed],
             [var_gallery, var_msg, var_files, var_live], api_visibility="private")
