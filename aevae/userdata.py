@@ -50,10 +50,16 @@ def upload_key(paths) -> tuple:
     return tuple(sorted((str(p), p.stat().st_size if p.is_file() else -1) for p in files))
 
 
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # one image: a dataset needs a .zip of them
+
+
 def sort_files(paths) -> tuple[Path, Path | None, Path | None]:
     """(images, labels .npy or None, label names .txt or None) of an upload, or a ValueError."""
     files = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     for f in files:
+        if f.suffix.lower() in PHOTO_SUFFIXES:
+            raise ValueError(f"{f.name} is one photo: to train on your photos, put them in a .zip "
+                             "(a folder per label, or all in one) and upload that")
         if f.suffix.lower() not in (*DATA_SUFFIXES, ".txt"):
             raise ValueError(f"{f.name}: not a dataset file; upload a .zip of images, a .npz, or a .npy of "
                              "images (with a *label*.npy of labels and a .txt of label names if you have them)")

@@ -1,6 +1,7 @@
 """The app's handlers called directly (no server), with real models from the quick zoo."""
 
 import base64
+import io
 import json
 import re
 import threading
@@ -607,6 +608,21 @@ def test_an_upload_is_used_at_once_and_described(app_module, tmp_path):
     dataset, text, _ = app_module.upload_data([str(bad)], 32, req("up1"))
     assert dataset == "upload" and "This upload is not used:** bad.zip is not a valid zip" in text
     assert "stays uploaded: photos.npy + photo_labels.npy + names.txt" in text and s.upload.files[0] == "photos.npy"
+    # A photo dropped on the data box: the box takes any file (Gradio's own refusal was English
+    # only, on a Chinese page too), and the app says what to do, in the page's language.
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(tmp_path / "cat.jpg")
+    dataset, text, _ = app_module.upload_data([str(tmp_path / "cat.jpg")], 32, req("up1"))
+    assert dataset == "upload" and "cat.jpg is one photo: to train on your photos, put them in a .zip" in text
+    zh = SimpleNamespace(session_hash="up1", headers={"accept-language": "zh-TW"})
+    assert "cat.jpg 是一張照片" in app_module.upload_data([str(tmp_path / "cat.jpg")], 32, zh)[1]
+    flat = tmp_path / "flat.zip"  # photos not in folders: one label, named in the page's language
+    with zipfile.ZipFile(flat, "w") as zf:
+        for i, img in enumerate(make_images(12, 32)):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, "PNG")
+            zf.writestr(f"{i}.png", buf.getvalue())
+    text = app_module.upload_data([str(flat)], 32, zh)[1]
+    assert "`未標記` (12)" in text and "unlabelled" not in text
     # Removing the files goes back to OpenMoji.
     dataset, text, strip = app_module.upload_data(None, 32, req("up1"))
     assert dataset == "openmoji" and s.upload is None and not strip["visible"]

@@ -511,3 +511,20 @@ def test_a_running_training_speaks_the_language_switched_to(app_module):
     after = [out[0] for out in steps]
     assert len(after) >= 2 and not any(CJK.search(text) for text in after), after[:2]
     assert "epoch" in after[0] or "Loading" in after[0] or "waiting" in after[0], after[0]
+
+
+def test_every_bold_and_emphasis_of_a_text_closes():
+    # "**計畫：**{n}" showed its asterisks: CommonMark closes ** after punctuation only before a
+    # space or punctuation, so a full-width colon inside the bold, before a digit or a CJK
+    # character, left it open. Rendered as the page renders Markdown, with every hole filled.
+    from markdown_it import MarkdownIt
+
+    class Filled(dict):
+        def __missing__(self, key):
+            return "1"
+
+    render = MarkdownIt("commonmark").render
+    for lang in i18n.languages():
+        texts = i18n.catalog(lang)["keys"]
+        open_marks = [k for k, v in texts.items() if "**" in render(string.Formatter().vformat(v, (), Filled()))]
+        assert open_marks == [], (lang, open_marks)

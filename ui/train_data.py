@@ -9,7 +9,7 @@ from aevae import data, figures, session_state, userdata
 from aevae.config import MAX_SIZE, MIN_SIZE, check_whole
 from aevae.i18n import t
 
-from .lang import shown, skipped_file
+from .lang import group, shown, skipped_file
 from .limits import DEFAULT_SIZE
 from .messages import md, tmd
 from .outputs import png
@@ -43,7 +43,7 @@ def data_view(s: session_state.Session, size: int, lang: str):
 def _data_view(s: session_state.Session, size: int, lang: str):
     split = s.split(size)
     whole = split.all
-    labels = [f"{_code(name)} ({n:,})" for name, n in userdata.label_counts(whole)]
+    labels = [f"{_code(group(name, lang))} ({n:,})" for name, n in userdata.label_counts(whole)]
     if s.uses_upload:
         stored = userdata.stored_size(s.upload.data)
         if stored and stored != (size, size):

@@ -491,7 +491,7 @@ def build(ctx) -> None:
                                value="openmoji", label=L("train.data"), scale=1)
             # A row of its own: in a narrow column the file list shows only the extensions.
             upload = gr.File(label=L("train.upload"),
-                             file_types=[".zip", ".npy", ".npz", ".txt"], file_count="multiple",
+                             file_count="multiple",  # no file_types: Gradio's own refusal is English only
                              type="filepath", scale=3, height=140)
         data_md = gr.Markdown()
         data_strip = gr.Image(label=L("train.data_strip"), format="png",
