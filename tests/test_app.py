@@ -76,6 +76,26 @@ def test_reconstruct_bad_input_is_refused_with_a_message(app_module, ids, n, mes
         app_module.reconstruct(ids, n, 0, False, req("r3"))
 
 
+@pytest.mark.parametrize("sent", [[], {}, "yes", None, 1])
+def test_a_script_sending_no_true_or_false_for_lpips_is_told_so(app_module, sent):
+    # [] reached a cache key: "unhashable type: 'list'", with a traceback and that text to the client
+    why = "LPIPS must be true or false, got"
+    for call in (lambda: app_module.reconstruct("", 2, 0, sent, req("f1")),
+                 lambda: app_module.compare_latents("", 2, 0, sent, req("f1")),
+                 lambda: app_module.reconstruct_own(None, sent, req("f1")),
+                 lambda: list(app_module.reconstruct_uploads([], sent, req("f1")))):
+        with pytest.raises(gr.Error, match=why):
+            call()
+
+
+def test_a_script_picking_models_by_no_name_or_reconstructing_nothing_is_told_so(app_module):
+    for sent in (None, [], 3):
+        with pytest.raises(gr.Error, match="Choose the models in use by their name"):
+            app_module.use_models(sent, req("f2"))
+    with pytest.raises(gr.Error, match="Upload one or more images first"):
+        app_module.reconstruct_own(None, False, req("f2"))
+
+
 def test_reconstruct_uploaded_images(app_module, tmp_path):
     paths = []
     for i, img in enumerate(make_images(3, 40)):

@@ -634,6 +634,7 @@ def test_npz_image_count_refused_from_the_header(tmp_path):
     ((10, 8, 8, 3), "|O", r"contains Python objects \(pickle\)"),
     ((10, 8, 8, 3), "<c16", "dtype complex128"),
     ((10, 8, 8), "|u1", "must have shape"),
+    ((-1, 32, 32, 3), "|u1", r"is not a valid NumPy file \(its header gives shape \(-1, 32, 32, 3\)\)"),
 ])
 def test_array_headers_checked_before_any_data_is_read(tmp_path, shape, dtype, message):
     # Only a header, no data: reading the data would fail as "not a valid NumPy file".

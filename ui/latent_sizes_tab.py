@@ -13,7 +13,7 @@ from aevae.session_state import NoModels
 
 from .lang import L, drawn, plot, rerender, shown, table
 from .limits import DEFAULT_SIZE, MAX_SECONDS
-from .messages import fail, need, parse_ids_or_none, refuse, seed_of, tmd
+from .messages import fail, flag, need, parse_ids_or_none, refuse, seed_of, tmd
 from .outputs import COLORS, on_open, png
 from .page import gpu
 from .picker import picker_update
@@ -28,6 +28,7 @@ VIEW = "latent sizes"
 def compare_latents(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """The same images through models that differ only in latent size."""
     s, lang = session(request), lang_of(request)
+    use_lpips = flag(use_lpips, "what.lpips", lang)
     need(1, 16, n, "what.n_images", lang)
     seed = seed_of(seed, "what.draw_seed", lang)
     try:

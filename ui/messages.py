@@ -68,6 +68,13 @@ def need(lo, hi, value, what: str, lang: str):
     return value
 
 
+def flag(value, what: str, lang: str) -> bool:
+    """A checkbox's value: True or False (an API may send a list, a dict, a string)."""
+    if not isinstance(value, bool):
+        raise refuse(t("error.not_a_flag", lang, what=t(what, lang), value=value_shown(value, lang)), lang)
+    return value
+
+
 def value_shown(value, lang: str = i18n.DEFAULT) -> str:
     """A value someone sent, for a message: short (a 5 MB string, a 5,000-digit number)."""
     if isinstance(value, int) and value.bit_length() > 64:  # str() of one fails past 4,300 digits

@@ -9,7 +9,7 @@ from aevae.i18n import t, tm
 from aevae.session_state import NoModels
 
 from .lang import L, on_switch
-from .messages import fail, tmd
+from .messages import fail, refuse, tmd, value_shown
 from .sessions import lang_of, session
 
 
@@ -29,6 +29,8 @@ NOTE_SHOWN = ("picker", "note shown")  # in Session.opened: the note beside the 
 def use_models(value: str, request: gr.Request):
     """Make the picked pair the one every tab uses."""
     s, lang = session(request), lang_of(request)
+    if not isinstance(value, str):  # a script's null or list
+        raise refuse(t("error.pick_models", lang, value=value_shown(value, lang)), lang)
     try:
         p = s.use(value)
     except (ValueError, NoModels) as e:

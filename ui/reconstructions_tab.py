@@ -15,7 +15,7 @@ from aevae.session_state import NoModels
 
 from .lang import L, drawn, on_switch, rerender, shown, skipped_file, table
 from .limits import HEAVY, HEAVY_SLOTS
-from .messages import fail, md, need, parse_ids_or_none, refuse, seed_of, tmd
+from .messages import fail, flag, md, need, parse_ids_or_none, refuse, seed_of, tmd
 from .outputs import PerObject, csv_text, on_open, rounded
 from .page import gpu
 from .sessions import lang_of, session
@@ -29,6 +29,7 @@ VIEW = "recon"
 def reconstruct(ids_text: str, n: int, seed: int, use_lpips: bool, request: gr.Request):
     """Ground truth | AE | VAE for chosen or random validation images, with a metrics table."""
     s, lang = session(request), lang_of(request)
+    use_lpips = flag(use_lpips, "what.lpips", lang)
     need(1, datasets.MAX_RECON_IMAGES, n, "what.n_images", lang)
     seed = seed_of(seed, "what.draw_seed", lang)
     try:
@@ -86,6 +87,9 @@ def load_own(files, request: gr.Request):
 @gpu
 def reconstruct_own(images, use_lpips: bool, request: gr.Request):
     s, lang = session(request), lang_of(request)
+    use_lpips = flag(use_lpips, "what.lpips", lang)
+    if not isinstance(images, data.ImageSet):  # the decoded upload, held by the page (a script sends anything)
+        raise refuse(t("recon.upload_first", lang), lang)
     try:
         pair = s.pair()
         rec = analyses.reconstruct(pair, images, use_lpips)
@@ -96,6 +100,7 @@ def reconstruct_own(images, use_lpips: bool, request: gr.Request):
 
 def reconstruct_uploads(files, use_lpips: bool, request: gr.Request):
     """Both steps at once (the API's endpoint): the reconstruction and the note on skipped files."""
+    flag(use_lpips, "what.lpips", lang_of(request))  # before the decoding's work
     s, pair, lang = _pair_for_own(files, request)
     decoding = t("recon.decoding", lang)
     images, note = yield from _decode_own(s, files, pair, lambda: (*[gr.skip()] * 4, decoding), lang)

@@ -78,7 +78,10 @@ def read_npy_header(f, name: str) -> tuple[tuple[int, ...], np.dtype]:
         raise DataError(f"{name} is not a valid NumPy file ({e})") from None
     if dtype.hasobject:
         raise DataError(f"{name} contains Python objects (pickle), which is not allowed")
-    return tuple(int(v) for v in shape), dtype
+    shape = tuple(int(v) for v in shape)
+    if any(v < 0 for v in shape):  # numpy reads the header as written; a -1 failed later in mmap
+        raise DataError(f"{name} is not a valid NumPy file (its header gives shape {shape})")
+    return shape, dtype
 
 
 def _check_labels_shape(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
