@@ -97,6 +97,9 @@ def _check_labels_shape(shape: tuple[int, ...], dtype: np.dtype, name: str) -> N
         raise DataError(f"{name}: {shape[0]:,} labels; the limit is {limits.MAX_IMAGES} images")
 
 
+CHUNK = 16  # images converted at a time: at most 6.3 MB of float64 at 128 px
+
+
 def _array_images(a: np.ndarray, name: str, size: int | None, max_images: int | None = None,
                   should_stop: StopCheck = None) -> np.ndarray:
     """(N,H,W,3) or (N,3,H,W), uint8 or float in [0,1] or [0,255] -> (N,S,S,3) uint8."""
@@ -109,13 +112,21 @@ def _array_images(a: np.ndarray, name: str, size: int | None, max_images: int | 
     if max_images is not None:
         a = a[:max_images]
     a = np.asarray(a)  # read a memory-mapped file now that its size is known
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    # In chunks: whole-array temporaries (isfinite's, a * 255's, rint's) tripled a float64 upload's
+    # memory past what load.peak_bytes reserves for it (the array as stored, plus its uint8 copy).
+    chunks = [slice(i, i + CHUNK) for i in range(0, len(a), CHUNK)]
+    if a.dtype.kind == "f" and not all(np.isfinite(a[c]).all() for c in chunks):
         raise DataError(f"{name} contains NaN or infinite values")
     lo, hi = a.min(), a.max()
     if lo < 0 or hi > 255:
         raise DataError(f"{name}: values must lie in 0..255 (or 0..1 for floats), found {lo}..{hi}")
     if a.dtype != np.uint8:  # floats with maximum <= 1 are taken as 0..1, all else as 0..255
-        a = np.rint(a * 255.0 if a.dtype.kind == "f" and hi <= 1.0 else a).astype(np.uint8)
+        scale = 255.0 if a.dtype.kind == "f" and hi <= 1.0 else 1.0
+        out8 = np.empty(a.shape, np.uint8)
+        for c in chunks:
+            part = a[c] * scale  # the one temporary (float64 at most: load.peak_bytes counts it)
+            out8[c] = np.rint(part, out=part)
+        a = out8
     # Without a requested size keep the stored one, brought into the supported range.
     size = size or min(max(min(h, w), limits.MIN_SIZE), limits.MAX_SIZE)
     if h == w == size:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import limits, openmoji
-from .arrays import check_images_shape, load_arrays, read_npy_header
+from .arrays import CHUNK, check_images_shape, load_arrays, read_npy_header
 from .decoding import PixelBudget
 from .files import load_folder, load_image_file, load_zip
 from .imageset import DataError, ImageSet, StopCheck, check_max_images, check_size
@@ -76,8 +76,9 @@ def peak_bytes(spec: str | Path, image_size: int) -> int:
             total = 0
             for shape, dtype in shapes:
                 n, h, w = check_images_shape(shape, dtype, path.name)
-                # the array as stored, as uint8, and resized: at most all three at once
-                total += n * h * w * 3 * (dtype.itemsize + 1) + n * row
+                # the array as stored, as uint8, and resized: at most all three at once, and
+                # the float64 temporary of a chunk's conversion (arrays.CHUNK)
+                total += n * h * w * 3 * (dtype.itemsize + 1) + n * row + min(n, CHUNK) * h * w * 3 * 8
             return total or largest
         if path.is_file():  # a single image
             return row + limits.MAX_MEMBER_BYTES + 4 * limits.MAX_IMAGE_PIXELS
