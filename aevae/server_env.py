@@ -72,6 +72,21 @@ def train_workers() -> bool:
     raise ValueError(f"AEVAE_TRAIN_WORKERS must be 1 or 0 (on/off, yes/no, true/false), got {raw[:40]!r}")
 
 
+def trust_proxy() -> bool:
+    """Whether a request's X-Forwarded-For names its client: AEVAE_TRUST_PROXY (1/0, on/off,
+    yes/no, true/false); by default on in a Hugging Face Space (SPACE_ID set: its proxy adds the
+    client's address last) and off elsewhere, where any client can write the header and would get
+    a new "address", and so new sessions, with each request."""
+    raw = _raw("AEVAE_TRUST_PROXY").lower()
+    if not raw:
+        return bool(_raw("SPACE_ID"))
+    if raw in ON:
+        return True
+    if raw in OFF:
+        return False
+    raise ValueError(f"AEVAE_TRUST_PROXY must be 1 or 0 (on/off, yes/no, true/false), got {raw[:40]!r}")
+
+
 def device() -> str:
     """Where the app trains: AEVAE_DEVICE (auto, cpu, cuda, cuda:N, mps); auto takes a GPU when
     there is one."""
@@ -99,7 +114,7 @@ def cache_sweep() -> tuple[int, int]:
 
 def problems() -> list[str]:
     """Every variable set to a value the server cannot use, each with what it takes."""
-    checks = [train_concurrency, compute_slots, train_workers, device, cache_sweep,
+    checks = [train_concurrency, compute_slots, train_workers, trust_proxy, device, cache_sweep,
               lambda: memory_bytes("AEVAE_TRAIN_MEMORY_GB"), lambda: memory_bytes("AEVAE_DATA_MEMORY_GB")]
     out = []
     for check in checks:

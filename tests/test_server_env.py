@@ -12,12 +12,12 @@ from aevae import server_env
 ROOT = Path(__file__).resolve().parent.parent
 BAD = {"AEVAE_TRAIN_CONCURRENCY": "0", "AEVAE_COMPUTE_SLOTS": "two", "AEVAE_TRAIN_WORKERS": "maybe",
        "AEVAE_DEVICE": "tpu", "AEVAE_CACHE_SWEEP": "1", "AEVAE_TRAIN_MEMORY_GB": "lots",
-       "AEVAE_DATA_MEMORY_GB": "-1"}
+       "AEVAE_DATA_MEMORY_GB": "-1", "AEVAE_TRUST_PROXY": "sometimes"}
 
 
 @pytest.fixture
 def clean(monkeypatch):
-    for name in BAD:
+    for name in [*BAD, "SPACE_ID"]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -60,3 +60,28 @@ def test_the_app_does_not_start_on_a_bad_setting_and_says_which():
     assert last.startswith("aevae cannot start, fix the environment: ") and "Traceback" not in out.stderr
     assert "AEVAE_COMPUTE_SLOTS must be a whole number >= 1, got 'two'" in last
     assert "AEVAE_TRAIN_WORKERS must be 1 or 0" in last and "'maybe'" in last
+
+
+def test_the_forwarded_address_counts_only_behind_a_trusted_proxy(clean):
+    # A client anywhere can write X-Forwarded-For: trusted, each new value was a new "address" and
+    # so 200 more sessions for one script. A Space's proxy adds the client's address last.
+    from types import SimpleNamespace
+
+    from ui import sessions
+
+    def client(forwarded):
+        sessions.TRUST_PROXY.cache_clear()
+        return sessions.client_of(SimpleNamespace(client=SimpleNamespace(host="10.0.0.7"),
+                                                  headers={"x-forwarded-for": forwarded}))
+
+    try:
+        assert server_env.trust_proxy() is False
+        assert client("1.2.3.4") == client("5.6.7.8") == "10.0.0.7"  # a class's LAN: the peer counts
+        clean.setenv("SPACE_ID", "someone/aevae")
+        assert server_env.trust_proxy() is True
+        assert client("1.2.3.4, 5.6.7.8") == "10.0.0.7 via 5.6.7.8"  # the proxy's, last
+        assert len(client("9" * 10_000)) < 100  # bounded
+        clean.setenv("AEVAE_TRUST_PROXY", "0")
+        assert client("1.2.3.4") == "10.0.0.7"
+    finally:
+        sessions.TRUST_PROXY.cache_clear()

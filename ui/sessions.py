@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from aevae import i18n, session_state, session_store
+from aevae import i18n, server_env, session_state, session_store
 from aevae.i18n import t, tm
 from aevae.zoo import DEFAULT_DIR, Zoo
 
@@ -36,11 +36,17 @@ def store() -> session_store.SessionStore:
 
 
 def client_of(request: gr.Request | None) -> str:
-    """The address a request came from; behind a proxy (a Space), the one the proxy added last."""
-    headers = getattr(request, "headers", None) or {}
-    forwarded = [a.strip() for a in (headers.get("x-forwarded-for") or "").split(",") if a.strip()]
+    """The address a request came from; behind a trusted proxy (a Space: server_env.trust_proxy),
+    the one the proxy added last. Not shown: a key for the session store's limits per address."""
     host = getattr(getattr(request, "client", None), "host", "") or ""
-    return host + (f" via {forwarded[-1]}" if forwarded else "")  # not shown: a key for the session store
+    if not TRUST_PROXY():
+        return host
+    headers = getattr(request, "headers", None) or {}
+    forwarded = [a.strip() for a in (headers.get("x-forwarded-for") or "")[:4096].split(",") if a.strip()]
+    return host + (f" via {forwarded[-1][:64]}" if forwarded else "")
+
+
+TRUST_PROXY = functools.cache(server_env.trust_proxy)  # read once, at the first request
 
 
 def session(request: gr.Request | None, page: bool = False) -> session_state.Session:
