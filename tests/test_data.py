@@ -474,6 +474,11 @@ def test_labels_file(tmp_path, pixels):
     np.save(tmp_path / "flat.npy", np.array([1.0, 2, 1, 2, 1]))  # whole floats are fine
     flat = data.load_dataset(str(tmp_path / "data.npy"), 50, tmp_path / "flat.npy")
     assert flat.label_names == ["1", "2"]
+    # Past int64 (1e300, uint64's largest) every label became -9223372036854775808: one label
+    for name, huge in (("far.npy", np.array([1e300, 1, 2, 1, 2])), ("u64.npy", np.array([2**64 - 1, 1, 2, 1, 2], np.uint64))):
+        np.save(tmp_path / name, huge)
+        with pytest.raises(DataError, match=f"^{name}: labels must be whole numbers from -9,007,199,254,740,992 to"):
+            data.load_arrays(tmp_path / "data.npy", labels_path=tmp_path / name)
 
 
 def test_labels_given_as_names(tmp_path, pixels):

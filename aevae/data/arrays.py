@@ -156,6 +156,10 @@ def _array_labels(lab: np.ndarray, name: str, n: int) -> tuple[np.ndarray, list[
                         f"got {lab.dtype} {lab.shape}")
     if len(lab) != n:
         raise DataError(f"{name}: {len(lab)} labels but {n} images")
+    if lab.dtype.kind in "fu" and len(lab) and not (lab.min() >= -2**53 and lab.max() <= 2**53):
+        # 1e300 (a float) or 2**64-1 (uint64) became -9223372036854775808 as int64, merging labels
+        raise DataError(f"{name}: labels must be whole numbers from {-2**53:,} to {2**53:,}, "
+                        f"found {lab.min():g}..{lab.max():g}")
     values, index = np.unique(lab.astype(np.int64), return_inverse=True)
     return index.astype(np.int64), [str(v) for v in values]
 
