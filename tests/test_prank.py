@@ -258,13 +258,15 @@ def crafted_images() -> dict[str, bytes]:
     png = image("PNG")
     empty = struct.pack(">I", 0) + b"prVt" + struct.pack(">I", zlib.crc32(b"prVt"))
     chunks = png[:33] + empty * 20_000 + png[33:]  # 20,000 empty chunks after IHDR
-    return {"scans.jpg": scans, "metadata.jpg": metadata, "chunks.png": chunks}
+    webp = image("WEBP", xmp=b"x" * 3_000_000)  # Pillow writes it as an XMP chunk
+    return {"scans.jpg": scans, "metadata.jpg": metadata, "chunks.png": chunks, "metadata.webp": webp}
 
 
 @pytest.mark.parametrize("name, why", [
     ("scans.jpg", r"a progressive JPEG of 2,000 scans \(the limit is 100\)"),
     ("metadata.jpg", r"3,250,1\d\d bytes of metadata \(the limit is 2,000,000\)"),
-    ("chunks.png", r"a PNG of more than 1,058 chunks")])
+    ("chunks.png", r"a PNG of more than 1,058 chunks"),
+    ("metadata.webp", r"3,000,000 bytes of metadata \(the limit is 2,000,000\)")])
 def test_files_that_cost_more_than_their_pixels_are_refused_unread(tmp_path, name, why):
     path = tmp_path / "crafted.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:

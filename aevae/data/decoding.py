@@ -59,8 +59,8 @@ class OverBudget(Exception):  # decoding this image would pass limits.MAX_DECODE
 
 
 def check_structure(data: bytes) -> None:
-    """Refuse (Skip, with why) a PNG or JPEG whose structure costs far more to decode than its
-    pixels: one pass over its bytes, no decoding."""
+    """Refuse (Skip, with why) a PNG, JPEG or WebP whose structure costs far more to decode (or
+    holds far more metadata) than its pixels: one pass over its bytes, no decoding."""
     meta = 0
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         most, pos, chunks = 1000 + len(data) // limits.PNG_CHUNK_BYTES, 8, 0
@@ -89,6 +89,13 @@ def check_structure(data: bytes) -> None:
             if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn (EXIF, ICC, ...) and comments
                 meta += length
             pos += 2 + length
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos = 12  # RIFF chunks: FourCC, little-endian size, data padded to an even length
+        while pos + 8 <= len(data):
+            kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+            if kind in (b"EXIF", b"XMP ", b"ICCP"):
+                meta += length
+            pos += 8 + length + (length & 1)
     if meta > limits.MAX_METADATA_BYTES:
         raise Skip(f"{meta:,} bytes of metadata (the limit is {limits.MAX_METADATA_BYTES:,}); "
                     "save the image again without it")
