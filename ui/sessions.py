@@ -43,7 +43,7 @@ def client_of(request: gr.Request | None) -> str:
         return host
     headers = getattr(request, "headers", None) or {}
     forwarded = [a.strip() for a in (headers.get("x-forwarded-for") or "")[:4096].split(",") if a.strip()]
-    return host + (f" via {forwarded[-1][:64]}" if forwarded else "")
+    return host + (f" via {forwarded[-1][:64]}" if forwarded else "")  # not shown
 
 
 TRUST_PROXY = functools.cache(server_env.trust_proxy)  # read once, at the first request
