@@ -304,6 +304,10 @@ def test_zip_labels_and_wrapper(tmp_path):
     s = data.load_dataset(str(path), 50)
     assert s.label_names == ["a", "b"] and s.names == ["a/1.png", "b/2.png"] and s.skipped == []
     assert s.images.shape == (2, 50, 50, 3) and s.source == "zip eyes.zip (2 images, 50x50)"
+    # entries written as "./name" (zip -r . does) are the folder's own, not hidden ones
+    dotted = make_zip(tmp_path / "dotted.zip", [("./a/1.png", png), ("./b/2.png", png), ("./.hidden.png", png)])
+    s = data.load_dataset(str(dotted), 50)
+    assert s.label_names == ["a", "b"] and s.names == ["a/1.png", "b/2.png"]
 
 
 def test_a_stray_file_beside_the_label_folders_keeps_the_wrapper_stripped(tmp_path):

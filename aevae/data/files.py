@@ -245,7 +245,7 @@ def load_zip(path: str | Path, image_size: int, max_images: int | None = None,
         skipped: list[str] = []
         names, read_as = zip_names(infos)
         for info, fn in zip(infos, names):
-            parts = tuple(p for p in re.split(r"[/\\]", fn) if p)
+            parts = tuple(p for p in re.split(r"[/\\]", fn) if p and p != ".")  # "./a.png" is a.png
             if info.is_dir() or not parts:
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
