@@ -103,11 +103,9 @@ def load_user_images(paths: list[str], size: int, should_stop=None,
         try:
             sets.append(data.load_dataset(str(p), size, max_images=left, should_stop=should_stop, pixels=pixels))
             left -= len(sets[-1])
-        except data.DataError as e:  # one image file: its own reason, not "no readable images (1 files ...)"
-            # no regex on names someone chose: the message's own start and end, compared as text
-            msg, head = str(e), f"{data.shown(Path(p).name)}: no readable images (1 files skipped: "
-            one = msg.startswith(head) and msg.endswith(")")
-            skipped.append(msg[len(head):-1] if one else msg)
+        except data.DataError as e:  # one image file: its own reason, not "no readable images (1 file ...)"
+            why = getattr(e, "skipped", [])
+            skipped.append(why[0] if len(why) == 1 else str(e))
     skipped += [k for s in sets for k in s.skipped]
     if not sets or not sum(len(s) for s in sets):
         why = ("; ".join(skipped[:5]) + (f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else "")) or \

@@ -599,7 +599,7 @@ def test_load_dataset_dispatch(tmp_path, pixels):
     assert data.load_dataset(str(tmp_path / "x.npy"), 32).source.startswith("x.npy")
     assert data.load_dataset(str(tmp_path / "z.zip"), 32).source.startswith("zip z.zip")
     assert data.load_dataset(str(tmp_path / "photo.jpeg"), 32).names == ["photo.jpeg"]
-    with pytest.raises(DataError, match="^notes.txt: no readable images"):
+    with pytest.raises(DataError, match=r"^notes.txt: no readable images \(1 file skipped: notes.txt: not a PNG"):
         data.load_dataset(str(tmp_path / "notes.txt"), 32)
     with pytest.raises(DataError, match="nope: no such file or folder"):
         data.load_dataset(str(tmp_path / "nope"), 32)

@@ -96,7 +96,9 @@ def _build(name: str, kind: str, entries: list[Entry], skipped: list[str], size:
             break
     if not count:
         listed = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
-        raise DataError(f"{name}: no readable images ({len(skipped)} files skipped: {listed})")
+        e = DataError(f"{name}: no readable images ({len(skipped)} file{'s' * (len(skipped) != 1)} skipped: {listed})")
+        e.skipped = list(skipped)  # each "file: why", for a caller that lists them itself (datasets)
+        raise e
     label_names = sorted(set(labels))
     index = {v: i for i, v in enumerate(label_names)}
     return ImageSet(images[:count], np.array([index[v] for v in labels]),
