@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 
@@ -21,7 +22,7 @@ from . import (
     timing,
     worker,
 )
-from .datasets import openmoji_split
+from .datasets import OPENMOJI, openmoji_split
 from .models import AutoEncoder, build_model
 from .runs import BETA, FRESH, Pair, Run, RunRecord
 from .session_state import Session
@@ -96,6 +97,8 @@ def add_pair_run(session: Session, settings: TrainSettings, split: data.Split, m
         raise InterruptedError("stopped before the first batch; nothing was kept")
     hd = {k: (h if isinstance(h, dict) else h.to_dict()) for k, h in hists.items()}
     dataset = {**split.describe(), "fingerprint": classroom.fingerprint(split)}  # to tell data apart later
+    if not split.spec.startswith(OPENMOJI):  # an upload: its name, not where the server keeps it (shown, downloaded)
+        dataset["spec"] = Path(split.spec).name
     tcfg = settings.train_config().to_dict()
     pair = Pair(models["ae"], models["vae"], "", tcfg, hd, dataset)
     record = RunRecord.of(kind, preset=settings.preset, image_size=settings.image_size, latent=pair.latent,

@@ -240,6 +240,13 @@ def test_training_on_an_uploaded_zip(app_module, tmp_path):
     assert "uploaded: shapes.zip" in steps[-1][0]
     _, _, table, _ = app_module.reconstruct("", 4, 0, False, req("z1"))
     assert set(table["label"]) <= {"discs", "squares"}
+    # The Models tab (and the checkpoints offered for download) name the upload, not where the
+    # server keeps it.
+    info = json.loads(app_module.describe_models(req("z1"))[3])
+    assert info["data"]["spec"] == "shapes.zip" and "/tmp" not in json.dumps(info) and str(tmp_path) not in json.dumps(info)
+    for f in steps[-1][4]:
+        if f.endswith(".json"):
+            assert "/tmp" not in open(f).read(), f
 
 
 @pytest.mark.parametrize("kw, message", [({"epochs": 0}, "epochs"), ({"seconds": 10_000}, "time cap"),
