@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import logging
 import os
@@ -77,6 +78,16 @@ def build_demo() -> gr.Blocks:
 FIRST_VIEWS = threading.Event()  # set when warm_first_views has ended (the tests wait on it)
 
 
+def stop_warming(stop: threading.Event, threads: list[threading.Thread], wait_s: float = 60.0) -> None:
+    """At exit, let the start-up work's threads end before the interpreter does: a process that
+    ended while one was inside torch aborted ("terminate called without an active exception",
+    exit code 134) after everything else had finished, e.g. a short test run."""
+    stop.set()
+    deadline = time.monotonic() + wait_s
+    for th in threads:
+        th.join(max(0.0, deadline - time.monotonic()))
+
+
 def first_view_handlers(demo: gr.Blocks) -> list:
     """The tabs' first-view events, the costly ones first (a page opened as the app answers asks
     for them within a second or two), then in the page's order."""
@@ -87,12 +98,14 @@ def first_view_handlers(demo: gr.Blocks) -> list:
     return sorted(opens, key=lambda fn: not marks(fn).get("costly"))
 
 
-def warm_first_views(demo: gr.Blocks) -> None:
+def warm_first_views(demo: gr.Blocks, stop: threading.Event | None = None) -> None:
     """What depends only on shipped files, computed at start in the background so the first
     visitor gets it from memory too: every tab's first view (the on_open handlers, with the
     page's default inputs, in each language), then every validation image through the default
     pair (any random draw of Reconstructions). Requests go first: this thread runs at a lower
-    priority and its model work takes compute slots like any request's."""
+    priority and its model work takes compute slots like any request's. `stop`: the server closes
+    (its files go): stop at the next step."""
+    stop = stop or threading.Event()
     log = logging.getLogger("aevae.app")
     with contextlib.suppress(OSError, AttributeError):  # Linux: the priority of this thread only
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
@@ -106,17 +119,22 @@ def warm_first_views(demo: gr.Blocks) -> None:
             request = gr.Request(session_hash=key, query_params={"lang": lang}, headers={})
             try:
                 for fn in opens:
+                    if stop.is_set():
+                        return
                     fn.fn(*[getattr(c, "value", None) for c in fn.inputs], request=request)
             finally:
                 store().drop(key)
         try:
-            images = analyses.warm_validation(store().get("aevae-warm"))
+            images = analyses.warm_validation(store().get("aevae-warm"), should_stop=stop.is_set)
         finally:
             store().drop("aevae-warm")
+        if stop.is_set():
+            return
         log.info("shipped answers ready: %d first views, %d validation images, %.0f s",
                  len(opens) * len(i18n.languages()), images, time.monotonic() - t0)
     except Exception:  # noqa: BLE001 - logged; the views are then computed on first use
-        log.exception("computing the shipped first views at start failed")
+        if not stop.is_set():  # closing removed the files it was writing: not a failure
+            log.exception("computing the shipped first views at start failed")
     finally:
         FIRST_VIEWS.set()
 
@@ -139,8 +157,19 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True,
     threading.Thread(target=sweep_files, args=(demo, *server_env.cache_sweep()), daemon=True, name="aevae-sweep").start()
     if server_env.train_workers():
         worker.POOL.warm()  # the first training need not wait for torch to load in a new process
-    threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm").start()
-    threading.Thread(target=warm_first_views, args=(demo,), daemon=True, name="aevae-first-views").start()
+    stop = threading.Event()
+    warming = [threading.Thread(target=warm_default_training, daemon=True, name="aevae-warm"),
+               threading.Thread(target=warm_first_views, args=(demo, stop), daemon=True, name="aevae-first-views")]
+    for th in warming:
+        th.start()
+    atexit.register(stop_warming, stop, warming)
+    close = demo.close
+
+    def closing(*args, **kwargs):  # the start-up work stops with the server (its files go with it)
+        stop.set()
+        return close(*args, **kwargs)
+
+    demo.close = closing
     # Each cheap event (an answer from memory, a shipped view, a small decode) has its own group of
     # CHEAP_CONCURRENCY, so a class's presses run side by side; the CPU-heavy parts inside them take
     # a compute slot (aevae.classroom.computing), uploads and reports their own group (ui/limits.py).

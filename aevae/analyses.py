@@ -145,16 +145,18 @@ class ImageScores:
 SHIPPED_IMAGES = ImageScores()
 
 
-def warm_validation(session: Session, lpips: bool = True, chunk: int = 30) -> int:
+def warm_validation(session: Session, lpips: bool = True, chunk: int = 30, should_stop=None) -> int:
     """Every validation image through the session's pair when it is shipped (server start, in the
     background), kept per image: any random draw of the shipped data is then answered from
-    memory. In chunks, each taking a compute slot, so requests are served in between.
-    Returns how many images were done."""
+    memory. In chunks, each taking a compute slot, so requests are served in between; should_stop
+    is asked between chunks. Returns how many images were done."""
     pair = session.pair()
     if shipped_key(session, pair) is None:
         return 0
     val = session.split(pair.image_size).val
     for i in range(0, len(val), chunk):
+        if should_stop is not None and should_stop():
+            return i
         SHIPPED_IMAGES.reconstruct(pair, val.subset(np.arange(i, min(i + chunk, len(val)))), lpips)
     return len(val)
 
