@@ -23,15 +23,24 @@ def photos(tmp_path_factory):
     return z
 
 
+DATA_NOTE = re.compile(r"^Your data: .*my_photos\.zip.* train / \d+ validation")
+
+
+def page_with_photos(context, server, photos):
+    """A new page of the app with the student's photos uploaded and described."""
+    page = context.new_page()
+    page.goto(server)
+    page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
+    page.locator("input[type=file]").first.set_input_files([str(photos)])
+    page.get_by_text(DATA_NOTE).wait_for(timeout=60_000)
+    return page
+
+
 def test_a_reload_mid_training_brings_back_the_upload_the_progress_and_the_run(browser, server, photos):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     try:
-        page = context.new_page()
-        page.goto(server)
-        page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
-        page.locator("input[type=file]").first.set_input_files([str(photos)])
-        data_note = re.compile(r"^Your data: .*my_photos\.zip.* train / \d+ validation")
-        page.get_by_text(data_note).wait_for(timeout=60_000)
+        page = page_with_photos(context, server, photos)
+        data_note = DATA_NOTE
         page.get_by_label("Image size (px, 32-128)").fill("32")
         page.get_by_label("Image size (px, 32-128)").press("Tab")
         page.get_by_label("Latent: vector (256) or spatial (256x8x8)").fill("16x4x4")
@@ -69,11 +78,7 @@ def test_a_reload_brings_back_a_students_beta_sweep_and_what_made_it(browser, se
     betas and epochs that made it (they went back to the defaults and the built-in sweep showed)."""
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     try:
-        page = context.new_page()
-        page.goto(server)
-        page.get_by_role("button", name="Train AE + VAE").wait_for(timeout=60_000)
-        page.locator("input[type=file]").first.set_input_files([str(photos)])
-        page.get_by_text(re.compile(r"^Your data: .*my_photos\.zip")).wait_for(timeout=60_000)
+        page = page_with_photos(context, server, photos)
         page.get_by_role("tab", name="Beta trade-off").click()
         page.get_by_label("Betas to train on your data").fill("0.5, 2")
         epochs = page.get_by_role("spinbutton", name="Epochs per beta")

@@ -199,12 +199,7 @@ def wire_reload(ctx) -> None:
     views = vars(ctx).get("reloaded", [])
     if not views or ctx.attached is None:
         return
-    again = _again(views)
-
-    def restored(request: gr.Request):
-        return again(request)
-
-    event = ctx.attached.then(restored, None, [o for _, outs in views for o in outs], queue=False,
+    event = ctx.attached.then(_again(views), None, [o for _, outs in views for o in outs], queue=False,
                               api_visibility="private", show_progress="hidden")
     if after := vars(ctx).get("after_reload"):
         run_after, after_in, after_out = _one_event(after)
